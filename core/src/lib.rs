@@ -1,0 +1,14 @@
+//! Shared domain of t2: what a job is and how it is named, configured, packaged and stored.
+//!
+//! # Layout
+//! - [`names`]: job-name sanitising and job IDs (DESIGN §6).
+//! - [`spec`]: the job spec (`job.yaml`), layered configuration and validation.
+//! - [`package`]: building deterministic job packages and unpacking untrusted ones safely.
+//! - [`jobdir`]: where a job lives under `$T2_HOME` and its on-disk record.
+//! - [`duration`]: human durations (`500ms`, `3s`) in YAML and on the command line.
+
+pub mod duration;
+pub mod jobdir;
+pub mod names;
+pub mod package;
+pub mod spec;

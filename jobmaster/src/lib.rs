@@ -1,0 +1,26 @@
+//! The t2 job master: one per job. It accepts worker agents over gRPC, tracks their state and
+//! liveness (heartbeats both ways), answers worker-list requests, runs barriers, pushes fault
+//! events, decides the job's state and reports it to watchers.
+//!
+//! # Layout
+//! - [`config`]: what the job master needs to know about its job.
+//! - [`server`]: `run(listener, config, shutdown)`, the entry point (binds nothing itself).
+//! - [`service`]: the tonic service: turns streams into events for the master.
+//! - [`master`]: the single task that owns all job state and handles every event in order.
+//! - [`registry`]: the workers, their states, restart counts and connections.
+//! - [`barrier`]: DEFAULT and INIT barriers with timeouts.
+//! - [`store`]: where durable job state is written (in memory here; ZooKeeper later).
+//! - [`error`]: the crate's errors.
+
+pub mod barrier;
+pub mod config;
+pub mod error;
+pub mod master;
+pub mod registry;
+pub mod server;
+pub mod service;
+pub mod store;
+
+pub use config::JobMasterConfig;
+pub use error::JobMasterError;
+pub use server::{run, JobOutcome};

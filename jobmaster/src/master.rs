@@ -1,0 +1,523 @@
+//! The master task: owns every piece of job state and handles events one at a time, so there
+//! are no locks and no races between registrations, failures, barriers and timeouts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use t2_proto::{
+    master_to_worker::Body, worker_to_master, AllJoined, BarrierOutcome, BarrierType, Heartbeat,
+    JobEnded, JobState, JobStatus, ListWorkersResult, RegisterParams, RegisterResult,
+    StateChangeAck, WorkerFailed, WorkerInfo, WorkerRestarted, WorkerState,
+};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+use tracing::{info, warn};
+
+use crate::barrier::{type_name, Barriers, Completion};
+use crate::registry::{Connection, Outbox, Registry, WorkerEntry};
+use crate::store::JobStateStore;
+use crate::JobMasterConfig;
+
+/// Where job status snapshots go.
+pub type WatchOutbox = mpsc::UnboundedSender<Result<JobStatus, Status>>;
+
+/// Everything that can happen to a job master.
+#[derive(Debug)]
+pub enum Event {
+    /// A worker's first message arrived on a new stream.
+    Register {
+        /// Its registration.
+        params: RegisterParams,
+        /// Where to send it messages.
+        outbox: Outbox,
+        /// The answer: its connection ID and registration result, or why it is refused.
+        reply: oneshot::Sender<Result<(u64, RegisterResult), Status>>,
+    },
+    /// A later message from a registered worker.
+    FromWorker {
+        /// Who sent it.
+        worker_id: u32,
+        /// On which stream.
+        conn: u64,
+        /// What it said.
+        body: worker_to_master::Body,
+    },
+    /// A worker's stream ended.
+    Disconnected {
+        /// Whose.
+        worker_id: u32,
+        /// Which stream.
+        conn: u64,
+        /// Why, when it broke rather than closed.
+        cause: String,
+    },
+    /// A client wants status updates.
+    Watch {
+        /// Where they go.
+        outbox: WatchOutbox,
+    },
+    /// A client kills the job.
+    Kill {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The final state of a job and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutcome {
+    /// COMPLETED, FAILED or KILLED.
+    pub state: JobState,
+    /// A readable reason (empty for COMPLETED).
+    pub reason: String,
+}
+
+/// The job master's state.
+pub struct Master {
+    cfg: JobMasterConfig,
+    store: Arc<dyn JobStateStore>,
+    registry: Registry,
+    barriers: Barriers,
+    state: JobState,
+    reason: String,
+    ever_all_joined: bool,
+    /// List requests waiting for all workers: worker ID → request IDs.
+    pending_lists: BTreeMap<u32, Vec<u64>>,
+    watchers: Vec<WatchOutbox>,
+    started: Instant,
+    /// Failed workers and when they must be back by.
+    rejoin_deadlines: BTreeMap<u32, Instant>,
+    last_heartbeat: Instant,
+    /// Workers that registered and have not been sent the full list since.
+    awaiting_list: std::collections::BTreeSet<u32>,
+    next_conn: u64,
+    heartbeat_seq: u64,
+}
+
+impl Master {
+    /// A master for a job that is starting.
+    pub fn new(cfg: JobMasterConfig, store: Arc<dyn JobStateStore>) -> Self {
+        let now = Instant::now();
+        Self {
+            cfg,
+            store,
+            registry: Registry::default(),
+            barriers: Barriers::default(),
+            state: JobState::Starting,
+            reason: String::new(),
+            ever_all_joined: false,
+            pending_lists: BTreeMap::new(),
+            watchers: Vec::new(),
+            started: now,
+            rejoin_deadlines: BTreeMap::new(),
+            last_heartbeat: now,
+            awaiting_list: std::collections::BTreeSet::new(),
+            next_conn: 1,
+            heartbeat_seq: 0,
+        }
+    }
+
+    /// Handles events until the job ends; returns how it ended.
+    pub async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) -> JobOutcome {
+        let tick_every = (self.cfg.heartbeat_interval / 2)
+            .clamp(std::time::Duration::from_millis(20), std::time::Duration::from_millis(200));
+        let mut tick = tokio::time::interval(tick_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.persist_job().await;
+        while !is_final(self.state) {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(ev) => self.handle(ev).await,
+                    None => self.end(JobState::JobFailed, "job master lost its event channel".into()).await,
+                },
+                _ = tick.tick() => self.on_tick().await,
+            }
+        }
+        JobOutcome { state: self.state, reason: self.reason.clone() }
+    }
+
+    async fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Register { params, outbox, reply } => {
+                let result = self.register(params, outbox).await;
+                let _ = reply.send(result);
+                self.after_join().await;
+            }
+            Event::FromWorker { worker_id, conn, body } => {
+                if self.is_current(worker_id, conn) {
+                    if let Some(e) = self.registry.get_mut(worker_id) {
+                        e.last_seen = Instant::now();
+                    }
+                    self.on_message(worker_id, body).await;
+                }
+            }
+            Event::Disconnected { worker_id, conn, cause } => {
+                if self.is_current(worker_id, conn) {
+                    self.on_disconnect(worker_id, cause).await;
+                }
+            }
+            Event::Watch { outbox } => {
+                let _ = outbox.send(Ok(self.status()));
+                self.watchers.push(outbox);
+            }
+            Event::Kill { reason } => {
+                info!(job_id = %self.cfg.job_id, %reason, "job killed");
+                self.end(JobState::JobKilled, reason).await;
+            }
+        }
+    }
+
+    fn is_current(&self, id: u32, conn: u64) -> bool {
+        self.registry.get(id).and_then(|e| e.conn.as_ref()).is_some_and(|c| c.id == conn)
+    }
+
+    async fn register(
+        &mut self,
+        params: RegisterParams,
+        outbox: Outbox,
+    ) -> Result<(u64, RegisterResult), Status> {
+        let mut info = params.info.clone().unwrap_or_default();
+        let id = info.worker_id;
+        if params.job_id != self.cfg.job_id {
+            return Err(Status::failed_precondition(format!(
+                "worker {id} belongs to job '{}', this job master serves '{}'",
+                params.job_id, self.cfg.job_id
+            )));
+        }
+        if id >= self.cfg.num_workers {
+            return Err(Status::invalid_argument(format!(
+                "worker ID {id} is out of range: the job has {} workers (0..{})",
+                self.cfg.num_workers,
+                self.cfg.num_workers.saturating_sub(1)
+            )));
+        }
+        if is_final(self.state) {
+            return Err(Status::failed_precondition(format!(
+                "job {} has already ended ({})",
+                self.cfg.job_id,
+                state_name(self.state)
+            )));
+        }
+        if let Some(existing) = self.registry.get(id) {
+            if existing.conn.is_some() && info.restart_count <= existing.info.restart_count {
+                return Err(Status::already_exists(format!(
+                    "worker {id} is already registered (restart count {}); a restarted worker must carry a higher restart count",
+                    existing.info.restart_count
+                )));
+            }
+        }
+        let restarted = info.restart_count > 0
+            || self.registry.get(id).is_some_and(|e| e.state() == WorkerState::Failed);
+        info.set_state(if restarted { WorkerState::Restarted } else { WorkerState::Started });
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        if let Err(e) = self.store.put_worker(&info).await {
+            return Err(Status::unavailable(format!("job state store failed: {e}")));
+        }
+        self.registry.insert(WorkerEntry {
+            info: info.clone(),
+            conn: Some(Connection { id: conn, outbox }),
+            last_seen: Instant::now(),
+            exit_code: None,
+        });
+        self.rejoin_deadlines.remove(&id);
+        self.awaiting_list.insert(id);
+        if restarted {
+            info!(job_id = %self.cfg.job_id, worker_id = id, restart_count = info.restart_count, "worker rejoined after a restart");
+            self.registry.broadcast(&Body::WorkerRestarted(WorkerRestarted { info: Some(info.clone()) }), Some(id));
+        } else {
+            info!(job_id = %self.cfg.job_id, worker_id = id, host = %info.host, port = info.port, "worker registered");
+        }
+        self.notify_watchers();
+        Ok((
+            conn,
+            RegisterResult {
+                num_workers: self.cfg.num_workers,
+                restart_count: info.restart_count,
+                heartbeat_interval_ms: self.cfg.heartbeat_interval.as_millis() as u64,
+                heartbeat_timeout_ms: self.cfg.heartbeat_timeout.as_millis() as u64,
+            },
+        ))
+    }
+
+    /// After any registration: answers waiting list requests and pushes AllJoined.
+    async fn after_join(&mut self) {
+        if !self.registry.all_joined(self.cfg.num_workers) {
+            return;
+        }
+        let list = self.registry.worker_list();
+        if !self.ever_all_joined {
+            self.ever_all_joined = true;
+            info!(job_id = %self.cfg.job_id, workers = self.cfg.num_workers, "all workers joined");
+            self.set_state(JobState::Running, String::new()).await;
+        }
+        for id in std::mem::take(&mut self.awaiting_list) {
+            self.registry.send(id, Body::AllJoined(AllJoined { workers: list.clone() }));
+        }
+        for (id, requests) in std::mem::take(&mut self.pending_lists) {
+            for request_id in requests {
+                self.registry.send(
+                    id,
+                    Body::Workers(ListWorkersResult { request_id, workers: list.clone() }),
+                );
+            }
+        }
+    }
+
+    async fn on_message(&mut self, id: u32, body: worker_to_master::Body) {
+        use worker_to_master::Body as W;
+        match body {
+            W::Register(_) => {
+                warn!(job_id = %self.cfg.job_id, worker_id = id, "duplicate registration on an open stream ignored");
+            }
+            W::Heartbeat(_) => {}
+            W::StateChange(change) => self.on_state_change(id, change).await,
+            W::ListWorkers(req) => {
+                if req.wait_for_all && !self.registry.all_joined(self.cfg.num_workers) {
+                    self.pending_lists.entry(id).or_default().push(req.request_id);
+                } else {
+                    let workers = self.registry.worker_list();
+                    self.registry.send(
+                        id,
+                        Body::Workers(ListWorkersResult { request_id: req.request_id, workers }),
+                    );
+                }
+            }
+            W::Barrier(req) => {
+                let t = req.barrier_type();
+                let timeout = if req.timeout_ms > 0 {
+                    std::time::Duration::from_millis(req.timeout_ms)
+                } else if t == BarrierType::Init {
+                    self.cfg.init_barrier_timeout
+                } else {
+                    self.cfg.barrier_timeout
+                };
+                let n = self.cfg.num_workers;
+                if let Some(done) =
+                    self.barriers.arrive(t, id, req.request_id, timeout, n, Instant::now())
+                {
+                    self.complete_barrier(done);
+                }
+            }
+            W::Message(msg) => {
+                // Messages from user code are relayed to every other worker and to watchers' logs.
+                info!(job_id = %self.cfg.job_id, worker_id = id, bytes = msg.payload.len(), "user message relayed");
+                self.registry.broadcast(&Body::Message(msg), Some(id));
+            }
+        }
+    }
+
+    fn complete_barrier(&self, done: Completion) {
+        if done.result != t2_proto::BarrierResult::Success {
+            warn!(job_id = %self.cfg.job_id, barrier = type_name(done.barrier_type), reason = %done.reason, "barrier did not succeed");
+        }
+        for (worker, request_id) in &done.waiters {
+            self.registry.send(
+                *worker,
+                Body::Barrier(BarrierOutcome {
+                    request_id: *request_id,
+                    barrier_type: done.barrier_type as i32,
+                    result: done.result as i32,
+                    reason: done.reason.clone(),
+                }),
+            );
+        }
+    }
+
+    async fn on_state_change(&mut self, id: u32, change: t2_proto::StateChangeParams) {
+        let state = change.state();
+        self.registry.send(id, Body::StateAck(StateChangeAck { state: state as i32 }));
+        match state {
+            WorkerState::Completed => {
+                let Some(e) = self.registry.get_mut(id) else { return };
+                e.info.set_state(WorkerState::Completed);
+                e.exit_code = Some(0);
+                let info = e.info.clone();
+                info!(job_id = %self.cfg.job_id, worker_id = id, "worker completed");
+                self.persist_worker(&info).await;
+                self.notify_watchers();
+                let n = self.cfg.num_workers;
+                let all_done = (0..n).all(|i| {
+                    self.registry.get(i).is_some_and(|e| e.state() == WorkerState::Completed)
+                });
+                if all_done {
+                    self.end(JobState::JobCompleted, String::new()).await;
+                }
+            }
+            WorkerState::Failed | WorkerState::FullyFailed => {
+                let reason = if change.reason.is_empty() {
+                    format!("worker {id} exited with code {}", change.exit_code)
+                } else {
+                    change.reason.clone()
+                };
+                if let Some(e) = self.registry.get_mut(id) {
+                    e.exit_code = Some(change.exit_code);
+                    // The stream that follows closes normally; it is not a second failure.
+                    e.conn = None;
+                }
+                self.worker_failed(id, reason).await;
+            }
+            WorkerState::Killed => {
+                if let Some(e) = self.registry.get_mut(id) {
+                    e.info.set_state(WorkerState::Killed);
+                    e.conn = None;
+                }
+                self.worker_failed(id, format!("worker {id} was killed")).await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_disconnect(&mut self, id: u32, cause: String) {
+        let Some(e) = self.registry.get_mut(id) else { return };
+        e.conn = None;
+        if e.state() == WorkerState::Completed {
+            return;
+        }
+        warn!(job_id = %self.cfg.job_id, worker_id = id, %cause, "worker lost");
+        self.worker_failed(id, format!("worker {id} lost: {cause}")).await;
+    }
+
+    /// A worker failed: restart it (by waiting for its supervisor) or fail the job.
+    async fn worker_failed(&mut self, id: u32, reason: String) {
+        let Some(e) = self.registry.get_mut(id) else { return };
+        let restarts = e.info.restart_count;
+        let out_of_restarts = restarts >= self.cfg.max_restarts;
+        e.info.set_state(if out_of_restarts { WorkerState::FullyFailed } else { WorkerState::Failed });
+        e.conn = None;
+        let info = e.info.clone();
+        self.persist_worker(&info).await;
+        if let Some(done) = self.barriers.worker_failed(id, &reason) {
+            self.complete_barrier(done);
+        }
+        if out_of_restarts {
+            let why = format!(
+                "{reason}; restarted {restarts} time(s), max_restarts = {}",
+                self.cfg.max_restarts
+            );
+            warn!(job_id = %self.cfg.job_id, worker_id = id, reason = %why, "worker fully failed");
+            self.end(JobState::JobFailed, why).await;
+            return;
+        }
+        warn!(job_id = %self.cfg.job_id, worker_id = id, %reason, restart_count = restarts, "worker failed; waiting for its restart");
+        self.rejoin_deadlines.insert(id, Instant::now() + self.cfg.join_timeout);
+        self.registry.broadcast(&Body::WorkerFailed(WorkerFailed { worker_id: id, reason }), Some(id));
+        self.notify_watchers();
+    }
+
+    async fn on_tick(&mut self) {
+        let now = Instant::now();
+        // Heartbeats out.
+        if now.duration_since(self.last_heartbeat) >= self.cfg.heartbeat_interval {
+            self.last_heartbeat = now;
+            self.heartbeat_seq += 1;
+            self.registry.broadcast(&Body::Heartbeat(Heartbeat { seq: self.heartbeat_seq }), None);
+        }
+        // Silent workers.
+        let silent: Vec<u32> = self
+            .registry
+            .iter()
+            .filter(|e| e.conn.is_some() && now.duration_since(e.last_seen) > self.cfg.heartbeat_timeout)
+            .map(|e| e.info.worker_id)
+            .collect();
+        for id in silent {
+            let cause = format!("no heartbeat for {:?}", self.cfg.heartbeat_timeout);
+            if let Some(e) = self.registry.get(id) {
+                if let Some(c) = &e.conn {
+                    let _ = c.outbox.send(Err(Status::deadline_exceeded(cause.clone())));
+                }
+            }
+            self.on_disconnect(id, cause).await;
+            if is_final(self.state) {
+                return;
+            }
+        }
+        for done in self.barriers.expire(self.cfg.num_workers, now) {
+            self.complete_barrier(done);
+        }
+        // Join and rejoin deadlines.
+        if !self.ever_all_joined && now.duration_since(self.started) > self.cfg.join_timeout {
+            let missing = self.registry.missing(self.cfg.num_workers);
+            let why = format!(
+                "only {} of {} workers joined within {:?}; missing worker(s) {:?}",
+                self.registry.joined(),
+                self.cfg.num_workers,
+                self.cfg.join_timeout,
+                missing
+            );
+            self.end(JobState::JobFailed, why).await;
+            return;
+        }
+        let late: Option<u32> =
+            self.rejoin_deadlines.iter().find(|(_, d)| now > **d).map(|(id, _)| *id);
+        if let Some(id) = late {
+            let why = format!("worker {id} failed and did not rejoin within {:?}", self.cfg.join_timeout);
+            self.end(JobState::JobFailed, why).await;
+        }
+    }
+
+    async fn set_state(&mut self, state: JobState, reason: String) {
+        self.state = state;
+        self.reason = reason;
+        self.persist_job().await;
+        self.notify_watchers();
+    }
+
+    /// Ends the job: answers everyone, tells workers and watchers.
+    async fn end(&mut self, state: JobState, reason: String) {
+        if is_final(self.state) {
+            return;
+        }
+        info!(job_id = %self.cfg.job_id, state = state_name(state), %reason, "job ended");
+        for done in self.barriers.abort_all(&format!("job ended: {}", state_name(state))) {
+            self.complete_barrier(done);
+        }
+        self.set_state(state, reason.clone()).await;
+        self.registry.broadcast(&Body::JobEnded(JobEnded { state: state as i32, reason }), None);
+    }
+
+    async fn persist_job(&self) {
+        if let Err(e) = self.store.put_job_state(self.state, &self.reason).await {
+            warn!(job_id = %self.cfg.job_id, error = %e, "could not record the job state");
+        }
+    }
+
+    async fn persist_worker(&self, info: &WorkerInfo) {
+        if let Err(e) = self.store.put_worker(info).await {
+            warn!(job_id = %self.cfg.job_id, worker_id = info.worker_id, error = %e, "could not record the worker");
+        }
+    }
+
+    fn status(&self) -> JobStatus {
+        JobStatus {
+            job_id: self.cfg.job_id.clone(),
+            state: self.state as i32,
+            reason: self.reason.clone(),
+            num_workers: self.cfg.num_workers,
+            joined: self.registry.joined(),
+            workers: self.registry.worker_list(),
+        }
+    }
+
+    fn notify_watchers(&mut self) {
+        let status = self.status();
+        self.watchers.retain(|w| w.send(Ok(status.clone())).is_ok());
+    }
+}
+
+/// COMPLETED, FAILED or KILLED.
+pub fn is_final(s: JobState) -> bool {
+    matches!(s, JobState::JobCompleted | JobState::JobFailed | JobState::JobKilled)
+}
+
+/// The name users see: `COMPLETED`, not `JOB_COMPLETED`.
+pub fn state_name(s: JobState) -> &'static str {
+    match s {
+        JobState::Unspecified | JobState::Starting => "STARTING",
+        JobState::Running => "RUNNING",
+        JobState::JobCompleted => "COMPLETED",
+        JobState::JobFailed => "FAILED",
+        JobState::JobKilled => "KILLED",
+    }
+}

@@ -1,0 +1,68 @@
+//! Running a job master: serve gRPC on a given listener until the job ends or `shutdown` fires.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use t2_proto::job_master_server::JobMasterServer;
+use t2_proto::JobState;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::info;
+
+use crate::master::{Event, Master};
+use crate::service::JobMasterService;
+use crate::store::{JobStateStore, MemoryStore};
+use crate::{JobMasterConfig, JobMasterError};
+
+pub use crate::master::JobOutcome;
+
+/// Serves the job on `listener` until it ends (returns its outcome) or `shutdown` completes
+/// (the job is then KILLED with reason "job master shut down").
+pub async fn run(
+    listener: TcpListener,
+    cfg: JobMasterConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<JobOutcome, JobMasterError> {
+    run_with_store(listener, cfg, Arc::new(MemoryStore::default()), shutdown).await
+}
+
+/// [`run`] with a given state store.
+pub async fn run_with_store(
+    listener: TcpListener,
+    cfg: JobMasterConfig,
+    store: Arc<dyn JobStateStore>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<JobOutcome, JobMasterError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let service = JobMasterService::new(tx.clone(), &cfg.job_id, &cfg.token);
+    let grace = cfg.end_grace;
+    let job_id = cfg.job_id.clone();
+    let master = tokio::spawn(Master::new(cfg, store).run(rx));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(JobMasterServer::new(service))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stop_rx.await;
+            }),
+    );
+    tokio::pin!(shutdown);
+    let mut master = master;
+    let outcome = tokio::select! {
+        out = &mut master => out.map_err(|_| JobMasterError::Stopped)?,
+        _ = &mut shutdown => {
+            let _ = tx.send(Event::Kill { reason: "job master shut down".into() });
+            (&mut master).await.map_err(|_| JobMasterError::Stopped)?
+        }
+    };
+    info!(%job_id, state = ?JobState::try_from(outcome.state as i32).ok(), "job master stopping");
+    // Let the final messages reach workers and watchers, then stop serving.
+    tokio::time::sleep(grace).await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(std::time::Duration::from_secs(2), server).await {
+        Ok(Ok(Err(e))) => Err(e.into()),
+        _ => Ok(outcome),
+    }
+}

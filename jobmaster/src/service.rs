@@ -1,0 +1,140 @@
+//! The tonic service: each worker stream becomes a registration event, then message events,
+//! then one disconnect event; clients get status streams and can kill the job.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use t2_proto::job_master_server::JobMaster;
+use t2_proto::{
+    master_to_worker::Body, worker_to_master, JobStatus, KillParams, KillResult, MasterToWorker,
+    WatchParams, WorkerToMaster, PROTOCOL_VERSION,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info_span, warn, Instrument};
+
+use crate::master::Event;
+
+/// How long a new stream may take to send its registration.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The gRPC face of the job master.
+#[derive(Debug, Clone)]
+pub struct JobMasterService {
+    events: mpsc::UnboundedSender<Event>,
+    job_id: String,
+    token: String,
+}
+
+impl JobMasterService {
+    /// A service feeding `events`; `token` authenticates workers and clients.
+    pub fn new(events: mpsc::UnboundedSender<Event>, job_id: &str, token: &str) -> Self {
+        Self { events, job_id: job_id.into(), token: token.into() }
+    }
+
+    fn check_token(&self, given: &str, who: &str) -> Result<(), Status> {
+        // Constant-time enough for our purposes: compare full strings only after lengths.
+        if given.len() == self.token.len()
+            && given.bytes().zip(self.token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated(format!(
+                "{who} presented a wrong job token for job '{}'",
+                self.job_id
+            )))
+        }
+    }
+
+    fn send(&self, ev: Event) -> Result<(), Status> {
+        self.events.send(ev).map_err(|_| Status::unavailable("the job has ended"))
+    }
+}
+
+type OutStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl JobMaster for JobMasterService {
+    type AttachStream = OutStream<MasterToWorker>;
+    type WatchStream = OutStream<JobStatus>;
+
+    async fn attach(
+        &self,
+        request: Request<Streaming<WorkerToMaster>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(REGISTER_TIMEOUT, inbound.next())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no registration within 10s of connecting"))?;
+        let params = match first {
+            Some(Ok(WorkerToMaster { body: Some(worker_to_master::Body::Register(p)) })) => p,
+            Some(Ok(_)) => {
+                return Err(Status::failed_precondition(
+                    "the first message on a worker stream must be a registration",
+                ))
+            }
+            Some(Err(e)) => return Err(e),
+            None => return Err(Status::cancelled("stream closed before registration")),
+        };
+        let worker_id = params.info.as_ref().map(|i| i.worker_id).unwrap_or_default();
+        if params.protocol_version != PROTOCOL_VERSION {
+            return Err(Status::failed_precondition(format!(
+                "worker {worker_id} speaks protocol version {}, this job master speaks {PROTOCOL_VERSION}; run the same t2 version everywhere",
+                params.protocol_version
+            )));
+        }
+        self.check_token(&params.token, &format!("worker {worker_id}"))?;
+
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.send(Event::Register { params, outbox: out_tx.clone(), reply: reply_tx })?;
+        let (conn, registered) =
+            reply_rx.await.map_err(|_| Status::unavailable("the job has ended"))??;
+        let _ = out_tx.send(Ok(MasterToWorker { body: Some(Body::Registered(registered)) }));
+        drop(out_tx);
+
+        let events = self.events.clone();
+        let span = info_span!("worker_stream", job_id = %self.job_id, worker_id, conn);
+        tokio::spawn(
+            async move {
+                let cause = loop {
+                    match inbound.next().await {
+                        Some(Ok(WorkerToMaster { body: Some(body) })) => {
+                            if events.send(Event::FromWorker { worker_id, conn, body }).is_err() {
+                                return;
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => break format!("stream broke: {}", e.message()),
+                        None => break "stream closed".to_string(),
+                    }
+                };
+                if events.send(Event::Disconnected { worker_id, conn, cause }).is_err() {
+                    warn!("job master gone before the disconnect was handled");
+                }
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(out_rx))))
+    }
+
+    async fn watch(
+        &self,
+        request: Request<WatchParams>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        self.check_token(&request.get_ref().token, "a watcher")?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.send(Event::Watch { outbox: tx })?;
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+
+    async fn kill(&self, request: Request<KillParams>) -> Result<Response<KillResult>, Status> {
+        let params = request.into_inner();
+        self.check_token(&params.token, "a kill request")?;
+        let reason = if params.reason.is_empty() { "killed by user".into() } else { params.reason };
+        self.send(Event::Kill { reason })?;
+        Ok(Response::new(KillResult {}))
+    }
+}

@@ -1,0 +1,59 @@
+//! Durable job state behind a trait: the master writes every change that matters here before
+//! acting on it. [`MemoryStore`] keeps it in memory (no fault tolerance); a ZooKeeper store can
+//! implement the same trait.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use t2_proto::{JobState, WorkerInfo};
+use thiserror::Error;
+
+/// A store failure.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+/// What a job master persists.
+#[async_trait]
+pub trait JobStateStore: Send + Sync + 'static {
+    /// Records the job state and its reason.
+    async fn put_job_state(&self, state: JobState, reason: &str) -> Result<(), StoreError>;
+    /// Records a worker's info (including its state and restart count).
+    async fn put_worker(&self, info: &WorkerInfo) -> Result<(), StoreError>;
+    /// Every worker recorded so far (used by a restarted job master).
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError>;
+    /// The recorded job state, if any.
+    async fn job_state(&self) -> Result<Option<(JobState, String)>, StoreError>;
+}
+
+/// In-memory store: lives as long as the job master process.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    job: Mutex<Option<(JobState, String)>>,
+    workers: Mutex<BTreeMap<u32, WorkerInfo>>,
+}
+
+#[async_trait]
+impl JobStateStore for MemoryStore {
+    async fn put_job_state(&self, state: JobState, reason: &str) -> Result<(), StoreError> {
+        *self.job.lock().map_err(|e| StoreError(e.to_string()))? = Some((state, reason.into()));
+        Ok(())
+    }
+
+    async fn put_worker(&self, info: &WorkerInfo) -> Result<(), StoreError> {
+        self.workers
+            .lock()
+            .map_err(|e| StoreError(e.to_string()))?
+            .insert(info.worker_id, info.clone());
+        Ok(())
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
+        Ok(self.workers.lock().map_err(|e| StoreError(e.to_string()))?.values().cloned().collect())
+    }
+
+    async fn job_state(&self) -> Result<Option<(JobState, String)>, StoreError> {
+        Ok(self.job.lock().map_err(|e| StoreError(e.to_string()))?.clone())
+    }
+}

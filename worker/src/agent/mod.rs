@@ -1,0 +1,279 @@
+//! The worker agent: unpacks the package, registers with the job master, heartbeats, starts
+//! the user program once all workers have joined, serves the local API, forwards SIGTERM and
+//! reports how the program ended.
+
+pub mod link;
+pub mod program;
+pub mod socket;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use t2_core::package::{unpack_package, UnpackLimits};
+use t2_core::spec::JobSpec;
+use t2_proto::{NodeInfo, RegisterParams, WorkerInfo, WorkerState, PROTOCOL_VERSION};
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::env;
+use crate::local_api::{Identity, WorkerEntry};
+use link::{Link, Pushed};
+
+/// Why an agent could not do its job; each displays as one readable line.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    /// The package could not be unpacked.
+    #[error("{0}")]
+    Package(#[from] t2_core::package::PackageError),
+    /// The job master refused this worker (final).
+    #[error("{0}")]
+    Refused(String),
+    /// The job master could not be reached or was lost.
+    #[error("{0}")]
+    JobMaster(String),
+    /// The user program could not be started.
+    #[error("{0}")]
+    Program(String),
+    /// Local I/O.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Everything an agent needs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The job.
+    pub job_id: String,
+    /// This worker's ID.
+    pub worker_id: u32,
+    /// Restarts so far.
+    pub restart_count: u32,
+    /// Job master address, `http://host:port`.
+    pub job_master: String,
+    /// The job token.
+    pub token: String,
+    /// The package file.
+    pub package: PathBuf,
+    /// Its expected sha256.
+    pub package_sha256: Option<String>,
+    /// Where the package is unpacked; the program's working directory.
+    pub work_dir: PathBuf,
+    /// Where the agent's socket and worker-list file go.
+    pub run_dir: PathBuf,
+    /// The merged job spec.
+    pub spec: JobSpec,
+    /// This worker's address as others see it.
+    pub host: String,
+    /// Node, rack and datacenter.
+    pub node: NodeInfo,
+    /// How long to keep trying to reach the job master.
+    pub connect_timeout: Duration,
+    /// SIGTERM-to-SIGKILL grace for the user program.
+    pub term_grace: Duration,
+}
+
+/// How an agent ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentExit {
+    /// The program exited 0 and the job master knows.
+    Completed,
+    /// The program failed.
+    Failed {
+        /// Its exit code (128+signal when killed by a signal).
+        code: i32,
+        /// A readable description.
+        reason: String,
+    },
+    /// The job ended while the program ran (it was stopped).
+    JobEnded {
+        /// Why.
+        reason: String,
+    },
+    /// The agent was told to stop (SIGTERM).
+    Killed,
+}
+
+impl AgentExit {
+    /// The agent's process exit code: 0 completed or job over, 1 failed, 143 killed.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Completed | Self::JobEnded { .. } => 0,
+            Self::Failed { .. } => 1,
+            Self::Killed => 143,
+        }
+    }
+}
+
+/// The socket path: inside `run_dir` when short enough for a Unix socket, else a short
+/// per-worker name in the system temp directory.
+fn socket_path(cfg: &AgentConfig) -> PathBuf {
+    let p = cfg.run_dir.join("agent.sock");
+    if p.as_os_str().len() < 100 {
+        p
+    } else {
+        std::env::temp_dir().join(format!("t2-{}-{}.sock", cfg.job_id, cfg.worker_id))
+    }
+}
+
+fn free_port(host: &str) -> Result<u16, AgentError> {
+    let l = std::net::TcpListener::bind((host, 0)).map_err(|source| AgentError::Io {
+        what: format!("cannot reserve a worker port on {host}"),
+        source,
+    })?;
+    l.local_addr().map(|a| a.port()).map_err(|source| AgentError::Io {
+        what: "cannot read the reserved port".into(),
+        source,
+    })
+}
+
+/// Runs the agent until the program ends, the job ends or `shutdown` fires.
+pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<AgentExit, AgentError> {
+    let io = |what: String| move |source| AgentError::Io { what, source };
+    // A fresh copy of the package on every (re)start, like a fresh container.
+    if cfg.work_dir.exists() {
+        std::fs::remove_dir_all(&cfg.work_dir).map_err(io(format!("cannot clean {}", cfg.work_dir.display())))?;
+    }
+    let limits = UnpackLimits {
+        max_package_bytes: cfg.spec.max_package_bytes,
+        max_unpacked_bytes: cfg.spec.max_package_bytes.saturating_mul(4),
+        ..UnpackLimits::default()
+    };
+    unpack_package(&cfg.package, &cfg.work_dir, cfg.package_sha256.as_deref(), &limits)?;
+    std::fs::create_dir_all(&cfg.run_dir).map_err(io(format!("cannot create {}", cfg.run_dir.display())))?;
+
+    let port = free_port(&cfg.host)?;
+    let info = WorkerInfo {
+        worker_id: cfg.worker_id,
+        host: cfg.host.clone(),
+        port: port as u32,
+        node: Some(cfg.node.clone()),
+        restart_count: cfg.restart_count,
+        state: WorkerState::Started as i32,
+    };
+    let params = RegisterParams {
+        job_id: cfg.job_id.clone(),
+        token: cfg.token.clone(),
+        protocol_version: PROTOCOL_VERSION,
+        info: Some(info),
+    };
+    let link = Link::connect(&cfg.job_master, params, cfg.connect_timeout).await?;
+    info!(job_id = %cfg.job_id, worker_id = cfg.worker_id, restart_count = cfg.restart_count, "registered with the job master");
+
+    let sock = socket_path(&cfg);
+    let served = socket::Served {
+        link: link.clone(),
+        identity: Identity {
+            job_id: cfg.job_id.clone(),
+            worker_id: cfg.worker_id,
+            num_workers: cfg.spec.workers,
+            restart_count: cfg.restart_count,
+        },
+        barrier_timeouts: (cfg.spec.barrier_timeout, cfg.spec.init_barrier_timeout),
+        join_timeout: cfg.spec.join_timeout,
+    };
+    let server = socket::serve(&sock, served).map_err(io(format!("cannot serve {}", sock.display())))?;
+    let result = supervise(&cfg, &link, port, &sock, shutdown).await;
+    server.abort();
+    let _ = std::fs::remove_file(&sock);
+    result
+}
+
+async fn supervise(
+    cfg: &AgentConfig,
+    link: &Link,
+    port: u16,
+    sock: &std::path::Path,
+    shutdown: impl Future<Output = ()>,
+) -> Result<AgentExit, AgentError> {
+    tokio::pin!(shutdown);
+    let mut events = link.events.subscribe();
+    let mut closed = link.closed.clone();
+    // Wait for everyone before starting the program.
+    let mut workers_rx = link.workers.clone();
+    let workers = tokio::select! {
+        w = tokio::time::timeout(cfg.spec.join_timeout, workers_rx.wait_for(|w| w.is_some())) => match w {
+            Ok(Ok(w)) => w.clone().unwrap_or_default(),
+            Ok(Err(_)) => return Err(AgentError::JobMaster("the job master link closed before all workers joined".into())),
+            Err(_) => return Err(AgentError::JobMaster(format!("not all workers joined within {:?}", cfg.spec.join_timeout))),
+        },
+        why = link::closed_reason(&mut closed) => {
+            return match why.strip_prefix("job ended: ") {
+                Some(r) => Ok(AgentExit::JobEnded { reason: r.to_string() }),
+                None => Err(AgentError::JobMaster(format!("lost the job master before starting: {why}"))),
+            };
+        }
+        _ = &mut shutdown => return Ok(AgentExit::Killed),
+    };
+    let workers_file = cfg.run_dir.join("workers.json");
+    let entries: Vec<WorkerEntry> = workers.iter().map(|w| {
+        let n = w.node.clone().unwrap_or_default();
+        WorkerEntry { id: w.worker_id, host: w.host.clone(), port: w.port, node: n.node_ip, rack: n.rack, datacenter: n.datacenter, restart_count: w.restart_count }
+    }).collect();
+    let text = serde_json::to_string_pretty(&entries).unwrap_or_else(|_| "[]".into());
+    std::fs::write(&workers_file, text).map_err(|source| AgentError::Io { what: format!("cannot write {}", workers_file.display()), source })?;
+
+    let mut env: BTreeMap<String, String> = cfg.spec.env.clone();
+    let ours = [
+        (env::JOB_ID, cfg.job_id.clone()),
+        (env::WORKER_ID, cfg.worker_id.to_string()),
+        (env::NUM_WORKERS, cfg.spec.workers.to_string()),
+        (env::RESTART_COUNT, cfg.restart_count.to_string()),
+        (env::WORKER_PORT, port.to_string()),
+        (env::WORKER_HOST, cfg.host.clone()),
+        (env::JOB_MASTER, cfg.job_master.clone()),
+        (env::WORKERS_FILE, workers_file.display().to_string()),
+        (env::AGENT_SOCKET, sock.display().to_string()),
+        (env::CONFIG, serde_json::to_string(&cfg.spec.config).unwrap_or_else(|_| "{}".into())),
+        (env::WORK_DIR, cfg.work_dir.display().to_string()),
+    ];
+    for (k, v) in ours {
+        env.insert(k.to_string(), v);
+    }
+    let mut command = cfg.spec.command.clone();
+    command.extend(cfg.spec.args.iter().cloned());
+    let mut child = program::start(&command, &cfg.work_dir, &env)?;
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                let status = status.map_err(|source| AgentError::Io { what: "cannot wait for the program".into(), source })?;
+                let (code, how) = program::describe(&status);
+                return Ok(if status.success() {
+                    if !link.report(WorkerState::Completed, 0, String::new(), Duration::from_secs(5)).await {
+                        warn!("the job master did not acknowledge completion");
+                    }
+                    AgentExit::Completed
+                } else {
+                    let reason = format!("worker {} {how}", cfg.worker_id);
+                    link.report(WorkerState::Failed, code, reason.clone(), Duration::from_secs(2)).await;
+                    AgentExit::Failed { code, reason }
+                });
+            }
+            ev = events.recv() => {
+                if let Ok(Pushed::JobEnded(e)) = ev {
+                    program::terminate(&mut child, cfg.term_grace).await;
+                    return Ok(AgentExit::JobEnded { reason: e.reason });
+                }
+            }
+            why = link::closed_reason(&mut closed) => {
+                program::terminate(&mut child, cfg.term_grace).await;
+                if let Some(r) = why.strip_prefix("job ended: ") {
+                    return Ok(AgentExit::JobEnded { reason: r.to_string() });
+                }
+                return Err(AgentError::JobMaster(format!("lost the job master at {}: {why}", cfg.job_master)));
+            }
+            _ = &mut shutdown => {
+                program::terminate(&mut child, cfg.term_grace).await;
+                link.report(WorkerState::Killed, 143, format!("worker {} was stopped", cfg.worker_id), Duration::from_secs(1)).await;
+                return Ok(AgentExit::Killed);
+            }
+        }
+    }
+}

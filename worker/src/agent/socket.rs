@@ -1,0 +1,150 @@
+//! The agent's Unix socket: serves the local API (see [`crate::local_api`]) by forwarding each
+//! request to the job master link.
+
+use std::path::Path;
+use std::time::Duration;
+
+use t2_proto::{BarrierResult, BarrierType, WorkerInfo};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::broadcast;
+use tracing::debug;
+
+use super::link::{Link, Pushed};
+use crate::local_api::{EventLine, Identity, Request, Response, WorkerEntry};
+
+/// Everything a request needs.
+#[derive(Clone)]
+pub struct Served {
+    /// The job master link.
+    pub link: Link,
+    /// Who this worker is.
+    pub identity: Identity,
+    /// Default timeouts of the DEFAULT and INIT barriers.
+    pub barrier_timeouts: (Duration, Duration),
+    /// How long a `workers --wait` may wait.
+    pub join_timeout: Duration,
+}
+
+/// Binds `path` and serves until the task is dropped.
+pub fn serve(path: &Path, served: Served) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    Ok(tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let served = served.clone();
+            tokio::spawn(async move {
+                if let Err(e) = handle(stream, served).await {
+                    debug!(error = %e, "local API connection ended");
+                }
+            });
+        }
+    }))
+}
+
+async fn handle(stream: UnixStream, served: Served) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    while let Some(line) = lines.next_line().await? {
+        let resp = match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Events) => return stream_events(write, served.link.events.subscribe()).await,
+            Ok(req) => answer(req, &served).await,
+            Err(e) => failure(format!("bad request: {e}")),
+        };
+        let mut text = serde_json::to_string(&resp).unwrap_or_else(|_| "{\"ok\":false}".into());
+        text.push('\n');
+        write.write_all(text.as_bytes()).await?;
+    }
+    Ok(())
+}
+
+fn failure(msg: String) -> Response {
+    Response { ok: false, error: Some(msg), ..Default::default() }
+}
+
+fn entry(w: &WorkerInfo) -> WorkerEntry {
+    let node = w.node.clone().unwrap_or_default();
+    WorkerEntry {
+        id: w.worker_id,
+        host: w.host.clone(),
+        port: w.port,
+        node: node.node_ip,
+        rack: node.rack,
+        datacenter: node.datacenter,
+        restart_count: w.restart_count,
+    }
+}
+
+async fn answer(req: Request, s: &Served) -> Response {
+    match req {
+        Request::Info => Response { ok: true, info: Some(s.identity.clone()), ..Default::default() },
+        Request::Workers { wait } => match s.link.list_workers(wait, s.join_timeout).await {
+            Ok(ws) => Response {
+                ok: true,
+                workers: Some(ws.iter().map(entry).collect()),
+                ..Default::default()
+            },
+            Err(e) => failure(e.to_string()),
+        },
+        Request::Barrier { init, timeout_ms } => {
+            let (t, default) = if init {
+                (BarrierType::Init, s.barrier_timeouts.1)
+            } else {
+                (BarrierType::Default, s.barrier_timeouts.0)
+            };
+            match s.link.barrier(t, Duration::from_millis(timeout_ms), default).await {
+                Ok(o) => {
+                    let result = o.result();
+                    let name = match result {
+                        BarrierResult::Success => "SUCCESS",
+                        BarrierResult::TimedOut => "TIMED_OUT",
+                        BarrierResult::JobFaulty => "JOB_FAULTY",
+                        BarrierResult::Unspecified => "UNSPECIFIED",
+                    };
+                    if result == BarrierResult::Success {
+                        Response { ok: true, result: Some(name.into()), ..Default::default() }
+                    } else {
+                        Response {
+                            ok: false,
+                            result: Some(name.into()),
+                            error: Some(format!("{name}: {}", o.reason)),
+                            ..Default::default()
+                        }
+                    }
+                }
+                Err(e) => failure(e.to_string()),
+            }
+        }
+        Request::Send { message } => match s.link.send_message(message.into_bytes()) {
+            Ok(()) => Response { ok: true, ..Default::default() },
+            Err(e) => failure(e.to_string()),
+        },
+        Request::Events => failure("events is a stream".into()),
+    }
+}
+
+async fn stream_events(
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    mut events: broadcast::Receiver<Pushed>,
+) -> std::io::Result<()> {
+    loop {
+        let line = match events.recv().await {
+            Ok(Pushed::AllJoined(ws)) => EventLine::AllJoined { num_workers: ws.len() as u32 },
+            Ok(Pushed::WorkerFailed(worker_id, reason)) => EventLine::WorkerFailed { worker_id, reason },
+            Ok(Pushed::WorkerRestarted(i)) => EventLine::WorkerRestarted {
+                worker_id: i.worker_id,
+                restart_count: i.restart_count,
+            },
+            Ok(Pushed::Message(m)) => EventLine::Message { message: String::from_utf8_lossy(&m).into() },
+            Ok(Pushed::JobEnded(e)) => EventLine::JobEnded {
+                state: format!("{:?}", e.state()),
+                reason: e.reason,
+            },
+            Ok(Pushed::Ack(_)) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        };
+        let mut text = serde_json::to_string(&line).unwrap_or_default();
+        text.push('\n');
+        write.write_all(text.as_bytes()).await?;
+    }
+}
