@@ -1,1 +1,86 @@
-fn main() {}
+//! `t2`: the one binary that plays every role — CLI, job master, worker agent, supervisor.
+//!
+//! # Layout
+//! - `cli`: the command line. - `prepare`: spec, name, build, package, job folder.
+//! - `local`: the local cluster (supervisor, processes, output). - `commands`: list, status,
+//!   logs, kill. - `roles`: `t2 jobmaster`, `t2 worker …`. - `error`: one-line errors.
+
+mod cli;
+mod commands;
+mod error;
+mod local;
+mod prepare;
+mod roles;
+
+use clap::Parser;
+use cli::{Cli, ClusterKind, Command, WorkerCommand};
+use error::LauncherError;
+use t2_core::jobdir::{t2_home, JobDir, RecordedState};
+use tracing_subscriber::EnvFilter;
+
+fn main() {
+    let cli = Cli::parse();
+    let default_level = match &cli.command {
+        Command::Jobmaster(_) => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, LauncherError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(LauncherError::io("cannot start the async runtime"))
+}
+
+fn run(cli: Cli) -> Result<i32, LauncherError> {
+    match cli.command {
+        Command::Submit(args) => {
+            if args.cluster == ClusterKind::Kubernetes {
+                return Err(LauncherError::Usage(
+                    "the kubernetes cluster is not available in this build yet; use 't2 submit local'".into(),
+                ));
+            }
+            let home = t2_home()?;
+            let prepared = prepare::prepare(&args, &home, "local")?;
+            let state = runtime()?.block_on(local::run(prepared, args.detach))?;
+            Ok(match state {
+                RecordedState::Completed => 0,
+                RecordedState::Starting | RecordedState::Running if args.detach => 0,
+                RecordedState::Killed => 3,
+                _ => 1,
+            })
+        }
+        Command::Supervise { job_dir } => {
+            let id = job_dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let home = job_dir.parent().and_then(|p| p.parent()).map(|p| p.to_path_buf()).unwrap_or_default();
+            let dir = JobDir::existing(&home, &id)?;
+            let record = runtime()?.block_on(local::supervisor::supervise(dir, false))?;
+            Ok(if record.state == RecordedState::Completed { 0 } else { 1 })
+        }
+        Command::List => {
+            commands::list::run(&t2_home()?);
+            Ok(0)
+        }
+        Command::Status { job, output } => commands::status::run(&t2_home()?, &job, output).map(|_| 0),
+        Command::Logs { job, worker, follow } => commands::logs::run(&t2_home()?, &job, worker, follow).map(|_| 0),
+        Command::Kill { job } => commands::kill::run(&t2_home()?, &job).map(|_| 0),
+        Command::Jobmaster(args) => runtime()?.block_on(roles::jobmaster(args)),
+        Command::Worker { command: WorkerCommand::Agent(args) } => Ok(runtime()?.block_on(roles::agent(args))),
+        Command::Worker { command } => roles::worker_api(command),
+    }
+}

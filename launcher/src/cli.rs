@@ -1,0 +1,172 @@
+//! The `t2` command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// t2: launch distributed jobs on one machine or on Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "t2", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Submit a job: a directory with job.yaml, a .tar.gz, a .jar or an executable.
+    Submit(SubmitArgs),
+    /// List jobs.
+    List,
+    /// Show a job's state and workers.
+    Status {
+        /// Job ID.
+        job: String,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Print a job's worker output.
+    Logs {
+        /// Job ID.
+        job: String,
+        /// Only this worker.
+        #[arg(long)]
+        worker: Option<u32>,
+        /// Keep printing new output until the job ends.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Kill a job and every process of it.
+    Kill {
+        /// Job ID.
+        job: String,
+    },
+    /// Run a job master (started by a cluster backend).
+    #[command(hide = true)]
+    Jobmaster(JobmasterArgs),
+    /// Worker commands: the agent, and the local API for job scripts.
+    Worker {
+        /// Which.
+        #[command(subcommand)]
+        command: WorkerCommand,
+    },
+    /// Supervise a prepared local job (what `submit --detach` runs in the background).
+    #[command(hide = true)]
+    Supervise {
+        /// The job's directory.
+        #[arg(long)]
+        job_dir: PathBuf,
+    },
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
+}
+
+/// Where a job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterKind {
+    /// This machine, real processes.
+    Local,
+    /// A Kubernetes cluster.
+    Kubernetes,
+}
+
+/// `t2 submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Where to run.
+    #[arg(value_enum)]
+    pub cluster: ClusterKind,
+    /// The job: a directory with job.yaml, a .tar.gz, a .jar or an executable.
+    pub package: PathBuf,
+    /// Number of workers (overrides job.yaml).
+    #[arg(short, long)]
+    pub workers: Option<String>,
+    /// Job name (overrides job.yaml; sanitised).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Main class of a .jar (runs `java -cp JAR CLASS`).
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Configuration override, `key=value` (repeatable), e.g. -D max_restarts=2.
+    #[arg(short = 'D', value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Return once the job has started; follow it with t2 status/logs.
+    #[arg(long)]
+    pub detach: bool,
+    /// Configuration folder (default: the conf/ next to the t2 sources, or $T2_CONF_DIR).
+    #[arg(long, env = "T2_CONF_DIR")]
+    pub conf_dir: Option<PathBuf>,
+}
+
+/// `t2 jobmaster`.
+#[derive(Debug, Args)]
+pub struct JobmasterArgs {
+    /// The job's directory (spec.json and token).
+    #[arg(long)]
+    pub job_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+}
+
+/// `t2 worker …`.
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// Run a worker agent (started by a cluster backend).
+    #[command(hide = true)]
+    Agent(AgentArgs),
+    /// Wait until every worker reaches the barrier; prints SUCCESS, TIMED_OUT or JOB_FAULTY.
+    Barrier {
+        /// Timeout, e.g. 30s (default: the job's barrier_timeout).
+        #[arg(long)]
+        timeout: Option<String>,
+        /// Use the init barrier.
+        #[arg(long)]
+        init: bool,
+    },
+    /// Print the worker list as JSON (waits until all have joined unless --now).
+    List {
+        /// Do not wait for all workers.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Print this worker's identity as JSON.
+    Info,
+    /// Send a message to every other worker.
+    Send {
+        /// The message.
+        message: String,
+    },
+    /// Print fault events and messages as JSON lines until the job ends.
+    Events,
+}
+
+/// `t2 worker agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The job's directory.
+    #[arg(long)]
+    pub job_dir: PathBuf,
+    /// This worker's ID.
+    #[arg(long)]
+    pub worker_id: u32,
+    /// Restarts so far.
+    #[arg(long, default_value_t = 0)]
+    pub restart_count: u32,
+    /// Job master address.
+    #[arg(long)]
+    pub job_master: String,
+    /// Job token (default: read from the job directory).
+    #[arg(long, env = "T2_JOB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}

@@ -1,0 +1,23 @@
+//! `t2 list`: every job under `$T2_HOME`, newest first.
+
+use std::path::Path;
+
+/// Prints the job table.
+pub fn run(home: &Path) {
+    let jobs = t2_core::jobdir::list_jobs(home);
+    if jobs.is_empty() {
+        eprintln!("no jobs under {}", home.join("jobs").display());
+        return;
+    }
+    println!("{:<40} {:<10} {:<9} {:>7}  {}", "JOB", "CLUSTER", "STATE", "WORKERS", "SUBMITTED");
+    for j in jobs {
+        println!(
+            "{:<40} {:<10} {:<9} {:>7}  {}",
+            j.id,
+            j.cluster,
+            j.state.to_string(),
+            format!("{}/{}", j.joined, j.num_workers),
+            j.submitted_at
+        );
+    }
+}

@@ -1,0 +1,6 @@
+//! Job control commands that work from any terminal: list, status, logs, kill.
+
+pub mod kill;
+pub mod list;
+pub mod logs;
+pub mod status;

@@ -1,0 +1,434 @@
+//! The local cluster's supervisor: starts the job master and one agent process per worker,
+//! restarts failed workers (same ID, restart count + 1, up to `max_restarts`), mirrors the job
+//! master's view into the job record, and tears everything down when the job ends or is killed.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nix::sys::signal::Signal;
+use t2_core::jobdir::{now_rfc3339, JobDir, JobRecord, RecordedState};
+use t2_core::spec::JobSpec;
+use t2_proto::job_master_client::JobMasterClient;
+use t2_proto::{JobState, JobStatus, KillParams, WatchParams, WorkerState};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::output::{self, LogFile, Terminal};
+use super::process::{group_alive, signal_group, t2_exe};
+use crate::error::LauncherError;
+
+/// Exit code of an agent that hit an error restarting cannot fix (bad package, refused).
+pub const AGENT_FATAL: i32 = 2;
+
+/// How long the job master may take to start listening.
+const JM_START_DEADLINE: Duration = Duration::from_secs(10);
+/// How long processes may take to leave on their own after the job ended.
+const END_GRACE: Duration = Duration::from_secs(3);
+/// SIGTERM-to-SIGKILL grace when killing.
+const KILL_GRACE: Duration = Duration::from_millis(800);
+
+enum Ev {
+    AgentExited { id: u32, generation: u32, code: Option<i32> },
+    Status(JobStatus),
+    JobMasterExited(String),
+    Stop(String),
+}
+
+struct Slot {
+    restart_count: u32,
+    pid: Option<u32>,
+    log: LogFile,
+}
+
+/// Supervises the job in `dir` to its end; returns the final record.
+pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, LauncherError> {
+    let mut record = dir.read_record()?;
+    let spec_text = std::fs::read_to_string(dir.spec_path())
+        .map_err(LauncherError::io(format!("cannot read {}", dir.spec_path().display())))?;
+    let spec: JobSpec = serde_json::from_str(&spec_text)
+        .map_err(|e| LauncherError::Cluster(format!("{}: {e}", dir.spec_path().display())))?;
+    let token = std::fs::read_to_string(dir.token_path())
+        .map_err(LauncherError::io(format!("cannot read {}", dir.token_path().display())))?;
+    record.supervisor_pid = Some(std::process::id());
+    dir.write_record(&record)?;
+
+    let mut sup = Supervisor::new(dir, record, spec, token, foreground)?;
+    let outcome = sup.run().await;
+    sup.teardown().await;
+    let (state, reason) = match outcome {
+        Ok(x) => x,
+        Err(e) => (RecordedState::Failed, e.to_string()),
+    };
+    sup.record.state = state;
+    sup.record.reason = (!reason.is_empty()).then_some(reason);
+    sup.record.ended_at = Some(now_rfc3339());
+    for w in &mut sup.record.workers {
+        w.pid = None;
+    }
+    sup.record.supervisor_pid = None;
+    sup.record.jobmaster_pid = None;
+    sup.dir.write_record(&sup.record)?;
+    Ok(sup.record)
+}
+
+struct Supervisor {
+    dir: JobDir,
+    record: JobRecord,
+    spec: JobSpec,
+    token: String,
+    term: Terminal,
+    bar: Option<ProgressBar>,
+    slots: BTreeMap<u32, Slot>,
+    jm_pid: Option<u32>,
+    jm_addr: String,
+    tx: mpsc::UnboundedSender<Ev>,
+    rx: mpsc::UnboundedReceiver<Ev>,
+    started: Instant,
+    last_lines: BTreeMap<u32, String>,
+}
+
+impl Supervisor {
+    fn new(dir: JobDir, record: JobRecord, spec: JobSpec, token: String, foreground: bool) -> Result<Self, LauncherError> {
+        let bar = foreground.then(|| {
+            let bar = ProgressBar::with_draw_target(Some(spec.workers as u64), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template("t2: {msg} [{bar:30}] {pos}/{len} workers joined") {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(record.id.clone());
+            bar
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut slots = BTreeMap::new();
+        for id in 0..spec.workers {
+            let log = output::open_log(&dir.worker_log(id))
+                .map_err(LauncherError::io(format!("cannot open {}", dir.worker_log(id).display())))?;
+            slots.insert(id, Slot { restart_count: 0, pid: None, log });
+        }
+        Ok(Self {
+            term: Terminal::new(bar.clone(), !foreground),
+            dir,
+            record,
+            spec,
+            token,
+            bar,
+            slots,
+            jm_pid: None,
+            jm_addr: String::new(),
+            tx,
+            rx,
+            started: Instant::now(),
+            last_lines: BTreeMap::new(),
+        })
+    }
+
+    fn say(&self, text: &str) {
+        match &self.bar {
+            Some(bar) if !bar.is_hidden() && !bar.is_finished() => bar.println(format!("t2: {text}")),
+            Some(_) => eprintln!("t2: {text}"),
+            None => {}
+        }
+    }
+
+    async fn run(&mut self) -> Result<(RecordedState, String), LauncherError> {
+        self.start_signal_watch();
+        self.start_jobmaster().await?;
+        self.start_watch().await?;
+        for id in 0..self.spec.workers {
+            self.start_agent(id)?;
+        }
+        self.save();
+        while let Some(ev) = self.rx.recv().await {
+            match ev {
+                Ev::Status(status) => {
+                    if let Some(done) = self.on_status(status) {
+                        return Ok(done);
+                    }
+                }
+                Ev::AgentExited { id, generation, code } => {
+                    if let Some(done) = self.on_agent_exit(id, generation, code)? {
+                        return Ok(done);
+                    }
+                }
+                Ev::JobMasterExited(how) => {
+                    return Ok((RecordedState::Failed, format!(
+                        "the job master {how} before the job ended; see {}",
+                        self.dir.jobmaster_log().display()
+                    )));
+                }
+                Ev::Stop(why) => {
+                    self.kill_via_jobmaster(&why).await;
+                    return Ok((RecordedState::Killed, why));
+                }
+            }
+        }
+        Ok((RecordedState::Failed, "supervisor lost its event channel".into()))
+    }
+
+    fn start_signal_watch(&self) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                return;
+            };
+            let why = tokio::select! {
+                _ = term.recv() => "killed by user (t2 kill)",
+                _ = int.recv() => "interrupted by user (Ctrl-C)",
+            };
+            let _ = tx.send(Ev::Stop(why.into()));
+        });
+    }
+
+    async fn start_jobmaster(&mut self) -> Result<(), LauncherError> {
+        let log = std::fs::File::create(self.dir.jobmaster_log())
+            .map_err(LauncherError::io(format!("cannot create {}", self.dir.jobmaster_log().display())))?;
+        let mut child = Command::new(t2_exe())
+            .arg("jobmaster")
+            .arg("--job-dir")
+            .arg(self.dir.root())
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .process_group(0)
+            .spawn()
+            .map_err(LauncherError::io("cannot start the job master"))?;
+        self.jm_pid = child.id();
+        self.record.jobmaster_pid = child.id();
+        let stdout = child.stdout.take().ok_or_else(|| LauncherError::Cluster("job master has no stdout".into()))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(JM_START_DEADLINE, lines.next_line()).await;
+        let addr = match first {
+            Ok(Ok(Some(line))) => line.strip_prefix("T2_JOBMASTER_ADDR=").map(str::to_string),
+            _ => None,
+        };
+        let Some(addr) = addr else {
+            return Err(LauncherError::Cluster(format!(
+                "the job master did not start within {JM_START_DEADLINE:?}; see {}",
+                self.dir.jobmaster_log().display()
+            )));
+        };
+        info!(job_id = %self.record.id, %addr, "job master listening");
+        self.jm_addr = addr.clone();
+        self.record.jobmaster_addr = Some(addr);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            // Drain anything else it prints, then report its exit.
+            while let Ok(Some(_)) = lines.next_line().await {}
+            let how = match child.wait().await {
+                Ok(s) => match s.code() {
+                    Some(c) => format!("exited with code {c}"),
+                    None => format!("was killed ({s})"),
+                },
+                Err(e) => format!("could not be waited for ({e})"),
+            };
+            let _ = tx.send(Ev::JobMasterExited(how));
+        });
+        Ok(())
+    }
+
+    async fn start_watch(&mut self) -> Result<(), LauncherError> {
+        let mut client = JobMasterClient::connect(self.jm_addr.clone())
+            .await
+            .map_err(|e| LauncherError::Cluster(format!("cannot reach the job master at {}: {e}", self.jm_addr)))?;
+        let mut stream = client
+            .watch(WatchParams { token: self.token.clone() })
+            .await
+            .map_err(|s| LauncherError::Cluster(format!("job master refused to report status: {}", s.message())))?
+            .into_inner();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(status)) = stream.next().await {
+                if tx.send(Ev::Status(status)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn start_agent(&mut self, id: u32) -> Result<(), LauncherError> {
+        let Some(slot) = self.slots.get_mut(&id) else { return Ok(()) };
+        let generation = slot.restart_count;
+        if generation > 0 {
+            output::log_line(&slot.log, &format!("--- t2: worker {id} restarted (restart {generation}) ---"));
+        }
+        let mut child: Child = Command::new(t2_exe())
+            .args(["worker", "agent", "--job-master", &self.jm_addr, "--worker-id", &id.to_string()])
+            .arg("--restart-count")
+            .arg(generation.to_string())
+            .arg("--job-dir")
+            .arg(self.dir.root())
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(LauncherError::io(format!("cannot start worker {id}")))?;
+        slot.pid = child.id();
+        let prefix = format!("[worker-{id}]");
+        if let Some(out) = child.stdout.take() {
+            output::pump(out, prefix.clone(), slot.log.clone(), self.term.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            output::pump(err, prefix, slot.log.clone(), self.term.clone());
+        }
+        if let Some(w) = self.record.workers.get_mut(id as usize) {
+            w.pid = slot.pid;
+            w.restart_count = generation;
+        }
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let code = child.wait().await.ok().and_then(|s| s.code());
+            let _ = tx.send(Ev::AgentExited { id, generation, code });
+        });
+        Ok(())
+    }
+
+    fn on_status(&mut self, status: JobStatus) -> Option<(RecordedState, String)> {
+        let state = status.state();
+        if let Some(bar) = &self.bar {
+            bar.set_position(status.joined as u64);
+        }
+        self.record.joined = status.joined;
+        for w in &status.workers {
+            if let Some(r) = self.record.workers.get_mut(w.worker_id as usize) {
+                r.state = worker_state_name(w.state()).into();
+                r.restart_count = r.restart_count.max(w.restart_count);
+            }
+        }
+        let recorded = match state {
+            JobState::Running => RecordedState::Running,
+            JobState::JobCompleted => RecordedState::Completed,
+            JobState::JobFailed => RecordedState::Failed,
+            JobState::JobKilled => RecordedState::Killed,
+            _ => RecordedState::Starting,
+        };
+        if recorded == RecordedState::Running && self.record.state == RecordedState::Starting {
+            if let Some(bar) = &self.bar {
+                bar.finish_and_clear();
+            }
+            self.say(&format!("all {} workers joined in {:.2?}", self.spec.workers, self.started.elapsed()));
+        }
+        self.record.state = recorded;
+        self.save();
+        recorded.is_final().then(|| (recorded, status.reason))
+    }
+
+    fn on_agent_exit(&mut self, id: u32, generation: u32, code: Option<i32>) -> Result<Option<(RecordedState, String)>, LauncherError> {
+        let max = self.spec.max_restarts;
+        let Some(slot) = self.slots.get_mut(&id) else { return Ok(None) };
+        if slot.restart_count != generation {
+            return Ok(None);
+        }
+        // Whatever the agent left behind in its group (its program) goes with it.
+        if let Some(pid) = slot.pid.take() {
+            signal_group(pid, Signal::SIGKILL);
+        }
+        if let Some(w) = self.record.workers.get_mut(id as usize) {
+            w.pid = None;
+            w.exit_code = code;
+        }
+        match code {
+            Some(0) => {}
+            Some(AGENT_FATAL) => {
+                let why = self.last_line(id);
+                return Ok(Some((RecordedState::Failed, format!("worker {id} could not run: {why}"))));
+            }
+            _ if slot.restart_count < max => {
+                slot.restart_count += 1;
+                let n = slot.restart_count;
+                self.say(&format!("worker {id} failed ({}); restarting it (restart {n} of {max})", describe_code(code)));
+                self.start_agent(id)?;
+            }
+            _ => {
+                warn!(job_id = %self.record.id, worker_id = id, "worker out of restarts");
+            }
+        }
+        self.save();
+        Ok(None)
+    }
+
+    fn last_line(&mut self, id: u32) -> String {
+        let text = std::fs::read_to_string(self.dir.worker_log(id)).unwrap_or_default();
+        let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").to_string();
+        self.last_lines.insert(id, line.clone());
+        line
+    }
+
+    fn save(&self) {
+        let mut r = self.record.clone();
+        r.supervisor_pid = Some(std::process::id());
+        if let Err(e) = self.dir.write_record(&r) {
+            warn!(error = %e, "cannot write the job record");
+        }
+    }
+
+    async fn kill_via_jobmaster(&self, why: &str) {
+        if self.jm_addr.is_empty() {
+            return;
+        }
+        let kill = async {
+            let mut client = JobMasterClient::connect(self.jm_addr.clone()).await.ok()?;
+            client.kill(KillParams { token: self.token.clone(), reason: why.into() }).await.ok()
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(300), kill).await;
+    }
+
+    fn groups(&self) -> Vec<u32> {
+        self.slots.values().filter_map(|s| s.pid).chain(self.jm_pid).collect()
+    }
+
+    /// Lets processes leave on their own briefly, then SIGTERM, then SIGKILL.
+    async fn teardown(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let killed = matches!(self.record.state, RecordedState::Killed) || self.record.state == RecordedState::Starting;
+        let groups: Vec<u32> = self.slots.values().filter_map(|s| s.pid).chain(self.jm_pid).collect();
+        if !killed {
+            wait_gone(&groups, END_GRACE).await;
+        }
+        for &g in &groups {
+            signal_group(g, Signal::SIGTERM);
+        }
+        wait_gone(&groups, KILL_GRACE).await;
+        for &g in &self.groups() {
+            signal_group(g, Signal::SIGKILL);
+        }
+        wait_gone(&groups, Duration::from_millis(500)).await;
+    }
+}
+
+async fn wait_gone(groups: &[u32], deadline: Duration) {
+    let start = Instant::now();
+    while groups.iter().any(|&g| group_alive(g)) && start.elapsed() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn describe_code(code: Option<i32>) -> String {
+    match code {
+        Some(c) => format!("agent exit code {c}"),
+        None => "killed by a signal".into(),
+    }
+}
+
+/// The name users see for a worker state.
+pub fn worker_state_name(s: WorkerState) -> &'static str {
+    match s {
+        WorkerState::Unspecified => "PENDING",
+        WorkerState::Started => "STARTED",
+        WorkerState::Restarted => "RESTARTED",
+        WorkerState::Completed => "COMPLETED",
+        WorkerState::Failed => "FAILED",
+        WorkerState::Killed => "KILLED",
+        WorkerState::FullyFailed => "FULLY_FAILED",
+    }
+}

@@ -1,0 +1,177 @@
+//! The hidden roles the `t2` binary plays for the local cluster (and inside containers):
+//! `t2 jobmaster`, `t2 worker agent`, and the local-API commands job scripts call.
+
+use std::path::Path;
+use std::time::Duration;
+
+use t2_core::jobdir::JobDir;
+use t2_core::spec::JobSpec;
+use t2_jobmaster::JobMasterConfig;
+use t2_proto::NodeInfo;
+use t2_worker::agent::{AgentConfig, AgentError, AgentExit};
+use t2_worker::WorkerContext;
+use tracing::info_span;
+
+use crate::cli::{AgentArgs, JobmasterArgs, WorkerCommand};
+use crate::error::LauncherError;
+use crate::local::supervisor::AGENT_FATAL;
+
+fn read_spec(dir: &JobDir) -> Result<JobSpec, LauncherError> {
+    let text = std::fs::read_to_string(dir.spec_path())
+        .map_err(LauncherError::io(format!("cannot read {}", dir.spec_path().display())))?;
+    serde_json::from_str(&text).map_err(|e| LauncherError::Cluster(format!("{}: {e}", dir.spec_path().display())))
+}
+
+fn read_token(dir: &JobDir) -> Result<String, LauncherError> {
+    std::fs::read_to_string(dir.token_path())
+        .map(|t| t.trim().to_string())
+        .map_err(LauncherError::io(format!("cannot read {}", dir.token_path().display())))
+}
+
+fn job_dir(path: &Path) -> Result<(JobDir, String), LauncherError> {
+    let id = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| LauncherError::Usage(format!("{} is not a job directory", path.display())))?
+        .to_string();
+    let home = path.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
+    Ok((JobDir::new(home, &id), id))
+}
+
+/// `t2 jobmaster`: serves the job; prints `T2_JOBMASTER_ADDR=…` as its first stdout line.
+pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
+    let (dir, id) = job_dir(&args.job_dir)?;
+    let spec = read_spec(&dir)?;
+    let token = read_token(&dir)?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(LauncherError::io(format!("cannot listen on {}", args.listen)))?;
+    let addr = listener.local_addr().map_err(LauncherError::io("cannot read the listening address"))?;
+    println!("T2_JOBMASTER_ADDR=http://{addr}");
+    let cfg = JobMasterConfig::from_spec(&id, &token, &spec);
+    let _span = info_span!("jobmaster", job_id = %id).entered();
+    let shutdown = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            term.recv().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let outcome = t2_jobmaster::run(listener, cfg, shutdown).await?;
+    tracing::info!(job_id = %id, state = t2_jobmaster::master::state_name(outcome.state), reason = %outcome.reason, "job master done");
+    Ok(0)
+}
+
+/// `t2 worker agent`.
+pub async fn agent(args: AgentArgs) -> i32 {
+    match agent_inner(args).await {
+        Ok(exit) => {
+            if let AgentExit::Failed { reason, .. } = &exit {
+                eprintln!("t2-agent: {reason}");
+            }
+            exit.exit_code()
+        }
+        Err(e) => {
+            eprintln!("t2-agent: {e}");
+            AGENT_FATAL
+        }
+    }
+}
+
+async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
+    let (dir, id) = job_dir(&args.job_dir)?;
+    let spec = read_spec(&dir)?;
+    let token = match args.token {
+        Some(t) => t,
+        None => read_token(&dir)?,
+    };
+    let record = dir.read_record()?;
+    let cfg = AgentConfig {
+        job_id: id.clone(),
+        worker_id: args.worker_id,
+        restart_count: args.restart_count,
+        job_master: args.job_master,
+        token,
+        package: dir.package_path(),
+        package_sha256: Some(record.package_sha256),
+        work_dir: dir.worker_dir(args.worker_id),
+        run_dir: dir.root().join("run").join(format!("worker-{}", args.worker_id)),
+        spec,
+        host: "127.0.0.1".into(),
+        node: NodeInfo { node_ip: "127.0.0.1".into(), rack: "rack-0".into(), datacenter: "local".into() },
+        connect_timeout: Duration::from_secs(30),
+        term_grace: Duration::from_secs(2),
+    };
+    let shutdown = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            term.recv().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let span = info_span!("agent", job_id = %id, worker_id = args.worker_id);
+    let _g = span.enter();
+    t2_worker::agent::run(cfg, shutdown).await.map_err(|e: AgentError| e.into())
+}
+
+/// `t2 worker barrier|list|info|send|events`.
+pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
+    let ctx = WorkerContext::from_env()?;
+    match cmd {
+        WorkerCommand::Agent(_) => Err(LauncherError::Usage("internal: agent dispatched as API".into())),
+        WorkerCommand::Barrier { timeout, init } => {
+            let timeout = match timeout {
+                Some(t) => t2_core::duration::parse_duration(&t).map_err(|e| LauncherError::Usage(format!("--timeout: {e}")))?,
+                None => Duration::ZERO,
+            };
+            let result = if init { ctx.init_barrier() } else { ctx.barrier_timeout(timeout) };
+            match result {
+                Ok(()) => {
+                    println!("SUCCESS");
+                    Ok(0)
+                }
+                Err(t2_worker::WorkerError::BarrierTimedOut(msg)) => {
+                    println!("TIMED_OUT");
+                    eprintln!("t2: {msg}");
+                    Ok(3)
+                }
+                Err(t2_worker::WorkerError::JobFaulty(msg)) => {
+                    println!("JOB_FAULTY");
+                    eprintln!("t2: {msg}");
+                    Ok(4)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        WorkerCommand::List { now } => {
+            let workers = if now { ctx.joined_workers()? } else { ctx.all_workers()? };
+            let text = serde_json::to_string(&workers).map_err(|e| LauncherError::Cluster(e.to_string()))?;
+            println!("{text}");
+            Ok(0)
+        }
+        WorkerCommand::Info => {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "job_id": ctx.job_id(), "worker_id": ctx.worker_id(),
+                    "num_workers": ctx.num_workers(), "restart_count": ctx.restart_count(),
+                    "port": ctx.port(), "host": ctx.host(),
+                })
+            );
+            Ok(0)
+        }
+        WorkerCommand::Send { message } => {
+            ctx.send_message(&message)?;
+            Ok(0)
+        }
+        WorkerCommand::Events => {
+            for ev in ctx.events()? {
+                let text = serde_json::to_string(&ev).map_err(|e| LauncherError::Cluster(e.to_string()))?;
+                println!("{text}");
+            }
+            Ok(0)
+        }
+    }
+}
