@@ -12,3 +12,4 @@ pub mod jobdir;
 pub mod names;
 pub mod package;
 pub mod spec;
+mod text;

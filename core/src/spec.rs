@@ -131,6 +131,129 @@ pub struct Layer {
     pub text: String,
 }
 
+/// Built-in defaults: the same text as `conf/local/job.yaml`.
+const DEFAULTS: &str = include_str!("../../conf/local/job.yaml");
+
+/// Every top-level key t2 knows.
+const KEYS: &[&str] = &[
+    "name", "workers", "workers_per_pod", "command", "args", "env", "config", "max_restarts",
+    "barrier_timeout", "init_barrier_timeout", "join_timeout", "heartbeat_interval",
+    "heartbeat_timeout", "resources", "build", "include", "max_package_bytes",
+];
+
+/// Keys under `resources`.
+const RESOURCE_KEYS: &[&str] = &["cpu", "memory_mb", "disk_mb"];
+
+/// Twister2 key names accepted as aliases, with the t2 key of the same meaning.
+///
+/// | Twister2 key | t2 key |
+/// |---|---|
+/// | `twister2.resource.job.name` | `name` |
+/// | `twister2.fault.tolerance.max.worker.restarts` | `max_restarts` |
+/// | `twister2.worker.controller.max.wait.time.on.barrier` (ms) | `barrier_timeout` |
+/// | `twister2.worker.controller.max.wait.time.on.init.barrier` (ms) | `init_barrier_timeout` |
+/// | `twister2.worker.controller.max.wait.time.for.all.workers.to.join` (ms) | `join_timeout` |
+/// | `twister2.fault.tolerance.failure.timeout` (ms) | `heartbeat_timeout` |
+pub const TWISTER2_ALIASES: &[(&str, &str)] = &[
+    ("twister2.resource.job.name", "name"),
+    ("twister2.fault.tolerance.max.worker.restarts", "max_restarts"),
+    ("twister2.worker.controller.max.wait.time.on.barrier", "barrier_timeout"),
+    ("twister2.worker.controller.max.wait.time.on.init.barrier", "init_barrier_timeout"),
+    ("twister2.worker.controller.max.wait.time.for.all.workers.to.join", "join_timeout"),
+    ("twister2.fault.tolerance.failure.timeout", "heartbeat_timeout"),
+];
+
+/// Every key t2 knows (top level, then `resources.*`).
+pub fn known_keys() -> Vec<String> {
+    KEYS.iter()
+        .map(|k| k.to_string())
+        .chain(RESOURCE_KEYS.iter().map(|k| format!("resources.{k}")))
+        .collect()
+}
+
+use serde_yaml::{Mapping, Value};
+
+fn alias(key: &str) -> &str {
+    TWISTER2_ALIASES.iter().find(|(t, _)| *t == key).map(|(_, k)| *k).unwrap_or(key)
+}
+
+fn suggest(key: &str, candidates: &[&str]) -> Option<String> {
+    candidates
+        .iter()
+        .map(|c| (strsim::levenshtein(key, c), *c))
+        .filter(|(d, c)| *d <= 3.max(c.len() / 3))
+        .min()
+        .map(|(_, c)| c.to_string())
+}
+
+/// Parses a layer, maps aliases, and rejects unknown keys.
+fn parse_layer(origin: &str, text: &str) -> Result<Mapping, SpecError> {
+    let value: Value = serde_yaml::from_str(text)
+        .map_err(|e| SpecError::Yaml { file: origin.into(), message: e.to_string().replace('\n', " ") })?;
+    let map = match value {
+        Value::Null => Mapping::new(),
+        Value::Mapping(m) => m,
+        _ => return Err(SpecError::Yaml { file: origin.into(), message: "the top level must be a mapping of key: value".into() }),
+    };
+    let mut out = Mapping::new();
+    for (k, v) in map {
+        let Some(key) = k.as_str() else {
+            return Err(SpecError::BadValue { file: origin.into(), key: format!("{k:?}"), message: "is not a text key".into() });
+        };
+        let key = alias(key);
+        if !KEYS.contains(&key) {
+            return Err(SpecError::UnknownKey { file: origin.into(), key: key.into(), suggestion: suggest(key, KEYS) });
+        }
+        if key == "resources" {
+            if let Value::Mapping(r) = &v {
+                for rk in r.keys() {
+                    let rk = rk.as_str().unwrap_or_default();
+                    if !RESOURCE_KEYS.contains(&rk) {
+                        return Err(SpecError::UnknownKey {
+                            file: origin.into(),
+                            key: format!("resources.{rk}"),
+                            suggestion: suggest(rk, RESOURCE_KEYS).map(|s| format!("resources.{s}")),
+                        });
+                    }
+                }
+            }
+        }
+        out.insert(Value::String(key.into()), v);
+    }
+    Ok(out)
+}
+
+/// Deep-merges `over` into `base`: mappings merge, anything else replaces.
+fn merge(base: &mut Mapping, over: Mapping) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Mapping(b)), Value::Mapping(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// `-D a.b=v` as a layer `{a: {b: v}}`; Twister2 keys are taken whole.
+fn override_layer(flag: &str) -> Result<(String, String), SpecError> {
+    let (key, value) = flag.split_once('=').ok_or_else(|| SpecError::BadOverride { flag: flag.into() })?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(SpecError::BadOverride { flag: flag.into() });
+    }
+    let key = alias(key);
+    let parsed: Value = serde_yaml::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
+    let mut node = if value.is_empty() { Value::String(String::new()) } else { parsed };
+    for part in key.rsplit('.') {
+        let mut m = Mapping::new();
+        m.insert(Value::String(part.into()), node);
+        node = Value::Mapping(m);
+    }
+    let text = serde_yaml::to_string(&node).map_err(|_| SpecError::BadOverride { flag: flag.into() })?;
+    Ok((format!("-D {flag}"), text))
+}
+
 /// Loads the spec: built-in defaults, then every `conf/<cluster>/*.yaml` in `conf_dir` (sorted),
 /// then the job's own `job.yaml` (if any), then `-D` overrides (`key=value`, dotted keys such
 /// as `resources.cpu=2` or `env.FOO=bar`; values parsed as YAML scalars). Unknown keys are an
@@ -141,5 +264,37 @@ pub fn load_job_spec(
     job_yaml: Option<&Layer>,
     overrides: &[String],
 ) -> Result<JobSpec, SpecError> {
-    todo!("{cluster} {conf_dir:?} {job_yaml:?} {overrides:?}")
+    let mut layers: Vec<(String, String)> = vec![("built-in defaults".into(), DEFAULTS.into())];
+    if let Some(dir) = conf_dir.map(|d| d.join(cluster)).filter(|d| d.is_dir()) {
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(|source| SpecError::Io { path: dir.display().to_string(), source })?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(|source| SpecError::Io { path: f.display().to_string(), source })?;
+            layers.push((f.display().to_string(), text));
+        }
+    }
+    if let Some(l) = job_yaml {
+        layers.push((l.origin.clone(), l.text.clone()));
+    }
+    for flag in overrides {
+        layers.push(override_layer(flag)?);
+    }
+    let mut merged = Mapping::new();
+    let mut origin_of: std::collections::HashMap<String, String> = Default::default();
+    for (origin, text) in &layers {
+        let layer = parse_layer(origin, text)?;
+        for k in layer.keys().filter_map(Value::as_str) {
+            origin_of.insert(k.to_string(), origin.clone());
+        }
+        merge(&mut merged, layer);
+    }
+    let from = |key: &str| origin_of.get(key).cloned().unwrap_or_else(|| "job.yaml".into());
+    validate::build(&merged, &from)
 }
+
+mod validate;

@@ -1,0 +1,114 @@
+//! Helpers for the end-to-end tests: run the real `t2` binary with its own `$T2_HOME`, with a
+//! deadline on every run.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repo root")
+}
+
+/// A `t2` command using `home` as `$T2_HOME`.
+pub fn t2(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_t2"));
+    c.env("T2_HOME", home).env_remove("RUST_LOG").env("T2_CONF_DIR", repo().join("conf"));
+    c
+}
+
+/// Runs to the end, killing it after `deadline`.
+pub fn run(mut cmd: Command, deadline: Duration) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().expect("spawn t2");
+    wait(child, deadline)
+}
+
+/// Waits for a child with a deadline; panics (after killing it) when it is exceeded.
+pub fn wait(mut child: Child, deadline: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "t2 did not finish within {deadline:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// stdout and stderr together, for assertions and failure messages.
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Writes a job folder with `job.yaml` and an executable `run.sh`.
+pub fn shell_job(root: &Path, job_yaml: &str, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::write(root.join("job.yaml"), job_yaml).unwrap();
+    let run = root.join("run.sh");
+    std::fs::write(&run, script).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    root.to_path_buf()
+}
+
+/// The only job under `home`.
+pub fn only_job(home: &Path) -> serde_json::Value {
+    let jobs = home.join("jobs");
+    let mut entries: Vec<_> = std::fs::read_dir(&jobs).expect("jobs dir").flatten().collect();
+    assert_eq!(entries.len(), 1, "expected one job under {}", jobs.display());
+    let dir = entries.pop().unwrap().path();
+    serde_json::from_str(&std::fs::read_to_string(dir.join("job.json")).unwrap()).unwrap()
+}
+
+/// Polls the only job's record until `pred` holds or `deadline` passes.
+pub fn wait_for_record(home: &Path, deadline: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        if let Ok(jobs) = std::fs::read_dir(home.join("jobs")) {
+            for e in jobs.flatten() {
+                if let Ok(text) = std::fs::read_to_string(e.path().join("job.json")) {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                        if pred(&v) {
+                            return v;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(start.elapsed() < deadline, "job record condition not met within {deadline:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// True when a process with this PID exists and is not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()), Some("Z") | Some("X")),
+        Err(_) => false,
+    }
+}
+
+/// Every PID whose command line mentions `needle`.
+pub fn pids_mentioning(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+                && pid_alive(*pid)
+        })
+        .collect()
+}
