@@ -215,6 +215,14 @@ impl Master {
         if let Err(e) = self.store.put_worker(&info).await {
             return Err(Status::unavailable(format!("job state store failed: {e}")));
         }
+        let registered = RegisterResult {
+            num_workers: self.cfg.num_workers,
+            restart_count: info.restart_count,
+            heartbeat_interval_ms: self.cfg.heartbeat_interval.as_millis() as u64,
+            heartbeat_timeout_ms: self.cfg.heartbeat_timeout.as_millis() as u64,
+        };
+        // First on the stream, before any event this registration may trigger.
+        let _ = outbox.send(Ok(t2_proto::MasterToWorker { body: Some(Body::Registered(registered.clone())) }));
         self.registry.insert(WorkerEntry {
             info: info.clone(),
             conn: Some(Connection { id: conn, outbox }),
@@ -230,15 +238,7 @@ impl Master {
             info!(job_id = %self.cfg.job_id, worker_id = id, host = %info.host, port = info.port, "worker registered");
         }
         self.notify_watchers();
-        Ok((
-            conn,
-            RegisterResult {
-                num_workers: self.cfg.num_workers,
-                restart_count: info.restart_count,
-                heartbeat_interval_ms: self.cfg.heartbeat_interval.as_millis() as u64,
-                heartbeat_timeout_ms: self.cfg.heartbeat_timeout.as_millis() as u64,
-            },
-        ))
+        Ok((conn, registered))
     }
 
     /// After any registration: answers waiting list requests and pushes AllJoined.

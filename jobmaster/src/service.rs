@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use t2_proto::job_master_server::JobMaster;
 use t2_proto::{
-    master_to_worker::Body, worker_to_master, JobStatus, KillParams, KillResult, MasterToWorker,
+    worker_to_master, JobStatus, KillParams, KillResult, MasterToWorker,
     WatchParams, WorkerToMaster, PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -90,9 +90,8 @@ impl JobMaster for JobMasterService {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (reply_tx, reply_rx) = oneshot::channel();
         self.send(Event::Register { params, outbox: out_tx.clone(), reply: reply_tx })?;
-        let (conn, registered) =
+        let (conn, _registered) =
             reply_rx.await.map_err(|_| Status::unavailable("the job has ended"))??;
-        let _ = out_tx.send(Ok(MasterToWorker { body: Some(Body::Registered(registered)) }));
         drop(out_tx);
 
         let events = self.events.clone();
