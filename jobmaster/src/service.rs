@@ -13,7 +13,7 @@ use t2_proto::{
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{info_span, warn, Instrument};
+use tracing::{debug, info_span, Instrument};
 
 use crate::master::Event;
 
@@ -111,7 +111,7 @@ impl JobMaster for JobMasterService {
                     }
                 };
                 if events.send(Event::Disconnected { worker_id, conn, cause }).is_err() {
-                    warn!("job master gone before the disconnect was handled");
+                    debug!("job master gone before the disconnect was handled");
                 }
             }
             .instrument(span),

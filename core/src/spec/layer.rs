@@ -1,0 +1,316 @@
+//! One configuration layer (a YAML file or a `-D key=value` flag) read into assignments of
+//! t2 keys, with Twister2 aliases translated, unknown keys found and every value checked.
+
+use serde_yaml::{Mapping, Value};
+
+use super::aliases;
+use super::fields::{self, Problem, MAX_WORKERS};
+use super::SpecError;
+use crate::text::one_line;
+
+/// Top-level keys whose value replaces the previous layer's (not maps).
+pub(super) const PLAIN_KEYS: &[&str] = &[
+    "name",
+    "workers",
+    "workers_per_pod",
+    "command",
+    "args",
+    "max_restarts",
+    "barrier_timeout",
+    "init_barrier_timeout",
+    "join_timeout",
+    "heartbeat_interval",
+    "heartbeat_timeout",
+    "build",
+    "include",
+    "max_package_bytes",
+];
+
+/// Keys under `resources`.
+pub(super) const RESOURCE_KEYS: &[&str] = &["cpu", "memory_mb", "disk_mb"];
+
+/// Keys set from `-D` as the text given, never parsed as YAML.
+const TEXT_KEYS: &[&str] = &["name", "build"];
+
+/// One value set by a layer at a path of t2 keys (`["resources", "cpu"]`).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Assignment {
+    /// Where in the spec tree.
+    pub path: Vec<String>,
+    /// The value.
+    pub value: Value,
+    /// The key as the user wrote it (a dotted path, or a Twister2 key), for messages.
+    pub written: String,
+}
+
+impl Assignment {
+    /// An assignment of `value` at `path`, written by the user as `written`.
+    pub(super) fn new(path: &[&str], value: Value, written: &str) -> Self {
+        Self {
+            path: path.iter().map(|s| s.to_string()).collect(),
+            value,
+            written: written.to_string(),
+        }
+    }
+
+    fn at(path: Vec<String>, value: Value) -> Self {
+        let written = path.join(".");
+        Self {
+            path,
+            value,
+            written,
+        }
+    }
+}
+
+/// A checked layer.
+#[derive(Debug, Clone)]
+pub(super) struct ParsedLayer {
+    /// Where it came from, for messages.
+    pub origin: String,
+    /// What it sets, in order.
+    pub assignments: Vec<Assignment>,
+}
+
+/// Reads a YAML layer.
+pub(super) fn parse_yaml(origin: &str, text: &str) -> Result<ParsedLayer, SpecError> {
+    let origin = one_line(origin);
+    let mut value: Value = serde_yaml::from_str(text).map_err(|e| SpecError::Yaml {
+        file: origin.clone(),
+        message: one_line(&e.to_string()),
+    })?;
+    value.apply_merge().map_err(|e| SpecError::Yaml {
+        file: origin.clone(),
+        message: one_line(&e.to_string()),
+    })?;
+    let tree = match value {
+        Value::Null => Mapping::new(),
+        Value::Mapping(m) => m,
+        other => {
+            return Err(SpecError::Yaml {
+                file: origin,
+                message: format!(
+                    "expected `key: value` lines at the top level, found {}",
+                    fields::describe(&other)
+                ),
+            })
+        }
+    };
+    finish(origin, tree)
+}
+
+/// Reads a `-D key=value` flag: dotted keys (`resources.cpu=2`, `env.FOO=bar`,
+/// `config.a.b=1`), values parsed as YAML scalars or flow collections (`[sh, run.sh]`).
+pub(super) fn parse_override(flag: &str) -> Result<ParsedLayer, SpecError> {
+    let origin = one_line(&format!("-D {flag}"));
+    let bad = || SpecError::BadOverride {
+        flag: one_line(flag),
+    };
+    let (key, text) = flag.split_once('=').ok_or_else(bad)?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) && !aliases::is_alias(key) {
+        return Err(bad());
+    }
+    let mut tree = Mapping::new();
+    if aliases::is_alias(key) || !key.contains('.') {
+        let value = if TEXT_KEYS.contains(&key) {
+            text_value(text)
+        } else {
+            yaml_value(&origin, text)?
+        };
+        tree.insert(key.into(), value);
+    } else {
+        let (first, rest) = key.split_once('.').ok_or_else(bad)?;
+        let value = match first {
+            "env" => text_value(text),
+            "resources" | "config" => yaml_value(&origin, text)?,
+            _ => {
+                return Err(super::unknown_key(&origin, key));
+            }
+        };
+        let inner = if first == "config" {
+            rest.rsplit('.').fold(value, |v, seg| {
+                let mut m = Mapping::new();
+                m.insert(seg.into(), v);
+                Value::Mapping(m)
+            })
+        } else {
+            let mut m = Mapping::new();
+            m.insert(rest.into(), value);
+            Value::Mapping(m)
+        };
+        tree.insert(first.into(), inner);
+    }
+    finish(origin, tree)
+}
+
+/// Text given to `-D` for a key that is always text: empty means unset.
+fn text_value(text: &str) -> Value {
+    if text.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text.to_string())
+    }
+}
+
+/// A `-D` value: a YAML flow collection when it starts with `[` or `{`, else a YAML scalar,
+/// else the text itself (so `-D command=./run.sh --fast: yes` stays text).
+fn yaml_value(origin: &str, text: &str) -> Result<Value, SpecError> {
+    let t = text.trim();
+    if t.starts_with('[') || t.starts_with('{') {
+        return serde_yaml::from_str(t).map_err(|e| SpecError::Yaml {
+            file: origin.to_string(),
+            message: one_line(&e.to_string()),
+        });
+    }
+    Ok(match serde_yaml::from_str::<Value>(t) {
+        Ok(v @ (Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_))) => v,
+        _ => Value::String(t.to_string()),
+    })
+}
+
+/// Normalises, checks for duplicates, and checks every value.
+fn finish(origin: String, tree: Mapping) -> Result<ParsedLayer, SpecError> {
+    let to_error = |p: Problem| super::problem_error(&origin, p);
+    let assignments = normalise(tree).map_err(to_error)?;
+    for (i, a) in assignments.iter().enumerate() {
+        if let Some(first) = assignments[..i].iter().find(|b| b.path == a.path) {
+            return Err(to_error(Problem::bad(
+                a.written.clone(),
+                format!(
+                    "sets '{}', which '{}' in the same place also sets; keep one of them",
+                    a.path.join("."),
+                    first.written
+                ),
+            )));
+        }
+        check(a).map_err(to_error)?;
+    }
+    Ok(ParsedLayer {
+        origin,
+        assignments,
+    })
+}
+
+/// The assignments of a layer's top-level map.
+fn normalise(tree: Mapping) -> Result<Vec<Assignment>, Problem> {
+    let mut out = Vec::new();
+    for (k, v) in tree {
+        let key = key_text(&k).ok_or_else(|| Problem::Unknown {
+            key: fields::describe(&k),
+        })?;
+        match key.as_str() {
+            k if PLAIN_KEYS.contains(&k) => out.push(Assignment::at(vec![key], v)),
+            "resources" => {
+                for (sub, sv) in sub_map(&key, v, "{cpu: 1, memory_mb: 512, disk_mb: 0}")? {
+                    if !RESOURCE_KEYS.contains(&sub.as_str()) {
+                        return Err(Problem::Unknown {
+                            key: format!("resources.{sub}"),
+                        });
+                    }
+                    out.push(Assignment::at(vec![key.clone(), sub], sv));
+                }
+            }
+            "env" => {
+                for (name, sv) in sub_map(&key, v, "{LOG_LEVEL: debug}")? {
+                    if !fields::is_env_name(&name) {
+                        return Err(Problem::bad(
+                            format!("env.{name}"),
+                            "is not a valid environment variable name; use letters, digits and '_', not starting with a digit",
+                        ));
+                    }
+                    out.push(Assignment::at(vec![key.clone(), name], sv));
+                }
+            }
+            "config" => {
+                let map = sub_map(&key, v, "{iterations: 100}")?;
+                flatten_config(vec![key.clone()], map, &mut out)?;
+            }
+            _ => match aliases::translate(&key, &v) {
+                Some(assignments) => out.extend(assignments?),
+                None => return Err(Problem::Unknown { key }),
+            },
+        }
+    }
+    Ok(out)
+}
+
+/// A key as text: strings, numbers and booleans.
+fn key_text(k: &Value) -> Option<String> {
+    fields::scalar_text(k)
+}
+
+/// The entries of a map-valued key; null means no entries.
+fn sub_map(key: &str, v: Value, example: &str) -> Result<Vec<(String, Value)>, Problem> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::Mapping(m) => m
+            .into_iter()
+            .map(|(k, v)| {
+                key_text(&k).map(|k| (k, v)).ok_or_else(|| {
+                    Problem::bad(key, format!("keys must be text, got {}", fields::describe(&k)))
+                })
+            })
+            .collect(),
+        other => Err(Problem::bad(
+            key,
+            format!("must be a map such as {example}, got {}", fields::describe(&other)),
+        )),
+    }
+}
+
+/// Config maps merge key by key at every depth, so they are flattened to their leaves
+/// (an empty map is a leaf).
+fn flatten_config(
+    path: Vec<String>,
+    entries: Vec<(String, Value)>,
+    out: &mut Vec<Assignment>,
+) -> Result<(), Problem> {
+    for (k, v) in entries {
+        let mut p = path.clone();
+        p.push(k);
+        match v {
+            Value::Mapping(m) if !m.is_empty() => {
+                let written = p.join(".");
+                let sub = sub_map(&written, Value::Mapping(m), "{a: 1}")?;
+                flatten_config(p, sub, out)?;
+            }
+            other => out.push(Assignment::at(p, other)),
+        }
+    }
+    Ok(())
+}
+
+/// Checks the value of one assignment.
+fn check(a: &Assignment) -> Result<(), Problem> {
+    let v = &a.value;
+    let bad = |m: String| Problem::bad(a.written.clone(), m);
+    let path: Vec<&str> = a.path.iter().map(String::as_str).collect();
+    match path.as_slice() {
+        ["name"] if v.is_null() => Ok(()),
+        ["name"] => fields::text(v).map(drop),
+        ["workers" | "workers_per_pod"] => fields::whole(v, 1, MAX_WORKERS).map(drop),
+        ["command"] if v.is_null() => Ok(()),
+        ["command"] => fields::command(v).map(drop),
+        ["args"] => fields::words(v).map(drop),
+        ["max_restarts"] => fields::whole_u32(v, 0, u32::MAX).map(drop),
+        [
+            "barrier_timeout" | "init_barrier_timeout" | "join_timeout" | "heartbeat_interval"
+            | "heartbeat_timeout",
+        ] => fields::duration(v).map(drop),
+        ["build"] => fields::build(v).map(drop),
+        ["include"] => fields::include(v).map(drop),
+        ["max_package_bytes"] => fields::whole(v, 1, u64::MAX).map(drop),
+        ["resources", "cpu"] => fields::cores(v).map(drop),
+        ["resources", "memory_mb"] => fields::whole(v, 1, u64::MAX).map(drop),
+        ["resources", "disk_mb"] => fields::whole(v, 0, u64::MAX).map(drop),
+        ["env", _] => fields::env_value(v).map(drop),
+        ["config", ..] => fields::json(v).map(drop),
+        _ => {
+            return Err(Problem::Unknown {
+                key: a.written.clone(),
+            })
+        }
+    }
+    .map_err(bad)
+}
