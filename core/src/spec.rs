@@ -1,12 +1,64 @@
 //! The job spec (`job.yaml`) and layered configuration:
 //! built-in defaults ← `conf/<cluster>/*.yaml` ← job spec ← `-D key=value`.
+//!
+//! Each layer overrides the ones before it. `env`, `config` and `resources` merge key by key
+//! (`config` at every depth); every other key replaces the earlier value. Every layer is checked
+//! on its own, so an error names the file (or `-D` flag) and key at fault, on one line.
+//!
+//! # Keys
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `name` | the package's file or directory name | job name, made a valid name by [`crate::names`] |
+//! | `command` | — (required) | program and arguments: a list (`[./run.sh, -v]`) or a string split on whitespace |
+//! | `args` | `[]` | extra arguments appended after `command` |
+//! | `workers` | `1` | number of workers, 1–100000 |
+//! | `workers_per_pod` | `1` | workers per pod (Kubernetes); must divide `workers` |
+//! | `env` | `{}` | environment variables of the user program; names `[A-Za-z_][A-Za-z0-9_]*` |
+//! | `config` | `{}` | free-form user configuration, given to workers as JSON |
+//! | `max_restarts` | `3` | restarts of a failed worker before the job fails |
+//! | `barrier_timeout` | `30s` | default barrier timeout |
+//! | `init_barrier_timeout` | `10m` | default init-barrier timeout |
+//! | `join_timeout` | `60s` | wait for all workers to join (or a restarted one to rejoin) |
+//! | `heartbeat_interval` | `250ms` | heartbeat interval, both ways |
+//! | `heartbeat_timeout` | `3s` | silence after which a worker or the job master is lost; > interval |
+//! | `resources.cpu` | `1` | cores per worker (`0.5` and `500m` work) |
+//! | `resources.memory_mb` | `512` | memory per worker, MiB |
+//! | `resources.disk_mb` | `0` | scratch disk per worker, MiB |
+//! | `build` | `null` | shell command run in the job directory before packaging |
+//! | `include` | `[]` | when non-empty, only these relative paths are packaged |
+//! | `max_package_bytes` | `1073741824` | largest package, bytes |
+//!
+//! Durations are `500ms`, `3s`, `2m`, `1h30m` or a bare number of milliseconds. The defaults
+//! live in `conf/local/job.yaml` ([`BUILT_IN_DEFAULTS`]). Twister2 key names with the same
+//! meaning are accepted too; see [`twister2_aliases`] and the table in `spec/aliases.rs`:
+//!
+//! | Twister2 key | t2 key |
+//! |---|---|
+//! | `twister2.resource.job.name` | `name` |
+//! | `twister2.resource.worker.compute.resources` (one entry: `cpu`, `ram` MB, `disk` GB, `instances`, `workersPerPod`) | `resources.*`, `workers` (= instances × workersPerPod), `workers_per_pod` |
+//! | `twister2.fault.tolerance.max.worker.restarts` | `max_restarts` |
+//! | `twister2.worker.controller.max.wait.time.on.barrier` (ms) | `barrier_timeout` |
+//! | `twister2.worker.controller.max.wait.time.on.init.barrier` (ms) | `init_barrier_timeout` |
+//! | `twister2.worker.controller.max.wait.time.for.all.workers.to.join` (ms) | `join_timeout` |
+//! | `twister2.fault.tolerance.failure.timeout` (ms) | `heartbeat_timeout` |
+
+mod aliases;
+mod assemble;
+mod fields;
+mod layer;
+mod suggest;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::text;
 
 /// Errors found while reading or validating configuration; each displays as one readable line.
 #[derive(Debug, Error)]
@@ -254,47 +306,133 @@ fn override_layer(flag: &str) -> Result<(String, String), SpecError> {
     Ok((format!("-D {flag}"), text))
 }
 
+/// The built-in defaults: `conf/local/job.yaml`, compiled in.
+pub const BUILT_IN_DEFAULTS: &str = include_str!("../../conf/local/job.yaml");
+
+/// How errors name the built-in defaults.
+const DEFAULTS_ORIGIN: &str = "built-in defaults (conf/local/job.yaml)";
+
+/// Every key t2 knows, dotted for nested ones (`resources.cpu`). Keys under `env` and
+/// `config` are the user's own. See the module documentation for the table.
+pub fn known_keys() -> &'static [&'static str] {
+    &[
+        "name",
+        "command",
+        "args",
+        "workers",
+        "workers_per_pod",
+        "env",
+        "config",
+        "max_restarts",
+        "barrier_timeout",
+        "init_barrier_timeout",
+        "join_timeout",
+        "heartbeat_interval",
+        "heartbeat_timeout",
+        "resources",
+        "resources.cpu",
+        "resources.memory_mb",
+        "resources.disk_mb",
+        "build",
+        "include",
+        "max_package_bytes",
+    ]
+}
+
+/// The Twister2 keys accepted, each with the t2 key(s) it sets.
+pub fn twister2_aliases() -> &'static [(&'static str, &'static str)] {
+    aliases::ALIASES
+}
+
 /// Loads the spec: built-in defaults, then every `conf/<cluster>/*.yaml` in `conf_dir` (sorted),
 /// then the job's own `job.yaml` (if any), then `-D` overrides (`key=value`, dotted keys such
 /// as `resources.cpu=2` or `env.FOO=bar`; values parsed as YAML scalars). Unknown keys are an
 /// error with a "did you mean"; Twister2 key names with the same meaning are accepted.
+/// A `conf_dir` that does not exist is an error; one without a `<cluster>` folder is not.
 pub fn load_job_spec(
     cluster: &str,
     conf_dir: Option<&Path>,
     job_yaml: Option<&Layer>,
     overrides: &[String],
 ) -> Result<JobSpec, SpecError> {
-    let mut layers: Vec<(String, String)> = vec![("built-in defaults".into(), DEFAULTS.into())];
-    if let Some(dir) = conf_dir.map(|d| d.join(cluster)).filter(|d| d.is_dir()) {
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(|source| SpecError::Io { path: dir.display().to_string(), source })?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-            .collect();
-        files.sort();
-        for f in files {
-            let text = std::fs::read_to_string(&f).map_err(|source| SpecError::Io { path: f.display().to_string(), source })?;
-            layers.push((f.display().to_string(), text));
+    let mut merged = assemble::Merged::default();
+    merged.apply(&layer::parse_yaml(DEFAULTS_ORIGIN, BUILT_IN_DEFAULTS)?);
+    if let Some(dir) = conf_dir {
+        for path in cluster_files(dir, cluster)? {
+            let text = std::fs::read_to_string(&path).map_err(|source| SpecError::Io {
+                path: text::one_line(&path.display().to_string()),
+                source,
+            })?;
+            merged.apply(&layer::parse_yaml(&path.display().to_string(), &text)?);
         }
     }
-    if let Some(l) = job_yaml {
-        layers.push((l.origin.clone(), l.text.clone()));
+    if let Some(job) = job_yaml {
+        merged.apply(&layer::parse_yaml(&job.origin, &job.text)?);
     }
     for flag in overrides {
-        layers.push(override_layer(flag)?);
+        merged.apply(&layer::parse_override(flag)?);
     }
-    let mut merged = Mapping::new();
-    let mut origin_of: std::collections::HashMap<String, String> = Default::default();
-    for (origin, text) in &layers {
-        let layer = parse_layer(origin, text)?;
-        for k in layer.keys().filter_map(Value::as_str) {
-            origin_of.insert(k.to_string(), origin.clone());
-        }
-        merge(&mut merged, layer);
-    }
-    let from = |key: &str| origin_of.get(key).cloned().unwrap_or_else(|| "job.yaml".into());
-    validate::build(&merged, &from)
+    let job_origin = job_yaml.map_or("job.yaml".to_string(), |l| text::one_line(&l.origin));
+    merged.into_spec(&job_origin)
 }
 
-mod validate;
+/// The `*.yaml` files of `conf_dir/<cluster>/`, sorted by file name (hidden files skipped).
+fn cluster_files(conf_dir: &Path, cluster: &str) -> Result<Vec<PathBuf>, SpecError> {
+    let io = |path: &Path| {
+        let path = text::one_line(&path.display().to_string());
+        move |source| SpecError::Io { path, source }
+    };
+    let simple = !cluster.is_empty()
+        && cluster != "."
+        && cluster != ".."
+        && !cluster.contains(['/', '\\', '\0']);
+    if !simple {
+        return Err(SpecError::BadValue {
+            file: "command line".into(),
+            key: "cluster".into(),
+            message: format!(
+                "must be a cluster name such as local or kubernetes, got '{}'",
+                text::one_line(cluster)
+            ),
+        });
+    }
+    std::fs::metadata(conf_dir).map_err(io(conf_dir))?;
+    let dir = conf_dir.join(cluster);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+        let entry = entry.map_err(io(&dir))?;
+        let name = entry.file_name();
+        let path = entry.path();
+        let yaml = Path::new(&name).extension().is_some_and(|e| e == "yaml");
+        let hidden = name.as_encoded_bytes().starts_with(b".");
+        if yaml && !hidden && path.is_file() {
+            files.push((name, path));
+        }
+    }
+    files.sort();
+    Ok(files.into_iter().map(|(_, p)| p).collect())
+}
+
+/// An unknown-key error with a "did you mean" when a known key is close.
+fn unknown_key(origin: &str, key: &str) -> SpecError {
+    SpecError::UnknownKey {
+        file: text::one_line(origin),
+        key: text::one_line(key),
+        suggestion: suggest::closest(key),
+    }
+}
+
+/// The error for a problem found in the layer from `origin`.
+fn problem_error(origin: &str, problem: fields::Problem) -> SpecError {
+    match problem {
+        fields::Problem::Unknown { key } => unknown_key(origin, &key),
+        fields::Problem::Bad { key, message } => SpecError::BadValue {
+            file: text::one_line(origin),
+            key: text::one_line(&key),
+            message: text::one_line(&message),
+        },
+    }
+}

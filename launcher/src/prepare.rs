@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use t2_core::jobdir::{now_rfc3339, JobDir, JobRecord, RecordedState, WorkerRecord};
 use t2_core::names::{new_job_id, sanitize_job_name};
-use t2_core::package::{build_package, PackageSource, SourceKind};
+use t2_core::package::{build_package, unpack_package, PackageSource, SourceKind, UnpackLimits};
 use t2_core::spec::{load_job_spec, JobSpec, Layer, SpecError};
 
 use crate::cli::SubmitArgs;
@@ -106,6 +106,17 @@ fn write_job(
     std::fs::create_dir_all(dir.logs_dir())
         .map_err(LauncherError::io(format!("cannot create {}", dir.logs_dir().display())))?;
     let pkg = build_package(source, job_yaml, &spec.include, &dir.package_path(), spec.max_package_bytes)?;
+    if source.kind == SourceKind::Tarball {
+        // A package we did not build is untrusted: prove it unpacks safely before starting anything.
+        let check = dir.root().join("verify");
+        let limits = UnpackLimits {
+            max_package_bytes: spec.max_package_bytes,
+            max_unpacked_bytes: spec.max_package_bytes.saturating_mul(4),
+            ..UnpackLimits::default()
+        };
+        unpack_package(&pkg.path, &check, Some(&pkg.sha256), &limits)?;
+        let _ = std::fs::remove_dir_all(&check);
+    }
     let spec_json = serde_json::to_string_pretty(spec)
         .map_err(|e| LauncherError::Cluster(format!("cannot encode the job spec: {e}")))?;
     std::fs::write(dir.spec_path(), spec_json)

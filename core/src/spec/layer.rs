@@ -108,7 +108,7 @@ pub(super) fn parse_override(flag: &str) -> Result<ParsedLayer, SpecError> {
     };
     let (key, text) = flag.split_once('=').ok_or_else(bad)?;
     let key = key.trim();
-    if key.is_empty() || key.split('.').any(str::is_empty) && !aliases::is_alias(key) {
+    if key.is_empty() || (key.split('.').any(str::is_empty) && !aliases::is_alias(key)) {
         return Err(bad());
     }
     let mut tree = Mapping::new();

@@ -1,0 +1,218 @@
+//! Merging layers into one tree (maps key by key, other values replaced), remembering which
+//! layer set each key, and reading the final [`JobSpec`] with its cross-field checks.
+
+use std::collections::BTreeMap;
+
+use serde_yaml::{Mapping, Value};
+
+use super::fields::{self, MAX_WORKERS};
+use super::layer::ParsedLayer;
+use super::{JobSpec, Resources, SpecError};
+
+/// Origin used when a key has no layer (only if the built-in defaults lack it).
+const NOWHERE: &str = "the merged configuration";
+
+/// The merged configuration tree.
+#[derive(Debug, Default)]
+pub(super) struct Merged {
+    tree: Mapping,
+    /// Dotted key → the layer that last set it (top-level keys included).
+    origins: BTreeMap<String, String>,
+}
+
+impl Merged {
+    /// Applies a layer on top of what is there.
+    pub(super) fn apply(&mut self, layer: &ParsedLayer) {
+        for a in &layer.assignments {
+            set(&mut self.tree, &a.path, a.value.clone());
+            for depth in 1..=a.path.len() {
+                self.origins
+                    .insert(a.path[..depth].join("."), layer.origin.clone());
+            }
+        }
+    }
+
+    fn origin(&self, key: &str) -> String {
+        self.origins.get(key).cloned().unwrap_or_else(|| NOWHERE.into())
+    }
+
+    fn bad(&self, key: &str, message: String) -> SpecError {
+        SpecError::BadValue {
+            file: self.origin(key),
+            key: key.into(),
+            message,
+        }
+    }
+
+    /// A value that must be present (the built-in defaults set it).
+    fn get(&self, key: &str) -> Result<&Value, SpecError> {
+        self.tree.get(key).ok_or_else(|| SpecError::Missing {
+            file: NOWHERE.into(),
+            key: key.into(),
+            hint: format!("set `{key}` in job.yaml"),
+        })
+    }
+
+    /// Reads `key` with `read`, naming the layer that set it on error.
+    fn read<T>(&self, key: &str, read: impl Fn(&Value) -> Result<T, String>) -> Result<T, SpecError> {
+        read(self.get(key)?).map_err(|m| self.bad(key, m))
+    }
+
+    /// A required key that has no default.
+    fn required<T>(
+        &self,
+        key: &str,
+        job_origin: &str,
+        hint: &str,
+        read: impl Fn(&Value) -> Result<T, String>,
+    ) -> Result<T, SpecError> {
+        match self.tree.get(key) {
+            None | Some(Value::Null) => Err(SpecError::Missing {
+                file: job_origin.into(),
+                key: key.into(),
+                hint: hint.into(),
+            }),
+            Some(v) => read(v).map_err(|m| self.bad(key, m)),
+        }
+    }
+
+    /// The entries of a map-valued key (`resources`, `env`, `config`).
+    fn map(&self, key: &str) -> Result<Vec<(String, &Value)>, SpecError> {
+        match self.tree.get(key).unwrap_or(&Value::Null) {
+            Value::Null => Ok(Vec::new()),
+            Value::Mapping(m) => m
+                .iter()
+                .map(|(k, v)| {
+                    fields::scalar_text(k)
+                        .map(|k| (k, v))
+                        .ok_or_else(|| self.bad(key, "keys must be text".into()))
+                })
+                .collect(),
+            other => Err(self.bad(key, format!("must be a map, got {}", fields::describe(other)))),
+        }
+    }
+
+    /// The final spec; `job_origin` names the job's own spec in "missing" errors.
+    pub(super) fn into_spec(self, job_origin: &str) -> Result<JobSpec, SpecError> {
+        let name = self.required(
+            "name",
+            job_origin,
+            "add `name: my-job` to job.yaml, or pass -D name=my-job",
+            fields::text,
+        )?;
+        let command = self.required(
+            "command",
+            job_origin,
+            "add `command: [./run.sh]` to job.yaml",
+            fields::command,
+        )?;
+        let workers = self.read("workers", |v| fields::whole_u32(v, 1, MAX_WORKERS as u32))?;
+        let workers_per_pod =
+            self.read("workers_per_pod", |v| fields::whole_u32(v, 1, MAX_WORKERS as u32))?;
+        if workers % workers_per_pod != 0 {
+            return Err(self.bad(
+                "workers_per_pod",
+                format!(
+                    "must divide workers evenly: {workers} workers cannot fill pods of {workers_per_pod}"
+                ),
+            ));
+        }
+        let heartbeat_interval = self.read("heartbeat_interval", fields::duration)?;
+        let heartbeat_timeout = self.read("heartbeat_timeout", fields::duration)?;
+        if heartbeat_timeout <= heartbeat_interval {
+            return Err(self.bad(
+                "heartbeat_timeout",
+                format!(
+                    "must be longer than heartbeat_interval ({} is not longer than {})",
+                    crate::duration::format_duration(heartbeat_timeout),
+                    crate::duration::format_duration(heartbeat_interval)
+                ),
+            ));
+        }
+        Ok(JobSpec {
+            name,
+            workers,
+            workers_per_pod,
+            command,
+            args: self.read("args", fields::words)?,
+            env: self.env()?,
+            config: self.config()?,
+            max_restarts: self.read("max_restarts", |v| fields::whole_u32(v, 0, u32::MAX))?,
+            barrier_timeout: self.read("barrier_timeout", fields::duration)?,
+            init_barrier_timeout: self.read("init_barrier_timeout", fields::duration)?,
+            join_timeout: self.read("join_timeout", fields::duration)?,
+            heartbeat_interval,
+            heartbeat_timeout,
+            resources: self.resources()?,
+            build: self.read("build", fields::build)?,
+            include: self.read("include", fields::include)?,
+            max_package_bytes: self.read("max_package_bytes", |v| fields::whole(v, 1, u64::MAX))?,
+        })
+    }
+
+    fn resources(&self) -> Result<Resources, SpecError> {
+        let entries = self.map("resources")?;
+        let find = |sub: &str| -> Result<&Value, SpecError> {
+            entries
+                .iter()
+                .find(|(k, _)| k == sub)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| SpecError::Missing {
+                    file: NOWHERE.into(),
+                    key: format!("resources.{sub}"),
+                    hint: format!("set `resources: {{{sub}: ...}}` in job.yaml"),
+                })
+        };
+        let read = |sub: &str, v: &Value, f: &dyn Fn(&Value) -> Result<u64, String>| {
+            let key = format!("resources.{sub}");
+            f(v).map_err(|m| self.bad(&key, m))
+        };
+        let cpu = fields::cores(find("cpu")?).map_err(|m| self.bad("resources.cpu", m))?;
+        Ok(Resources {
+            cpu,
+            memory_mb: read("memory_mb", find("memory_mb")?, &|v| fields::whole(v, 1, u64::MAX))?,
+            disk_mb: read("disk_mb", find("disk_mb")?, &|v| fields::whole(v, 0, u64::MAX))?,
+        })
+    }
+
+    fn env(&self) -> Result<BTreeMap<String, String>, SpecError> {
+        self.map("env")?
+            .into_iter()
+            .map(|(k, v)| {
+                let key = format!("env.{k}");
+                if !fields::is_env_name(&k) {
+                    return Err(self.bad(&key, "is not a valid environment variable name".into()));
+                }
+                fields::env_value(v).map(|v| (k, v)).map_err(|m| self.bad(&key, m))
+            })
+            .collect()
+    }
+
+    fn config(&self) -> Result<BTreeMap<String, serde_json::Value>, SpecError> {
+        self.map("config")?
+            .into_iter()
+            .map(|(k, v)| {
+                let key = format!("config.{k}");
+                fields::json(v).map(|v| (k, v)).map_err(|m| self.bad(&key, m))
+            })
+            .collect()
+    }
+}
+
+/// Sets `value` at `path`, making maps on the way (a non-map on the way is replaced).
+fn set(map: &mut Mapping, path: &[String], value: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let key = Value::String(first.clone());
+    if rest.is_empty() {
+        map.insert(key, value);
+        return;
+    }
+    if !map.get(&key).is_some_and(Value::is_mapping) {
+        map.insert(key.clone(), Value::Mapping(Mapping::new()));
+    }
+    if let Some(Value::Mapping(inner)) = map.get_mut(&key) {
+        set(inner, rest, value);
+    }
+}
