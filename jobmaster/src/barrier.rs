@@ -81,7 +81,9 @@ impl Barriers {
         let mut out = Vec::new();
         for t in [BarrierType::Default, BarrierType::Init] {
             let slot = self.slot(t);
-            let expired = slot.as_ref().is_some_and(|r| now.duration_since(r.started) >= r.timeout);
+            let expired = slot
+                .as_ref()
+                .is_some_and(|r| now.duration_since(r.started) >= r.timeout);
             if let Some(round) = expired.then(|| slot.take()).flatten() {
                 let missing: Vec<u32> = (0..n).filter(|i| !round.waiters.contains_key(i)).collect();
                 out.push(Completion {

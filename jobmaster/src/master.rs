@@ -120,8 +120,10 @@ impl Master {
 
     /// Handles events until the job ends; returns how it ended.
     pub async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) -> JobOutcome {
-        let tick_every = (self.cfg.heartbeat_interval / 2)
-            .clamp(std::time::Duration::from_millis(20), std::time::Duration::from_millis(200));
+        let tick_every = (self.cfg.heartbeat_interval / 2).clamp(
+            std::time::Duration::from_millis(20),
+            std::time::Duration::from_millis(200),
+        );
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.persist_job().await;
@@ -134,17 +136,28 @@ impl Master {
                 _ = tick.tick() => self.on_tick().await,
             }
         }
-        JobOutcome { state: self.state, reason: self.reason.clone() }
+        JobOutcome {
+            state: self.state,
+            reason: self.reason.clone(),
+        }
     }
 
     async fn handle(&mut self, ev: Event) {
         match ev {
-            Event::Register { params, outbox, reply } => {
+            Event::Register {
+                params,
+                outbox,
+                reply,
+            } => {
                 let result = self.register(params, outbox).await;
                 let _ = reply.send(result);
                 self.after_join().await;
             }
-            Event::FromWorker { worker_id, conn, body } => {
+            Event::FromWorker {
+                worker_id,
+                conn,
+                body,
+            } => {
                 if self.is_current(worker_id, conn) {
                     if let Some(e) = self.registry.get_mut(worker_id) {
                         e.last_seen = Instant::now();
@@ -152,7 +165,11 @@ impl Master {
                     self.on_message(worker_id, body).await;
                 }
             }
-            Event::Disconnected { worker_id, conn, cause } => {
+            Event::Disconnected {
+                worker_id,
+                conn,
+                cause,
+            } => {
                 if self.is_current(worker_id, conn) {
                     self.on_disconnect(worker_id, cause).await;
                 }
@@ -169,7 +186,10 @@ impl Master {
     }
 
     fn is_current(&self, id: u32, conn: u64) -> bool {
-        self.registry.get(id).and_then(|e| e.conn.as_ref()).is_some_and(|c| c.id == conn)
+        self.registry
+            .get(id)
+            .and_then(|e| e.conn.as_ref())
+            .is_some_and(|c| c.id == conn)
     }
 
     async fn register(
@@ -208,8 +228,15 @@ impl Master {
             }
         }
         let restarted = info.restart_count > 0
-            || self.registry.get(id).is_some_and(|e| e.state() == WorkerState::Failed);
-        info.set_state(if restarted { WorkerState::Restarted } else { WorkerState::Started });
+            || self
+                .registry
+                .get(id)
+                .is_some_and(|e| e.state() == WorkerState::Failed);
+        info.set_state(if restarted {
+            WorkerState::Restarted
+        } else {
+            WorkerState::Started
+        });
         let conn = self.next_conn;
         self.next_conn += 1;
         if let Err(e) = self.store.put_worker(&info).await {
@@ -222,7 +249,9 @@ impl Master {
             heartbeat_timeout_ms: self.cfg.heartbeat_timeout.as_millis() as u64,
         };
         // First on the stream, before any event this registration may trigger.
-        let _ = outbox.send(Ok(t2_proto::MasterToWorker { body: Some(Body::Registered(registered.clone())) }));
+        let _ = outbox.send(Ok(t2_proto::MasterToWorker {
+            body: Some(Body::Registered(registered.clone())),
+        }));
         self.registry.insert(WorkerEntry {
             info: info.clone(),
             conn: Some(Connection { id: conn, outbox }),
@@ -233,7 +262,12 @@ impl Master {
         self.awaiting_list.insert(id);
         if restarted {
             info!(job_id = %self.cfg.job_id, worker_id = id, restart_count = info.restart_count, "worker rejoined after a restart");
-            self.registry.broadcast(&Body::WorkerRestarted(WorkerRestarted { info: Some(info.clone()) }), Some(id));
+            self.registry.broadcast(
+                &Body::WorkerRestarted(WorkerRestarted {
+                    info: Some(info.clone()),
+                }),
+                Some(id),
+            );
         } else {
             info!(job_id = %self.cfg.job_id, worker_id = id, host = %info.host, port = info.port, "worker registered");
         }
@@ -253,13 +287,21 @@ impl Master {
             self.set_state(JobState::Running, String::new()).await;
         }
         for id in std::mem::take(&mut self.awaiting_list) {
-            self.registry.send(id, Body::AllJoined(AllJoined { workers: list.clone() }));
+            self.registry.send(
+                id,
+                Body::AllJoined(AllJoined {
+                    workers: list.clone(),
+                }),
+            );
         }
         for (id, requests) in std::mem::take(&mut self.pending_lists) {
             for request_id in requests {
                 self.registry.send(
                     id,
-                    Body::Workers(ListWorkersResult { request_id, workers: list.clone() }),
+                    Body::Workers(ListWorkersResult {
+                        request_id,
+                        workers: list.clone(),
+                    }),
                 );
             }
         }
@@ -275,12 +317,18 @@ impl Master {
             W::StateChange(change) => self.on_state_change(id, change).await,
             W::ListWorkers(req) => {
                 if req.wait_for_all && !self.registry.all_joined(self.cfg.num_workers) {
-                    self.pending_lists.entry(id).or_default().push(req.request_id);
+                    self.pending_lists
+                        .entry(id)
+                        .or_default()
+                        .push(req.request_id);
                 } else {
                     let workers = self.registry.worker_list();
                     self.registry.send(
                         id,
-                        Body::Workers(ListWorkersResult { request_id: req.request_id, workers }),
+                        Body::Workers(ListWorkersResult {
+                            request_id: req.request_id,
+                            workers,
+                        }),
                     );
                 }
             }
@@ -295,7 +343,8 @@ impl Master {
                 };
                 let n = self.cfg.num_workers;
                 if let Some(done) =
-                    self.barriers.arrive(t, id, req.request_id, timeout, n, Instant::now())
+                    self.barriers
+                        .arrive(t, id, req.request_id, timeout, n, Instant::now())
                 {
                     self.complete_barrier(done);
                 }
@@ -327,10 +376,17 @@ impl Master {
 
     async fn on_state_change(&mut self, id: u32, change: t2_proto::StateChangeParams) {
         let state = change.state();
-        self.registry.send(id, Body::StateAck(StateChangeAck { state: state as i32 }));
+        self.registry.send(
+            id,
+            Body::StateAck(StateChangeAck {
+                state: state as i32,
+            }),
+        );
         match state {
             WorkerState::Completed => {
-                let Some(e) = self.registry.get_mut(id) else { return };
+                let Some(e) = self.registry.get_mut(id) else {
+                    return;
+                };
                 e.info.set_state(WorkerState::Completed);
                 e.exit_code = Some(0);
                 let info = e.info.clone();
@@ -339,7 +395,9 @@ impl Master {
                 self.notify_watchers();
                 let n = self.cfg.num_workers;
                 let all_done = (0..n).all(|i| {
-                    self.registry.get(i).is_some_and(|e| e.state() == WorkerState::Completed)
+                    self.registry
+                        .get(i)
+                        .is_some_and(|e| e.state() == WorkerState::Completed)
                 });
                 if all_done {
                     self.end(JobState::JobCompleted, String::new()).await;
@@ -363,28 +421,38 @@ impl Master {
                     e.info.set_state(WorkerState::Killed);
                     e.conn = None;
                 }
-                self.worker_failed(id, format!("worker {id} was killed")).await;
+                self.worker_failed(id, format!("worker {id} was killed"))
+                    .await;
             }
             _ => {}
         }
     }
 
     async fn on_disconnect(&mut self, id: u32, cause: String) {
-        let Some(e) = self.registry.get_mut(id) else { return };
+        let Some(e) = self.registry.get_mut(id) else {
+            return;
+        };
         e.conn = None;
         if e.state() == WorkerState::Completed {
             return;
         }
         warn!(job_id = %self.cfg.job_id, worker_id = id, %cause, "worker lost");
-        self.worker_failed(id, format!("worker {id} lost: {cause}")).await;
+        self.worker_failed(id, format!("worker {id} lost: {cause}"))
+            .await;
     }
 
     /// A worker failed: restart it (by waiting for its supervisor) or fail the job.
     async fn worker_failed(&mut self, id: u32, reason: String) {
-        let Some(e) = self.registry.get_mut(id) else { return };
+        let Some(e) = self.registry.get_mut(id) else {
+            return;
+        };
         let restarts = e.info.restart_count;
         let out_of_restarts = restarts >= self.cfg.max_restarts;
-        e.info.set_state(if out_of_restarts { WorkerState::FullyFailed } else { WorkerState::Failed });
+        e.info.set_state(if out_of_restarts {
+            WorkerState::FullyFailed
+        } else {
+            WorkerState::Failed
+        });
         e.conn = None;
         let info = e.info.clone();
         self.persist_worker(&info).await;
@@ -401,8 +469,15 @@ impl Master {
             return;
         }
         warn!(job_id = %self.cfg.job_id, worker_id = id, %reason, restart_count = restarts, "worker failed; waiting for its restart");
-        self.rejoin_deadlines.insert(id, Instant::now() + self.cfg.join_timeout);
-        self.registry.broadcast(&Body::WorkerFailed(WorkerFailed { worker_id: id, reason }), Some(id));
+        self.rejoin_deadlines
+            .insert(id, Instant::now() + self.cfg.join_timeout);
+        self.registry.broadcast(
+            &Body::WorkerFailed(WorkerFailed {
+                worker_id: id,
+                reason,
+            }),
+            Some(id),
+        );
         self.notify_watchers();
     }
 
@@ -412,13 +487,20 @@ impl Master {
         if now.duration_since(self.last_heartbeat) >= self.cfg.heartbeat_interval {
             self.last_heartbeat = now;
             self.heartbeat_seq += 1;
-            self.registry.broadcast(&Body::Heartbeat(Heartbeat { seq: self.heartbeat_seq }), None);
+            self.registry.broadcast(
+                &Body::Heartbeat(Heartbeat {
+                    seq: self.heartbeat_seq,
+                }),
+                None,
+            );
         }
         // Silent workers.
         let silent: Vec<u32> = self
             .registry
             .iter()
-            .filter(|e| e.conn.is_some() && now.duration_since(e.last_seen) > self.cfg.heartbeat_timeout)
+            .filter(|e| {
+                e.conn.is_some() && now.duration_since(e.last_seen) > self.cfg.heartbeat_timeout
+            })
             .map(|e| e.info.worker_id)
             .collect();
         for id in silent {
@@ -449,10 +531,16 @@ impl Master {
             self.end(JobState::JobFailed, why).await;
             return;
         }
-        let late: Option<u32> =
-            self.rejoin_deadlines.iter().find(|(_, d)| now > **d).map(|(id, _)| *id);
+        let late: Option<u32> = self
+            .rejoin_deadlines
+            .iter()
+            .find(|(_, d)| now > **d)
+            .map(|(id, _)| *id);
         if let Some(id) = late {
-            let why = format!("worker {id} failed and did not rejoin within {:?}", self.cfg.join_timeout);
+            let why = format!(
+                "worker {id} failed and did not rejoin within {:?}",
+                self.cfg.join_timeout
+            );
             self.end(JobState::JobFailed, why).await;
         }
     }
@@ -470,11 +558,20 @@ impl Master {
             return;
         }
         info!(job_id = %self.cfg.job_id, state = state_name(state), %reason, "job ended");
-        for done in self.barriers.abort_all(&format!("job ended: {}", state_name(state))) {
+        for done in self
+            .barriers
+            .abort_all(&format!("job ended: {}", state_name(state)))
+        {
             self.complete_barrier(done);
         }
         self.set_state(state, reason.clone()).await;
-        self.registry.broadcast(&Body::JobEnded(JobEnded { state: state as i32, reason }), None);
+        self.registry.broadcast(
+            &Body::JobEnded(JobEnded {
+                state: state as i32,
+                reason,
+            }),
+            None,
+        );
     }
 
     async fn persist_job(&self) {
@@ -508,7 +605,10 @@ impl Master {
 
 /// COMPLETED, FAILED or KILLED.
 pub fn is_final(s: JobState) -> bool {
-    matches!(s, JobState::JobCompleted | JobState::JobFailed | JobState::JobKilled)
+    matches!(
+        s,
+        JobState::JobCompleted | JobState::JobFailed | JobState::JobKilled
+    )
 }
 
 /// The name users see: `COMPLETED`, not `JOB_COMPLETED`.

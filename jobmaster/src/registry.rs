@@ -91,7 +91,9 @@ impl Registry {
 
     /// IDs in `0..n` that are not joined.
     pub fn missing(&self, n: u32) -> Vec<u32> {
-        (0..n).filter(|id| !self.entries.get(id).is_some_and(WorkerEntry::is_joined)).collect()
+        (0..n)
+            .filter(|id| !self.entries.get(id).is_some_and(WorkerEntry::is_joined))
+            .collect()
     }
 
     /// The worker list as sent to workers.
@@ -109,9 +111,15 @@ impl Registry {
 
     /// Sends `body` to every connected worker except `except`.
     pub fn broadcast(&self, body: &Body, except: Option<u32>) {
-        for e in self.entries.values().filter(|e| Some(e.info.worker_id) != except) {
+        for e in self
+            .entries
+            .values()
+            .filter(|e| Some(e.info.worker_id) != except)
+        {
             if let Some(conn) = &e.conn {
-                let _ = conn.outbox.send(Ok(MasterToWorker { body: Some(body.clone()) }));
+                let _ = conn.outbox.send(Ok(MasterToWorker {
+                    body: Some(body.clone()),
+                }));
             }
         }
     }

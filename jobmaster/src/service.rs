@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use t2_proto::job_master_server::JobMaster;
 use t2_proto::{
-    worker_to_master, JobStatus, KillParams, KillResult, MasterToWorker,
-    WatchParams, WorkerToMaster, PROTOCOL_VERSION,
+    worker_to_master, JobStatus, KillParams, KillResult, MasterToWorker, WatchParams,
+    WorkerToMaster, PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -31,13 +31,21 @@ pub struct JobMasterService {
 impl JobMasterService {
     /// A service feeding `events`; `token` authenticates workers and clients.
     pub fn new(events: mpsc::UnboundedSender<Event>, job_id: &str, token: &str) -> Self {
-        Self { events, job_id: job_id.into(), token: token.into() }
+        Self {
+            events,
+            job_id: job_id.into(),
+            token: token.into(),
+        }
     }
 
     fn check_token(&self, given: &str, who: &str) -> Result<(), Status> {
         // Constant-time enough for our purposes: compare full strings only after lengths.
         if given.len() == self.token.len()
-            && given.bytes().zip(self.token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+            && given
+                .bytes()
+                .zip(self.token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
         {
             Ok(())
         } else {
@@ -49,7 +57,9 @@ impl JobMasterService {
     }
 
     fn send(&self, ev: Event) -> Result<(), Status> {
-        self.events.send(ev).map_err(|_| Status::unavailable("the job has ended"))
+        self.events
+            .send(ev)
+            .map_err(|_| Status::unavailable("the job has ended"))
     }
 }
 
@@ -69,7 +79,9 @@ impl JobMaster for JobMasterService {
             .await
             .map_err(|_| Status::deadline_exceeded("no registration within 10s of connecting"))?;
         let params = match first {
-            Some(Ok(WorkerToMaster { body: Some(worker_to_master::Body::Register(p)) })) => p,
+            Some(Ok(WorkerToMaster {
+                body: Some(worker_to_master::Body::Register(p)),
+            })) => p,
             Some(Ok(_)) => {
                 return Err(Status::failed_precondition(
                     "the first message on a worker stream must be a registration",
@@ -78,7 +90,11 @@ impl JobMaster for JobMasterService {
             Some(Err(e)) => return Err(e),
             None => return Err(Status::cancelled("stream closed before registration")),
         };
-        let worker_id = params.info.as_ref().map(|i| i.worker_id).unwrap_or_default();
+        let worker_id = params
+            .info
+            .as_ref()
+            .map(|i| i.worker_id)
+            .unwrap_or_default();
         if params.protocol_version != PROTOCOL_VERSION {
             return Err(Status::failed_precondition(format!(
                 "worker {worker_id} speaks protocol version {}, this job master speaks {PROTOCOL_VERSION}; run the same t2 version everywhere",
@@ -89,9 +105,14 @@ impl JobMaster for JobMasterService {
 
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.send(Event::Register { params, outbox: out_tx.clone(), reply: reply_tx })?;
-        let (conn, _registered) =
-            reply_rx.await.map_err(|_| Status::unavailable("the job has ended"))??;
+        self.send(Event::Register {
+            params,
+            outbox: out_tx.clone(),
+            reply: reply_tx,
+        })?;
+        let (conn, _registered) = reply_rx
+            .await
+            .map_err(|_| Status::unavailable("the job has ended"))??;
         drop(out_tx);
 
         let events = self.events.clone();
@@ -101,7 +122,14 @@ impl JobMaster for JobMasterService {
                 let cause = loop {
                     match inbound.next().await {
                         Some(Ok(WorkerToMaster { body: Some(body) })) => {
-                            if events.send(Event::FromWorker { worker_id, conn, body }).is_err() {
+                            if events
+                                .send(Event::FromWorker {
+                                    worker_id,
+                                    conn,
+                                    body,
+                                })
+                                .is_err()
+                            {
                                 return;
                             }
                         }
@@ -110,13 +138,22 @@ impl JobMaster for JobMasterService {
                         None => break "stream closed".to_string(),
                     }
                 };
-                if events.send(Event::Disconnected { worker_id, conn, cause }).is_err() {
+                if events
+                    .send(Event::Disconnected {
+                        worker_id,
+                        conn,
+                        cause,
+                    })
+                    .is_err()
+                {
                     debug!("job master gone before the disconnect was handled");
                 }
             }
             .instrument(span),
         );
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(out_rx))))
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(
+            out_rx,
+        ))))
     }
 
     async fn watch(
@@ -132,7 +169,11 @@ impl JobMaster for JobMasterService {
     async fn kill(&self, request: Request<KillParams>) -> Result<Response<KillResult>, Status> {
         let params = request.into_inner();
         self.check_token(&params.token, "a kill request")?;
-        let reason = if params.reason.is_empty() { "killed by user".into() } else { params.reason };
+        let reason = if params.reason.is_empty() {
+            "killed by user".into()
+        } else {
+            params.reason
+        };
         self.send(Event::Kill { reason })?;
         Ok(Response::new(KillResult {}))
     }

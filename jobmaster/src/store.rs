@@ -50,10 +50,20 @@ impl JobStateStore for MemoryStore {
     }
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
-        Ok(self.workers.lock().map_err(|e| StoreError(e.to_string()))?.values().cloned().collect())
+        Ok(self
+            .workers
+            .lock()
+            .map_err(|e| StoreError(e.to_string()))?
+            .values()
+            .cloned()
+            .collect())
     }
 
     async fn job_state(&self) -> Result<Option<(JobState, String)>, StoreError> {
-        Ok(self.job.lock().map_err(|e| StoreError(e.to_string()))?.clone())
+        Ok(self
+            .job
+            .lock()
+            .map_err(|e| StoreError(e.to_string()))?
+            .clone())
     }
 }

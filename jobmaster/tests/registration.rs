@@ -5,18 +5,22 @@ use std::time::Duration;
 use t2_jobmaster::JobMasterConfig;
 use t2_proto::job_master_client::JobMasterClient;
 use t2_proto::{
-    master_to_worker::Body as M, worker_to_master::Body as W, JobState, MasterToWorker, RegisterParams,
-    WatchParams, WorkerInfo, WorkerToMaster, PROTOCOL_VERSION,
+    master_to_worker::Body as M, worker_to_master::Body as W, JobState, MasterToWorker,
+    RegisterParams, WatchParams, WorkerInfo, WorkerToMaster, PROTOCOL_VERSION,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt;
 
-async fn start(cfg: JobMasterConfig) -> (String, tokio::task::JoinHandle<t2_jobmaster::JobOutcome>) {
+async fn start(
+    cfg: JobMasterConfig,
+) -> (String, tokio::task::JoinHandle<t2_jobmaster::JobOutcome>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let handle = tokio::spawn(async move {
-        t2_jobmaster::run(listener, cfg, std::future::pending()).await.unwrap()
+        t2_jobmaster::run(listener, cfg, std::future::pending())
+            .await
+            .unwrap()
     });
     (addr, handle)
 }
@@ -27,7 +31,12 @@ fn register(job: &str, token: &str, version: u32, id: u32) -> WorkerToMaster {
             job_id: job.into(),
             token: token.into(),
             protocol_version: version,
-            info: Some(WorkerInfo { worker_id: id, host: "127.0.0.1".into(), port: 1000 + id, ..Default::default() }),
+            info: Some(WorkerInfo {
+                worker_id: id,
+                host: "127.0.0.1".into(),
+                port: 1000 + id,
+                ..Default::default()
+            }),
         })),
     }
 }
@@ -36,11 +45,17 @@ fn register(job: &str, token: &str, version: u32, id: u32) -> WorkerToMaster {
 async fn attach(
     addr: &str,
     first: WorkerToMaster,
-) -> (mpsc::UnboundedSender<WorkerToMaster>, Result<tonic::Streaming<MasterToWorker>, tonic::Status>) {
+) -> (
+    mpsc::UnboundedSender<WorkerToMaster>,
+    Result<tonic::Streaming<MasterToWorker>, tonic::Status>,
+) {
     let mut client = JobMasterClient::connect(addr.to_string()).await.unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
     tx.send(first).unwrap();
-    let resp = client.attach(UnboundedReceiverStream::new(rx)).await.map(|r| r.into_inner());
+    let resp = client
+        .attach(UnboundedReceiverStream::new(rx))
+        .await
+        .map(|r| r.into_inner());
     (tx, resp)
 }
 
@@ -48,10 +63,26 @@ async fn attach(
 async fn wrong_token_protocol_job_or_id_is_refused_with_a_reason() {
     let (addr, _jm) = start(JobMasterConfig::new("job-a", "secret", 2)).await;
     let cases = [
-        (register("job-a", "guess", PROTOCOL_VERSION, 0), tonic::Code::Unauthenticated, "worker 0 presented a wrong job token for job 'job-a'"),
-        (register("job-a", "secret", PROTOCOL_VERSION + 1, 0), tonic::Code::FailedPrecondition, "speaks protocol version 2, this job master speaks 1"),
-        (register("job-b", "secret", PROTOCOL_VERSION, 0), tonic::Code::FailedPrecondition, "belongs to job 'job-b'"),
-        (register("job-a", "secret", PROTOCOL_VERSION, 7), tonic::Code::InvalidArgument, "worker ID 7 is out of range"),
+        (
+            register("job-a", "guess", PROTOCOL_VERSION, 0),
+            tonic::Code::Unauthenticated,
+            "worker 0 presented a wrong job token for job 'job-a'",
+        ),
+        (
+            register("job-a", "secret", PROTOCOL_VERSION + 1, 0),
+            tonic::Code::FailedPrecondition,
+            "speaks protocol version 2, this job master speaks 1",
+        ),
+        (
+            register("job-b", "secret", PROTOCOL_VERSION, 0),
+            tonic::Code::FailedPrecondition,
+            "belongs to job 'job-b'",
+        ),
+        (
+            register("job-a", "secret", PROTOCOL_VERSION, 7),
+            tonic::Code::InvalidArgument,
+            "worker ID 7 is out of range",
+        ),
     ];
     for (msg, code, want) in cases {
         let (_tx, resp) = attach(&addr, msg).await;
@@ -62,7 +93,12 @@ async fn wrong_token_protocol_job_or_id_is_refused_with_a_reason() {
     // A good registration then works, and a second one for the same ID is refused.
     let (_tx, resp) = attach(&addr, register("job-a", "secret", PROTOCOL_VERSION, 0)).await;
     let mut stream = resp.unwrap();
-    assert!(matches!(stream.next().await, Some(Ok(MasterToWorker { body: Some(M::Registered(_)) }))));
+    assert!(matches!(
+        stream.next().await,
+        Some(Ok(MasterToWorker {
+            body: Some(M::Registered(_))
+        }))
+    ));
     let (_tx2, resp) = attach(&addr, register("job-a", "secret", PROTOCOL_VERSION, 0)).await;
     assert_eq!(resp.unwrap_err().code(), tonic::Code::AlreadyExists);
 }
@@ -75,14 +111,29 @@ async fn a_silent_worker_is_declared_lost_and_the_job_fails_past_its_restarts() 
     cfg.max_restarts = 0;
     let (addr, jm) = start(cfg).await;
     let mut client = JobMasterClient::connect(addr.clone()).await.unwrap();
-    let mut watch = client.watch(WatchParams { token: "t".into() }).await.unwrap().into_inner();
+    let mut watch = client
+        .watch(WatchParams { token: "t".into() })
+        .await
+        .unwrap()
+        .into_inner();
     // Registers, then never sends a heartbeat (a hung process keeps its socket open).
     let (_tx, resp) = attach(&addr, register("job-h", "t", PROTOCOL_VERSION, 0)).await;
     let _stream = resp.unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(5), jm).await.expect("job master must end").unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), jm)
+        .await
+        .expect("job master must end")
+        .unwrap();
     assert_eq!(outcome.state, JobState::JobFailed);
-    assert!(outcome.reason.contains("worker 0 lost: no heartbeat"), "{}", outcome.reason);
-    assert!(outcome.reason.contains("max_restarts = 0"), "{}", outcome.reason);
+    assert!(
+        outcome.reason.contains("worker 0 lost: no heartbeat"),
+        "{}",
+        outcome.reason
+    );
+    assert!(
+        outcome.reason.contains("max_restarts = 0"),
+        "{}",
+        outcome.reason
+    );
     let mut last = None;
     while let Some(Ok(s)) = watch.next().await {
         last = Some(s);
@@ -97,7 +148,14 @@ async fn nobody_joining_fails_the_job_at_its_join_deadline() {
     let (addr, jm) = start(cfg).await;
     let (_tx, resp) = attach(&addr, register("job-j", "t", PROTOCOL_VERSION, 1)).await;
     let _s = resp.unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(5), jm).await.unwrap().unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), jm)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(outcome.state, JobState::JobFailed);
-    assert!(outcome.reason.contains("only 1 of 3 workers joined") && outcome.reason.contains("[0, 2]"), "{}", outcome.reason);
+    assert!(
+        outcome.reason.contains("only 1 of 3 workers joined") && outcome.reason.contains("[0, 2]"),
+        "{}",
+        outcome.reason
+    );
 }

@@ -25,7 +25,9 @@ fn main() {
         _ => "warn",
     };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -67,21 +69,41 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
             })
         }
         Command::Supervise { job_dir } => {
-            let id = job_dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-            let home = job_dir.parent().and_then(|p| p.parent()).map(|p| p.to_path_buf()).unwrap_or_default();
+            let id = job_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            let home = job_dir
+                .parent()
+                .and_then(|p| p.parent())
+                .map(|p| p.to_path_buf())
+                .unwrap_or_default();
             let dir = JobDir::existing(&home, &id)?;
             let record = runtime()?.block_on(local::supervisor::supervise(dir, false))?;
-            Ok(if record.state == RecordedState::Completed { 0 } else { 1 })
+            Ok(if record.state == RecordedState::Completed {
+                0
+            } else {
+                1
+            })
         }
         Command::List => {
             commands::list::run(&t2_home()?);
             Ok(0)
         }
-        Command::Status { job, output } => commands::status::run(&t2_home()?, &job, output).map(|_| 0),
-        Command::Logs { job, worker, follow } => commands::logs::run(&t2_home()?, &job, worker, follow).map(|_| 0),
+        Command::Status { job, output } => {
+            commands::status::run(&t2_home()?, &job, output).map(|_| 0)
+        }
+        Command::Logs {
+            job,
+            worker,
+            follow,
+        } => commands::logs::run(&t2_home()?, &job, worker, follow).map(|_| 0),
         Command::Kill { job } => commands::kill::run(&t2_home()?, &job).map(|_| 0),
         Command::Jobmaster(args) => runtime()?.block_on(roles::jobmaster(args)),
-        Command::Worker { command: WorkerCommand::Agent(args) } => Ok(runtime()?.block_on(roles::agent(args))),
+        Command::Worker {
+            command: WorkerCommand::Agent(args),
+        } => Ok(runtime()?.block_on(roles::agent(args))),
         Command::Worker { command } => roles::worker_api(command),
     }
 }

@@ -60,12 +60,18 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
         overrides.push(format!("name={n}"));
     }
     let conf_dir = args.conf_dir.clone().or_else(default_conf_dir);
-    let layer = Layer { origin, text: text.clone() };
+    let layer = Layer {
+        origin,
+        text: text.clone(),
+    };
     let spec = load_job_spec(cluster, conf_dir.as_deref(), Some(&layer), &overrides)?;
 
     let name = sanitize_job_name(&spec.name)?;
     if name.changed {
-        eprintln!("t2: job name '{}' is not a valid name; using '{}'", spec.name, name.name);
+        eprintln!(
+            "t2: job name '{}' is not a valid name; using '{}'",
+            spec.name, name.name
+        );
     }
     let id = new_job_id(&name.name);
     if let (Some(build), SourceKind::Directory) = (&spec.build, &source.kind) {
@@ -74,8 +80,10 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
     check_command(&spec, &source)?;
 
     let dir = JobDir::new(&home.join(""), &id);
-    std::fs::create_dir_all(dir.root())
-        .map_err(LauncherError::io(format!("cannot create {}", dir.root().display())))?;
+    std::fs::create_dir_all(dir.root()).map_err(LauncherError::io(format!(
+        "cannot create {}",
+        dir.root().display()
+    )))?;
     match write_job(&dir, &id, &name.name, cluster, &spec, &source, &text) {
         Ok(record) => Ok(Prepared { dir, spec, record }),
         Err(e) => {
@@ -103,9 +111,17 @@ fn write_job(
 ) -> Result<JobRecord, LauncherError> {
     let token = new_token();
     write_private(&dir.token_path(), &token)?;
-    std::fs::create_dir_all(dir.logs_dir())
-        .map_err(LauncherError::io(format!("cannot create {}", dir.logs_dir().display())))?;
-    let pkg = build_package(source, job_yaml, &spec.include, &dir.package_path(), spec.max_package_bytes)?;
+    std::fs::create_dir_all(dir.logs_dir()).map_err(LauncherError::io(format!(
+        "cannot create {}",
+        dir.logs_dir().display()
+    )))?;
+    let pkg = build_package(
+        source,
+        job_yaml,
+        &spec.include,
+        &dir.package_path(),
+        spec.max_package_bytes,
+    )?;
     if source.kind == SourceKind::Tarball {
         // A package we did not build is untrusted: prove it unpacks safely before starting anything.
         let check = dir.root().join("verify");
@@ -119,8 +135,10 @@ fn write_job(
     }
     let spec_json = serde_json::to_string_pretty(spec)
         .map_err(|e| LauncherError::Cluster(format!("cannot encode the job spec: {e}")))?;
-    std::fs::write(dir.spec_path(), spec_json)
-        .map_err(LauncherError::io(format!("cannot write {}", dir.spec_path().display())))?;
+    std::fs::write(dir.spec_path(), spec_json).map_err(LauncherError::io(format!(
+        "cannot write {}",
+        dir.spec_path().display()
+    )))?;
     let record = JobRecord {
         id: id.into(),
         name: name.into(),
@@ -136,7 +154,13 @@ fn write_job(
         jobmaster_pid: None,
         jobmaster_addr: None,
         workers: (0..spec.workers)
-            .map(|i| WorkerRecord { id: i, state: "PENDING".into(), restart_count: 0, pid: None, exit_code: None })
+            .map(|i| WorkerRecord {
+                id: i,
+                state: "PENDING".into(),
+                restart_count: 0,
+                pid: None,
+                exit_code: None,
+            })
             .collect(),
     };
     dir.write_record(&record)?;
@@ -156,8 +180,15 @@ fn write_private(path: &Path, text: &str) -> Result<(), LauncherError> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(LauncherError::io(format!("cannot create {}", path.display())))?;
-    f.write_all(text.as_bytes()).map_err(LauncherError::io(format!("cannot write {}", path.display())))
+        .map_err(LauncherError::io(format!(
+            "cannot create {}",
+            path.display()
+        )))?;
+    f.write_all(text.as_bytes())
+        .map_err(LauncherError::io(format!(
+            "cannot write {}",
+            path.display()
+        )))
 }
 
 /// Runs the job's build step in its folder, with a deadline.
@@ -170,7 +201,10 @@ fn run_build(build: &str, dir: &Path) -> Result<(), LauncherError> {
         .stdout(std::process::Stdio::inherit())
         .stderr(std::process::Stdio::inherit())
         .spawn()
-        .map_err(|e| t2_core::package::PackageError::BuildFailed { command: build.into(), why: e.to_string() })?;
+        .map_err(|e| t2_core::package::PackageError::BuildFailed {
+            command: build.into(),
+            why: e.to_string(),
+        })?;
     let started = std::time::Instant::now();
     loop {
         match child.try_wait() {
@@ -193,7 +227,11 @@ fn run_build(build: &str, dir: &Path) -> Result<(), LauncherError> {
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => {
-                return Err(t2_core::package::PackageError::BuildFailed { command: build.into(), why: e.to_string() }.into())
+                return Err(t2_core::package::PackageError::BuildFailed {
+                    command: build.into(),
+                    why: e.to_string(),
+                }
+                .into())
             }
         }
     }
@@ -202,7 +240,12 @@ fn run_build(build: &str, dir: &Path) -> Result<(), LauncherError> {
 /// The command must be in the package (paths) or on PATH (bare names).
 fn check_command(spec: &JobSpec, source: &PackageSource) -> Result<(), LauncherError> {
     let Some(program) = spec.command.first() else {
-        return Err(SpecError::Missing { file: "job.yaml".into(), key: "command".into(), hint: "add `command: [./run.sh]` to job.yaml".into() }.into());
+        return Err(SpecError::Missing {
+            file: "job.yaml".into(),
+            key: "command".into(),
+            hint: "add `command: [./run.sh]` to job.yaml".into(),
+        }
+        .into());
     };
     let path_var = t2_worker::agent::program::path_with_t2();
     match source.kind {
@@ -220,7 +263,9 @@ fn check_command(spec: &JobSpec, source: &PackageSource) -> Result<(), LauncherE
                 } else {
                     "is neither in the package (write ./NAME for a file in it) nor on PATH".into()
                 };
-                return Err(LauncherError::Usage(format!("job.yaml: command '{program}' {where_}")));
+                return Err(LauncherError::Usage(format!(
+                    "job.yaml: command '{program}' {where_}"
+                )));
             }
         }
         SourceKind::Jar { .. } => {

@@ -17,15 +17,21 @@ use crate::error::LauncherError;
 use crate::local::supervisor::AGENT_FATAL;
 
 fn read_spec(dir: &JobDir) -> Result<JobSpec, LauncherError> {
-    let text = std::fs::read_to_string(dir.spec_path())
-        .map_err(LauncherError::io(format!("cannot read {}", dir.spec_path().display())))?;
-    serde_json::from_str(&text).map_err(|e| LauncherError::Cluster(format!("{}: {e}", dir.spec_path().display())))
+    let text = std::fs::read_to_string(dir.spec_path()).map_err(LauncherError::io(format!(
+        "cannot read {}",
+        dir.spec_path().display()
+    )))?;
+    serde_json::from_str(&text)
+        .map_err(|e| LauncherError::Cluster(format!("{}: {e}", dir.spec_path().display())))
 }
 
 fn read_token(dir: &JobDir) -> Result<String, LauncherError> {
     std::fs::read_to_string(dir.token_path())
         .map(|t| t.trim().to_string())
-        .map_err(LauncherError::io(format!("cannot read {}", dir.token_path().display())))
+        .map_err(LauncherError::io(format!(
+            "cannot read {}",
+            dir.token_path().display()
+        )))
 }
 
 fn job_dir(path: &Path) -> Result<(JobDir, String), LauncherError> {
@@ -34,7 +40,10 @@ fn job_dir(path: &Path) -> Result<(JobDir, String), LauncherError> {
         .and_then(|n| n.to_str())
         .ok_or_else(|| LauncherError::Usage(format!("{} is not a job directory", path.display())))?
         .to_string();
-    let home = path.parent().and_then(Path::parent).unwrap_or(Path::new("/"));
+    let home = path
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/"));
     Ok((JobDir::new(home, &id), id))
 }
 
@@ -45,8 +54,13 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
     let token = read_token(&dir)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .map_err(LauncherError::io(format!("cannot listen on {}", args.listen)))?;
-    let addr = listener.local_addr().map_err(LauncherError::io("cannot read the listening address"))?;
+        .map_err(LauncherError::io(format!(
+            "cannot listen on {}",
+            args.listen
+        )))?;
+    let addr = listener
+        .local_addr()
+        .map_err(LauncherError::io("cannot read the listening address"))?;
     println!("T2_JOBMASTER_ADDR=http://{addr}");
     let cfg = JobMasterConfig::from_spec(&id, &token, &spec);
     let _span = info_span!("jobmaster", job_id = %id).entered();
@@ -96,10 +110,17 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         package: dir.package_path(),
         package_sha256: Some(record.package_sha256),
         work_dir: dir.worker_dir(args.worker_id),
-        run_dir: dir.root().join("run").join(format!("worker-{}", args.worker_id)),
+        run_dir: dir
+            .root()
+            .join("run")
+            .join(format!("worker-{}", args.worker_id)),
         spec,
         host: "127.0.0.1".into(),
-        node: NodeInfo { node_ip: "127.0.0.1".into(), rack: "rack-0".into(), datacenter: "local".into() },
+        node: NodeInfo {
+            node_ip: "127.0.0.1".into(),
+            rack: "rack-0".into(),
+            datacenter: "local".into(),
+        },
         connect_timeout: Duration::from_secs(30),
         term_grace: Duration::from_secs(2),
     };
@@ -113,20 +134,29 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
     };
     let span = info_span!("agent", job_id = %id, worker_id = args.worker_id);
     let _g = span.enter();
-    t2_worker::agent::run(cfg, shutdown).await.map_err(|e: AgentError| e.into())
+    t2_worker::agent::run(cfg, shutdown)
+        .await
+        .map_err(|e: AgentError| e.into())
 }
 
 /// `t2 worker barrier|list|info|send|events`.
 pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
     let ctx = WorkerContext::from_env()?;
     match cmd {
-        WorkerCommand::Agent(_) => Err(LauncherError::Usage("internal: agent dispatched as API".into())),
+        WorkerCommand::Agent(_) => Err(LauncherError::Usage(
+            "internal: agent dispatched as API".into(),
+        )),
         WorkerCommand::Barrier { timeout, init } => {
             let timeout = match timeout {
-                Some(t) => t2_core::duration::parse_duration(&t).map_err(|e| LauncherError::Usage(format!("--timeout: {e}")))?,
+                Some(t) => t2_core::duration::parse_duration(&t)
+                    .map_err(|e| LauncherError::Usage(format!("--timeout: {e}")))?,
                 None => Duration::ZERO,
             };
-            let result = if init { ctx.init_barrier() } else { ctx.barrier_timeout(timeout) };
+            let result = if init {
+                ctx.init_barrier()
+            } else {
+                ctx.barrier_timeout(timeout)
+            };
             match result {
                 Ok(()) => {
                     println!("SUCCESS");
@@ -146,8 +176,13 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
             }
         }
         WorkerCommand::List { now } => {
-            let workers = if now { ctx.joined_workers()? } else { ctx.all_workers()? };
-            let text = serde_json::to_string(&workers).map_err(|e| LauncherError::Cluster(e.to_string()))?;
+            let workers = if now {
+                ctx.joined_workers()?
+            } else {
+                ctx.all_workers()?
+            };
+            let text = serde_json::to_string(&workers)
+                .map_err(|e| LauncherError::Cluster(e.to_string()))?;
             println!("{text}");
             Ok(0)
         }
@@ -168,7 +203,8 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
         }
         WorkerCommand::Events => {
             for ev in ctx.events()? {
-                let text = serde_json::to_string(&ev).map_err(|e| LauncherError::Cluster(e.to_string()))?;
+                let text = serde_json::to_string(&ev)
+                    .map_err(|e| LauncherError::Cluster(e.to_string()))?;
                 println!("{text}");
             }
             Ok(0)

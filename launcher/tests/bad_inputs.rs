@@ -18,13 +18,26 @@ fn rejects(pkg: &Path, extra: &[&str], want: &str) {
     cmd.args(["submit", "local"]).arg(pkg).args(extra);
     let out = run(cmd, T);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "{pkg:?} {extra:?} was accepted:\n{}", text(&out));
+    assert!(
+        !out.status.success(),
+        "{pkg:?} {extra:?} was accepted:\n{}",
+        text(&out)
+    );
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
-    assert!(lines[0].starts_with("error: ") && lines[0].contains(want), "want '{want}' in: {}", lines[0]);
-    let jobs: Vec<_> = std::fs::read_dir(home.path().join("jobs")).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(want),
+        "want '{want}' in: {}",
+        lines[0]
+    );
+    let jobs: Vec<_> = std::fs::read_dir(home.path().join("jobs"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
     assert!(jobs.is_empty(), "left behind: {jobs:?}");
-    assert!(pids_mentioning(home.path().to_str().unwrap()).is_empty(), "a process of the job is alive");
+    assert!(
+        pids_mentioning(home.path().to_str().unwrap()).is_empty(),
+        "a process of the job is alive"
+    );
 }
 
 fn job(dir: &Path, yaml: &str) -> PathBuf {
@@ -33,26 +46,52 @@ fn job(dir: &Path, yaml: &str) -> PathBuf {
 
 #[test]
 fn missing_package_path() {
-    rejects(Path::new("/nonexistent/job"), &[], "package path '/nonexistent/job' does not exist");
+    rejects(
+        Path::new("/nonexistent/job"),
+        &[],
+        "package path '/nonexistent/job' does not exist",
+    );
 }
 
 #[test]
 fn bad_job_yaml_fields() {
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
-        ("name: x\ncommand: [./run.sh]\nwrokers: 2\n", "unknown key 'wrokers'; did you mean 'workers'?"),
-        ("name: x\ncommand: [./run.sh]\nworkers: 0\n", "'workers' must be at least 1, got 0"),
-        ("name: x\ncommand: [./run.sh]\nworkers: -3\n", "'workers' must be a positive whole number, got -3"),
-        ("name: x\ncommand: [./run.sh]\nworkers: lots\n", "'workers' must be a positive whole number, got 'lots'"),
-        ("name: x\ncommand: [./missing.sh]\n", "command './missing.sh' is not in the package"),
-        ("name: x\ncommand: [no-such-program-t2]\n", "is neither in the package"),
+        (
+            "name: x\ncommand: [./run.sh]\nwrokers: 2\n",
+            "unknown key 'wrokers'; did you mean 'workers'?",
+        ),
+        (
+            "name: x\ncommand: [./run.sh]\nworkers: 0\n",
+            "'workers' must be at least 1, got 0",
+        ),
+        (
+            "name: x\ncommand: [./run.sh]\nworkers: -3\n",
+            "'workers' must be a positive whole number, got -3",
+        ),
+        (
+            "name: x\ncommand: [./run.sh]\nworkers: lots\n",
+            "'workers' must be a positive whole number, got 'lots'",
+        ),
+        (
+            "name: x\ncommand: [./missing.sh]\n",
+            "command './missing.sh' is not in the package",
+        ),
+        (
+            "name: x\ncommand: [no-such-program-t2]\n",
+            "is neither in the package",
+        ),
         ("name: x\n", "'command' is required"),
     ];
     for (i, (yaml, want)) in cases.iter().enumerate() {
         rejects(&job(&tmp.path().join(i.to_string()), yaml), &[], want);
     }
     let ok = job(&tmp.path().join("ok"), "name: x\ncommand: [./run.sh]\n");
-    rejects(&ok, &["--workers=-3"], "must be a positive whole number, got -3");
+    rejects(
+        &ok,
+        &["--workers=-3"],
+        "must be a positive whole number, got -3",
+    );
     rejects(&ok, &["--workers", "many"], "got 'many'");
     rejects(&ok, &["-D", "colour=blue"], "unknown key 'colour'");
     rejects(&ok, &["-D", "max_package_bytes=100"], "package too large");
@@ -63,8 +102,14 @@ fn hostile_tarball(dir: &Path, name: &str, kind: tar::EntryType, link: Option<&s
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("job.tar.gz");
     let f = std::fs::File::create(&path).unwrap();
-    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(f, flate2::Compression::fast()));
-    for (n, data, mode) in [("job.yaml", &b"name: evil\ncommand: [./run.sh]\n"[..], 0o644), ("run.sh", &b"#!/bin/sh\necho hi\n"[..], 0o755)] {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        f,
+        flate2::Compression::fast(),
+    ));
+    for (n, data, mode) in [
+        ("job.yaml", &b"name: evil\ncommand: [./run.sh]\n"[..], 0o644),
+        ("run.sh", &b"#!/bin/sh\necho hi\n"[..], 0o755),
+    ] {
         let mut h = tar::Header::new_gnu();
         h.set_path(n).unwrap();
         h.set_size(data.len() as u64);
@@ -94,9 +139,24 @@ fn hostile_packages() {
     let tmp = tempfile::tempdir().unwrap();
     let outside = tmp.path().join("x");
     let cases = [
-        ("../x", tar::EntryType::Regular, None, "escapes the package with '..'"),
-        ("/tmp/t2-bad-input-abs", tar::EntryType::Regular, None, "is an absolute path"),
-        ("l", tar::EntryType::Symlink, Some("/etc/passwd"), "symlink pointing outside the package"),
+        (
+            "../x",
+            tar::EntryType::Regular,
+            None,
+            "escapes the package with '..'",
+        ),
+        (
+            "/tmp/t2-bad-input-abs",
+            tar::EntryType::Regular,
+            None,
+            "is an absolute path",
+        ),
+        (
+            "l",
+            tar::EntryType::Symlink,
+            Some("/etc/passwd"),
+            "symlink pointing outside the package",
+        ),
         ("h", tar::EntryType::Link, Some("/etc/passwd"), "hardlink"),
         ("dev", tar::EntryType::Char, None, "is a device file"),
     ];
@@ -110,7 +170,12 @@ fn hostile_packages() {
 #[test]
 fn truncated_and_oversized_packages() {
     let tmp = tempfile::tempdir().unwrap();
-    let good = hostile_tarball(&tmp.path().join("g"), "data.txt", tar::EntryType::Regular, None);
+    let good = hostile_tarball(
+        &tmp.path().join("g"),
+        "data.txt",
+        tar::EntryType::Regular,
+        None,
+    );
     let bytes = std::fs::read(&good).unwrap();
     let cut = tmp.path().join("cut.tar.gz");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
@@ -121,24 +186,47 @@ fn truncated_and_oversized_packages() {
 #[test]
 fn bad_names_are_fixed_and_said() {
     let home = tempfile::tempdir().unwrap();
-    let pkg = job(&home.path().join("src"), "name: My_Job.Name!!\ncommand: [./run.sh]\n");
+    let pkg = job(
+        &home.path().join("src"),
+        "name: My_Job.Name!!\ncommand: [./run.sh]\n",
+    );
     let mut cmd = t2(home.path());
     cmd.args(["submit", "local"]).arg(&pkg);
     let out = run(cmd, T);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
-    assert!(all.contains("job name 'My_Job.Name!!' is not a valid name; using 'my-job-name'"), "{all}");
-    assert!(only_job(home.path())["id"].as_str().unwrap().starts_with("my-job-name-"));
+    assert!(
+        all.contains("job name 'My_Job.Name!!' is not a valid name; using 'my-job-name'"),
+        "{all}"
+    );
+    assert!(only_job(home.path())["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("my-job-name-"));
 }
 
 #[test]
 fn unknown_job_ids_are_refused() {
     let home = tempfile::tempdir().unwrap();
-    for args in [vec!["status", "nope-12345678"], vec!["kill", "nope-12345678"], vec!["logs", "../../etc"]] {
-        let out = run({ let mut c = t2(home.path()); c.args(&args); c }, T);
+    for args in [
+        vec!["status", "nope-12345678"],
+        vec!["kill", "nope-12345678"],
+        vec!["logs", "../../etc"],
+    ] {
+        let out = run(
+            {
+                let mut c = t2(home.path());
+                c.args(&args);
+                c
+            },
+            T,
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}");
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains("no job 'nope-12345678'") || err.contains("invalid job ID"), "{err}");
+        assert!(
+            err.contains("no job 'nope-12345678'") || err.contains("invalid job ID"),
+            "{err}"
+        );
     }
 }

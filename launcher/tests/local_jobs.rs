@@ -13,7 +13,9 @@ const LONG: Duration = Duration::from_secs(240);
 fn pi_completes_with_the_right_answer() {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"]).arg(repo().join("examples/pi")).args(["--workers", "8"]);
+    cmd.args(["submit", "local"])
+        .arg(repo().join("examples/pi"))
+        .args(["--workers", "8"]);
     let out = run(cmd, LONG);
     let all = text(&out);
     assert!(out.status.success(), "pi failed:\n{all}");
@@ -28,7 +30,9 @@ fn pi_completes_with_the_right_answer() {
 fn sixteen_workers_see_the_same_list_and_pass_two_barriers() {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"]).arg(repo().join("examples/shell")).args(["--workers", "16"]);
+    cmd.args(["submit", "local"])
+        .arg(repo().join("examples/shell"))
+        .args(["--workers", "16"]);
     let out = run(cmd, LONG);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
@@ -36,9 +40,16 @@ fn sixteen_workers_see_the_same_list_and_pass_two_barriers() {
     assert_eq!(lists.len(), 16, "{all}");
     let first = lists[0].split("] ").nth(1).unwrap();
     assert!(first.starts_with("worker list: 16 entries"), "{first}");
-    assert!(lists.iter().all(|l| l.ends_with(first)), "workers saw different lists:\n{}", lists.join("\n"));
+    assert!(
+        lists.iter().all(|l| l.ends_with(first)),
+        "workers saw different lists:\n{}",
+        lists.join("\n")
+    );
     for n in [1, 2] {
-        let passed = all.lines().filter(|l| l.ends_with(&format!("barrier {n}: SUCCESS"))).count();
+        let passed = all
+            .lines()
+            .filter(|l| l.ends_with(&format!("barrier {n}: SUCCESS")))
+            .count();
         assert_eq!(passed, 16, "barrier {n}:\n{all}");
     }
 }
@@ -66,7 +77,13 @@ echo "result=$r code=$code waited_ms=$(( (end - start) / 1000000 ))"
     assert_eq!(results.len(), 2, "{all}");
     for line in results {
         assert!(line.contains("result=TIMED_OUT code=3"), "{line}");
-        let waited: u64 = line.rsplit("waited_ms=").next().unwrap().trim().parse().unwrap();
+        let waited: u64 = line
+            .rsplit("waited_ms=")
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         // Not before its timeout, and not long after it (it must not hang).
         assert!((1900..10_000).contains(&waited), "{line}");
     }
@@ -78,14 +95,26 @@ fn a_sigkilled_worker_is_noticed_restarted_and_the_job_still_completes() {
     let mut cmd = t2(home.path());
     cmd.args(["submit", "local"])
         .arg(repo().join("examples/pi"))
-        .args(["--workers", "4", "-D", "config.delay_ms=4000", "-D", "config.intervals=4000000"]);
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        .args([
+            "--workers",
+            "4",
+            "-D",
+            "config.delay_ms=4000",
+            "-D",
+            "config.intervals=4000000",
+        ]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
     let rec = wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
     let victim = rec["workers"][2]["pid"].as_u64().expect("worker 2 pid") as i32;
     std::thread::sleep(Duration::from_millis(500));
     let killed_at = std::time::SystemTime::now();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let out = wait(child, LONG);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
@@ -95,13 +124,20 @@ fn a_sigkilled_worker_is_noticed_restarted_and_the_job_still_completes() {
     assert_eq!(rec["workers"][2]["restart_count"], 1, "{rec}");
     // The job master logged the loss, within a second of the kill.
     let id = rec["id"].as_str().unwrap();
-    let log = std::fs::read_to_string(home.path().join("jobs").join(id).join("logs/jobmaster.log")).unwrap();
-    let lost = log.lines().find(|l| l.contains("worker lost") && l.contains("worker_id=2")).unwrap_or_else(|| panic!("{log}"));
+    let log = std::fs::read_to_string(home.path().join("jobs").join(id).join("logs/jobmaster.log"))
+        .unwrap();
+    let lost = log
+        .lines()
+        .find(|l| l.contains("worker lost") && l.contains("worker_id=2"))
+        .unwrap_or_else(|| panic!("{log}"));
     let stamp = lost.split_whitespace().next().unwrap();
     let noticed = parse_rfc3339(stamp);
     let delay = noticed.duration_since(killed_at).unwrap_or_default();
-    assert!(delay < Duration::from_secs(1), "noticed after {delay:?}: {lost}");
-    assert!(log.contains("worker rejoined after a restart") , "{log}");
+    assert!(
+        delay < Duration::from_secs(1),
+        "noticed after {delay:?}: {lost}"
+    );
+    assert!(log.contains("worker rejoined after a restart"), "{log}");
 }
 
 /// Parses the `2026-01-02T03:04:05.123456Z` timestamps of tracing's output.
@@ -120,25 +156,42 @@ fn parse_rfc3339(s: &str) -> std::time::SystemTime {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = (era * 146_097 + doe - 719_468) as u64;
     let nanos: u64 = format!("{frac:0<9}")[..9].parse().unwrap();
-    std::time::UNIX_EPOCH + Duration::from_secs(days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]) + Duration::from_nanos(nanos)
+    std::time::UNIX_EPOCH
+        + Duration::from_secs(days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2])
+        + Duration::from_nanos(nanos)
 }
 
 #[test]
 fn a_failing_job_fails_after_max_restarts_naming_worker_and_exit_code() {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"]).arg(repo().join("examples/fail"));
+    cmd.args(["submit", "local"])
+        .arg(repo().join("examples/fail"));
     let out = run(cmd, LONG);
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
-    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
     assert!(last.contains("FAILED"), "{all}");
     assert!(last.contains("exited with code 1"), "{last}");
     assert!(last.contains("max_restarts = 2"), "{last}");
-    assert!(last.contains("worker 0") || last.contains("worker 1"), "{last}");
+    assert!(
+        last.contains("worker 0") || last.contains("worker 1"),
+        "{last}"
+    );
     let rec = only_job(home.path());
     assert_eq!(rec["state"], "FAILED");
-    assert!(rec["workers"].as_array().unwrap().iter().any(|w| w["restart_count"] == 2), "{rec}");
+    assert!(
+        rec["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["restart_count"] == 2),
+        "{rec}"
+    );
 }
 
 #[test]
@@ -158,10 +211,19 @@ fn kill_from_another_terminal_leaves_nothing_alive() {
     // Wait for the user programs too.
     let start = Instant::now();
     while pids_mentioning("sleep 300").len() < 3 {
-        assert!(start.elapsed() < Duration::from_secs(30), "programs did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "programs did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut pids: Vec<u32> = rec["workers"].as_array().unwrap().iter().filter_map(|w| w["pid"].as_u64()).map(|p| p as u32).collect();
+    let mut pids: Vec<u32> = rec["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["pid"].as_u64())
+        .map(|p| p as u32)
+        .collect();
     pids.extend(rec["jobmaster_pid"].as_u64().map(|p| p as u32));
     pids.extend(rec["supervisor_pid"].as_u64().map(|p| p as u32));
     let dir = home.path().join("jobs").join(&id);
@@ -169,21 +231,45 @@ fn kill_from_another_terminal_leaves_nothing_alive() {
     assert!(pids.len() >= 5, "{pids:?}");
 
     let started = Instant::now();
-    let out = run({ let mut c = t2(home.path()); c.args(["kill", &id]); c }, Duration::from_secs(10));
+    let out = run(
+        {
+            let mut c = t2(home.path());
+            c.args(["kill", &id]);
+            c
+        },
+        Duration::from_secs(10),
+    );
     assert!(out.status.success(), "{}", text(&out));
     loop {
         let alive: Vec<u32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
         if alive.is_empty() {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(2), "still alive 2s after kill: {alive:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "still alive 2s after kill: {alive:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(pids_mentioning(dir.to_str().unwrap()).is_empty());
-    let status = run({ let mut c = t2(home.path()); c.args(["status", &id, "-o", "json"]); c }, Duration::from_secs(10));
+    let status = run(
+        {
+            let mut c = t2(home.path());
+            c.args(["status", &id, "-o", "json"]);
+            c
+        },
+        Duration::from_secs(10),
+    );
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["state"], "KILLED");
-    let list = run({ let mut c = t2(home.path()); c.arg("list"); c }, Duration::from_secs(10));
+    let list = run(
+        {
+            let mut c = t2(home.path());
+            c.arg("list");
+            c
+        },
+        Duration::from_secs(10),
+    );
     assert!(text(&list).contains(&id) && text(&list).contains("KILLED"));
 }
 
@@ -191,16 +277,45 @@ fn kill_from_another_terminal_leaves_nothing_alive() {
 fn logs_and_status_work_from_another_terminal() {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"]).arg(repo().join("examples/shell")).args(["--workers", "2"]);
+    cmd.args(["submit", "local"])
+        .arg(repo().join("examples/shell"))
+        .args(["--workers", "2"]);
     let out = run(cmd, LONG);
     assert!(out.status.success(), "{}", text(&out));
     let id = only_job(home.path())["id"].as_str().unwrap().to_string();
-    let logs = run({ let mut c = t2(home.path()); c.args(["logs", &id]); c }, Duration::from_secs(10));
+    let logs = run(
+        {
+            let mut c = t2(home.path());
+            c.args(["logs", &id]);
+            c
+        },
+        Duration::from_secs(10),
+    );
     let l = text(&logs);
-    assert!(l.contains("[worker-0] worker 0 of 2") && l.contains("[worker-1] worker 1 of 2"), "{l}");
-    let one = run({ let mut c = t2(home.path()); c.args(["logs", &id, "--worker", "1", "-f"]); c }, Duration::from_secs(10));
+    assert!(
+        l.contains("[worker-0] worker 0 of 2") && l.contains("[worker-1] worker 1 of 2"),
+        "{l}"
+    );
+    let one = run(
+        {
+            let mut c = t2(home.path());
+            c.args(["logs", &id, "--worker", "1", "-f"]);
+            c
+        },
+        Duration::from_secs(10),
+    );
     let l1 = text(&one);
-    assert!(l1.contains("worker 1 of 2") && !l1.contains("worker 0 of 2"), "{l1}");
-    let st = run({ let mut c = t2(home.path()); c.args(["status", &id]); c }, Duration::from_secs(10));
+    assert!(
+        l1.contains("worker 1 of 2") && !l1.contains("worker 0 of 2"),
+        "{l1}"
+    );
+    let st = run(
+        {
+            let mut c = t2(home.path());
+            c.args(["status", &id]);
+            c
+        },
+        Duration::from_secs(10),
+    );
     assert!(text(&st).contains("COMPLETED"), "{}", text(&st));
 }

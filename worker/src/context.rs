@@ -71,15 +71,19 @@ fn var(name: &'static str) -> Result<String, WorkerError> {
 
 fn num<T: std::str::FromStr>(name: &'static str) -> Result<T, WorkerError> {
     let value = var(name)?;
-    value.parse().map_err(|_| WorkerError::BadEnv { name, value })
+    value
+        .parse()
+        .map_err(|_| WorkerError::BadEnv { name, value })
 }
 
 impl WorkerContext {
     /// Reads the context from the environment the agent set.
     pub fn from_env() -> Result<Self, WorkerError> {
         let config = match std::env::var(env::CONFIG) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|_| WorkerError::BadEnv { name: env::CONFIG, value: text })?,
+            Ok(text) => serde_json::from_str(&text).map_err(|_| WorkerError::BadEnv {
+                name: env::CONFIG,
+                value: text,
+            })?,
             Err(_) => serde_json::Value::Object(Default::default()),
         };
         Ok(Self {
@@ -124,7 +128,10 @@ impl WorkerContext {
     }
 
     fn call(&self, req: &Request, read_timeout: Option<Duration>) -> Result<Response, WorkerError> {
-        let agent = |source| WorkerError::Agent { path: self.socket.display().to_string(), source };
+        let agent = |source| WorkerError::Agent {
+            path: self.socket.display().to_string(),
+            source,
+        };
         let mut stream = UnixStream::connect(&self.socket).map_err(agent)?;
         stream.set_read_timeout(read_timeout).map_err(agent)?;
         let mut line = serde_json::to_string(req)
@@ -132,13 +139,17 @@ impl WorkerContext {
         line.push('\n');
         stream.write_all(line.as_bytes()).map_err(agent)?;
         let mut reply = String::new();
-        BufReader::new(stream).read_line(&mut reply).map_err(agent)?;
+        BufReader::new(stream)
+            .read_line(&mut reply)
+            .map_err(agent)?;
         let resp: Response = serde_json::from_str(&reply)
             .map_err(|e| WorkerError::Refused(format!("bad answer from the agent: {e}")))?;
         if resp.ok {
             Ok(resp)
         } else {
-            Err(WorkerError::Refused(resp.error.unwrap_or_else(|| "agent refused".into())))
+            Err(WorkerError::Refused(
+                resp.error.unwrap_or_else(|| "agent refused".into()),
+            ))
         }
     }
 
@@ -158,7 +169,11 @@ impl WorkerContext {
     pub fn topology(&self) -> Result<BTreeMap<String, BTreeMap<String, Vec<u32>>>, WorkerError> {
         let mut topo: BTreeMap<String, BTreeMap<String, Vec<u32>>> = BTreeMap::new();
         for w in self.all_workers()? {
-            topo.entry(w.datacenter).or_default().entry(w.rack).or_default().push(w.id);
+            topo.entry(w.datacenter)
+                .or_default()
+                .entry(w.rack)
+                .or_default()
+                .push(w.id);
         }
         Ok(topo)
     }
@@ -168,7 +183,9 @@ impl WorkerContext {
         self.all_workers()?
             .into_iter()
             .find(|w| w.id == self.worker_id)
-            .ok_or_else(|| WorkerError::Refused(format!("worker {} not in the list", self.worker_id)))
+            .ok_or_else(|| {
+                WorkerError::Refused(format!("worker {} not in the list", self.worker_id))
+            })
     }
 
     fn barrier_call(&self, init: bool, timeout: Duration) -> Result<(), WorkerError> {
@@ -185,7 +202,9 @@ impl WorkerContext {
         };
         match resp.result.as_deref() {
             Some("SUCCESS") => Ok(()),
-            other => Err(WorkerError::Refused(format!("unexpected barrier result {other:?}"))),
+            other => Err(WorkerError::Refused(format!(
+                "unexpected barrier result {other:?}"
+            ))),
         }
     }
 
@@ -206,12 +225,21 @@ impl WorkerContext {
 
     /// Sends a message to every other worker.
     pub fn send_message(&self, message: &str) -> Result<(), WorkerError> {
-        self.call(&Request::Send { message: message.into() }, None).map(|_| ())
+        self.call(
+            &Request::Send {
+                message: message.into(),
+            },
+            None,
+        )
+        .map(|_| ())
     }
 
     /// Fault events and messages, as they come; iterate on another thread if you also work.
     pub fn events(&self) -> Result<impl Iterator<Item = FaultEvent>, WorkerError> {
-        let agent = |source| WorkerError::Agent { path: self.socket.display().to_string(), source };
+        let agent = |source| WorkerError::Agent {
+            path: self.socket.display().to_string(),
+            source,
+        };
         let mut stream = UnixStream::connect(&self.socket).map_err(agent)?;
         let mut line = serde_json::to_string(&Request::Events)
             .map_err(|e| WorkerError::Refused(e.to_string()))?;

@@ -21,11 +21,19 @@ fn main() -> Result<()> {
     let delay = Duration::from_millis(ctx.config()["delay_ms"].as_u64().unwrap_or(0));
     let (id, n) = (ctx.worker_id(), ctx.num_workers());
     let workers = ctx.all_workers()?;
-    println!("worker {id}/{n} (restart {}) sees {} workers", ctx.restart_count(), workers.len());
+    println!(
+        "worker {id}/{n} (restart {}) sees {} workers",
+        ctx.restart_count(),
+        workers.len()
+    );
 
     let partial = integrate(intervals, id as u64, n as u64);
     std::thread::sleep(delay);
-    let total = if id == 0 { gather(&ctx, partial)? } else { contribute(&ctx, partial)? };
+    let total = if id == 0 {
+        gather(&ctx, partial)?
+    } else {
+        contribute(&ctx, partial)?
+    };
     let err = (total - std::f64::consts::PI).abs();
     if id == 0 {
         println!("pi ~= {total:.15} (error {err:.2e}) from {n} workers, {intervals} intervals");
@@ -42,10 +50,13 @@ fn main() -> Result<()> {
 fn integrate(intervals: u64, id: u64, n: u64) -> f64 {
     let h = 1.0 / intervals as f64;
     let (lo, hi) = (intervals * id / n, intervals * (id + 1) / n);
-    (lo..hi).map(|i| {
-        let x = h * (i as f64 + 0.5);
-        4.0 / (1.0 + x * x)
-    }).sum::<f64>() * h
+    (lo..hi)
+        .map(|i| {
+            let x = h * (i as f64 + 0.5);
+            4.0 / (1.0 + x * x)
+        })
+        .sum::<f64>()
+        * h
 }
 
 /// Worker 0: collect every partial sum (latest per worker wins), answer everyone with the total.
@@ -58,7 +69,11 @@ fn gather(ctx: &WorkerContext, own: f64) -> Result<f64> {
     let started = Instant::now();
     while partials.len() < ctx.num_workers() as usize {
         if started.elapsed() > DEADLINE {
-            bail!("allreduce: only {} of {} partial sums arrived within {DEADLINE:?}", partials.len(), ctx.num_workers());
+            bail!(
+                "allreduce: only {} of {} partial sums arrived within {DEADLINE:?}",
+                partials.len(),
+                ctx.num_workers()
+            );
         }
         match listener.accept() {
             Ok((stream, _)) => {
@@ -67,12 +82,16 @@ fn gather(ctx: &WorkerContext, own: f64) -> Result<f64> {
                 let mut line = String::new();
                 BufReader::new(stream.try_clone()?).read_line(&mut line)?;
                 let mut parts = line.split_whitespace();
-                let (Some(w), Some(v)) = (parts.next(), parts.next()) else { continue };
+                let (Some(w), Some(v)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
                 let (w, v): (u32, f64) = (w.parse()?, v.parse()?);
                 partials.insert(w, v);
                 peers.insert(w, stream);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
             Err(e) => return Err(e.into()),
         }
     }

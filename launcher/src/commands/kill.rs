@@ -20,16 +20,27 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
     let dir = JobDir::existing(home, job)?;
     let record = dir.read_record()?;
     if record.state.is_final() {
-        println!("job {job} has already ended ({}); nothing to kill", record.state);
+        println!(
+            "job {job} has already ended ({}); nothing to kill",
+            record.state
+        );
         return Ok(());
     }
-    let groups: Vec<u32> = record.workers.iter().filter_map(|w| w.pid).chain(record.jobmaster_pid).collect();
+    let groups: Vec<u32> = record
+        .workers
+        .iter()
+        .filter_map(|w| w.pid)
+        .chain(record.jobmaster_pid)
+        .collect();
     let supervisor = record.supervisor_pid.filter(|&p| alive_with(p, "t2"));
     if let Some(pid) = supervisor {
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
         let start = Instant::now();
         while start.elapsed() < SUPERVISOR_GRACE {
-            let ended = dir.read_record().map(|r| r.state.is_final()).unwrap_or(false);
+            let ended = dir
+                .read_record()
+                .map(|r| r.state.is_final())
+                .unwrap_or(false);
             if ended && !alive_with(pid, "t2") {
                 break;
             }
@@ -65,7 +76,9 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
         dir.write_record(&rec)?;
     }
     if !left.is_empty() {
-        return Err(LauncherError::Cluster(format!("job {job}: processes still alive after SIGKILL (groups {left:?})")));
+        return Err(LauncherError::Cluster(format!(
+            "job {job}: processes still alive after SIGKILL (groups {left:?})"
+        )));
     }
     println!("job {job} killed");
     Ok(())

@@ -9,7 +9,10 @@ pub fn run(home: &Path) {
         eprintln!("no jobs under {}", home.join("jobs").display());
         return;
     }
-    println!("{:<40} {:<10} {:<9} {:>7}  {}", "JOB", "CLUSTER", "STATE", "WORKERS", "SUBMITTED");
+    println!(
+        "{:<40} {:<10} {:<9} {:>7}  {}",
+        "JOB", "CLUSTER", "STATE", "WORKERS", "SUBMITTED"
+    );
     for j in jobs {
         println!(
             "{:<40} {:<10} {:<9} {:>7}  {}",

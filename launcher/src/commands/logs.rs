@@ -37,7 +37,10 @@ pub fn run(home: &Path, job: &str, worker: Option<u32>, follow: bool) -> Result<
         if !follow || started.elapsed() > FOLLOW_DEADLINE {
             return Ok(());
         }
-        let ended = dir.read_record().map(|r| r.state.is_final()).unwrap_or(true);
+        let ended = dir
+            .read_record()
+            .map(|r| r.state.is_final())
+            .unwrap_or(true);
         if ended {
             // One last pass for output written just before the end.
             for (i, id) in ids.iter().enumerate() {
@@ -51,7 +54,9 @@ pub fn run(home: &Path, job: &str, worker: Option<u32>, follow: bool) -> Result<
 
 /// Prints complete lines of `path` after `offset`; returns the new offset.
 fn print_new(path: &Path, offset: u64, prefix: Option<u32>) -> u64 {
-    let Ok(mut f) = std::fs::File::open(path) else { return offset };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return offset;
+    };
     if f.seek(SeekFrom::Start(offset)).is_err() {
         return offset;
     }
@@ -59,7 +64,9 @@ fn print_new(path: &Path, offset: u64, prefix: Option<u32>) -> u64 {
     if f.read_to_end(&mut buf).is_err() {
         return offset;
     }
-    let Some(last_nl) = buf.iter().rposition(|&b| b == b'\n') else { return offset };
+    let Some(last_nl) = buf.iter().rposition(|&b| b == b'\n') else {
+        return offset;
+    };
     let text = String::from_utf8_lossy(&buf[..=last_nl]);
     for line in text.lines() {
         match prefix {

@@ -31,11 +31,20 @@ pub fn run(home: &Path, job: &str, output: Output) -> Result<(), LauncherError> 
     }
     println!("package:   sha256 {}", record.package_sha256);
     println!();
-    println!("{:<8} {:<13} {:>8} {:>8} {:>5}", "WORKER", "STATE", "RESTARTS", "PID", "EXIT");
+    println!(
+        "{:<8} {:<13} {:>8} {:>8} {:>5}",
+        "WORKER", "STATE", "RESTARTS", "PID", "EXIT"
+    );
     for w in &record.workers {
         let pid = w.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-        let exit = w.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
-        println!("{:<8} {:<13} {:>8} {:>8} {:>5}", w.id, w.state, w.restart_count, pid, exit);
+        let exit = w
+            .exit_code
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<8} {:<13} {:>8} {:>8} {:>5}",
+            w.id, w.state, w.restart_count, pid, exit
+        );
     }
     Ok(())
 }

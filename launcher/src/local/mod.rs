@@ -27,7 +27,11 @@ pub async fn run(prepared: Prepared, detach: bool) -> Result<RecordedState, Laun
     let started = Instant::now();
     let record = supervisor::supervise(prepared.dir, true).await?;
     match &record.reason {
-        Some(reason) => println!("job {id} {} after {:.1?}: {reason}", record.state, started.elapsed()),
+        Some(reason) => println!(
+            "job {id} {} after {:.1?}: {reason}",
+            record.state,
+            started.elapsed()
+        ),
         None => println!("job {id} {} in {:.1?}", record.state, started.elapsed()),
     }
     Ok(record.state)
@@ -36,7 +40,9 @@ pub async fn run(prepared: Prepared, detach: bool) -> Result<RecordedState, Laun
 async fn detach_supervisor(dir: &JobDir, id: &str) -> Result<RecordedState, LauncherError> {
     let log = std::fs::File::create(dir.logs_dir().join("supervisor.log"))
         .map_err(LauncherError::io("cannot create the supervisor log"))?;
-    let log2 = log.try_clone().map_err(LauncherError::io("cannot create the supervisor log"))?;
+    let log2 = log
+        .try_clone()
+        .map_err(LauncherError::io("cannot create the supervisor log"))?;
     tokio::process::Command::new(process::t2_exe())
         .arg("supervise")
         .arg("--job-dir")

@@ -41,7 +41,10 @@ pub type LogFile = Arc<Mutex<std::fs::File>>;
 
 /// Opens (appending) a worker's log file.
 pub fn open_log(path: &Path) -> std::io::Result<LogFile> {
-    let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     Ok(Arc::new(Mutex::new(f)))
 }
 
@@ -53,7 +56,12 @@ pub fn log_line(log: &LogFile, text: &str) {
 }
 
 /// Copies `stream` line by line into `log` and, prefixed, to `term`.
-pub fn pump(stream: impl AsyncRead + Unpin + Send + 'static, prefix: String, log: LogFile, term: Terminal) -> tokio::task::JoinHandle<()> {
+pub fn pump(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    prefix: String,
+    log: LogFile,
+    term: Terminal,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {

@@ -19,9 +19,14 @@ pub fn signal_group(pid: u32, sig: Signal) -> bool {
 /// True when `pid` is alive (and not a zombie) and its command line mentions `needle`.
 pub fn alive_with(pid: u32, needle: &str) -> bool {
     let proc_dir = Path::new("/proc").join(pid.to_string());
-    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else { return false };
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
+        return false;
+    };
     // Field 3 (after the parenthesised name) is the state; Z is a zombie.
-    let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().next());
     if state == Some("Z") || state == Some("X") {
         return false;
     }
@@ -32,12 +37,20 @@ pub fn alive_with(pid: u32, needle: &str) -> bool {
 
 /// True when any process of the process group `pgid` is alive.
 pub fn group_alive(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
     entries.flatten().any(|e| {
         let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else { return false };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-        let Some(rest) = stat.rsplit(')').next() else { return false };
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let Some(rest) = stat.rsplit(')').next() else {
+            return false;
+        };
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // rest: state ppid pgrp ...
         fields.len() > 2 && fields[0] != "Z" && fields[0] != "X" && fields[2] == pgid.to_string()

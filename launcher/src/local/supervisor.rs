@@ -33,7 +33,11 @@ const END_GRACE: Duration = Duration::from_secs(3);
 const KILL_GRACE: Duration = Duration::from_millis(800);
 
 enum Ev {
-    AgentExited { id: u32, generation: u32, code: Option<i32> },
+    AgentExited {
+        id: u32,
+        generation: u32,
+        code: Option<i32>,
+    },
     Status(JobStatus),
     JobMasterExited(String),
     Stop(String),
@@ -48,12 +52,15 @@ struct Slot {
 /// Supervises the job in `dir` to its end; returns the final record.
 pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, LauncherError> {
     let mut record = dir.read_record()?;
-    let spec_text = std::fs::read_to_string(dir.spec_path())
-        .map_err(LauncherError::io(format!("cannot read {}", dir.spec_path().display())))?;
+    let spec_text = std::fs::read_to_string(dir.spec_path()).map_err(LauncherError::io(
+        format!("cannot read {}", dir.spec_path().display()),
+    ))?;
     let spec: JobSpec = serde_json::from_str(&spec_text)
         .map_err(|e| LauncherError::Cluster(format!("{}: {e}", dir.spec_path().display())))?;
-    let token = std::fs::read_to_string(dir.token_path())
-        .map_err(LauncherError::io(format!("cannot read {}", dir.token_path().display())))?;
+    let token = std::fs::read_to_string(dir.token_path()).map_err(LauncherError::io(format!(
+        "cannot read {}",
+        dir.token_path().display()
+    )))?;
     record.supervisor_pid = Some(std::process::id());
     dir.write_record(&record)?;
 
@@ -93,10 +100,21 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn new(dir: JobDir, record: JobRecord, spec: JobSpec, token: String, foreground: bool) -> Result<Self, LauncherError> {
+    fn new(
+        dir: JobDir,
+        record: JobRecord,
+        spec: JobSpec,
+        token: String,
+        foreground: bool,
+    ) -> Result<Self, LauncherError> {
         let bar = foreground.then(|| {
-            let bar = ProgressBar::with_draw_target(Some(spec.workers as u64), ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template("t2: {msg} [{bar:30}] {pos}/{len} workers joined") {
+            let bar = ProgressBar::with_draw_target(
+                Some(spec.workers as u64),
+                ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) =
+                ProgressStyle::with_template("t2: {msg} [{bar:30}] {pos}/{len} workers joined")
+            {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_message(record.id.clone());
@@ -105,9 +123,18 @@ impl Supervisor {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut slots = BTreeMap::new();
         for id in 0..spec.workers {
-            let log = output::open_log(&dir.worker_log(id))
-                .map_err(LauncherError::io(format!("cannot open {}", dir.worker_log(id).display())))?;
-            slots.insert(id, Slot { restart_count: 0, pid: None, log });
+            let log = output::open_log(&dir.worker_log(id)).map_err(LauncherError::io(format!(
+                "cannot open {}",
+                dir.worker_log(id).display()
+            )))?;
+            slots.insert(
+                id,
+                Slot {
+                    restart_count: 0,
+                    pid: None,
+                    log,
+                },
+            );
         }
         Ok(Self {
             term: Terminal::new(bar.clone(), !foreground),
@@ -128,7 +155,9 @@ impl Supervisor {
 
     fn say(&self, text: &str) {
         match &self.bar {
-            Some(bar) if !bar.is_hidden() && !bar.is_finished() => bar.println(format!("t2: {text}")),
+            Some(bar) if !bar.is_hidden() && !bar.is_finished() => {
+                bar.println(format!("t2: {text}"))
+            }
             Some(_) => eprintln!("t2: {text}"),
             None => {}
         }
@@ -149,16 +178,23 @@ impl Supervisor {
                         return Ok(done);
                     }
                 }
-                Ev::AgentExited { id, generation, code } => {
+                Ev::AgentExited {
+                    id,
+                    generation,
+                    code,
+                } => {
                     if let Some(done) = self.on_agent_exit(id, generation, code)? {
                         return Ok(done);
                     }
                 }
                 Ev::JobMasterExited(how) => {
-                    return Ok((RecordedState::Failed, format!(
-                        "the job master {how} before the job ended; see {}",
-                        self.dir.jobmaster_log().display()
-                    )));
+                    return Ok((
+                        RecordedState::Failed,
+                        format!(
+                            "the job master {how} before the job ended; see {}",
+                            self.dir.jobmaster_log().display()
+                        ),
+                    ));
                 }
                 Ev::Stop(why) => {
                     self.kill_via_jobmaster(&why).await;
@@ -166,14 +202,20 @@ impl Supervisor {
                 }
             }
         }
-        Ok((RecordedState::Failed, "supervisor lost its event channel".into()))
+        Ok((
+            RecordedState::Failed,
+            "supervisor lost its event channel".into(),
+        ))
     }
 
     fn start_signal_watch(&self) {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
                 return;
             };
             let why = tokio::select! {
@@ -185,13 +227,17 @@ impl Supervisor {
     }
 
     async fn start_jobmaster(&mut self) -> Result<(), LauncherError> {
-        let log = std::fs::File::create(self.dir.jobmaster_log())
-            .map_err(LauncherError::io(format!("cannot create {}", self.dir.jobmaster_log().display())))?;
+        let log = std::fs::File::create(self.dir.jobmaster_log()).map_err(LauncherError::io(
+            format!("cannot create {}", self.dir.jobmaster_log().display()),
+        ))?;
         let mut child = Command::new(t2_exe())
             .arg("jobmaster")
             .arg("--job-dir")
             .arg(self.dir.root())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -200,7 +246,10 @@ impl Supervisor {
             .map_err(LauncherError::io("cannot start the job master"))?;
         self.jm_pid = child.id();
         self.record.jobmaster_pid = child.id();
-        let stdout = child.stdout.take().ok_or_else(|| LauncherError::Cluster("job master has no stdout".into()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| LauncherError::Cluster("job master has no stdout".into()))?;
         let mut lines = BufReader::new(stdout).lines();
         let first = tokio::time::timeout(JM_START_DEADLINE, lines.next_line()).await;
         let addr = match first {
@@ -235,11 +284,23 @@ impl Supervisor {
     async fn start_watch(&mut self) -> Result<(), LauncherError> {
         let mut client = JobMasterClient::connect(self.jm_addr.clone())
             .await
-            .map_err(|e| LauncherError::Cluster(format!("cannot reach the job master at {}: {e}", self.jm_addr)))?;
+            .map_err(|e| {
+                LauncherError::Cluster(format!(
+                    "cannot reach the job master at {}: {e}",
+                    self.jm_addr
+                ))
+            })?;
         let mut stream = client
-            .watch(WatchParams { token: self.token.clone() })
+            .watch(WatchParams {
+                token: self.token.clone(),
+            })
             .await
-            .map_err(|s| LauncherError::Cluster(format!("job master refused to report status: {}", s.message())))?
+            .map_err(|s| {
+                LauncherError::Cluster(format!(
+                    "job master refused to report status: {}",
+                    s.message()
+                ))
+            })?
             .into_inner();
         let tx = self.tx.clone();
         tokio::spawn(async move {
@@ -253,18 +314,33 @@ impl Supervisor {
     }
 
     fn start_agent(&mut self, id: u32) -> Result<(), LauncherError> {
-        let Some(slot) = self.slots.get_mut(&id) else { return Ok(()) };
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return Ok(());
+        };
         let generation = slot.restart_count;
         if generation > 0 {
-            output::log_line(&slot.log, &format!("--- t2: worker {id} restarted (restart {generation}) ---"));
+            output::log_line(
+                &slot.log,
+                &format!("--- t2: worker {id} restarted (restart {generation}) ---"),
+            );
         }
         let mut child: Child = Command::new(t2_exe())
-            .args(["worker", "agent", "--job-master", &self.jm_addr, "--worker-id", &id.to_string()])
+            .args([
+                "worker",
+                "agent",
+                "--job-master",
+                &self.jm_addr,
+                "--worker-id",
+                &id.to_string(),
+            ])
             .arg("--restart-count")
             .arg(generation.to_string())
             .arg("--job-dir")
             .arg(self.dir.root())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -286,7 +362,11 @@ impl Supervisor {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let code = child.wait().await.ok().and_then(|s| s.code());
-            let _ = tx.send(Ev::AgentExited { id, generation, code });
+            let _ = tx.send(Ev::AgentExited {
+                id,
+                generation,
+                code,
+            });
         });
         Ok(())
     }
@@ -314,16 +394,27 @@ impl Supervisor {
             if let Some(bar) = &self.bar {
                 bar.finish_and_clear();
             }
-            self.say(&format!("all {} workers joined in {:.2?}", self.spec.workers, self.started.elapsed()));
+            self.say(&format!(
+                "all {} workers joined in {:.2?}",
+                self.spec.workers,
+                self.started.elapsed()
+            ));
         }
         self.record.state = recorded;
         self.save();
         recorded.is_final().then(|| (recorded, status.reason))
     }
 
-    fn on_agent_exit(&mut self, id: u32, generation: u32, code: Option<i32>) -> Result<Option<(RecordedState, String)>, LauncherError> {
+    fn on_agent_exit(
+        &mut self,
+        id: u32,
+        generation: u32,
+        code: Option<i32>,
+    ) -> Result<Option<(RecordedState, String)>, LauncherError> {
         let max = self.spec.max_restarts;
-        let Some(slot) = self.slots.get_mut(&id) else { return Ok(None) };
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return Ok(None);
+        };
         if slot.restart_count != generation {
             return Ok(None);
         }
@@ -339,12 +430,18 @@ impl Supervisor {
             Some(0) => {}
             Some(AGENT_FATAL) => {
                 let why = self.last_line(id);
-                return Ok(Some((RecordedState::Failed, format!("worker {id} could not run: {why}"))));
+                return Ok(Some((
+                    RecordedState::Failed,
+                    format!("worker {id} could not run: {why}"),
+                )));
             }
             _ if slot.restart_count < max => {
                 slot.restart_count += 1;
                 let n = slot.restart_count;
-                self.say(&format!("worker {id} failed ({}); restarting it (restart {n} of {max})", describe_code(code)));
+                self.say(&format!(
+                    "worker {id} failed ({}); restarting it (restart {n} of {max})",
+                    describe_code(code)
+                ));
                 self.start_agent(id)?;
             }
             _ => {
@@ -357,7 +454,12 @@ impl Supervisor {
 
     fn last_line(&mut self, id: u32) -> String {
         let text = std::fs::read_to_string(self.dir.worker_log(id)).unwrap_or_default();
-        let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").to_string();
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output")
+            .to_string();
         self.last_lines.insert(id, line.clone());
         line
     }
@@ -376,13 +478,23 @@ impl Supervisor {
         }
         let kill = async {
             let mut client = JobMasterClient::connect(self.jm_addr.clone()).await.ok()?;
-            client.kill(KillParams { token: self.token.clone(), reason: why.into() }).await.ok()
+            client
+                .kill(KillParams {
+                    token: self.token.clone(),
+                    reason: why.into(),
+                })
+                .await
+                .ok()
         };
         let _ = tokio::time::timeout(Duration::from_millis(300), kill).await;
     }
 
     fn groups(&self) -> Vec<u32> {
-        self.slots.values().filter_map(|s| s.pid).chain(self.jm_pid).collect()
+        self.slots
+            .values()
+            .filter_map(|s| s.pid)
+            .chain(self.jm_pid)
+            .collect()
     }
 
     /// Lets processes leave on their own briefly, then SIGTERM, then SIGKILL.
@@ -390,8 +502,14 @@ impl Supervisor {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        let killed = matches!(self.record.state, RecordedState::Killed) || self.record.state == RecordedState::Starting;
-        let groups: Vec<u32> = self.slots.values().filter_map(|s| s.pid).chain(self.jm_pid).collect();
+        let killed = matches!(self.record.state, RecordedState::Killed)
+            || self.record.state == RecordedState::Starting;
+        let groups: Vec<u32> = self
+            .slots
+            .values()
+            .filter_map(|s| s.pid)
+            .chain(self.jm_pid)
+            .collect();
         if !killed {
             wait_gone(&groups, END_GRACE).await;
         }

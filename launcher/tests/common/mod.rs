@@ -8,13 +8,18 @@ use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// A `t2` command using `home` as `$T2_HOME`.
 pub fn t2(home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_t2"));
-    c.env("T2_HOME", home).env_remove("RUST_LOG").env("T2_CONF_DIR", repo().join("conf"));
+    c.env("T2_HOME", home)
+        .env_remove("RUST_LOG")
+        .env("T2_CONF_DIR", repo().join("conf"));
     c
 }
 
@@ -47,7 +52,11 @@ pub fn wait(mut child: Child, deadline: Duration) -> Output {
 
 /// stdout and stderr together, for assertions and failure messages.
 pub fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Writes a job folder with `job.yaml` and an executable `run.sh`.
@@ -64,14 +73,26 @@ pub fn shell_job(root: &Path, job_yaml: &str, script: &str) -> PathBuf {
 /// The only job under `home`.
 pub fn only_job(home: &Path) -> serde_json::Value {
     let jobs = home.join("jobs");
-    let mut entries: Vec<_> = std::fs::read_dir(&jobs).expect("jobs dir").flatten().collect();
-    assert_eq!(entries.len(), 1, "expected one job under {}", jobs.display());
+    let mut entries: Vec<_> = std::fs::read_dir(&jobs)
+        .expect("jobs dir")
+        .flatten()
+        .collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "expected one job under {}",
+        jobs.display()
+    );
     let dir = entries.pop().unwrap().path();
     serde_json::from_str(&std::fs::read_to_string(dir.join("job.json")).unwrap()).unwrap()
 }
 
 /// Polls the only job's record until `pred` holds or `deadline` passes.
-pub fn wait_for_record(home: &Path, deadline: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+pub fn wait_for_record(
+    home: &Path,
+    deadline: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let start = Instant::now();
     loop {
         if let Ok(jobs) = std::fs::read_dir(home.join("jobs")) {
@@ -85,7 +106,10 @@ pub fn wait_for_record(home: &Path, deadline: Duration, pred: impl Fn(&serde_jso
                 }
             }
         }
-        assert!(start.elapsed() < deadline, "job record condition not met within {deadline:?}");
+        assert!(
+            start.elapsed() < deadline,
+            "job record condition not met within {deadline:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -93,7 +117,12 @@ pub fn wait_for_record(home: &Path, deadline: Duration, pred: impl Fn(&serde_jso
 /// True when a process with this PID exists and is not a zombie.
 pub fn pid_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()), Some("Z") | Some("X")),
+        Ok(stat) => !matches!(
+            stat.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next()),
+            Some("Z") | Some("X")
+        ),
         Err(_) => false,
     }
 }
@@ -106,7 +135,11 @@ pub fn pids_mentioning(needle: &str) -> Vec<u32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
                 .unwrap_or(false)
                 && pid_alive(*pid)
         })

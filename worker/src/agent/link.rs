@@ -66,7 +66,9 @@ impl Link {
         let mut backoff = Duration::from_millis(20);
         let channel = loop {
             let endpoint = tonic::transport::Endpoint::from_shared(addr.to_string())
-                .map_err(|e| AgentError::JobMaster(format!("bad job master address '{addr}': {e}")))?
+                .map_err(|e| {
+                    AgentError::JobMaster(format!("bad job master address '{addr}': {e}"))
+                })?
                 .connect_timeout(Duration::from_secs(2))
                 .tcp_nodelay(true);
             match endpoint.connect().await {
@@ -84,21 +86,35 @@ impl Link {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(WorkerToMaster { body: Some(W::Register(params)) });
+        let _ = tx.send(WorkerToMaster {
+            body: Some(W::Register(params)),
+        });
         let mut client = JobMasterClient::new(channel);
-        let response = client.attach(UnboundedReceiverStream::new(rx)).await.map_err(|s| {
-            AgentError::Refused(format!("job master at {addr} refused this worker: {}", s.message()))
-        })?;
+        let response = client
+            .attach(UnboundedReceiverStream::new(rx))
+            .await
+            .map_err(|s| {
+                AgentError::Refused(format!(
+                    "job master at {addr} refused this worker: {}",
+                    s.message()
+                ))
+            })?;
         let mut inbound = response.into_inner();
         let registered = match inbound.next().await {
-            Some(Ok(t2_proto::MasterToWorker { body: Some(M::Registered(r)) })) => r,
+            Some(Ok(t2_proto::MasterToWorker {
+                body: Some(M::Registered(r)),
+            })) => r,
             Some(Err(s)) => {
                 return Err(AgentError::Refused(format!(
                     "job master at {addr} refused this worker: {}",
                     s.message()
                 )))
             }
-            _ => return Err(AgentError::JobMaster(format!("job master at {addr} did not confirm the registration"))),
+            _ => {
+                return Err(AgentError::JobMaster(format!(
+                    "job master at {addr} did not confirm the registration"
+                )))
+            }
         };
         let pending: Pending = Arc::default();
         let (events, _) = broadcast::channel(1024);
@@ -155,7 +171,9 @@ impl Link {
                             }
                         }
                     }
-                    Some(Err(s)) => break format!("stream to the job master broke: {}", s.message()),
+                    Some(Err(s)) => {
+                        break format!("stream to the job master broke: {}", s.message())
+                    }
                     None => break "the job master closed the stream".to_string(),
                 }
             };
@@ -172,13 +190,21 @@ impl Link {
                     return;
                 }
                 seq += 1;
-                if hb.tx.send(WorkerToMaster { body: Some(W::Heartbeat(Heartbeat { seq })) }).is_err() {
+                if hb
+                    .tx
+                    .send(WorkerToMaster {
+                        body: Some(W::Heartbeat(Heartbeat { seq })),
+                    })
+                    .is_err()
+                {
                     return;
                 }
                 let silent = last_seen.lock().map(|t| t.elapsed()).unwrap_or_default();
                 if silent > hb_timeout {
                     warn!(?silent, "no heartbeat from the job master");
-                    let _ = closed_tx.send(Some(format!("no heartbeat from the job master for {silent:?}")));
+                    let _ = closed_tx.send(Some(format!(
+                        "no heartbeat from the job master for {silent:?}"
+                    )));
                     return;
                 }
             }
@@ -214,22 +240,56 @@ impl Link {
     }
 
     /// The worker list; with `wait_for_all`, once all workers have joined.
-    pub async fn list_workers(&self, wait_for_all: bool, wait: Duration) -> Result<Vec<WorkerInfo>, AgentError> {
+    pub async fn list_workers(
+        &self,
+        wait_for_all: bool,
+        wait: Duration,
+    ) -> Result<Vec<WorkerInfo>, AgentError> {
         let request_id = self.request_id();
-        match self.request(request_id, W::ListWorkers(ListWorkersParams { request_id, wait_for_all }), Some(wait)).await? {
+        match self
+            .request(
+                request_id,
+                W::ListWorkers(ListWorkersParams {
+                    request_id,
+                    wait_for_all,
+                }),
+                Some(wait),
+            )
+            .await?
+        {
             M::Workers(r) => Ok(r.workers),
-            other => Err(AgentError::JobMaster(format!("unexpected answer {other:?}"))),
+            other => Err(AgentError::JobMaster(format!(
+                "unexpected answer {other:?}"
+            ))),
         }
     }
 
     /// Waits on a barrier; the local wait is bounded by twice its timeout plus a margin.
-    pub async fn barrier(&self, t: BarrierType, timeout: Duration, default: Duration) -> Result<BarrierOutcome, AgentError> {
+    pub async fn barrier(
+        &self,
+        t: BarrierType,
+        timeout: Duration,
+        default: Duration,
+    ) -> Result<BarrierOutcome, AgentError> {
         let request_id = self.request_id();
         let effective = if timeout.is_zero() { default } else { timeout };
-        let body = W::Barrier(BarrierParams { request_id, barrier_type: t as i32, timeout_ms: timeout.as_millis() as u64 });
-        match self.request(request_id, body, Some(effective * 2 + Duration::from_secs(5))).await? {
+        let body = W::Barrier(BarrierParams {
+            request_id,
+            barrier_type: t as i32,
+            timeout_ms: timeout.as_millis() as u64,
+        });
+        match self
+            .request(
+                request_id,
+                body,
+                Some(effective * 2 + Duration::from_secs(5)),
+            )
+            .await?
+        {
             M::Barrier(r) => Ok(r),
-            other => Err(AgentError::JobMaster(format!("unexpected answer {other:?}"))),
+            other => Err(AgentError::JobMaster(format!(
+                "unexpected answer {other:?}"
+            ))),
         }
     }
 
@@ -237,16 +297,31 @@ impl Link {
     pub fn send_message(&self, payload: Vec<u8>) -> Result<(), AgentError> {
         let request_id = self.request_id();
         self.tx
-            .send(WorkerToMaster { body: Some(W::Message(UserMessage { request_id, payload })) })
+            .send(WorkerToMaster {
+                body: Some(W::Message(UserMessage {
+                    request_id,
+                    payload,
+                })),
+            })
             .map_err(|_| AgentError::JobMaster("the link to the job master is closed".into()))
     }
 
     /// Reports a state change (COMPLETED, FAILED, KILLED) and waits up to `wait` for the
     /// job master's acknowledgement. Returns false when none came.
-    pub async fn report(&self, state: WorkerState, exit_code: i32, reason: String, wait: Duration) -> bool {
+    pub async fn report(
+        &self,
+        state: WorkerState,
+        exit_code: i32,
+        reason: String,
+        wait: Duration,
+    ) -> bool {
         let mut events = self.events.subscribe();
         let sent = self.tx.send(WorkerToMaster {
-            body: Some(W::StateChange(StateChangeParams { state: state as i32, exit_code, reason })),
+            body: Some(W::StateChange(StateChangeParams {
+                state: state as i32,
+                exit_code,
+                reason,
+            })),
         });
         if sent.is_err() {
             return false;

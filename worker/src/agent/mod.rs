@@ -128,26 +128,38 @@ fn free_port(host: &str) -> Result<u16, AgentError> {
         what: format!("cannot reserve a worker port on {host}"),
         source,
     })?;
-    l.local_addr().map(|a| a.port()).map_err(|source| AgentError::Io {
-        what: "cannot read the reserved port".into(),
-        source,
-    })
+    l.local_addr()
+        .map(|a| a.port())
+        .map_err(|source| AgentError::Io {
+            what: "cannot read the reserved port".into(),
+            source,
+        })
 }
 
 /// Runs the agent until the program ends, the job ends or `shutdown` fires.
-pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<AgentExit, AgentError> {
+pub async fn run(
+    cfg: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<AgentExit, AgentError> {
     let io = |what: String| move |source| AgentError::Io { what, source };
     // A fresh copy of the package on every (re)start, like a fresh container.
     if cfg.work_dir.exists() {
-        std::fs::remove_dir_all(&cfg.work_dir).map_err(io(format!("cannot clean {}", cfg.work_dir.display())))?;
+        std::fs::remove_dir_all(&cfg.work_dir)
+            .map_err(io(format!("cannot clean {}", cfg.work_dir.display())))?;
     }
     let limits = UnpackLimits {
         max_package_bytes: cfg.spec.max_package_bytes,
         max_unpacked_bytes: cfg.spec.max_package_bytes.saturating_mul(4),
         ..UnpackLimits::default()
     };
-    unpack_package(&cfg.package, &cfg.work_dir, cfg.package_sha256.as_deref(), &limits)?;
-    std::fs::create_dir_all(&cfg.run_dir).map_err(io(format!("cannot create {}", cfg.run_dir.display())))?;
+    unpack_package(
+        &cfg.package,
+        &cfg.work_dir,
+        cfg.package_sha256.as_deref(),
+        &limits,
+    )?;
+    std::fs::create_dir_all(&cfg.run_dir)
+        .map_err(io(format!("cannot create {}", cfg.run_dir.display())))?;
 
     let port = free_port(&cfg.host)?;
     let info = WorkerInfo {
@@ -179,7 +191,8 @@ pub async fn run(cfg: AgentConfig, shutdown: impl Future<Output = ()>) -> Result
         barrier_timeouts: (cfg.spec.barrier_timeout, cfg.spec.init_barrier_timeout),
         join_timeout: cfg.spec.join_timeout,
     };
-    let server = socket::serve(&sock, served).map_err(io(format!("cannot serve {}", sock.display())))?;
+    let server =
+        socket::serve(&sock, served).map_err(io(format!("cannot serve {}", sock.display())))?;
     let result = supervise(&cfg, &link, port, &sock, shutdown).await;
     server.abort();
     let _ = std::fs::remove_file(&sock);
@@ -213,12 +226,26 @@ async fn supervise(
         _ = &mut shutdown => return Ok(AgentExit::Killed),
     };
     let workers_file = cfg.run_dir.join("workers.json");
-    let entries: Vec<WorkerEntry> = workers.iter().map(|w| {
-        let n = w.node.clone().unwrap_or_default();
-        WorkerEntry { id: w.worker_id, host: w.host.clone(), port: w.port, node: n.node_ip, rack: n.rack, datacenter: n.datacenter, restart_count: w.restart_count }
-    }).collect();
+    let entries: Vec<WorkerEntry> = workers
+        .iter()
+        .map(|w| {
+            let n = w.node.clone().unwrap_or_default();
+            WorkerEntry {
+                id: w.worker_id,
+                host: w.host.clone(),
+                port: w.port,
+                node: n.node_ip,
+                rack: n.rack,
+                datacenter: n.datacenter,
+                restart_count: w.restart_count,
+            }
+        })
+        .collect();
     let text = serde_json::to_string_pretty(&entries).unwrap_or_else(|_| "[]".into());
-    std::fs::write(&workers_file, text).map_err(|source| AgentError::Io { what: format!("cannot write {}", workers_file.display()), source })?;
+    std::fs::write(&workers_file, text).map_err(|source| AgentError::Io {
+        what: format!("cannot write {}", workers_file.display()),
+        source,
+    })?;
 
     let mut env: BTreeMap<String, String> = cfg.spec.env.clone();
     let ours = [
@@ -231,7 +258,10 @@ async fn supervise(
         (env::JOB_MASTER, cfg.job_master.clone()),
         (env::WORKERS_FILE, workers_file.display().to_string()),
         (env::AGENT_SOCKET, sock.display().to_string()),
-        (env::CONFIG, serde_json::to_string(&cfg.spec.config).unwrap_or_else(|_| "{}".into())),
+        (
+            env::CONFIG,
+            serde_json::to_string(&cfg.spec.config).unwrap_or_else(|_| "{}".into()),
+        ),
         (env::WORK_DIR, cfg.work_dir.display().to_string()),
     ];
     for (k, v) in ours {

@@ -16,25 +16,40 @@ use super::AgentError;
 pub fn resolve(program: &str, work_dir: &Path, path_var: &str) -> Option<PathBuf> {
     if program.contains('/') {
         let p = Path::new(program);
-        let full = if p.is_absolute() { p.to_path_buf() } else { work_dir.join(p) };
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            work_dir.join(p)
+        };
         return full.is_file().then_some(full);
     }
-    std::env::split_paths(path_var).map(|d| d.join(program)).find(|p| p.is_file())
+    std::env::split_paths(path_var)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 /// `PATH` with the directory of the running `t2` first, so `t2 worker …` works in jobs.
 pub fn path_with_t2() -> String {
     let current = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-    match std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    match std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         Some(dir) => format!("{}:{current}", dir.display()),
         None => current,
     }
 }
 
 /// Starts `command` in `work_dir` with `env` added.
-pub fn start(command: &[String], work_dir: &Path, env: &BTreeMap<String, String>) -> Result<Child, AgentError> {
+pub fn start(
+    command: &[String],
+    work_dir: &Path,
+    env: &BTreeMap<String, String>,
+) -> Result<Child, AgentError> {
     let Some(program) = command.first() else {
-        return Err(AgentError::Program("the job spec has an empty command".into()));
+        return Err(AgentError::Program(
+            "the job spec has an empty command".into(),
+        ));
     };
     let path_var = env.get("PATH").cloned().unwrap_or_else(path_with_t2);
     let resolved = resolve(program, work_dir, &path_var).ok_or_else(|| {

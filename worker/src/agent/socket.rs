@@ -47,7 +47,9 @@ async fn handle(stream: UnixStream, served: Served) -> std::io::Result<()> {
     let mut lines = BufReader::new(read).lines();
     while let Some(line) = lines.next_line().await? {
         let resp = match serde_json::from_str::<Request>(&line) {
-            Ok(Request::Events) => return stream_events(write, served.link.events.subscribe()).await,
+            Ok(Request::Events) => {
+                return stream_events(write, served.link.events.subscribe()).await
+            }
             Ok(req) => answer(req, &served).await,
             Err(e) => failure(format!("bad request: {e}")),
         };
@@ -59,7 +61,11 @@ async fn handle(stream: UnixStream, served: Served) -> std::io::Result<()> {
 }
 
 fn failure(msg: String) -> Response {
-    Response { ok: false, error: Some(msg), ..Default::default() }
+    Response {
+        ok: false,
+        error: Some(msg),
+        ..Default::default()
+    }
 }
 
 fn entry(w: &WorkerInfo) -> WorkerEntry {
@@ -77,7 +83,11 @@ fn entry(w: &WorkerInfo) -> WorkerEntry {
 
 async fn answer(req: Request, s: &Served) -> Response {
     match req {
-        Request::Info => Response { ok: true, info: Some(s.identity.clone()), ..Default::default() },
+        Request::Info => Response {
+            ok: true,
+            info: Some(s.identity.clone()),
+            ..Default::default()
+        },
         Request::Workers { wait } => match s.link.list_workers(wait, s.join_timeout).await {
             Ok(ws) => Response {
                 ok: true,
@@ -92,7 +102,11 @@ async fn answer(req: Request, s: &Served) -> Response {
             } else {
                 (BarrierType::Default, s.barrier_timeouts.0)
             };
-            match s.link.barrier(t, Duration::from_millis(timeout_ms), default).await {
+            match s
+                .link
+                .barrier(t, Duration::from_millis(timeout_ms), default)
+                .await
+            {
                 Ok(o) => {
                     let result = o.result();
                     let name = match result {
@@ -102,7 +116,11 @@ async fn answer(req: Request, s: &Served) -> Response {
                         BarrierResult::Unspecified => "UNSPECIFIED",
                     };
                     if result == BarrierResult::Success {
-                        Response { ok: true, result: Some(name.into()), ..Default::default() }
+                        Response {
+                            ok: true,
+                            result: Some(name.into()),
+                            ..Default::default()
+                        }
                     } else {
                         Response {
                             ok: false,
@@ -116,7 +134,10 @@ async fn answer(req: Request, s: &Served) -> Response {
             }
         }
         Request::Send { message } => match s.link.send_message(message.into_bytes()) {
-            Ok(()) => Response { ok: true, ..Default::default() },
+            Ok(()) => Response {
+                ok: true,
+                ..Default::default()
+            },
             Err(e) => failure(e.to_string()),
         },
         Request::Events => failure("events is a stream".into()),
@@ -129,13 +150,19 @@ async fn stream_events(
 ) -> std::io::Result<()> {
     loop {
         let line = match events.recv().await {
-            Ok(Pushed::AllJoined(ws)) => EventLine::AllJoined { num_workers: ws.len() as u32 },
-            Ok(Pushed::WorkerFailed(worker_id, reason)) => EventLine::WorkerFailed { worker_id, reason },
+            Ok(Pushed::AllJoined(ws)) => EventLine::AllJoined {
+                num_workers: ws.len() as u32,
+            },
+            Ok(Pushed::WorkerFailed(worker_id, reason)) => {
+                EventLine::WorkerFailed { worker_id, reason }
+            }
             Ok(Pushed::WorkerRestarted(i)) => EventLine::WorkerRestarted {
                 worker_id: i.worker_id,
                 restart_count: i.restart_count,
             },
-            Ok(Pushed::Message(m)) => EventLine::Message { message: String::from_utf8_lossy(&m).into() },
+            Ok(Pushed::Message(m)) => EventLine::Message {
+                message: String::from_utf8_lossy(&m).into(),
+            },
             Ok(Pushed::JobEnded(e)) => EventLine::JobEnded {
                 state: format!("{:?}", e.state()),
                 reason: e.reason,
