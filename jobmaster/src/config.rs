@@ -42,7 +42,7 @@ impl JobMasterConfig {
             join_timeout: spec.join_timeout,
             heartbeat_interval: spec.heartbeat_interval,
             heartbeat_timeout: spec.heartbeat_timeout,
-            end_grace: Duration::from_millis(300),
+            end_grace: Duration::from_millis(20),
         }
     }
 
@@ -58,7 +58,7 @@ impl JobMasterConfig {
             join_timeout: Duration::from_secs(60),
             heartbeat_interval: Duration::from_millis(250),
             heartbeat_timeout: Duration::from_secs(3),
-            end_grace: Duration::from_millis(300),
+            end_grace: Duration::from_millis(20),
         }
     }
 }
