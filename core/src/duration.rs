@@ -52,6 +52,8 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("3s").unwrap(), Duration::from_secs(3));
         assert_eq!(parse_duration("250").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("fast").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("fast")
+            .unwrap_err()
+            .contains("not a duration"));
     }
 }

@@ -143,7 +143,9 @@ pub struct JobDir {
 impl JobDir {
     /// The folder of job `id` under `home` (not created).
     pub fn new(home: &Path, id: &str) -> Self {
-        Self { root: home.join("jobs").join(id) }
+        Self {
+            root: home.join("jobs").join(id),
+        }
     }
 
     /// An existing job's folder, or [`JobDirError::NoSuchJob`].
@@ -213,7 +215,10 @@ impl JobDir {
     pub fn write_record(&self, record: &JobRecord) -> Result<(), JobDirError> {
         let path = self.record_path();
         let tmp = self.root.join(".job.json.tmp");
-        let io = |source| JobDirError::Io { path: path.display().to_string(), source };
+        let io = |source| JobDirError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let text = serde_json::to_string_pretty(record).map_err(|e| JobDirError::Corrupt {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -306,7 +311,13 @@ mod tests {
             workers: vec![],
         };
         dir.write_record(&rec).unwrap();
-        assert_eq!(JobDir::existing(home.path(), "pi-abc").unwrap().read_record().unwrap(), rec);
+        assert_eq!(
+            JobDir::existing(home.path(), "pi-abc")
+                .unwrap()
+                .read_record()
+                .unwrap(),
+            rec
+        );
         assert_eq!(list_jobs(home.path()).len(), 1);
     }
 }

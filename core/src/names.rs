@@ -65,7 +65,9 @@ pub fn sanitize_job_name(raw: &str) -> Result<SanitizedName, NameError> {
         name.push(c);
     }
     // Must start with a letter: drop leading digits and dashes.
-    let start = name.find(|c: char| c.is_ascii_lowercase()).unwrap_or(name.len());
+    let start = name
+        .find(|c: char| c.is_ascii_lowercase())
+        .unwrap_or(name.len());
     let mut name = name[start..].trim_end_matches('-').to_string();
     // Only ASCII is left, so byte length is character count.
     name.truncate(MAX_NAME_LEN);
@@ -73,7 +75,10 @@ pub fn sanitize_job_name(raw: &str) -> Result<SanitizedName, NameError> {
     if name.is_empty() {
         return Err(NameError::Unusable { raw: one_line(raw) });
     }
-    Ok(SanitizedName { changed: name != raw, name })
+    Ok(SanitizedName {
+        changed: name != raw,
+        name,
+    })
 }
 
 /// A new job ID: `<name>-<suffix>` with a random lowercase alphanumeric suffix of

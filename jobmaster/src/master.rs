@@ -250,7 +250,7 @@ impl Master {
         };
         // First on the stream, before any event this registration may trigger.
         let _ = outbox.send(Ok(t2_proto::MasterToWorker {
-            body: Some(Body::Registered(registered.clone())),
+            body: Some(Body::Registered(registered)),
         }));
         self.registry.insert(WorkerEntry {
             info: info.clone(),

@@ -319,3 +319,48 @@ fn logs_and_status_work_from_another_terminal() {
     );
     assert!(text(&st).contains("COMPLETED"), "{}", text(&st));
 }
+
+#[test]
+fn a_hung_worker_is_declared_lost_replaced_and_the_job_completes() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = t2(home.path());
+    cmd.args(["submit", "local"])
+        .arg(repo().join("examples/pi"))
+        .args([
+            "--workers",
+            "3",
+            "-D",
+            "config.delay_ms=4000",
+            "-D",
+            "config.intervals=3000000",
+            "-D",
+            "heartbeat_timeout=1s",
+        ]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let rec = wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
+    let victim = rec["workers"][1]["pid"].as_u64().expect("worker 1 pid") as i32;
+    std::thread::sleep(Duration::from_millis(300));
+    // Freeze the agent and its program: alive, sockets open, but silent.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(victim),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let out = wait(child, LONG);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("pi ~= 3.14159265358"), "{all}");
+    assert!(all.contains("worker 1 is unresponsive"), "{all}");
+    assert!(
+        !pid_alive(victim as u32),
+        "the frozen agent was not removed"
+    );
+    let rec = only_job(home.path());
+    assert_eq!(rec["workers"][1]["restart_count"], 1, "{rec}");
+    let id = rec["id"].as_str().unwrap();
+    let log = std::fs::read_to_string(home.path().join("jobs").join(id).join("logs/jobmaster.log"))
+        .unwrap();
+    assert!(log.contains("no heartbeat for 1s"), "{log}");
+}

@@ -90,7 +90,9 @@ fn job_ids_have_a_random_suffix() {
     assert_ne!(a, b);
     let suffix = a.strip_prefix("pi-").expect("name prefix");
     assert_eq!(suffix.len(), SUFFIX_LEN);
-    assert!(suffix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+    assert!(suffix
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
     validate_job_id(&a).expect("new IDs are valid");
 }
 

@@ -5,12 +5,14 @@
 //! - [`unpack`]: unpacking an untrusted package safely (DESIGN §8).
 
 pub mod build;
+mod hashing;
+mod paths;
 pub mod source;
 pub mod unpack;
 
 use thiserror::Error;
 
-pub use build::{build_package, BuiltPackage};
+pub use build::{build_package, sha256_file, BuiltPackage};
 pub use source::{PackageSource, SourceKind};
 pub use unpack::{unpack_package, UnpackLimits, UnpackReport};
 

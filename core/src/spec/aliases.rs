@@ -23,14 +23,27 @@ use super::layer::Assignment;
 const COMPUTE_RESOURCES: &str = "twister2.resource.worker.compute.resources";
 
 /// Keys of one compute-resource entry.
-const COMPUTE_FIELDS: &[&str] = &["cpu", "ram", "disk", "instances", "workersPerPod", "scalable"];
+const COMPUTE_FIELDS: &[&str] = &[
+    "cpu",
+    "ram",
+    "disk",
+    "instances",
+    "workersPerPod",
+    "scalable",
+];
 
 /// Twister2 keys accepted, with the t2 key(s) each one sets.
 pub(super) const ALIASES: &[(&str, &str)] = &[
     ("twister2.resource.job.name", "name"),
     (COMPUTE_RESOURCES, "workers, workers_per_pod, resources"),
-    ("twister2.fault.tolerance.max.worker.restarts", "max_restarts"),
-    ("twister2.worker.controller.max.wait.time.on.barrier", "barrier_timeout"),
+    (
+        "twister2.fault.tolerance.max.worker.restarts",
+        "max_restarts",
+    ),
+    (
+        "twister2.worker.controller.max.wait.time.on.barrier",
+        "barrier_timeout",
+    ),
     (
         "twister2.worker.controller.max.wait.time.on.init.barrier",
         "init_barrier_timeout",
@@ -39,7 +52,10 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
         "twister2.worker.controller.max.wait.time.for.all.workers.to.join",
         "join_timeout",
     ),
-    ("twister2.fault.tolerance.failure.timeout", "heartbeat_timeout"),
+    (
+        "twister2.fault.tolerance.failure.timeout",
+        "heartbeat_timeout",
+    ),
 ];
 
 /// True when `key` is an accepted Twister2 key.
@@ -86,10 +102,18 @@ fn compute_resources(value: &Value) -> Result<Vec<Assignment>, Problem> {
     let mut out = Vec::new();
     let field = |name: &str| format!("{key}.{name}");
     if let Some(cpu) = get("cpu") {
-        out.push(Assignment::new(&["resources", "cpu"], cpu.clone(), &field("cpu")));
+        out.push(Assignment::new(
+            &["resources", "cpu"],
+            cpu.clone(),
+            &field("cpu"),
+        ));
     }
     if let Some(ram) = get("ram") {
-        out.push(Assignment::new(&["resources", "memory_mb"], ram.clone(), &field("ram")));
+        out.push(Assignment::new(
+            &["resources", "memory_mb"],
+            ram.clone(),
+            &field("ram"),
+        ));
     }
     if let Some(disk) = get("disk") {
         let gb = match disk {
@@ -99,17 +123,28 @@ fn compute_resources(value: &Value) -> Result<Vec<Assignment>, Problem> {
         .ok_or_else(|| {
             Problem::bad(
                 field("disk"),
-                format!("must be a number of GB (0 or more), got {}", fields::describe(disk)),
+                format!(
+                    "must be a number of GB (0 or more), got {}",
+                    fields::describe(disk)
+                ),
             )
         })?;
         let mb = (gb * 1024.0).round() as u64;
-        out.push(Assignment::new(&["resources", "disk_mb"], Value::from(mb), &field("disk")));
+        out.push(Assignment::new(
+            &["resources", "disk_mb"],
+            Value::from(mb),
+            &field("disk"),
+        ));
     }
     let per_pod = match get("workersPerPod") {
         Some(v) => {
             let n = fields::whole(v, 1, fields::MAX_WORKERS)
                 .map_err(|m| Problem::bad(field("workersPerPod"), m))?;
-            out.push(Assignment::new(&["workers_per_pod"], v.clone(), &field("workersPerPod")));
+            out.push(Assignment::new(
+                &["workers_per_pod"],
+                v.clone(),
+                &field("workersPerPod"),
+            ));
             n
         }
         None => 1,
@@ -118,7 +153,11 @@ fn compute_resources(value: &Value) -> Result<Vec<Assignment>, Problem> {
         let pods = fields::whole(v, 1, fields::MAX_WORKERS)
             .map_err(|m| Problem::bad(field("instances"), m))?;
         let workers = pods.saturating_mul(per_pod);
-        out.push(Assignment::new(&["workers"], Value::from(workers), &field("instances")));
+        out.push(Assignment::new(
+            &["workers"],
+            Value::from(workers),
+            &field("instances"),
+        ));
     }
     Ok(out)
 }

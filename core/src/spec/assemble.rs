@@ -33,7 +33,10 @@ impl Merged {
     }
 
     fn origin(&self, key: &str) -> String {
-        self.origins.get(key).cloned().unwrap_or_else(|| NOWHERE.into())
+        self.origins
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| NOWHERE.into())
     }
 
     fn bad(&self, key: &str, message: String) -> SpecError {
@@ -54,7 +57,11 @@ impl Merged {
     }
 
     /// Reads `key` with `read`, naming the layer that set it on error.
-    fn read<T>(&self, key: &str, read: impl Fn(&Value) -> Result<T, String>) -> Result<T, SpecError> {
+    fn read<T>(
+        &self,
+        key: &str,
+        read: impl Fn(&Value) -> Result<T, String>,
+    ) -> Result<T, SpecError> {
         read(self.get(key)?).map_err(|m| self.bad(key, m))
     }
 
@@ -88,7 +95,10 @@ impl Merged {
                         .ok_or_else(|| self.bad(key, "keys must be text".into()))
                 })
                 .collect(),
-            other => Err(self.bad(key, format!("must be a map, got {}", fields::describe(other)))),
+            other => Err(self.bad(
+                key,
+                format!("must be a map, got {}", fields::describe(other)),
+            )),
         }
     }
 
@@ -107,8 +117,9 @@ impl Merged {
             fields::command,
         )?;
         let workers = self.read("workers", |v| fields::whole_u32(v, 1, MAX_WORKERS as u32))?;
-        let workers_per_pod =
-            self.read("workers_per_pod", |v| fields::whole_u32(v, 1, MAX_WORKERS as u32))?;
+        let workers_per_pod = self.read("workers_per_pod", |v| {
+            fields::whole_u32(v, 1, MAX_WORKERS as u32)
+        })?;
         if workers % workers_per_pod != 0 {
             return Err(self.bad(
                 "workers_per_pod",
@@ -170,8 +181,12 @@ impl Merged {
         let cpu = fields::cores(find("cpu")?).map_err(|m| self.bad("resources.cpu", m))?;
         Ok(Resources {
             cpu,
-            memory_mb: read("memory_mb", find("memory_mb")?, &|v| fields::whole(v, 1, u64::MAX))?,
-            disk_mb: read("disk_mb", find("disk_mb")?, &|v| fields::whole(v, 0, u64::MAX))?,
+            memory_mb: read("memory_mb", find("memory_mb")?, &|v| {
+                fields::whole(v, 1, u64::MAX)
+            })?,
+            disk_mb: read("disk_mb", find("disk_mb")?, &|v| {
+                fields::whole(v, 0, u64::MAX)
+            })?,
         })
     }
 
@@ -183,7 +198,9 @@ impl Merged {
                 if !fields::is_env_name(&k) {
                     return Err(self.bad(&key, "is not a valid environment variable name".into()));
                 }
-                fields::env_value(v).map(|v| (k, v)).map_err(|m| self.bad(&key, m))
+                fields::env_value(v)
+                    .map(|v| (k, v))
+                    .map_err(|m| self.bad(&key, m))
             })
             .collect()
     }
@@ -193,7 +210,9 @@ impl Merged {
             .into_iter()
             .map(|(k, v)| {
                 let key = format!("config.{k}");
-                fields::json(v).map(|v| (k, v)).map_err(|m| self.bad(&key, m))
+                fields::json(v)
+                    .map(|v| (k, v))
+                    .map_err(|m| self.bad(&key, m))
             })
             .collect()
     }

@@ -43,18 +43,24 @@ pub(super) fn describe(v: &Value) -> String {
 /// A whole number in `min..=max`; numeric text such as `"4"` is accepted too.
 pub(super) fn whole(v: &Value, min: u64, max: u64) -> Result<u64, String> {
     let n = match v {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.9e19).map(|f| f as u64)),
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1.9e19)
+                .map(|f| f as u64)
+        }),
         Value::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
     };
     let Some(n) = n else {
-        let kind = if min >= 1 { "a positive whole number" } else { "a whole number (0 or more)" };
+        let kind = if min >= 1 {
+            "a positive whole number"
+        } else {
+            "a whole number (0 or more)"
+        };
         return Err(format!("must be {kind}, got {}", describe(v)));
     };
     if n < min {
-        return Err(format!("must be at least {min}"));
+        return Err(format!("must be at least {min}, got {n}"));
     }
     if n > max {
         return Err(format!("must be at most {max}, got {n}"));
@@ -135,7 +141,11 @@ pub(super) fn words(v: &Value) -> Result<Vec<String>, String> {
             .enumerate()
             .map(|(i, item)| {
                 scalar_text(item).ok_or_else(|| {
-                    format!("must be a list of words, but item {} is {}", i + 1, describe(item))
+                    format!(
+                        "must be a list of words, but item {} is {}",
+                        i + 1,
+                        describe(item)
+                    )
                 })
             })
             .collect(),
@@ -160,9 +170,12 @@ pub(super) fn include(v: &Value) -> Result<Vec<String>, String> {
     let paths = words_or_paths(v)?;
     for p in &paths {
         let path = std::path::Path::new(p);
-        let escapes = path
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+        let escapes = path.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
         if p.is_empty() || escapes {
             return Err(format!(
                 "must list paths inside the job directory (relative, without '..'), got '{p}'"
@@ -204,8 +217,7 @@ pub(super) fn is_env_name(name: &str) -> bool {
 pub(super) fn env_value(v: &Value) -> Result<String, String> {
     match v {
         Value::Null => Ok(String::new()),
-        other => scalar_text(other)
-            .ok_or_else(|| format!("must be text, got {}", describe(other))),
+        other => scalar_text(other).ok_or_else(|| format!("must be text, got {}", describe(other))),
     }
 }
 
@@ -227,7 +239,10 @@ mod tests {
         assert_eq!(whole(&y("4"), 1, 10), Ok(4));
         assert_eq!(whole(&y("'4'"), 1, 10), Ok(4));
         assert_eq!(whole(&y("4.0"), 1, 10), Ok(4));
-        assert_eq!(whole(&y("0"), 1, 10).unwrap_err(), "must be at least 1");
+        assert_eq!(
+            whole(&y("0"), 1, 10).unwrap_err(),
+            "must be at least 1, got 0"
+        );
         assert_eq!(
             whole(&y("-3"), 1, 10).unwrap_err(),
             "must be a positive whole number, got -3"
@@ -240,12 +255,18 @@ mod tests {
             whole(&y("2.5"), 1, 10).unwrap_err(),
             "must be a positive whole number, got 2.5"
         );
-        assert_eq!(whole(&y("11"), 1, 10).unwrap_err(), "must be at most 10, got 11");
+        assert_eq!(
+            whole(&y("11"), 1, 10).unwrap_err(),
+            "must be at most 10, got 11"
+        );
         assert_eq!(
             whole(&y("-1"), 0, 10).unwrap_err(),
             "must be a whole number (0 or more), got -1"
         );
-        assert_eq!(whole_u32(&y("[1]"), 1, 3).unwrap_err(), "must be a positive whole number, got a list");
+        assert_eq!(
+            whole_u32(&y("[1]"), 1, 3).unwrap_err(),
+            "must be a positive whole number, got a list"
+        );
     }
 
     #[test]
@@ -253,7 +274,9 @@ mod tests {
         assert_eq!(cores(&y("2")), Ok(2.0));
         assert_eq!(cores(&y("0.25")), Ok(0.25));
         assert_eq!(cores(&y("500m")), Ok(0.5));
-        assert!(cores(&y("0")).unwrap_err().contains("positive number of cores"));
+        assert!(cores(&y("0"))
+            .unwrap_err()
+            .contains("positive number of cores"));
         assert!(cores(&y("lots")).unwrap_err().contains("got 'lots'"));
         assert_eq!(duration(&y("3s")), Ok(Duration::from_secs(3)));
         assert_eq!(duration(&y("250")), Ok(Duration::from_millis(250)));
@@ -267,17 +290,30 @@ mod tests {
 
     #[test]
     fn words_and_commands() {
-        assert_eq!(command(&y("./run.sh  --fast")), Ok(vec!["./run.sh".into(), "--fast".into()]));
-        assert_eq!(command(&y("[sleep, 5]")), Ok(vec!["sleep".into(), "5".into()]));
-        assert!(command(&y("[]")).unwrap_err().contains("must name a program"));
+        assert_eq!(
+            command(&y("./run.sh  --fast")),
+            Ok(vec!["./run.sh".into(), "--fast".into()])
+        );
+        assert_eq!(
+            command(&y("[sleep, 5]")),
+            Ok(vec!["sleep".into(), "5".into()])
+        );
+        assert!(command(&y("[]"))
+            .unwrap_err()
+            .contains("must name a program"));
         assert!(command(&y("''")).is_err());
-        assert!(command(&y("[[a]]")).unwrap_err().contains("item 1 is a list"));
+        assert!(command(&y("[[a]]"))
+            .unwrap_err()
+            .contains("item 1 is a list"));
         assert_eq!(words(&y("~")), Ok(vec![]));
     }
 
     #[test]
     fn includes_stay_inside() {
-        assert_eq!(include(&y("[bin, lib/x.so]")), Ok(vec!["bin".into(), "lib/x.so".into()]));
+        assert_eq!(
+            include(&y("[bin, lib/x.so]")),
+            Ok(vec!["bin".into(), "lib/x.so".into()])
+        );
         assert_eq!(include(&y("'my dir'")), Ok(vec!["my dir".into()]));
         assert!(include(&y("[../x]")).is_err());
         assert!(include(&y("[/etc]")).is_err());

@@ -248,13 +248,19 @@ fn sub_map(key: &str, v: Value, example: &str) -> Result<Vec<(String, Value)>, P
             .into_iter()
             .map(|(k, v)| {
                 key_text(&k).map(|k| (k, v)).ok_or_else(|| {
-                    Problem::bad(key, format!("keys must be text, got {}", fields::describe(&k)))
+                    Problem::bad(
+                        key,
+                        format!("keys must be text, got {}", fields::describe(&k)),
+                    )
                 })
             })
             .collect(),
         other => Err(Problem::bad(
             key,
-            format!("must be a map such as {example}, got {}", fields::describe(&other)),
+            format!(
+                "must be a map such as {example}, got {}",
+                fields::describe(&other)
+            ),
         )),
     }
 }
@@ -294,10 +300,11 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["command"] => fields::command(v).map(drop),
         ["args"] => fields::words(v).map(drop),
         ["max_restarts"] => fields::whole_u32(v, 0, u32::MAX).map(drop),
-        [
-            "barrier_timeout" | "init_barrier_timeout" | "join_timeout" | "heartbeat_interval"
-            | "heartbeat_timeout",
-        ] => fields::duration(v).map(drop),
+        ["barrier_timeout"
+        | "init_barrier_timeout"
+        | "join_timeout"
+        | "heartbeat_interval"
+        | "heartbeat_timeout"] => fields::duration(v).map(drop),
         ["build"] => fields::build(v).map(drop),
         ["include"] => fields::include(v).map(drop),
         ["max_package_bytes"] => fields::whole(v, 1, u64::MAX).map(drop),

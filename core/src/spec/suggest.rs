@@ -35,12 +35,17 @@ pub(super) fn closest(unknown: &str) -> Option<String> {
             all.extend(aliases::ALIASES.iter().map(|(a, _)| a.to_string()));
             (false, all)
         };
-    let target = if nested { norm(last_segment(unknown)) } else { norm(unknown) };
-    let limit = ((target.chars().count() + 2) / 3).max(1);
+    let target = if nested {
+        norm(last_segment(unknown))
+    } else {
+        norm(unknown)
+    };
+    let limit = target.chars().count().div_ceil(3).max(1);
     candidates
         .into_iter()
         .filter_map(|c| {
-            let mut d = damerau_levenshtein(&target, &norm(if nested { last_segment(&c) } else { &c }));
+            let mut d =
+                damerau_levenshtein(&target, &norm(if nested { last_segment(&c) } else { &c }));
             if !nested && c.contains('.') && !c.starts_with("twister2.") {
                 d = d.min(damerau_levenshtein(&target, &norm(last_segment(&c))));
             }
@@ -62,12 +67,18 @@ mod tests {
     fn close_keys_are_suggested() {
         assert_eq!(s("worker").as_deref(), Some("workers"));
         assert_eq!(s("workersPerPod").as_deref(), Some("workers_per_pod"));
-        assert_eq!(s("heartbeat_intervall").as_deref(), Some("heartbeat_interval"));
+        assert_eq!(
+            s("heartbeat_intervall").as_deref(),
+            Some("heartbeat_interval")
+        );
         assert_eq!(s("comand").as_deref(), Some("command"));
         assert_eq!(s("cpu").as_deref(), Some("resources.cpu"));
         assert_eq!(s("memory").as_deref(), Some("resources.memory_mb"));
         assert_eq!(s("resource.cpu").as_deref(), Some("resources.cpu"));
-        assert_eq!(s("resources.memory").as_deref(), Some("resources.memory_mb"));
+        assert_eq!(
+            s("resources.memory").as_deref(),
+            Some("resources.memory_mb")
+        );
         assert_eq!(
             s("twister2.fault.tolerance.max.worker.restart").as_deref(),
             Some("twister2.fault.tolerance.max.worker.restarts")

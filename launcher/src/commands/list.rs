@@ -10,8 +10,8 @@ pub fn run(home: &Path) {
         return;
     }
     println!(
-        "{:<40} {:<10} {:<9} {:>7}  {}",
-        "JOB", "CLUSTER", "STATE", "WORKERS", "SUBMITTED"
+        "{:<40} {:<10} {:<9} {:>7}  SUBMITTED",
+        "JOB", "CLUSTER", "STATE", "WORKERS"
     );
     for j in jobs {
         println!(

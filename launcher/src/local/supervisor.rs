@@ -32,7 +32,16 @@ const END_GRACE: Duration = Duration::from_secs(3);
 /// SIGTERM-to-SIGKILL grace when killing.
 const KILL_GRACE: Duration = Duration::from_millis(800);
 
+/// How long an agent whose worker the job master declared lost may linger before it is killed
+/// (so that a hung worker is replaced, not waited for).
+const REAP_AFTER: Duration = Duration::from_secs(2);
+
 enum Ev {
+    /// Kill worker `id`'s agent if it is still the same generation and still running.
+    Reap {
+        id: u32,
+        generation: u32,
+    },
     AgentExited {
         id: u32,
         generation: u32,
@@ -187,6 +196,7 @@ impl Supervisor {
                         return Ok(done);
                     }
                 }
+                Ev::Reap { id, generation } => self.reap(id, generation),
                 Ev::JobMasterExited(how) => {
                     return Ok((
                         RecordedState::Failed,
@@ -379,8 +389,17 @@ impl Supervisor {
         self.record.joined = status.joined;
         for w in &status.workers {
             if let Some(r) = self.record.workers.get_mut(w.worker_id as usize) {
+                let newly_failed = w.state() == WorkerState::Failed && r.state != "FAILED";
                 r.state = worker_state_name(w.state()).into();
                 r.restart_count = r.restart_count.max(w.restart_count);
+                if newly_failed {
+                    // A failed worker's agent normally exits by itself; a hung one is reaped.
+                    let (tx, id, generation) = (self.tx.clone(), w.worker_id, w.restart_count);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(REAP_AFTER).await;
+                        let _ = tx.send(Ev::Reap { id, generation });
+                    });
+                }
             }
         }
         let recorded = match state {
@@ -402,7 +421,7 @@ impl Supervisor {
         }
         self.record.state = recorded;
         self.save();
-        recorded.is_final().then(|| (recorded, status.reason))
+        recorded.is_final().then_some((recorded, status.reason))
     }
 
     fn on_agent_exit(
@@ -450,6 +469,22 @@ impl Supervisor {
         }
         self.save();
         Ok(None)
+    }
+
+    fn reap(&mut self, id: u32, generation: u32) {
+        let Some(slot) = self.slots.get(&id) else {
+            return;
+        };
+        if slot.restart_count != generation {
+            return;
+        }
+        if let Some(pid) = slot.pid {
+            warn!(job_id = %self.record.id, worker_id = id, "worker declared lost but its agent is still running; killing it");
+            self.say(&format!(
+                "worker {id} is unresponsive; killing it so it can be restarted"
+            ));
+            signal_group(pid, Signal::SIGKILL);
+        }
     }
 
     fn last_line(&mut self, id: u32) -> String {

@@ -127,7 +127,7 @@ impl Link {
             events: events.clone(),
             workers,
             closed,
-            registered: registered.clone(),
+            registered,
         };
         let hb_timeout = Duration::from_millis(registered.heartbeat_timeout_ms.max(100));
         let hb_interval = Duration::from_millis(registered.heartbeat_interval_ms.max(10));
