@@ -5,6 +5,7 @@
 //! - [`spec`]: the job spec (`job.yaml`), layered configuration and validation.
 //! - [`package`]: building deterministic job packages and unpacking untrusted ones safely.
 //! - [`jobdir`]: where a job lives under `$T2_HOME` and its on-disk record.
+//! - `zk` (feature `zookeeper`): ZooKeeper znodes and sessions of fault-tolerant jobs.
 //! - [`duration`]: human durations (`500ms`, `3s`) in YAML and on the command line.
 
 pub mod duration;
@@ -13,3 +14,5 @@ pub mod names;
 pub mod package;
 pub mod spec;
 mod text;
+#[cfg(feature = "zookeeper")]
+pub mod zk;

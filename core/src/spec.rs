@@ -1,8 +1,8 @@
 //! The job spec (`job.yaml`) and layered configuration:
 //! built-in defaults ← `conf/<cluster>/*.yaml` ← job spec ← `-D key=value`.
 //!
-//! Each layer overrides the ones before it. `env`, `config` and `resources` merge key by key
-//! (`config` at every depth); every other key replaces the earlier value. Every layer is checked
+//! Each layer overrides the ones before it. `env`, `config`, `resources` and `zookeeper` merge
+//! key by key (`config` at every depth); every other key replaces the earlier value. Every layer is checked
 //! on its own, so an error names the file (or `-D` flag) and key at fault, on one line.
 //!
 //! # Keys
@@ -28,6 +28,10 @@
 //! | `build` | `null` | shell command run in the job directory before packaging |
 //! | `include` | `[]` | when non-empty, only these relative paths are packaged |
 //! | `max_package_bytes` | `1073741824` | largest package, bytes |
+//! | `fault_tolerant` | `false` | keep the job's state in ZooKeeper so workers and the job master survive crashes; `true` or `false` only; needs `zookeeper.addresses` |
+//! | `zookeeper.addresses` | `""` | ZooKeeper servers, `host:port,host:port` (no spaces; ports 1–65535; IPv6 as `[::1]:2181`) |
+//! | `zookeeper.root` | `/t2` | znode under which jobs live: starts with `/`, no trailing `/`, names of `[A-Za-z0-9._-]`, not under `/zookeeper` |
+//! | `zookeeper.session_timeout` | `10s` | ZooKeeper session timeout, 1s–10m: a crashed process's liveness znode goes after this (the server may clamp it to its own limits) |
 //!
 //! Durations are `500ms`, `3s`, `2m`, `1h30m` or a bare number of milliseconds. The defaults
 //! live in `conf/local/job.yaml` ([`BUILT_IN_DEFAULTS`]). Twister2 key names with the same
@@ -41,7 +45,10 @@
 //! | `twister2.worker.controller.max.wait.time.on.barrier` (ms) | `barrier_timeout` |
 //! | `twister2.worker.controller.max.wait.time.on.init.barrier` (ms) | `init_barrier_timeout` |
 //! | `twister2.worker.controller.max.wait.time.for.all.workers.to.join` (ms) | `join_timeout` |
-//! | `twister2.fault.tolerance.failure.timeout` (ms) | `heartbeat_timeout` |
+//! | `twister2.fault.tolerant` | `fault_tolerant` |
+//! | `twister2.resource.zookeeper.server.addresses` | `zookeeper.addresses`; also turns `fault_tolerant` on unless the job's `job.yaml` or a `-D` flag sets it |
+//! | `twister2.resource.zookeeper.root.node.path`, `twister2.zookeeper.root.node.path` | `zookeeper.root` |
+//! | `twister2.fault.tolerance.failure.timeout` (ms) | `zookeeper.session_timeout` |
 
 mod aliases;
 mod assemble;
@@ -50,6 +57,7 @@ mod layer;
 mod suggest;
 #[cfg(test)]
 mod tests;
+mod zookeeper;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -172,6 +180,34 @@ pub struct JobSpec {
     pub include: Vec<String>,
     /// Largest package accepted, in bytes (compressed and unpacked each).
     pub max_package_bytes: u64,
+    /// Keep the job's state in ZooKeeper so that workers and the job master survive crashes.
+    #[serde(default)]
+    pub fault_tolerant: bool,
+    /// Where ZooKeeper is (used when `fault_tolerant`).
+    #[serde(default)]
+    pub zookeeper: ZooKeeperSpec,
+}
+
+/// ZooKeeper settings of a fault-tolerant job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZooKeeperSpec {
+    /// `host:port,host:port`.
+    pub addresses: String,
+    /// Root znode under which jobs live (`/t2`).
+    pub root: String,
+    /// ZooKeeper session timeout: a crashed process's liveness znode goes after this.
+    #[serde(with = "crate::duration::serde_human")]
+    pub session_timeout: Duration,
+}
+
+impl Default for ZooKeeperSpec {
+    fn default() -> Self {
+        Self {
+            addresses: String::new(),
+            root: "/t2".into(),
+            session_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Where a configuration layer came from, for error messages.
@@ -213,6 +249,11 @@ pub fn known_keys() -> &'static [&'static str] {
         "build",
         "include",
         "max_package_bytes",
+        "fault_tolerant",
+        "zookeeper",
+        "zookeeper.addresses",
+        "zookeeper.root",
+        "zookeeper.session_timeout",
     ]
 }
 
@@ -225,6 +266,7 @@ pub fn twister2_aliases() -> &'static [(&'static str, &'static str)] {
 /// then the job's own `job.yaml` (if any), then `-D` overrides (`key=value`, dotted keys such
 /// as `resources.cpu=2` or `env.FOO=bar`; values parsed as YAML scalars). Unknown keys are an
 /// error with a "did you mean"; Twister2 key names with the same meaning are accepted.
+/// `fault_tolerant: true` needs `zookeeper.addresses`.
 /// A `conf_dir` that does not exist is an error; one without a `<cluster>` folder is not.
 pub fn load_job_spec(
     cluster: &str,
@@ -233,21 +275,29 @@ pub fn load_job_spec(
     overrides: &[String],
 ) -> Result<JobSpec, SpecError> {
     let mut merged = assemble::Merged::default();
-    merged.apply(&layer::parse_yaml(DEFAULTS_ORIGIN, BUILT_IN_DEFAULTS)?);
+    let site = assemble::Source::Site;
+    merged.apply(
+        site,
+        &layer::parse_yaml(DEFAULTS_ORIGIN, BUILT_IN_DEFAULTS)?,
+    );
     if let Some(dir) = conf_dir {
         for path in cluster_files(dir, cluster)? {
             let text = std::fs::read_to_string(&path).map_err(|source| SpecError::Io {
                 path: text::one_line(&path.display().to_string()),
                 source,
             })?;
-            merged.apply(&layer::parse_yaml(&path.display().to_string(), &text)?);
+            merged.apply(
+                site,
+                &layer::parse_yaml(&path.display().to_string(), &text)?,
+            );
         }
     }
+    let own = assemble::Source::Job;
     if let Some(job) = job_yaml {
-        merged.apply(&layer::parse_yaml(&job.origin, &job.text)?);
+        merged.apply(own, &layer::parse_yaml(&job.origin, &job.text)?);
     }
     for flag in overrides {
-        merged.apply(&layer::parse_override(flag)?);
+        merged.apply(own, &layer::parse_override(flag)?);
     }
     let job_origin = job_yaml.map_or("job.yaml".to_string(), |l| text::one_line(&l.origin));
     merged.into_spec(&job_origin)

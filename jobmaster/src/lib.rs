@@ -10,6 +10,7 @@
 //! - [`registry`]: the workers, their states, restart counts and connections.
 //! - [`barrier`]: DEFAULT and INIT barriers with timeouts.
 //! - [`store`]: where durable job state is written (in memory here; ZooKeeper later).
+//! - [`zkstore`]: the ZooKeeper store of fault-tolerant jobs.
 //! - [`error`]: the crate's errors.
 
 pub mod barrier;
@@ -20,6 +21,7 @@ pub mod registry;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod zkstore;
 
 pub use config::JobMasterConfig;
 pub use error::JobMasterError;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use t2_proto::{
-    master_to_worker::Body, worker_to_master, AllJoined, BarrierOutcome, BarrierType, Heartbeat,
+    master_to_worker::Body, worker_to_master, AllJoined, BarrierOutcome, BarrierType,
     JobEnded, JobState, JobStatus, ListWorkersResult, RegisterParams, RegisterResult,
     StateChangeAck, WorkerFailed, WorkerInfo, WorkerRestarted, WorkerState,
 };
@@ -88,11 +88,13 @@ pub struct Master {
     started: Instant,
     /// Failed workers and when they must be back by.
     rejoin_deadlines: BTreeMap<u32, Instant>,
-    last_heartbeat: Instant,
+    last_tick: Instant,
+    /// Workers a restarted job master waits for, and when it was restored.
+    reconnecting: std::collections::BTreeSet<u32>,
+    restored_at: Option<Instant>,
     /// Workers that registered and have not been sent the full list since.
     awaiting_list: std::collections::BTreeSet<u32>,
     next_conn: u64,
-    heartbeat_seq: u64,
 }
 
 impl Master {
@@ -111,10 +113,11 @@ impl Master {
             watchers: Vec::new(),
             started: now,
             rejoin_deadlines: BTreeMap::new(),
-            last_heartbeat: now,
+            last_tick: now,
+            reconnecting: std::collections::BTreeSet::new(),
+            restored_at: None,
             awaiting_list: std::collections::BTreeSet::new(),
             next_conn: 1,
-            heartbeat_seq: 0,
         }
     }
 
@@ -126,7 +129,12 @@ impl Master {
         );
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        self.persist_job().await;
+        if let Some(outcome) = self.recover().await {
+            return outcome;
+        }
+        let store = self.store.clone();
+        let lost = async move { store.lost().await };
+        tokio::pin!(lost);
         while !is_final(self.state) {
             tokio::select! {
                 ev = events.recv() => match ev {
@@ -134,12 +142,62 @@ impl Master {
                     None => self.end(JobState::JobFailed, "job master lost its event channel".into()).await,
                 },
                 _ = tick.tick() => self.on_tick().await,
+                reason = &mut lost => {
+                    warn!(job_id = %self.cfg.job_id, %reason, "state store lost");
+                    self.end(JobState::JobFailed, reason).await;
+                }
             }
+        }
+        if let Err(e) = self.store.remove_job().await {
+            warn!(job_id = %self.cfg.job_id, error = %e, "could not remove the job's stored state");
         }
         JobOutcome {
             state: self.state,
             reason: self.reason.clone(),
         }
+    }
+
+    /// Rebuilds the job from the store (a restarted job master) and announces this one.
+    /// Returns an outcome when there is nothing to run.
+    async fn recover(&mut self) -> Option<JobOutcome> {
+        let fail = |reason: String| Some(JobOutcome { state: JobState::JobFailed, reason });
+        let recorded = match self.store.job_state().await {
+            Ok(r) => r,
+            Err(e) => return fail(format!("cannot read the job's state: {e}")),
+        };
+        if let Some((state, reason)) = recorded {
+            if is_final(state) {
+                // The previous job master ended the job but died before cleaning up.
+                if let Err(e) = self.store.remove_job().await {
+                    warn!(job_id = %self.cfg.job_id, error = %e, "could not remove the job's stored state");
+                }
+                return Some(JobOutcome { state, reason });
+            }
+            let workers = match self.store.workers().await {
+                Ok(w) => w,
+                Err(e) => return fail(format!("cannot read the job's workers: {e}")),
+            };
+            let now = Instant::now();
+            self.ever_all_joined = state == JobState::Running;
+            self.state = if self.ever_all_joined { JobState::Running } else { JobState::Starting };
+            self.restored_at = Some(now);
+            for info in workers {
+                let id = info.worker_id;
+                if matches!(info.state(), WorkerState::Started | WorkerState::Restarted) {
+                    self.reconnecting.insert(id);
+                }
+                if info.state() != WorkerState::Completed {
+                    self.rejoin_deadlines.insert(id, now + self.cfg.join_timeout);
+                }
+                self.registry.insert(WorkerEntry { info, conn: None, last_seen: now, exit_code: None });
+            }
+            info!(job_id = %self.cfg.job_id, workers = self.registry.iter().count(), state = state_name(self.state), "job master restarted; state restored");
+        }
+        self.persist_job().await;
+        if let Err(e) = self.store.announce().await {
+            return fail(format!("cannot announce the job master: {e}"));
+        }
+        None
     }
 
     async fn handle(&mut self, ev: Event) {
@@ -227,16 +285,21 @@ impl Master {
                 )));
             }
         }
-        let restarted = info.restart_count > 0
-            || self
-                .registry
-                .get(id)
-                .is_some_and(|e| e.state() == WorkerState::Failed);
-        info.set_state(if restarted {
-            WorkerState::Restarted
-        } else {
-            WorkerState::Started
-        });
+        let reconnected = params.reconnect
+            && self.registry.get(id).is_some_and(|e| {
+                e.conn.is_none()
+                    && e.info.restart_count == info.restart_count
+                    && matches!(e.state(), WorkerState::Started | WorkerState::Restarted)
+            });
+        let restarted = !reconnected
+            && (info.restart_count > 0
+                || self.registry.get(id).is_some_and(|e| e.state() == WorkerState::Failed));
+        let state = match self.registry.get(id) {
+            Some(e) if reconnected => e.state(),
+            _ if restarted => WorkerState::Restarted,
+            _ => WorkerState::Started,
+        };
+        info.set_state(state);
         let conn = self.next_conn;
         self.next_conn += 1;
         if let Err(e) = self.store.put_worker(&info).await {
@@ -260,7 +323,15 @@ impl Master {
         });
         self.rejoin_deadlines.remove(&id);
         self.awaiting_list.insert(id);
-        if restarted {
+        if reconnected {
+            info!(job_id = %self.cfg.job_id, worker_id = id, "worker reconnected to the restarted job master");
+            self.reconnecting.remove(&id);
+            if self.reconnecting.is_empty() {
+                if let Some(at) = self.restored_at.take() {
+                    info!(job_id = %self.cfg.job_id, elapsed_ms = at.elapsed().as_millis() as u64, "all workers reconnected after the job master restart");
+                }
+            }
+        } else if restarted {
             info!(job_id = %self.cfg.job_id, worker_id = id, restart_count = info.restart_count, "worker rejoined after a restart");
             self.registry.broadcast(
                 &Body::WorkerRestarted(WorkerRestarted {
@@ -483,16 +554,17 @@ impl Master {
 
     async fn on_tick(&mut self) {
         let now = Instant::now();
-        // Heartbeats out.
-        if now.duration_since(self.last_heartbeat) >= self.cfg.heartbeat_interval {
-            self.last_heartbeat = now;
-            self.heartbeat_seq += 1;
-            self.registry.broadcast(
-                &Body::Heartbeat(Heartbeat {
-                    seq: self.heartbeat_seq,
-                }),
-                None,
-            );
+        // Heartbeats go out from each stream's own task (see the service), so a slow store
+        // write here does not silence the job master. If this task itself was stalled, the
+        // workers' heartbeats are still queued: give everyone a fresh start rather than
+        // declaring them lost.
+        let stalled = now.duration_since(self.last_tick) > self.cfg.heartbeat_timeout / 2;
+        self.last_tick = now;
+        if stalled {
+            for e in self.registry.iter_mut() {
+                e.last_seen = now;
+            }
+            return;
         }
         // Silent workers.
         let silent: Vec<u32> = self
@@ -537,10 +609,14 @@ impl Master {
             .find(|(_, d)| now > **d)
             .map(|(id, _)| *id);
         if let Some(id) = late {
-            let why = format!(
-                "worker {id} failed and did not rejoin within {:?}",
-                self.cfg.join_timeout
-            );
+            let why = if self.reconnecting.contains(&id) {
+                format!(
+                    "worker {id} did not reconnect within {:?} after the job master restarted",
+                    self.cfg.join_timeout
+                )
+            } else {
+                format!("worker {id} failed and did not rejoin within {:?}", self.cfg.join_timeout)
+            };
             self.end(JobState::JobFailed, why).await;
         }
     }

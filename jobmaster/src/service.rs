@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use t2_proto::job_master_server::JobMaster;
 use t2_proto::{
-    worker_to_master, JobStatus, KillParams, KillResult, MasterToWorker, WatchParams,
+    master_to_worker::Body, worker_to_master, Heartbeat, JobStatus, KillParams, KillResult, MasterToWorker, WatchParams,
     WorkerToMaster, PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -26,15 +26,22 @@ pub struct JobMasterService {
     events: mpsc::UnboundedSender<Event>,
     job_id: String,
     token: String,
+    heartbeat_interval: Duration,
 }
 
 impl JobMasterService {
     /// A service feeding `events`; `token` authenticates workers and clients.
-    pub fn new(events: mpsc::UnboundedSender<Event>, job_id: &str, token: &str) -> Self {
+    pub fn new(
+        events: mpsc::UnboundedSender<Event>,
+        job_id: &str,
+        token: &str,
+        heartbeat_interval: Duration,
+    ) -> Self {
         Self {
             events,
             job_id: job_id.into(),
             token: token.into(),
+            heartbeat_interval,
         }
     }
 
@@ -113,7 +120,25 @@ impl JobMaster for JobMasterService {
         let (conn, _registered) = reply_rx
             .await
             .map_err(|_| Status::unavailable("the job has ended"))??;
+        // Heartbeats to the worker come from here, independent of the master task, for as
+        // long as the stream is open.
+        // A weak sender: the stream still ends when the master drops its side.
+        let interval = self.heartbeat_interval;
+        let weak = out_tx.downgrade();
         drop(out_tx);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            let mut seq = 0u64;
+            loop {
+                tick.tick().await;
+                seq += 1;
+                let beat = MasterToWorker { body: Some(Body::Heartbeat(Heartbeat { seq })) };
+                match weak.upgrade() {
+                    Some(tx) if tx.send(Ok(beat)).is_ok() => {}
+                    _ => return,
+                }
+            }
+        });
 
         let events = self.events.clone();
         let span = info_span!("worker_stream", job_id = %self.job_id, worker_id, conn);

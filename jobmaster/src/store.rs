@@ -25,6 +25,19 @@ pub trait JobStateStore: Send + Sync + 'static {
     async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError>;
     /// The recorded job state, if any.
     async fn job_state(&self) -> Result<Option<(JobState, String)>, StoreError>;
+    /// Tells workers where this job master is (ZooKeeper: an ephemeral znode).
+    async fn announce(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Completes with a reason when the store is lost for good (e.g. ZooKeeper down for
+    /// longer than the session timeout); never completes for stores that cannot fail.
+    async fn lost(&self) -> String {
+        std::future::pending().await
+    }
+    /// Removes everything recorded for the job (called once the job has ended).
+    async fn remove_job(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// In-memory store: lives as long as the job master process.

@@ -44,6 +44,17 @@ pub enum Command {
         /// Job ID.
         job: String,
     },
+    /// Serve job packages over HTTP (the package uploader).
+    Uploader(crate::uploader::command::UploaderArgs),
+    /// Build a job's package without running it; prints its sha256 and size.
+    #[command(hide = true)]
+    Package {
+        /// The job: a directory with job.yaml, a .tar.gz, a .jar or an executable.
+        source: PathBuf,
+        /// Where to write the package.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
     /// Run a job master (started by a cluster backend).
     #[command(hide = true)]
     Jobmaster(JobmasterArgs),
@@ -106,6 +117,13 @@ pub struct SubmitArgs {
     /// Configuration folder (default: the conf/ next to the t2 sources, or $T2_CONF_DIR).
     #[arg(long, env = "T2_CONF_DIR")]
     pub conf_dir: Option<PathBuf>,
+    /// Ship the package through an uploader: its URL (http://host:port), or `local` to run one
+    /// for this job; agents then download it over HTTP.
+    #[arg(long, env = "T2_UPLOADER", value_name = "URL|local")]
+    pub uploader: Option<String>,
+    /// The uploader's token (for uploads and deletes).
+    #[arg(long, env = "T2_UPLOADER_TOKEN", hide_env_values = true)]
+    pub uploader_token: Option<String>,
 }
 
 /// `t2 jobmaster`.
@@ -169,4 +187,10 @@ pub struct AgentArgs {
     /// Job token (default: read from the job directory).
     #[arg(long, env = "T2_JOB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Download the package from this URL (an uploader) instead of reading the job folder's.
+    #[arg(long, env = "T2_PACKAGE_URL")]
+    pub package_url: Option<String>,
+    /// Give up downloading the package after this long.
+    #[arg(long, default_value = "2m")]
+    pub fetch_timeout: String,
 }

@@ -11,6 +11,7 @@ mod error;
 mod local;
 mod prepare;
 mod roles;
+mod uploader;
 
 use clap::Parser;
 use cli::{Cli, ClusterKind, Command, WorkerCommand};
@@ -21,7 +22,7 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     let cli = Cli::parse();
     let default_level = match &cli.command {
-        Command::Jobmaster(_) => "info",
+        Command::Jobmaster(_) | Command::Uploader(_) => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -60,6 +61,14 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
             }
             let home = t2_home()?;
             let prepared = prepare::prepare(&args, &home, "local")?;
+            if let Err(e) = uploader::job::configure(
+                &prepared.dir,
+                args.uploader.as_deref(),
+                args.uploader_token.as_deref(),
+            ) {
+                let _ = std::fs::remove_dir_all(prepared.dir.root());
+                return Err(e);
+            }
             let state = runtime()?.block_on(local::run(prepared, args.detach))?;
             Ok(match state {
                 RecordedState::Completed => 0,
@@ -100,6 +109,8 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
             follow,
         } => commands::logs::run(&t2_home()?, &job, worker, follow).map(|_| 0),
         Command::Kill { job } => commands::kill::run(&t2_home()?, &job).map(|_| 0),
+        Command::Uploader(args) => runtime()?.block_on(uploader::command::serve(args)),
+        Command::Package { source, out } => commands::package::run(&source, &out),
         Command::Jobmaster(args) => runtime()?.block_on(roles::jobmaster(args)),
         Command::Worker {
             command: WorkerCommand::Agent(args),

@@ -47,6 +47,9 @@ fn job_dir(path: &Path) -> Result<(JobDir, String), LauncherError> {
     Ok((JobDir::new(home, &id), id))
 }
 
+/// How long a job master or agent tries to reach ZooKeeper at start.
+const ZK_CONNECT_DEADLINE: Duration = Duration::from_secs(15);
+
 /// `t2 jobmaster`: serves the job; prints `T2_JOBMASTER_ADDR=…` as its first stdout line.
 pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
     let (dir, id) = job_dir(&args.job_dir)?;
@@ -72,7 +75,16 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
             std::future::pending::<()>().await;
         }
     };
-    let outcome = t2_jobmaster::run(listener, cfg, shutdown).await?;
+    let outcome = if spec.fault_tolerant {
+        let zk = &spec.zookeeper;
+        let session = t2_core::zk::Zk::connect(&zk.addresses, zk.session_timeout, ZK_CONNECT_DEADLINE)
+            .await
+            .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+        let store = t2_jobmaster::zkstore::ZkStore::new(session, &zk.root, &id, &format!("http://{addr}"));
+        t2_jobmaster::server::run_with_store(listener, cfg, std::sync::Arc::new(store), shutdown).await?
+    } else {
+        t2_jobmaster::run(listener, cfg, shutdown).await?
+    };
     tracing::info!(job_id = %id, state = t2_jobmaster::master::state_name(outcome.state), reason = %outcome.reason, "job master done");
     Ok(0)
 }
@@ -107,8 +119,19 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         restart_count: args.restart_count,
         job_master: args.job_master,
         token,
-        package: dir.package_path(),
+        // A downloaded package goes to the worker's own folder (agents share the job folder).
+        package: match &args.package_url {
+            Some(_) => dir
+                .root()
+                .join("run")
+                .join(format!("worker-{}", args.worker_id))
+                .join("package.tar.gz"),
+            None => dir.package_path(),
+        },
         package_sha256: Some(record.package_sha256),
+        package_url: args.package_url.clone(),
+        fetch_timeout: t2_core::duration::parse_duration(&args.fetch_timeout)
+            .map_err(|e| LauncherError::Usage(format!("--fetch-timeout: {e}")))?,
         work_dir: dir.worker_dir(args.worker_id),
         run_dir: dir
             .root()

@@ -111,6 +111,8 @@ pub enum EventLine {
         /// The text.
         message: String,
     },
+    /// The job master was restarted and this worker reconnected to it.
+    JobMasterRestarted {},
     /// The job ended.
     JobEnded {
         /// Final state.

@@ -9,7 +9,19 @@
 //! | `twister2.worker.controller.max.wait.time.on.barrier` | `barrier_timeout` | milliseconds |
 //! | `twister2.worker.controller.max.wait.time.on.init.barrier` | `init_barrier_timeout` | milliseconds |
 //! | `twister2.worker.controller.max.wait.time.for.all.workers.to.join` | `join_timeout` | milliseconds |
-//! | `twister2.fault.tolerance.failure.timeout` | `heartbeat_timeout` | milliseconds; in Twister2 the ZooKeeper session timeout after which a silent worker counts as failed |
+//! | `twister2.fault.tolerant` | `fault_tolerant` | only in the Twister2 docs (the code has no such key) |
+//! | `twister2.resource.zookeeper.server.addresses` | `zookeeper.addresses` | also turns `fault_tolerant` on, as Twister2 does, unless the job's `job.yaml` or a `-D` flag sets `fault_tolerant` itself (see below) |
+//! | `twister2.resource.zookeeper.root.node.path` | `zookeeper.root` | the key the Twister2 code reads (its default is `/twister2`, t2's is `/t2`) |
+//! | `twister2.zookeeper.root.node.path` | `zookeeper.root` | the key as the Twister2 docs spell it |
+//! | `twister2.fault.tolerance.failure.timeout` | `zookeeper.session_timeout` | milliseconds; in Twister2 the Curator session (and connection) timeout |
+//!
+//! In Twister2, configuring a ZooKeeper server is what turns fault tolerance on. So setting
+//! `twister2.resource.zookeeper.server.addresses` (to a non-empty list) makes `fault_tolerant`
+//! true, unless `fault_tolerant` (or `twister2.fault.tolerant`) is set in the job's own
+//! `job.yaml` or by a `-D` flag: then that value counts, the last one as always, so
+//! `-D fault_tolerant=false` turns it back off. A `fault_tolerant` in the built-in defaults or a
+//! `conf/<cluster>/` file does not stop it, since `conf/local/job.yaml` (read as a cluster file
+//! too) always says `false`. A later empty `zookeeper.addresses` cancels it.
 //!
 //! Other Twister2 keys (images, namespaces, ports, uploader settings...) have no t2 job-spec
 //! equivalent and are reported as unknown keys.
@@ -52,11 +64,34 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
         "twister2.worker.controller.max.wait.time.for.all.workers.to.join",
         "join_timeout",
     ),
+    ("twister2.fault.tolerant", "fault_tolerant"),
+    (ZOOKEEPER_ADDRESSES, "zookeeper.addresses"),
+    (
+        "twister2.resource.zookeeper.root.node.path",
+        "zookeeper.root",
+    ),
+    ("twister2.zookeeper.root.node.path", "zookeeper.root"),
     (
         "twister2.fault.tolerance.failure.timeout",
-        "heartbeat_timeout",
+        "zookeeper.session_timeout",
     ),
 ];
+
+/// The Twister2 key for the ZooKeeper servers; setting it turns fault tolerance on.
+pub(super) const ZOOKEEPER_ADDRESSES: &str = "twister2.resource.zookeeper.server.addresses";
+
+/// True for an assignment written as [`ZOOKEEPER_ADDRESSES`].
+pub(super) fn is_zookeeper_addresses_alias(a: &Assignment) -> bool {
+    a.written == ZOOKEEPER_ADDRESSES
+}
+
+/// The t2 key (dotted) that Twister2 key `key` sets, for aliases of exactly one t2 key.
+pub(super) fn target(key: &str) -> Option<&'static str> {
+    ALIASES
+        .iter()
+        .find(|(a, t)| *a == key && *a != COMPUTE_RESOURCES && !t.contains(' '))
+        .map(|(_, t)| *t)
+}
 
 /// True when `key` is an accepted Twister2 key.
 pub(super) fn is_alias(key: &str) -> bool {
@@ -69,7 +104,8 @@ pub(super) fn translate(key: &str, value: &Value) -> Option<Result<Vec<Assignmen
     if *alias == COMPUTE_RESOURCES {
         return Some(compute_resources(value));
     }
-    Some(Ok(vec![Assignment::new(&[target], value.clone(), alias)]))
+    let path: Vec<&str> = target.split('.').collect();
+    Some(Ok(vec![Assignment::new(&path, value.clone(), alias)]))
 }
 
 /// `twister2.resource.worker.compute.resources: [{cpu, ram, disk, instances, workersPerPod}]`.

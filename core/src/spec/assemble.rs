@@ -1,5 +1,8 @@
 //! Merging layers into one tree (maps key by key, other values replaced), remembering which
 //! layer set each key, and reading the final [`JobSpec`] with its cross-field checks.
+//!
+//! Fault tolerance: `twister2.resource.zookeeper.server.addresses` turns `fault_tolerant` on
+//! unless the job's own layers (`job.yaml`, `-D`) set `fault_tolerant`; see `spec/aliases.rs`.
 
 use std::collections::BTreeMap;
 
@@ -7,10 +10,19 @@ use serde_yaml::{Mapping, Value};
 
 use super::fields::{self, MAX_WORKERS};
 use super::layer::ParsedLayer;
-use super::{JobSpec, Resources, SpecError};
+use super::{aliases, zookeeper, JobSpec, Resources, SpecError, ZooKeeperSpec};
 
 /// Origin used when a key has no layer (only if the built-in defaults lack it).
 const NOWHERE: &str = "the merged configuration";
+
+/// Whose a layer is: the site's defaults, or the job's own settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    /// The built-in defaults and `conf/<cluster>/*.yaml`.
+    Site,
+    /// The job's `job.yaml` and `-D` flags.
+    Job,
+}
 
 /// The merged configuration tree.
 #[derive(Debug, Default)]
@@ -18,16 +30,36 @@ pub(super) struct Merged {
     tree: Mapping,
     /// Dotted key → the layer that last set it (top-level keys included).
     origins: BTreeMap<String, String>,
+    /// True once the job's own layers set `fault_tolerant`.
+    fault_tolerant_set_by_job: bool,
+    /// True when `twister2.resource.zookeeper.server.addresses` turns fault tolerance on
+    /// (cleared again by a later empty `zookeeper.addresses`, so the final list is never
+    /// empty while this is set).
+    fault_tolerance_implied: bool,
 }
 
 impl Merged {
     /// Applies a layer on top of what is there.
-    pub(super) fn apply(&mut self, layer: &ParsedLayer) {
+    pub(super) fn apply(&mut self, source: Source, layer: &ParsedLayer) {
         for a in &layer.assignments {
             set(&mut self.tree, &a.path, a.value.clone());
             for depth in 1..=a.path.len() {
                 self.origins
                     .insert(a.path[..depth].join("."), layer.origin.clone());
+            }
+            match a.path.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                ["fault_tolerant"] if source == Source::Job => {
+                    self.fault_tolerant_set_by_job = true;
+                }
+                ["zookeeper", "addresses"] => {
+                    let empty = zookeeper::addresses(&a.value).map_or(true, |s| s.is_empty());
+                    if empty {
+                        self.fault_tolerance_implied = false;
+                    } else if aliases::is_zookeeper_addresses_alias(a) {
+                        self.fault_tolerance_implied = true;
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -140,6 +172,7 @@ impl Merged {
                 ),
             ));
         }
+        let (fault_tolerant, zookeeper) = self.fault_tolerance()?;
         Ok(JobSpec {
             name,
             workers,
@@ -158,6 +191,53 @@ impl Merged {
             build: self.read("build", fields::build)?,
             include: self.read("include", fields::include)?,
             max_package_bytes: self.read("max_package_bytes", |v| fields::whole(v, 1, u64::MAX))?,
+            fault_tolerant,
+            zookeeper,
+        })
+    }
+
+    /// `fault_tolerant` and the ZooKeeper settings, checked against each other.
+    fn fault_tolerance(&self) -> Result<(bool, ZooKeeperSpec), SpecError> {
+        let set = self.read("fault_tolerant", fields::boolean)?;
+        let implied = self.fault_tolerance_implied && !self.fault_tolerant_set_by_job;
+        let zookeeper = self.zookeeper()?;
+        // An implied `fault_tolerant` always has addresses: an empty list cancels it.
+        if set && zookeeper.addresses.is_empty() {
+            return Err(SpecError::Missing {
+                file: self.origin("fault_tolerant"),
+                key: "zookeeper.addresses".into(),
+                hint: format!(
+                    "fault_tolerant: true needs zookeeper.addresses, e.g. -D zookeeper.addresses={}",
+                    zookeeper::EXAMPLE_ADDRESSES
+                ),
+            });
+        }
+        Ok((set || implied, zookeeper))
+    }
+
+    fn zookeeper(&self) -> Result<ZooKeeperSpec, SpecError> {
+        let entries = self.map("zookeeper")?;
+        let find = |sub: &str| -> Result<(String, &Value), SpecError> {
+            let key = format!("zookeeper.{sub}");
+            match entries.iter().find(|(k, _)| k == sub) {
+                Some((_, v)) => Ok((key, *v)),
+                None => Err(SpecError::Missing {
+                    file: NOWHERE.into(),
+                    hint: format!("set `zookeeper: {{{sub}: ...}}` in job.yaml"),
+                    key,
+                }),
+            }
+        };
+        let (key, v) = find("addresses")?;
+        let addresses = zookeeper::addresses(v).map_err(|m| self.bad(&key, m))?;
+        let (key, v) = find("root")?;
+        let root = zookeeper::root(v).map_err(|m| self.bad(&key, m))?;
+        let (key, v) = find("session_timeout")?;
+        let session_timeout = zookeeper::session_timeout(v).map_err(|m| self.bad(&key, m))?;
+        Ok(ZooKeeperSpec {
+            addresses,
+            root,
+            session_timeout,
         })
     }
 

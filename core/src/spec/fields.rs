@@ -112,6 +112,29 @@ pub(super) fn duration(v: &Value) -> Result<Duration, String> {
     }
 }
 
+/// A [`duration`] from `min` to `max`.
+pub(super) fn duration_within(v: &Value, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = duration(v)?;
+    if d < min || d > max {
+        let f = crate::duration::format_duration;
+        return Err(format!(
+            "must be from {} to {}, got {}",
+            f(min),
+            f(max),
+            f(d)
+        ));
+    }
+    Ok(d)
+}
+
+/// `true` or `false` (YAML booleans only: not `yes`, `1` or `"true"`).
+pub(super) fn boolean(v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        other => Err(format!("must be true or false, got {}", describe(other))),
+    }
+}
+
 /// A scalar as text (`true`, `4` and `x` all become text); `None` for anything else.
 pub(super) fn scalar_text(v: &Value) -> Option<String> {
     match v {
@@ -286,6 +309,39 @@ mod tests {
             "must be a duration such as 500ms, 3s or 2m, got 'fast'"
         );
         assert!(duration(&y("-5")).is_err());
+    }
+
+    #[test]
+    fn booleans_and_bounded_durations() {
+        assert_eq!(boolean(&y("true")), Ok(true));
+        assert_eq!(boolean(&y("false")), Ok(false));
+        assert_eq!(
+            boolean(&y("yes")).unwrap_err(),
+            "must be true or false, got 'yes'"
+        );
+        assert_eq!(
+            boolean(&y("'true'")).unwrap_err(),
+            "must be true or false, got 'true'"
+        );
+        assert_eq!(
+            boolean(&y("1")).unwrap_err(),
+            "must be true or false, got 1"
+        );
+        assert_eq!(
+            boolean(&y("~")).unwrap_err(),
+            "must be true or false, got nothing"
+        );
+        let (lo, hi) = (Duration::from_secs(1), Duration::from_secs(60));
+        assert_eq!(duration_within(&y("1s"), lo, hi), Ok(lo));
+        assert_eq!(duration_within(&y("1m"), lo, hi), Ok(hi));
+        assert_eq!(
+            duration_within(&y("500ms"), lo, hi).unwrap_err(),
+            "must be from 1s to 1m, got 500ms"
+        );
+        assert_eq!(
+            duration_within(&y("0s"), lo, hi).unwrap_err(),
+            "must be longer than 0"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::aliases;
 use super::fields::{self, Problem, MAX_WORKERS};
-use super::SpecError;
+use super::{zookeeper, SpecError};
 use crate::text::one_line;
 
 /// Top-level keys whose value replaces the previous layer's (not maps).
@@ -24,13 +24,19 @@ pub(super) const PLAIN_KEYS: &[&str] = &[
     "build",
     "include",
     "max_package_bytes",
+    "fault_tolerant",
 ];
 
 /// Keys under `resources`.
 pub(super) const RESOURCE_KEYS: &[&str] = &["cpu", "memory_mb", "disk_mb"];
 
-/// Keys set from `-D` as the text given, never parsed as YAML.
-const TEXT_KEYS: &[&str] = &["name", "build"];
+/// Keys set from `-D` as the text given, never parsed as YAML (Twister2 aliases of these too).
+const TEXT_KEYS: &[&str] = &["name", "build", "zookeeper.addresses", "zookeeper.root"];
+
+/// True when `-D key=...` takes the text as given.
+fn is_text_key(key: &str) -> bool {
+    TEXT_KEYS.contains(&key) || aliases::target(key).is_some_and(|t| TEXT_KEYS.contains(&t))
+}
 
 /// One value set by a layer at a path of t2 keys (`["resources", "cpu"]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +119,7 @@ pub(super) fn parse_override(flag: &str) -> Result<ParsedLayer, SpecError> {
     }
     let mut tree = Mapping::new();
     if aliases::is_alias(key) || !key.contains('.') {
-        let value = if TEXT_KEYS.contains(&key) {
+        let value = if is_text_key(key) {
             text_value(text)
         } else {
             yaml_value(&origin, text)?
@@ -123,7 +129,8 @@ pub(super) fn parse_override(flag: &str) -> Result<ParsedLayer, SpecError> {
         let (first, rest) = key.split_once('.').ok_or_else(bad)?;
         let value = match first {
             "env" => text_value(text),
-            "resources" | "config" => yaml_value(&origin, text)?,
+            "zookeeper" if is_text_key(key) => text_value(text),
+            "resources" | "config" | "zookeeper" => yaml_value(&origin, text)?,
             _ => {
                 return Err(super::unknown_key(&origin, key));
             }
@@ -206,6 +213,17 @@ fn normalise(tree: Mapping) -> Result<Vec<Assignment>, Problem> {
                     if !RESOURCE_KEYS.contains(&sub.as_str()) {
                         return Err(Problem::Unknown {
                             key: format!("resources.{sub}"),
+                        });
+                    }
+                    out.push(Assignment::at(vec![key.clone(), sub], sv));
+                }
+            }
+            "zookeeper" => {
+                let example = "{addresses: '127.0.0.1:2181', root: /t2, session_timeout: 10s}";
+                for (sub, sv) in sub_map(&key, v, example)? {
+                    if !zookeeper::KEYS.contains(&sub.as_str()) {
+                        return Err(Problem::Unknown {
+                            key: format!("zookeeper.{sub}"),
                         });
                     }
                     out.push(Assignment::at(vec![key.clone(), sub], sv));
@@ -311,6 +329,10 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["resources", "cpu"] => fields::cores(v).map(drop),
         ["resources", "memory_mb"] => fields::whole(v, 1, u64::MAX).map(drop),
         ["resources", "disk_mb"] => fields::whole(v, 0, u64::MAX).map(drop),
+        ["fault_tolerant"] => fields::boolean(v).map(drop),
+        ["zookeeper", "addresses"] => zookeeper::addresses(v).map(drop),
+        ["zookeeper", "root"] => zookeeper::root(v).map(drop),
+        ["zookeeper", "session_timeout"] => zookeeper::session_timeout(v).map(drop),
         ["env", _] => fields::env_value(v).map(drop),
         ["config", ..] => fields::json(v).map(drop),
         _ => {

@@ -30,6 +30,14 @@ pub(super) fn closest(unknown: &str) -> Option<String> {
                     .map(|k| format!("resources.{k}"))
                     .collect(),
             )
+        } else if unknown.starts_with("zookeeper.") {
+            (
+                true,
+                super::zookeeper::KEYS
+                    .iter()
+                    .map(|k| format!("zookeeper.{k}"))
+                    .collect(),
+            )
         } else {
             let mut all: Vec<String> = super::known_keys().iter().map(|k| k.to_string()).collect();
             all.extend(aliases::ALIASES.iter().map(|(a, _)| a.to_string()));
@@ -87,6 +95,24 @@ mod tests {
             s("twister2.resource.worker.compute.resources[0].workersperpod").as_deref(),
             Some("twister2.resource.worker.compute.resources[0].workersPerPod")
         );
+        assert_eq!(
+            s("zookeeper.adresses").as_deref(),
+            Some("zookeeper.addresses")
+        );
+        assert_eq!(
+            s("zookeeper.sessionTimeout").as_deref(),
+            Some("zookeeper.session_timeout")
+        );
+        assert_eq!(
+            s("session_timeout").as_deref(),
+            Some("zookeeper.session_timeout")
+        );
+        assert_eq!(s("fault_tolerance").as_deref(), Some("fault_tolerant"));
+        assert_eq!(s("zookeper").as_deref(), Some("zookeeper"));
+        assert_eq!(
+            s("twister2.resource.zookeeper.server.address").as_deref(),
+            Some("twister2.resource.zookeeper.server.addresses")
+        );
     }
 
     #[test]
@@ -95,5 +121,6 @@ mod tests {
         assert_eq!(s("xyz"), None);
         assert_eq!(s("kubernetes.namespace"), None);
         assert_eq!(s("resources.gpu_count"), None);
+        assert_eq!(s("zookeeper.connection_string"), None);
     }
 }

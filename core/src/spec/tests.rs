@@ -70,6 +70,16 @@ fn defaults_are_the_documented_ones() {
         s.max_package_bytes,
         crate::package::DEFAULT_MAX_PACKAGE_BYTES
     );
+    assert!(!s.fault_tolerant);
+    assert_eq!(
+        s.zookeeper,
+        ZooKeeperSpec {
+            addresses: String::new(),
+            root: "/t2".into(),
+            session_timeout: Duration::from_secs(10)
+        }
+    );
+    assert_eq!(s.zookeeper, ZooKeeperSpec::default());
 }
 
 #[test]
@@ -99,6 +109,12 @@ fn known_keys_cover_the_defaults() {
     }
     assert!(known_keys().contains(&"name") && known_keys().contains(&"command"));
     assert!(known_keys().contains(&"resources.memory_mb"));
+    for k in ["addresses", "root", "session_timeout"] {
+        assert!(
+            known_keys().contains(&format!("zookeeper.{k}").as_str()),
+            "{k}"
+        );
+    }
 }
 
 fn conf_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -473,7 +489,7 @@ fn twister2_keys_are_aliases() {
         twister2.worker.controller.max.wait.time.on.barrier: 100000\n\
         twister2.worker.controller.max.wait.time.on.init.barrier: 600000\n\
         twister2.worker.controller.max.wait.time.for.all.workers.to.join: 20000\n\
-        twister2.fault.tolerance.failure.timeout: 10000\n\
+        twister2.fault.tolerance.failure.timeout: 20000\n\
         twister2.resource.worker.compute.resources:\n\
         - cpu: 0.5\n  ram: 1024\n  disk: 1.5\n  instances: 4\n  workersPerPod: 2\n  scalable: false\n";
     let s = ok(text, &[]);
@@ -481,7 +497,9 @@ fn twister2_keys_are_aliases() {
     assert_eq!(s.barrier_timeout, Duration::from_secs(100));
     assert_eq!(s.init_barrier_timeout, Duration::from_secs(600));
     assert_eq!(s.join_timeout, Duration::from_secs(20));
-    assert_eq!(s.heartbeat_timeout, Duration::from_secs(10));
+    // The failure timeout is Twister2's ZooKeeper session timeout, in milliseconds.
+    assert_eq!(s.zookeeper.session_timeout, Duration::from_secs(20));
+    assert_eq!(s.heartbeat_timeout, Duration::from_secs(3));
     assert_eq!((s.workers, s.workers_per_pod), (8, 2));
     assert_eq!(
         s.resources,
@@ -546,4 +564,342 @@ fn twister2_alias_errors() {
         ),
         "{e}"
     );
+}
+
+fn missing(e: &SpecError) -> (&str, &str, &str) {
+    match e {
+        SpecError::Missing { file, key, hint } => (file, key, hint),
+        other => panic!("expected Missing, got {other:?}"),
+    }
+}
+
+const ZK_ALIAS: &str = "twister2.resource.zookeeper.server.addresses";
+
+#[test]
+fn fault_tolerance_layers_and_merges() {
+    let s = ok(
+        JOB,
+        &["fault_tolerant=true", "zookeeper.addresses=127.0.0.1:2181"],
+    );
+    assert!(s.fault_tolerant);
+    assert_eq!(
+        s.zookeeper,
+        ZooKeeperSpec {
+            addresses: "127.0.0.1:2181".into(),
+            root: "/t2".into(),
+            session_timeout: Duration::from_secs(10)
+        }
+    );
+    // zookeeper merges key by key across layers.
+    let dir = conf_dir(&[(
+        "site.yaml",
+        "zookeeper: {addresses: 'zk-0:2181,zk-1:2181', session_timeout: 30s}\n",
+    )]);
+    let text = format!("{JOB}fault_tolerant: true\nzookeeper:\n  root: /apps/t2\n");
+    let f = flags(&["zookeeper.session_timeout=5000"]);
+    let s = load_job_spec("local", Some(dir.path()), Some(&job(&text)), &f).expect("loads");
+    assert!(s.fault_tolerant);
+    assert_eq!(s.zookeeper.addresses, "zk-0:2181,zk-1:2181");
+    assert_eq!(s.zookeeper.root, "/apps/t2");
+    assert_eq!(s.zookeeper.session_timeout, Duration::from_secs(5));
+    // Addresses alone do not turn fault tolerance on; `-D` text is taken as given.
+    let s = ok(
+        JOB,
+        &["zookeeper.addresses=[::1]:2181", "zookeeper.root=/x"],
+    );
+    assert!(!s.fault_tolerant);
+    assert_eq!(s.zookeeper.addresses, "[::1]:2181");
+    assert_eq!(s.zookeeper.root, "/x");
+    // A null or empty address list is none.
+    let s = ok(&format!("{JOB}zookeeper: {{addresses: }}\n"), &[]);
+    assert_eq!(s.zookeeper.addresses, "");
+    let s = ok(JOB, &["zookeeper.addresses=a:1", "zookeeper.addresses="]);
+    assert_eq!(s.zookeeper.addresses, "");
+    let s = ok(&format!("{JOB}zookeeper:\n"), &[]);
+    assert_eq!(s.zookeeper, ZooKeeperSpec::default());
+    // The spec round-trips with its ZooKeeper settings.
+    let s = ok(JOB, &["fault_tolerant=true", "zookeeper.addresses=zk:2181"]);
+    let back: JobSpec =
+        serde_json::from_str(&serde_json::to_string(&s).expect("encode")).expect("decode");
+    assert_eq!(back, s);
+}
+
+#[test]
+fn fault_tolerance_values_are_checked() {
+    let e = err(&format!("{JOB}fault_tolerant: yes\n"), &[]);
+    assert_eq!(
+        e.to_string(),
+        "job.yaml: 'fault_tolerant' must be true or false, got 'yes'"
+    );
+    let e = err(JOB, &["fault_tolerant=1"]);
+    assert_eq!(
+        bad_value(&e),
+        (
+            "-D fault_tolerant=1",
+            "fault_tolerant",
+            "must be true or false, got 1"
+        )
+    );
+    let e = err(JOB, &["fault_tolerant=on"]);
+    assert_eq!(bad_value(&e).2, "must be true or false, got 'on'");
+    let e = err(JOB, &["zookeeper.addresses=zk1:2181,zk2"]);
+    assert_eq!(
+        e.to_string(),
+        "-D zookeeper.addresses=zk1:2181,zk2: 'zookeeper.addresses' has a bad entry 'zk2': expected host:port such as 127.0.0.1:2181"
+    );
+    let cases = [
+        (
+            "addresses: 'zk:0'",
+            "zookeeper.addresses",
+            "bad entry 'zk:0': the port must be a number from 1 to 65535",
+        ),
+        (
+            "addresses: 'a:2181,zk:70000'",
+            "zookeeper.addresses",
+            "bad entry 'zk:70000': the port",
+        ),
+        (
+            "addresses: 'a:2181, b:2181'",
+            "zookeeper.addresses",
+            "bad entry ' b:2181': remove the spaces",
+        ),
+        (
+            "addresses: 'a:2181,'",
+            "zookeeper.addresses",
+            "bad entry ''",
+        ),
+        ("addresses: 2181", "zookeeper.addresses", "must be text"),
+        (
+            "root: t2",
+            "zookeeper.root",
+            "starting with '/', such as /t2, got 't2'",
+        ),
+        (
+            "root: /t2/",
+            "zookeeper.root",
+            "must not end with '/': write '/t2'",
+        ),
+        ("root: /", "zookeeper.root", "not '/' itself"),
+        ("root: /a//b", "zookeeper.root", "got '/a//b'"),
+        ("root: /my job", "zookeeper.root", "got '/my job'"),
+        (
+            "root: ",
+            "zookeeper.root",
+            "must be a znode path such as /t2, got nothing",
+        ),
+        (
+            "session_timeout: 500ms",
+            "zookeeper.session_timeout",
+            "must be from 1s to 10m, got 500ms",
+        ),
+        (
+            "session_timeout: 1h",
+            "zookeeper.session_timeout",
+            "must be from 1s to 10m, got 1h",
+        ),
+        (
+            "session_timeout: soon",
+            "zookeeper.session_timeout",
+            "must be a duration",
+        ),
+    ];
+    for (line, want_key, want) in cases {
+        let e = err(&format!("{JOB}zookeeper: {{{line}}}\n"), &[]);
+        let (file, key, msg) = bad_value(&e);
+        assert_eq!((file, key), ("job.yaml", want_key), "{line}");
+        assert!(msg.contains(want), "{line}: {msg}");
+    }
+    let e = err(JOB, &["zookeeper.session_timeout=999"]);
+    assert_eq!(
+        e.to_string(),
+        "-D zookeeper.session_timeout=999: 'zookeeper.session_timeout' must be from 1s to 10m, got 999ms"
+    );
+    let e = err(&format!("{JOB}zookeeper: [a:1]\n"), &[]);
+    assert!(
+        bad_value(&e)
+            .2
+            .starts_with("must be a map such as {addresses:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_zookeeper_keys_suggest_the_closest() {
+    let e = err(&format!("{JOB}zookeeper: {{adresses: 'a:1'}}\n"), &[]);
+    assert_eq!(
+        e.to_string(),
+        "job.yaml: unknown key 'zookeeper.adresses'; did you mean 'zookeeper.addresses'?"
+    );
+    let e = err(JOB, &["zookeeper.session_timout=5s"]);
+    assert_eq!(
+        e.to_string(),
+        "-D zookeeper.session_timout=5s: unknown key 'zookeeper.session_timout'; did you mean 'zookeeper.session_timeout'?"
+    );
+    let e = err(&format!("{JOB}zookeeper: {{chroot: /x}}\n"), &[]);
+    assert!(
+        e.to_string().ends_with("did you mean 'zookeeper.root'?"),
+        "{e}"
+    );
+    let e = err(&format!("{JOB}zookeeper: {{servers: 'a:1'}}\n"), &[]);
+    assert!(
+        matches!(&e, SpecError::UnknownKey { key, suggestion: None, .. } if key == "zookeeper.servers"),
+        "{e}"
+    );
+    let e = err(&format!("{JOB}fault_tolerance: true\n"), &[]);
+    assert_eq!(
+        e.to_string(),
+        "job.yaml: unknown key 'fault_tolerance'; did you mean 'fault_tolerant'?"
+    );
+}
+
+#[test]
+fn fault_tolerance_needs_zookeeper_addresses() {
+    let e = err(JOB, &["fault_tolerant=true"]);
+    assert_eq!(
+        missing(&e),
+        (
+            "-D fault_tolerant=true",
+            "zookeeper.addresses",
+            "fault_tolerant: true needs zookeeper.addresses, e.g. -D zookeeper.addresses=127.0.0.1:2181"
+        )
+    );
+    assert_eq!(
+        e.to_string(),
+        "-D fault_tolerant=true: 'zookeeper.addresses' is required; fault_tolerant: true needs zookeeper.addresses, e.g. -D zookeeper.addresses=127.0.0.1:2181"
+    );
+    let e = err(
+        &format!("{JOB}fault_tolerant: true\n"),
+        &["zookeeper.addresses="],
+    );
+    assert_eq!(missing(&e).0, "job.yaml");
+    // Turned off again, it needs nothing.
+    let s = ok(
+        &format!("{JOB}fault_tolerant: true\n"),
+        &["fault_tolerant=false"],
+    );
+    assert!(!s.fault_tolerant);
+}
+
+#[test]
+fn twister2_zookeeper_aliases() {
+    let text = format!(
+        "{JOB}twister2.fault.tolerant: true\n\
+         twister2.resource.zookeeper.root.node.path: /twister2\n\
+         twister2.fault.tolerance.failure.timeout: 15000\n\
+         zookeeper: {{addresses: 'zk:2181'}}\n"
+    );
+    let s = ok(&text, &[]);
+    assert!(s.fault_tolerant);
+    assert_eq!(s.zookeeper.root, "/twister2");
+    assert_eq!(s.zookeeper.session_timeout, Duration::from_secs(15));
+    assert_eq!(s.zookeeper.addresses, "zk:2181");
+    // The docs' spelling of the root key.
+    let s = ok(JOB, &["twister2.zookeeper.root.node.path=/tw2/jobs"]);
+    assert_eq!(s.zookeeper.root, "/tw2/jobs");
+    // The server list, which also turns fault tolerance on (as in Twister2).
+    let s = ok(&format!("{JOB}{ZK_ALIAS}: 'zk-0:2181,zk-1:2181'\n"), &[]);
+    assert!(s.fault_tolerant);
+    assert_eq!(s.zookeeper.addresses, "zk-0:2181,zk-1:2181");
+    let s = ok(JOB, &[&format!("{ZK_ALIAS}=127.0.0.1:2181")]);
+    assert!(s.fault_tolerant);
+    assert_eq!(s.zookeeper.addresses, "127.0.0.1:2181");
+    // From a cluster file too, although conf/local/job.yaml says `fault_tolerant: false`.
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    let f = flags(&[&format!("{ZK_ALIAS}=zk:2181")]);
+    let s = load_job_spec("local", Some(&conf), Some(&job(JOB)), &f).expect("loads");
+    assert!(s.fault_tolerant);
+    let dir = conf_dir(&[(
+        "site.yaml",
+        &format!("{ZK_ALIAS}: zk:2181\nfault_tolerant: false\n"),
+    )]);
+    let s = load_job_spec("local", Some(dir.path()), Some(&job(JOB)), &[]).expect("loads");
+    assert!(s.fault_tolerant);
+    // Unless the job itself says false, before or after.
+    for (text, f) in [
+        (
+            format!("{JOB}fault_tolerant: false\n{ZK_ALIAS}: zk:2181\n"),
+            vec![],
+        ),
+        (
+            format!("{JOB}fault_tolerant: false\n"),
+            vec![format!("{ZK_ALIAS}=zk:2181")],
+        ),
+        (
+            format!("{JOB}{ZK_ALIAS}: zk:2181\n"),
+            vec!["fault_tolerant=false".to_string()],
+        ),
+        (
+            format!("{JOB}twister2.fault.tolerant: false\n{ZK_ALIAS}: zk:2181\n"),
+            vec![],
+        ),
+    ] {
+        let f: Vec<&str> = f.iter().map(String::as_str).collect();
+        let s = ok(&text, &f);
+        assert!(!s.fault_tolerant, "{text} {f:?}");
+        assert_eq!(s.zookeeper.addresses, "zk:2181");
+    }
+    let s = load_job_spec(
+        "local",
+        Some(dir.path()),
+        Some(&job(JOB)),
+        &flags(&["fault_tolerant=false"]),
+    )
+    .expect("loads");
+    assert!(!s.fault_tolerant);
+    // An empty list turns nothing on; a later empty zookeeper.addresses cancels it.
+    let s = ok(JOB, &[&format!("{ZK_ALIAS}=")]);
+    assert!(!s.fault_tolerant);
+    let s = ok(
+        &format!("{JOB}{ZK_ALIAS}: zk:2181\n"),
+        &["zookeeper.addresses="],
+    );
+    assert!(!s.fault_tolerant);
+    let s = ok(
+        &format!("{JOB}{ZK_ALIAS}: zk:2181\n"),
+        &["zookeeper.addresses=other:2181"],
+    );
+    assert!(s.fault_tolerant);
+    assert_eq!(s.zookeeper.addresses, "other:2181");
+    // The aliases' values are checked like the t2 keys'.
+    let e = err(&format!("{JOB}{ZK_ALIAS}: 'zk:0'\n"), &[]);
+    assert_eq!(
+        bad_value(&e),
+        (
+            "job.yaml",
+            ZK_ALIAS,
+            "has a bad entry 'zk:0': the port must be a number from 1 to 65535"
+        )
+    );
+    let e = err(&format!("{JOB}twister2.fault.tolerant: yes\n"), &[]);
+    assert_eq!(bad_value(&e).1, "twister2.fault.tolerant");
+    let e = err(JOB, &["twister2.zookeeper.root.node.path=twister2"]);
+    assert!(bad_value(&e).2.contains("starting with '/'"), "{e}");
+    let e = err(JOB, &["twister2.fault.tolerance.failure.timeout=100"]);
+    assert_eq!(bad_value(&e).2, "must be from 1s to 10m, got 100ms");
+    // Two names for one key in one place.
+    let e = err(
+        &format!("{JOB}twister2.zookeeper.root.node.path: /a\ntwister2.resource.zookeeper.root.node.path: /b\n"),
+        &[],
+    );
+    assert!(bad_value(&e).2.contains("keep one of them"), "{e}");
+    let e = err(
+        &format!("{JOB}zookeeper: {{addresses: 'a:1'}}\n{ZK_ALIAS}: b:1\n"),
+        &[],
+    );
+    assert!(bad_value(&e).2.contains("keep one of them"), "{e}");
+    for alias in [
+        "twister2.fault.tolerant",
+        ZK_ALIAS,
+        "twister2.resource.zookeeper.root.node.path",
+        "twister2.zookeeper.root.node.path",
+    ] {
+        assert!(
+            twister2_aliases().iter().any(|(a, _)| *a == alias),
+            "{alias}"
+        );
+    }
+    assert!(twister2_aliases().contains(&(
+        "twister2.fault.tolerance.failure.timeout",
+        "zookeeper.session_timeout"
+    )));
 }

@@ -3,4 +3,5 @@
 pub mod kill;
 pub mod list;
 pub mod logs;
+pub mod package;
 pub mod status;

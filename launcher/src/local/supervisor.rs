@@ -48,7 +48,8 @@ enum Ev {
         code: Option<i32>,
     },
     Status(JobStatus),
-    JobMasterExited(String),
+    /// The job master process ended: cleanly (exit 0, the job is over) or not, and how.
+    JobMasterExited { clean: bool, how: String },
     Stop(String),
 }
 
@@ -72,6 +73,8 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     )))?;
     record.supervisor_pid = Some(std::process::id());
     dir.write_record(&record)?;
+    // With --uploader: put the package there first; agents then download it.
+    let upload = crate::uploader::job::start(&dir, &mut record, foreground).await?;
 
     let mut sup = Supervisor::new(dir, record, spec, token, foreground)?;
     let outcome = sup.run().await;
@@ -88,11 +91,18 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     }
     sup.record.supervisor_pid = None;
     sup.record.jobmaster_pid = None;
+    if let Some(upload) = upload {
+        upload.finish().await;
+    }
     sup.dir.write_record(&sup.record)?;
     Ok(sup.record)
 }
 
+/// Most job master restarts of one fault-tolerant job.
+const MAX_JM_RESTARTS: u32 = 10;
+
 struct Supervisor {
+    jm_restarts: u32,
     dir: JobDir,
     record: JobRecord,
     spec: JobSpec,
@@ -146,6 +156,7 @@ impl Supervisor {
             );
         }
         Ok(Self {
+            jm_restarts: 0,
             term: Terminal::new(bar.clone(), !foreground),
             dir,
             record,
@@ -197,14 +208,25 @@ impl Supervisor {
                     }
                 }
                 Ev::Reap { id, generation } => self.reap(id, generation),
-                Ev::JobMasterExited(how) => {
-                    return Ok((
-                        RecordedState::Failed,
-                        format!(
-                            "the job master {how} before the job ended; see {}",
-                            self.dir.jobmaster_log().display()
-                        ),
-                    ));
+                Ev::JobMasterExited { clean, how } => {
+                    let log = self.dir.jobmaster_log().display().to_string();
+                    if !self.spec.fault_tolerant {
+                        return Ok((RecordedState::Failed, format!(
+                            "the job master {how} before the job ended, and the job is not fault tolerant (set fault_tolerant: true with ZooKeeper to survive this); see {log}"
+                        )));
+                    }
+                    if clean || self.jm_restarts >= MAX_JM_RESTARTS {
+                        return Ok((RecordedState::Failed, format!(
+                            "the job master {how} before the job ended (after {} restart(s)); see {log}",
+                            self.jm_restarts
+                        )));
+                    }
+                    // As a StatefulSet would: start a new one; it takes over from ZooKeeper.
+                    self.jm_restarts += 1;
+                    self.say(&format!("the job master {how}; restarting it (restart {})", self.jm_restarts));
+                    self.start_jobmaster().await?;
+                    self.start_watch().await?;
+                    self.save();
                 }
                 Ev::Stop(why) => {
                     self.kill_via_jobmaster(&why).await;
@@ -237,7 +259,7 @@ impl Supervisor {
     }
 
     async fn start_jobmaster(&mut self) -> Result<(), LauncherError> {
-        let log = std::fs::File::create(self.dir.jobmaster_log()).map_err(LauncherError::io(
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.jobmaster_log()).map_err(LauncherError::io(
             format!("cannot create {}", self.dir.jobmaster_log().display()),
         ))?;
         let mut child = Command::new(t2_exe())
@@ -279,14 +301,14 @@ impl Supervisor {
         tokio::spawn(async move {
             // Drain anything else it prints, then report its exit.
             while let Ok(Some(_)) = lines.next_line().await {}
-            let how = match child.wait().await {
+            let (clean, how) = match child.wait().await {
                 Ok(s) => match s.code() {
-                    Some(c) => format!("exited with code {c}"),
-                    None => format!("was killed ({s})"),
+                    Some(c) => (c == 0, format!("exited with code {c}")),
+                    None => (false, format!("was killed ({s})")),
                 },
-                Err(e) => format!("could not be waited for ({e})"),
+                Err(e) => (false, format!("could not be waited for ({e})")),
             };
-            let _ = tx.send(Ev::JobMasterExited(how));
+            let _ = tx.send(Ev::JobMasterExited { clean, how });
         });
         Ok(())
     }
@@ -345,6 +367,7 @@ impl Supervisor {
             ])
             .arg("--restart-count")
             .arg(generation.to_string())
+            .args(crate::uploader::job::agent_args(&self.dir))
             .arg("--job-dir")
             .arg(self.dir.root())
             .env(
@@ -556,6 +579,25 @@ impl Supervisor {
             signal_group(g, Signal::SIGKILL);
         }
         wait_gone(&groups, Duration::from_millis(500)).await;
+        if self.spec.fault_tolerant {
+            self.remove_znodes().await;
+        }
+    }
+
+    /// The job master removes the job's znodes when it ends the job; when it could not (killed
+    /// while it was down, or it crashed at the end), the supervisor does.
+    async fn remove_znodes(&self) {
+        let zk = &self.spec.zookeeper;
+        let znodes = t2_core::zk::JobZnodes::new(&zk.root, &self.record.id);
+        let result = async {
+            let session =
+                t2_core::zk::Zk::connect(&zk.addresses, zk.session_timeout, Duration::from_secs(3)).await?;
+            session.delete_tree(znodes.job()).await
+        };
+        if let Err(e) = result.await {
+            warn!(job_id = %self.record.id, error = %e, "could not remove the job's znodes");
+            self.say(&format!("could not remove the job's znodes: {e}"));
+        }
     }
 }
 

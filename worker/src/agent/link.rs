@@ -1,5 +1,8 @@
-//! The agent's link to the job master: one bidirectional stream, requests matched to answers
-//! by request ID, pushed events fanned out, heartbeats both ways.
+//! The agent's link to the job master: one bidirectional stream at a time, requests matched to
+//! answers by request ID, pushed events fanned out, heartbeats both ways. For fault-tolerant jobs
+//! the link survives a job master restart: [`Link::reconnect`] opens a stream to the new job
+//! master, re-registers, and re-sends every request still waiting for an answer (barriers
+//! included), so user code never notices beyond a delay.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,8 +13,8 @@ use futures::StreamExt;
 use t2_proto::job_master_client::JobMasterClient;
 use t2_proto::{
     master_to_worker::Body as M, worker_to_master::Body as W, BarrierOutcome, BarrierParams,
-    BarrierType, Heartbeat, JobEnded, ListWorkersParams, RegisterParams, RegisterResult,
-    StateChangeParams, UserMessage, WorkerInfo, WorkerState, WorkerToMaster,
+    BarrierType, Heartbeat, JobEnded, ListWorkersParams, MasterToWorker, RegisterParams,
+    RegisterResult, StateChangeParams, UserMessage, WorkerInfo, WorkerState, WorkerToMaster,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -34,107 +37,154 @@ pub enum Pushed {
     JobEnded(JobEnded),
     /// The job master acknowledged a state change.
     Ack(i32),
+    /// This worker reconnected to a restarted job master.
+    Reconnected,
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<M>>>>;
+/// The current stream.
+struct Conn {
+    tx: mpsc::UnboundedSender<WorkerToMaster>,
+    generation: u64,
+}
+
+/// Requests waiting for an answer: their bodies (to re-send) and who waits.
+type Pending = HashMap<u64, (W, oneshot::Sender<M>)>;
+
+struct Shared {
+    conn: Mutex<Conn>,
+    pending: Mutex<Pending>,
+    next_id: AtomicU64,
+    params: RegisterParams,
+    fault_tolerant: bool,
+    workers_tx: watch::Sender<Option<Vec<WorkerInfo>>>,
+    closed_tx: watch::Sender<Option<String>>,
+}
 
 /// A registered connection to the job master.
 #[derive(Clone)]
 pub struct Link {
-    tx: mpsc::UnboundedSender<WorkerToMaster>,
-    pending: Pending,
-    next_id: Arc<AtomicU64>,
+    shared: Arc<Shared>,
     /// Pushed events.
     pub events: broadcast::Sender<Pushed>,
     /// The latest full worker list (set at AllJoined).
     pub workers: watch::Receiver<Option<Vec<WorkerInfo>>>,
-    /// Set when the link is lost (with the reason) or the job ended.
+    /// Set when the current stream is lost (with the reason) or the job ended.
     pub closed: watch::Receiver<Option<String>>,
     /// The job master's answer to our registration.
     pub registered: RegisterResult,
 }
 
+/// A stream just opened and registered.
+struct Opened {
+    tx: mpsc::UnboundedSender<WorkerToMaster>,
+    inbound: tonic::Streaming<MasterToWorker>,
+    registered: RegisterResult,
+}
+
+/// Dials `addr` (retrying until `deadline`) and registers with `params`. A refusal is final.
+async fn open(addr: &str, params: RegisterParams, deadline: Duration) -> Result<Opened, AgentError> {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(20);
+    let channel = loop {
+        let endpoint = tonic::transport::Endpoint::from_shared(addr.to_string())
+            .map_err(|e| AgentError::JobMaster(format!("bad job master address '{addr}': {e}")))?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true);
+        match endpoint.connect().await {
+            Ok(c) => break c,
+            Err(e) if started.elapsed() < deadline => {
+                debug!(error = %e, "job master not reachable yet");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => {
+                return Err(AgentError::JobMaster(format!(
+                    "cannot reach the job master at {addr} within {deadline:?}: {e}"
+                )))
+            }
+        }
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let _ = tx.send(WorkerToMaster { body: Some(W::Register(params)) });
+    let refused = |s: tonic::Status| {
+        AgentError::Refused(format!("job master at {addr} refused this worker: {}", s.message()))
+    };
+    let mut client = JobMasterClient::new(channel);
+    let mut inbound = client.attach(UnboundedReceiverStream::new(rx)).await.map_err(refused)?.into_inner();
+    match inbound.next().await {
+        Some(Ok(MasterToWorker { body: Some(M::Registered(registered)) })) => {
+            Ok(Opened { tx, inbound, registered })
+        }
+        Some(Err(s)) => Err(refused(s)),
+        _ => Err(AgentError::JobMaster(format!(
+            "job master at {addr} did not confirm the registration"
+        ))),
+    }
+}
+
 impl Link {
     /// Connects to `addr`, retrying until `deadline`, and registers. A refusal (wrong token,
-    /// protocol, ID) is final and not retried.
+    /// protocol, ID) is final and not retried. With `fault_tolerant`, requests survive a lost
+    /// stream (see [`Link::reconnect`]); otherwise they fail with it.
     pub async fn connect(
         addr: &str,
         params: RegisterParams,
         deadline: Duration,
+        fault_tolerant: bool,
     ) -> Result<Link, AgentError> {
-        let started = Instant::now();
-        let mut backoff = Duration::from_millis(20);
-        let channel = loop {
-            let endpoint = tonic::transport::Endpoint::from_shared(addr.to_string())
-                .map_err(|e| {
-                    AgentError::JobMaster(format!("bad job master address '{addr}': {e}"))
-                })?
-                .connect_timeout(Duration::from_secs(2))
-                .tcp_nodelay(true);
-            match endpoint.connect().await {
-                Ok(c) => break c,
-                Err(e) if started.elapsed() < deadline => {
-                    debug!(error = %e, "job master not reachable yet");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(500));
-                }
-                Err(e) => {
-                    return Err(AgentError::JobMaster(format!(
-                        "cannot reach the job master at {addr} within {deadline:?}: {e}"
-                    )))
-                }
-            }
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(WorkerToMaster {
-            body: Some(W::Register(params)),
-        });
-        let mut client = JobMasterClient::new(channel);
-        let response = client
-            .attach(UnboundedReceiverStream::new(rx))
-            .await
-            .map_err(|s| {
-                AgentError::Refused(format!(
-                    "job master at {addr} refused this worker: {}",
-                    s.message()
-                ))
-            })?;
-        let mut inbound = response.into_inner();
-        let registered = match inbound.next().await {
-            Some(Ok(t2_proto::MasterToWorker {
-                body: Some(M::Registered(r)),
-            })) => r,
-            Some(Err(s)) => {
-                return Err(AgentError::Refused(format!(
-                    "job master at {addr} refused this worker: {}",
-                    s.message()
-                )))
-            }
-            _ => {
-                return Err(AgentError::JobMaster(format!(
-                    "job master at {addr} did not confirm the registration"
-                )))
-            }
-        };
-        let pending: Pending = Arc::default();
+        let opened = open(addr, params.clone(), deadline).await?;
         let (events, _) = broadcast::channel(1024);
         let (workers_tx, workers) = watch::channel(None);
         let (closed_tx, closed) = watch::channel(None);
-        let link = Link {
-            tx,
-            pending: pending.clone(),
-            next_id: Arc::new(AtomicU64::new(1)),
-            events: events.clone(),
-            workers,
-            closed,
-            registered,
+        let shared = Arc::new(Shared {
+            conn: Mutex::new(Conn { tx: opened.tx.clone(), generation: 1 }),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            params,
+            fault_tolerant,
+            workers_tx,
+            closed_tx,
+        });
+        let link = Link { shared, events, workers, closed, registered: opened.registered };
+        link.spawn_tasks(opened, 1);
+        Ok(link)
+    }
+
+    /// Opens a new stream to `addr` (a restarted job master), re-registers as the same worker,
+    /// and re-sends every request still waiting for an answer.
+    pub async fn reconnect(&self, addr: &str, deadline: Duration) -> Result<(), AgentError> {
+        let mut params = self.shared.params.clone();
+        params.reconnect = true;
+        let opened = open(addr, params, deadline).await?;
+        let generation = {
+            let mut conn = self.shared.conn.lock().map_err(|_| poisoned())?;
+            conn.generation += 1;
+            conn.tx = opened.tx.clone();
+            conn.generation
         };
+        let _ = self.shared.closed_tx.send(None);
+        if let Ok(pending) = self.shared.pending.lock() {
+            for (body, _) in pending.values() {
+                let _ = opened.tx.send(WorkerToMaster { body: Some(body.clone()) });
+            }
+        }
+        self.spawn_tasks(opened, generation);
+        let _ = self.events.send(Pushed::Reconnected);
+        Ok(())
+    }
+
+    fn current_generation(&self) -> u64 {
+        self.shared.conn.lock().map(|c| c.generation).unwrap_or(0)
+    }
+
+    /// The reader (answers, pushed events, the job master's heartbeats) and the heartbeat
+    /// sender of one stream; both stop when a newer stream replaces it.
+    fn spawn_tasks(&self, opened: Opened, generation: u64) {
+        let Opened { tx, mut inbound, registered } = opened;
         let hb_timeout = Duration::from_millis(registered.heartbeat_timeout_ms.max(100));
         let hb_interval = Duration::from_millis(registered.heartbeat_interval_ms.max(10));
-        // Reader: answers, pushed events, and the job master's heartbeats.
         let last_seen = Arc::new(Mutex::new(Instant::now()));
-        let seen = last_seen.clone();
-        let closer = closed_tx.clone();
+        let (reader, seen) = (self.clone(), last_seen.clone());
         tokio::spawn(async move {
             let reason = loop {
                 match inbound.next().await {
@@ -142,135 +192,144 @@ impl Link {
                         if let Ok(mut t) = seen.lock() {
                             *t = Instant::now();
                         }
-                        let Some(body) = msg.body else { continue };
-                        match body {
-                            M::Heartbeat(_) | M::Registered(_) => {}
-                            M::StateAck(a) => {
-                                let _ = events.send(Pushed::Ack(a.state));
-                            }
-                            M::Workers(ref r) => answer(&pending, r.request_id, body),
-                            M::Barrier(ref r) => answer(&pending, r.request_id, body),
-                            M::AllJoined(j) => {
-                                let _ = workers_tx.send(Some(j.workers.clone()));
-                                let _ = events.send(Pushed::AllJoined(j.workers));
-                            }
-                            M::WorkerFailed(f) => {
-                                let _ = events.send(Pushed::WorkerFailed(f.worker_id, f.reason));
-                            }
-                            M::WorkerRestarted(r) => {
-                                if let Some(info) = r.info {
-                                    let _ = events.send(Pushed::WorkerRestarted(info));
-                                }
-                            }
-                            M::Message(m) => {
-                                let _ = events.send(Pushed::Message(m.payload));
-                            }
-                            M::JobEnded(e) => {
-                                let _ = events.send(Pushed::JobEnded(e.clone()));
-                                break format!("job ended: {}", e.reason);
+                        if let Some(body) = msg.body {
+                            if let Some(ended) = reader.dispatch(body) {
+                                break ended;
                             }
                         }
                     }
-                    Some(Err(s)) => {
-                        break format!("stream to the job master broke: {}", s.message())
-                    }
+                    Some(Err(s)) => break format!("stream to the job master broke: {}", s.message()),
                     None => break "the job master closed the stream".to_string(),
                 }
             };
-            let _ = closer.send(Some(reason));
+            if reader.current_generation() == generation {
+                let _ = reader.shared.closed_tx.send(Some(reason));
+            }
         });
-        // Heartbeats out, and a watchdog on the job master's.
-        let hb = link.clone();
+        let hb = self.clone();
         tokio::spawn(async move {
             let mut seq = 0u64;
             let mut tick = tokio::time::interval(hb_interval);
             loop {
                 tick.tick().await;
-                if hb.closed.borrow().is_some() {
+                if hb.current_generation() != generation || hb.closed.borrow().is_some() {
                     return;
                 }
                 seq += 1;
-                if hb
-                    .tx
-                    .send(WorkerToMaster {
-                        body: Some(W::Heartbeat(Heartbeat { seq })),
-                    })
-                    .is_err()
-                {
+                if tx.send(WorkerToMaster { body: Some(W::Heartbeat(Heartbeat { seq })) }).is_err() {
                     return;
                 }
                 let silent = last_seen.lock().map(|t| t.elapsed()).unwrap_or_default();
                 if silent > hb_timeout {
                     warn!(?silent, "no heartbeat from the job master");
-                    let _ = closed_tx.send(Some(format!(
-                        "no heartbeat from the job master for {silent:?}"
-                    )));
+                    if hb.current_generation() == generation {
+                        let _ = hb.shared.closed_tx.send(Some(format!(
+                            "no heartbeat from the job master for {silent:?}"
+                        )));
+                    }
                     return;
                 }
             }
         });
-        Ok(link)
+    }
+
+    /// Handles one pushed message; returns a reason when the job ended.
+    fn dispatch(&self, body: M) -> Option<String> {
+        match body {
+            M::Heartbeat(_) | M::Registered(_) => {}
+            M::StateAck(a) => {
+                let _ = self.events.send(Pushed::Ack(a.state));
+            }
+            M::Workers(ref r) => self.answer(r.request_id, body.clone()),
+            M::Barrier(ref r) => self.answer(r.request_id, body.clone()),
+            M::AllJoined(j) => {
+                let _ = self.shared.workers_tx.send(Some(j.workers.clone()));
+                let _ = self.events.send(Pushed::AllJoined(j.workers));
+            }
+            M::WorkerFailed(f) => {
+                let _ = self.events.send(Pushed::WorkerFailed(f.worker_id, f.reason));
+            }
+            M::WorkerRestarted(r) => {
+                if let Some(info) = r.info {
+                    let _ = self.events.send(Pushed::WorkerRestarted(info));
+                }
+            }
+            M::Message(m) => {
+                let _ = self.events.send(Pushed::Message(m.payload));
+            }
+            M::JobEnded(e) => {
+                let _ = self.events.send(Pushed::JobEnded(e.clone()));
+                return Some(format!("job ended: {}", e.reason));
+            }
+        }
+        None
+    }
+
+    fn answer(&self, id: u64, body: M) {
+        if let Some((_, tx)) = self.shared.pending.lock().ok().and_then(|mut p| p.remove(&id)) {
+            let _ = tx.send(body);
+        }
+    }
+
+    fn send(&self, body: W) -> Result<(), AgentError> {
+        let conn = self.shared.conn.lock().map_err(|_| poisoned())?;
+        // With fault tolerance a send into a dead stream is fine: the request is re-sent on
+        // reconnection. Without it, a dead stream is an error.
+        match conn.tx.send(WorkerToMaster { body: Some(body) }) {
+            Ok(()) => Ok(()),
+            Err(_) if self.shared.fault_tolerant => Ok(()),
+            Err(_) => Err(AgentError::JobMaster("the link to the job master is closed".into())),
+        }
     }
 
     fn request_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        self.shared.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    async fn request(&self, id: u64, body: W, wait: Option<Duration>) -> Result<M, AgentError> {
+    async fn request(&self, id: u64, body: W, wait: Duration) -> Result<M, AgentError> {
         let (tx, rx) = oneshot::channel();
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(id, tx);
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.insert(id, (body.clone(), tx));
         }
-        self.tx
-            .send(WorkerToMaster { body: Some(body) })
-            .map_err(|_| AgentError::JobMaster("the link to the job master is closed".into()))?;
+        let result = self.await_answer(body, rx, wait).await;
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.remove(&id);
+        }
+        result
+    }
+
+    async fn await_answer(&self, body: W, rx: oneshot::Receiver<M>, wait: Duration) -> Result<M, AgentError> {
+        self.send(body)?;
+        let closed_link = || AgentError::JobMaster("the link to the job master is closed".into());
         let mut closed = self.closed.clone();
         let answer = async {
-            tokio::select! {
-                r = rx => r.map_err(|_| AgentError::JobMaster("the link to the job master is closed".into())),
-                why = closed_reason(&mut closed) => Err(AgentError::JobMaster(why)),
+            if self.shared.fault_tolerant {
+                // A lost stream is reconnected; keep waiting (bounded by `wait`).
+                rx.await.map_err(|_| closed_link())
+            } else {
+                tokio::select! {
+                    r = rx => r.map_err(|_| closed_link()),
+                    why = closed_reason(&mut closed) => Err(AgentError::JobMaster(why)),
+                }
             }
         };
-        match wait {
-            Some(d) => tokio::time::timeout(d, answer).await.map_err(|_| {
-                AgentError::JobMaster(format!("the job master did not answer within {d:?}"))
-            })?,
-            None => answer.await,
-        }
+        tokio::time::timeout(wait, answer)
+            .await
+            .map_err(|_| AgentError::JobMaster(format!("the job master did not answer within {wait:?}")))?
     }
 
     /// The worker list; with `wait_for_all`, once all workers have joined.
-    pub async fn list_workers(
-        &self,
-        wait_for_all: bool,
-        wait: Duration,
-    ) -> Result<Vec<WorkerInfo>, AgentError> {
+    pub async fn list_workers(&self, wait_for_all: bool, wait: Duration) -> Result<Vec<WorkerInfo>, AgentError> {
         let request_id = self.request_id();
-        match self
-            .request(
-                request_id,
-                W::ListWorkers(ListWorkersParams {
-                    request_id,
-                    wait_for_all,
-                }),
-                Some(wait),
-            )
-            .await?
-        {
+        let body = W::ListWorkers(ListWorkersParams { request_id, wait_for_all });
+        match self.request(request_id, body, wait).await? {
             M::Workers(r) => Ok(r.workers),
-            other => Err(AgentError::JobMaster(format!(
-                "unexpected answer {other:?}"
-            ))),
+            other => Err(AgentError::JobMaster(format!("unexpected answer {other:?}"))),
         }
     }
 
     /// Waits on a barrier; the local wait is bounded by twice its timeout plus a margin.
-    pub async fn barrier(
-        &self,
-        t: BarrierType,
-        timeout: Duration,
-        default: Duration,
-    ) -> Result<BarrierOutcome, AgentError> {
+    pub async fn barrier(&self, t: BarrierType, timeout: Duration, default: Duration) -> Result<BarrierOutcome, AgentError> {
         let request_id = self.request_id();
         let effective = if timeout.is_zero() { default } else { timeout };
         let body = W::Barrier(BarrierParams {
@@ -278,52 +337,24 @@ impl Link {
             barrier_type: t as i32,
             timeout_ms: timeout.as_millis() as u64,
         });
-        match self
-            .request(
-                request_id,
-                body,
-                Some(effective * 2 + Duration::from_secs(5)),
-            )
-            .await?
-        {
+        match self.request(request_id, body, effective * 2 + Duration::from_secs(5)).await? {
             M::Barrier(r) => Ok(r),
-            other => Err(AgentError::JobMaster(format!(
-                "unexpected answer {other:?}"
-            ))),
+            other => Err(AgentError::JobMaster(format!("unexpected answer {other:?}"))),
         }
     }
 
     /// Sends a user message.
     pub fn send_message(&self, payload: Vec<u8>) -> Result<(), AgentError> {
         let request_id = self.request_id();
-        self.tx
-            .send(WorkerToMaster {
-                body: Some(W::Message(UserMessage {
-                    request_id,
-                    payload,
-                })),
-            })
-            .map_err(|_| AgentError::JobMaster("the link to the job master is closed".into()))
+        self.send(W::Message(UserMessage { request_id, payload }))
     }
 
     /// Reports a state change (COMPLETED, FAILED, KILLED) and waits up to `wait` for the
     /// job master's acknowledgement. Returns false when none came.
-    pub async fn report(
-        &self,
-        state: WorkerState,
-        exit_code: i32,
-        reason: String,
-        wait: Duration,
-    ) -> bool {
+    pub async fn report(&self, state: WorkerState, exit_code: i32, reason: String, wait: Duration) -> bool {
         let mut events = self.events.subscribe();
-        let sent = self.tx.send(WorkerToMaster {
-            body: Some(W::StateChange(StateChangeParams {
-                state: state as i32,
-                exit_code,
-                reason,
-            })),
-        });
-        if sent.is_err() {
+        let body = W::StateChange(StateChangeParams { state: state as i32, exit_code, reason });
+        if self.send(body).is_err() {
             return false;
         }
         let acked = async {
@@ -339,10 +370,8 @@ impl Link {
     }
 }
 
-fn answer(pending: &Pending, id: u64, body: M) {
-    if let Some(tx) = pending.lock().ok().and_then(|mut p| p.remove(&id)) {
-        let _ = tx.send(body);
-    }
+fn poisoned() -> AgentError {
+    AgentError::JobMaster("internal: link state poisoned".into())
 }
 
 /// Waits until the link closes and returns why.

@@ -2,6 +2,9 @@
 //! the user program once all workers have joined, serves the local API, forwards SIGTERM and
 //! reports how the program ended.
 
+pub mod fetch;
+pub mod ft;
+pub mod http;
 pub mod link;
 pub mod program;
 pub mod socket;
@@ -24,6 +27,9 @@ use link::{Link, Pushed};
 /// Why an agent could not do its job; each displays as one readable line.
 #[derive(Debug, Error)]
 pub enum AgentError {
+    /// The package could not be downloaded from the uploader.
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
     /// The package could not be unpacked.
     #[error("{0}")]
     Package(#[from] t2_core::package::PackageError),
@@ -64,6 +70,10 @@ pub struct AgentConfig {
     pub package: PathBuf,
     /// Its expected sha256.
     pub package_sha256: Option<String>,
+    /// Download the package from this URL (an uploader) into `package` first.
+    pub package_url: Option<String>,
+    /// How long that download may take, retries included.
+    pub fetch_timeout: Duration,
     /// Where the package is unpacked; the program's working directory.
     pub work_dir: PathBuf,
     /// Where the agent's socket and worker-list file go.
@@ -138,7 +148,7 @@ fn free_port(host: &str) -> Result<u16, AgentError> {
 
 /// Runs the agent until the program ends, the job ends or `shutdown` fires.
 pub async fn run(
-    cfg: AgentConfig,
+    mut cfg: AgentConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<AgentExit, AgentError> {
     let io = |what: String| move |source| AgentError::Io { what, source };
@@ -146,6 +156,17 @@ pub async fn run(
     if cfg.work_dir.exists() {
         std::fs::remove_dir_all(&cfg.work_dir)
             .map_err(io(format!("cannot clean {}", cfg.work_dir.display())))?;
+    }
+    if let Some(url) = &cfg.package_url {
+        let sha256 = cfg.package_sha256.clone();
+        let spec = fetch::FetchSpec {
+            url: url.clone(),
+            dest: cfg.package.clone(),
+            sha256: sha256.unwrap_or_else(|| url.rsplit('/').next().unwrap_or_default().to_string()),
+            deadline: cfg.fetch_timeout,
+            max_bytes: cfg.spec.max_package_bytes,
+        };
+        fetch::fetch(&spec).await?;
     }
     let limits = UnpackLimits {
         max_package_bytes: cfg.spec.max_package_bytes,
@@ -162,6 +183,15 @@ pub async fn run(
         .map_err(io(format!("cannot create {}", cfg.run_dir.display())))?;
 
     let port = free_port(&cfg.host)?;
+    // Fault-tolerant jobs: ZooKeeper knows the restart count and where the job master is.
+    let ft = if cfg.spec.fault_tolerant {
+        let ft = ft::FaultTolerance::connect(&cfg).await?;
+        cfg.restart_count = ft.restart_count(cfg.worker_id, cfg.restart_count).await?;
+        ft.announce_alive(cfg.worker_id, cfg.restart_count).await?;
+        Some(ft)
+    } else {
+        None
+    };
     let info = WorkerInfo {
         worker_id: cfg.worker_id,
         host: cfg.host.clone(),
@@ -175,8 +205,12 @@ pub async fn run(
         token: cfg.token.clone(),
         protocol_version: PROTOCOL_VERSION,
         info: Some(info),
+        reconnect: false,
     };
-    let link = Link::connect(&cfg.job_master, params, cfg.connect_timeout).await?;
+    let link = match &ft {
+        Some(ft) => ft.connect_link(params, cfg.connect_timeout).await?,
+        None => Link::connect(&cfg.job_master, params, cfg.connect_timeout, false).await?,
+    };
     info!(job_id = %cfg.job_id, worker_id = cfg.worker_id, restart_count = cfg.restart_count, "registered with the job master");
 
     let sock = socket_path(&cfg);
@@ -193,7 +227,7 @@ pub async fn run(
     };
     let server =
         socket::serve(&sock, served).map_err(io(format!("cannot serve {}", sock.display())))?;
-    let result = supervise(&cfg, &link, port, &sock, shutdown).await;
+    let result = supervise(&cfg, &link, ft.as_ref(), port, &sock, shutdown).await;
     server.abort();
     let _ = std::fs::remove_file(&sock);
     result
@@ -202,6 +236,7 @@ pub async fn run(
 async fn supervise(
     cfg: &AgentConfig,
     link: &Link,
+    ft: Option<&ft::FaultTolerance>,
     port: u16,
     sock: &std::path::Path,
     shutdown: impl Future<Output = ()>,
@@ -293,6 +328,13 @@ async fn supervise(
                 }
             }
             why = link::closed_reason(&mut closed) => {
+                if let (Some(ft), false) = (ft, why.starts_with("job ended: ")) {
+                    // The program keeps running while we find the new job master.
+                    warn!(reason = %why, "lost the job master; waiting for its successor");
+                    if ft.reconnect(link, cfg.spec.join_timeout).await.is_ok() {
+                        continue;
+                    }
+                }
                 program::terminate(&mut child, cfg.term_grace).await;
                 if let Some(r) = why.strip_prefix("job ended: ") {
                     return Ok(AgentExit::JobEnded { reason: r.to_string() });

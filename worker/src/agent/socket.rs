@@ -167,6 +167,7 @@ async fn stream_events(
                 state: format!("{:?}", e.state()),
                 reason: e.reason,
             },
+            Ok(Pushed::Reconnected) => EventLine::JobMasterRestarted {},
             Ok(Pushed::Ack(_)) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return Ok(()),
         };

@@ -1,0 +1,114 @@
+//! `t2 uploader`: runs the package uploader until SIGTERM or Ctrl-C; prints
+//! `T2_UPLOADER_ADDR=http://host:port` as its first line on stdout.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use t2_core::duration::parse_duration;
+
+use super::auth::{self, TokenSource};
+use super::limits::{parse_size, Limits};
+use super::server::{run, UploaderConfig};
+use crate::error::LauncherError;
+
+/// `t2 uploader`.
+#[derive(Debug, Args)]
+pub struct UploaderArgs {
+    /// Address to listen on (0.0.0.0:PORT to serve other machines).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Folder of the package store (default: $T2_HOME/uploader).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Token for uploads and deletes (default: --token-file, else one made and kept in DIR/uploader.token).
+    #[arg(long, env = "T2_UPLOADER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// File holding the token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Largest package accepted (e.g. 1G, 512M).
+    #[arg(long, default_value = "1G")]
+    pub max_package_size: String,
+    /// Disk space that must stay free after an upload.
+    #[arg(long, default_value = "256M")]
+    pub min_free: String,
+    /// Most bytes stored in all (default: no quota besides the disk).
+    #[arg(long)]
+    pub max_store: Option<String>,
+    /// Uploads accepted at once; more are answered 503 (retry).
+    #[arg(long, default_value_t = 8)]
+    pub max_uploads: usize,
+    /// An upload silent for this long is abandoned.
+    #[arg(long, default_value = "30s")]
+    pub upload_idle_timeout: String,
+    /// Packages nobody uploaded or downloaded for this long are removed.
+    #[arg(long, default_value = "72h")]
+    pub ttl: String,
+    /// How often to look for such packages.
+    #[arg(long, default_value = "10m")]
+    pub sweep_interval: String,
+}
+
+fn flag<T>(name: &str, r: Result<T, String>) -> Result<T, LauncherError> {
+    r.map_err(|e| LauncherError::Usage(format!("--{name}: {e}")))
+}
+
+/// Runs `t2 uploader`.
+pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
+    let dir = match args.dir {
+        Some(d) => d,
+        None => t2_core::jobdir::t2_home()?.join("uploader"),
+    };
+    std::fs::create_dir_all(&dir).map_err(LauncherError::io(format!("cannot create {}", dir.display())))?;
+    let limits = Limits {
+        max_package_bytes: flag("max-package-size", parse_size(&args.max_package_size))?,
+        min_free_bytes: flag("min-free", parse_size(&args.min_free))?,
+        max_store_bytes: args
+            .max_store
+            .as_deref()
+            .map(|s| flag("max-store", parse_size(s)))
+            .transpose()?,
+        max_uploads: args.max_uploads,
+        upload_idle: flag("upload-idle-timeout", parse_duration(&args.upload_idle_timeout))?,
+    };
+    let ttl = flag("ttl", parse_duration(&args.ttl))?;
+    let sweep_interval = flag("sweep-interval", parse_duration(&args.sweep_interval))?.max(Duration::from_millis(50));
+    let (token, source) = auth::resolve(args.token.as_deref(), args.token_file.as_deref(), &dir)
+        .map_err(|e| LauncherError::Usage(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(LauncherError::io(format!("cannot listen on {}", args.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(LauncherError::io("cannot read the listening address"))?;
+    println!("T2_UPLOADER_ADDR=http://{addr}");
+    match &source {
+        TokenSource::Generated(p) => tracing::info!(token_file = %p.display(), "uploads need the token kept in this file"),
+        TokenSource::File(p) => tracing::info!(token_file = %p.display(), "uploads need the token from this file"),
+        TokenSource::Given => {}
+    }
+    let config = UploaderConfig {
+        dir,
+        token,
+        limits,
+        ttl,
+        sweep_interval,
+    };
+    let shutdown = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    };
+    run(listener, config, shutdown)
+        .await
+        .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+    Ok(0)
+}

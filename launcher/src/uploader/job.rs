@@ -1,0 +1,235 @@
+//! A local job's use of an uploader (`t2 submit local --uploader URL|local`): the submit
+//! records the choice in the job folder; the supervisor uploads the package (or finds it there
+//! already), hands its URL to every agent, and deletes it when the job ends, whatever the end.
+//! With `local` the supervisor runs a `t2 uploader` of its own for the job's lifetime.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use t2_core::jobdir::{now_rfc3339, JobDir, JobRecord, RecordedState};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tracing::{info, warn};
+
+use super::auth::write_private;
+use super::client::{Deleted, UploaderClient, Uploaded};
+use crate::error::LauncherError;
+use crate::local::process::t2_exe;
+
+/// The job folder's record of the choice.
+const SETTINGS: &str = "uploader.json";
+/// The uploader token, mode 0600.
+const TOKEN: &str = "uploader.token";
+/// The package URL agents fetch, written once the package is on the uploader.
+const PACKAGE_URL: &str = "package.url";
+/// How long a local uploader may take to start listening.
+const START_DEADLINE: Duration = Duration::from_secs(10);
+/// How long the end-of-job delete may take.
+const DELETE_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Settings {
+    /// `local`, or the uploader's base URL.
+    url: String,
+}
+
+/// Records `--uploader` (and its token) in the job folder; checks the URL first.
+pub fn configure(dir: &JobDir, url: Option<&str>, token: Option<&str>) -> Result<(), LauncherError> {
+    let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+        return Ok(());
+    };
+    let token = if url == "local" {
+        hex::encode(rand::random::<[u8; 32]>())
+    } else {
+        UploaderClient::new(url, None)
+            .map_err(|e| LauncherError::Usage(format!("--uploader: {e}")))?;
+        token
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                LauncherError::Usage(format!(
+                    "--uploader {url} needs the uploader's token: pass --uploader-token or set T2_UPLOADER_TOKEN"
+                ))
+            })?
+            .to_string()
+    };
+    write_private(&dir.root().join(TOKEN), &token).map_err(|e| LauncherError::Cluster(e.to_string()))?;
+    let text = serde_json::to_string(&Settings { url: url.to_string() })
+        .map_err(|e| LauncherError::Cluster(format!("cannot encode the uploader settings: {e}")))?;
+    let path = dir.root().join(SETTINGS);
+    std::fs::write(&path, text).map_err(LauncherError::io(format!("cannot write {}", path.display())))
+}
+
+/// The extra arguments for a worker agent: `--package-url URL` once the package is uploaded.
+pub fn agent_args(dir: &JobDir) -> Vec<String> {
+    match std::fs::read_to_string(dir.root().join(PACKAGE_URL)) {
+        Ok(url) if !url.trim().is_empty() => vec!["--package-url".into(), url.trim().to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// The job's package on an uploader, to be deleted at the end.
+pub struct JobUpload {
+    client: UploaderClient,
+    sha256: String,
+    job_id: String,
+    local: Option<Child>,
+    foreground: bool,
+}
+
+/// Puts the job's package on its uploader (starting a local one if asked); `None` when the
+/// job does not use one. On failure the job is recorded as FAILED with the reason.
+pub async fn start(dir: &JobDir, record: &mut JobRecord, foreground: bool) -> Result<Option<JobUpload>, LauncherError> {
+    let Ok(text) = std::fs::read_to_string(dir.root().join(SETTINGS)) else {
+        return Ok(None);
+    };
+    match start_inner(dir, record, foreground, &text).await {
+        Ok(u) => Ok(Some(u)),
+        Err(e) => {
+            record.state = RecordedState::Failed;
+            record.reason = Some(e.to_string());
+            record.ended_at = Some(now_rfc3339());
+            record.supervisor_pid = None;
+            let _ = dir.write_record(record);
+            Err(e)
+        }
+    }
+}
+
+async fn start_inner(dir: &JobDir, record: &JobRecord, foreground: bool, settings: &str) -> Result<JobUpload, LauncherError> {
+    let settings: Settings = serde_json::from_str(settings)
+        .map_err(|e| LauncherError::Cluster(format!("{}: {e}", dir.root().join(SETTINGS).display())))?;
+    let token_path = dir.root().join(TOKEN);
+    let token = std::fs::read_to_string(&token_path)
+        .map_err(LauncherError::io(format!("cannot read {}", token_path.display())))?
+        .trim()
+        .to_string();
+    let (url, local) = if settings.url == "local" {
+        let (url, child) = start_local(dir, &token_path).await?;
+        (url, Some(child))
+    } else {
+        (settings.url, None)
+    };
+    let client = UploaderClient::new(&url, Some(token)).map_err(|e| LauncherError::Cluster(e.to_string()))?;
+    let mut upload = JobUpload {
+        client,
+        sha256: record.package_sha256.clone(),
+        job_id: record.id.clone(),
+        local,
+        foreground,
+    };
+    let package = dir.package_path();
+    let size = std::fs::metadata(&package)
+        .map_err(LauncherError::io(format!("cannot read {}", package.display())))?
+        .len();
+    let started = Instant::now();
+    let sent = upload
+        .client
+        .upload(&package, &upload.sha256, size, Some(&upload.job_id), foreground)
+        .await;
+    let sent = match sent {
+        Ok(s) => s,
+        Err(e) => {
+            upload.stop_local().await;
+            return Err(LauncherError::Cluster(e.to_string()));
+        }
+    };
+    let package_url = upload.client.package_url(&upload.sha256);
+    if foreground {
+        match sent {
+            Uploaded::Skipped => eprintln!("t2: the uploader already has this package; not uploading it again ({package_url})"),
+            Uploaded::Sent => eprintln!(
+                "t2: package uploaded to {package_url} ({:.1} MiB in {:.1?})",
+                size as f64 / (1 << 20) as f64,
+                started.elapsed()
+            ),
+        }
+    }
+    let path = dir.root().join(PACKAGE_URL);
+    std::fs::write(&path, &package_url).map_err(LauncherError::io(format!("cannot write {}", path.display())))?;
+    Ok(upload)
+}
+
+/// Starts `t2 uploader` on a free loopback port with the store under `$T2_HOME/uploader`.
+async fn start_local(dir: &JobDir, token_file: &Path) -> Result<(String, Child), LauncherError> {
+    let home: PathBuf = dir
+        .root()
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.root().to_path_buf());
+    let log_path = dir.logs_dir().join("uploader.log");
+    let log = std::fs::File::create(&log_path).map_err(LauncherError::io(format!("cannot create {}", log_path.display())))?;
+    let mut child = Command::new(t2_exe())
+        .args(["uploader", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(home.join("uploader"))
+        .arg("--token-file")
+        .arg(token_file)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .env_remove("T2_UPLOADER_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(LauncherError::io("cannot start a local uploader"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| LauncherError::Cluster("the local uploader has no stdout".into()))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(START_DEADLINE, lines.next_line()).await;
+    let Some(url) = first
+        .ok()
+        .and_then(|l| l.ok().flatten())
+        .and_then(|l| l.strip_prefix("T2_UPLOADER_ADDR=").map(str::to_string))
+    else {
+        let _ = child.kill().await;
+        return Err(LauncherError::Cluster(format!(
+            "the local uploader did not start within {START_DEADLINE:?}; see {}",
+            log_path.display()
+        )));
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    info!(%url, "local uploader started");
+    Ok((url, child))
+}
+
+impl JobUpload {
+    /// Deletes the job's package from the uploader (kept there while other jobs use it) and
+    /// stops a local uploader. Failures are reported, never fatal: the TTL sweep is the backstop.
+    pub async fn finish(mut self) {
+        let outcome = tokio::time::timeout(DELETE_DEADLINE, self.client.delete(&self.sha256, Some(&self.job_id))).await;
+        let url = self.client.package_url(&self.sha256);
+        match outcome {
+            Ok(Ok(Deleted::Removed)) => info!(job_id = %self.job_id, %url, "package deleted from the uploader"),
+            Ok(Ok(Deleted::Kept(why))) => info!(job_id = %self.job_id, %url, why, "package kept on the uploader"),
+            Ok(Ok(Deleted::Missing)) => info!(job_id = %self.job_id, %url, "package already gone from the uploader"),
+            Ok(Err(e)) => self.warn(&e.to_string()),
+            Err(_) => self.warn(&format!("cannot delete the package at {url}: no answer within {DELETE_DEADLINE:?}")),
+        }
+        self.stop_local().await;
+    }
+
+    fn warn(&self, text: &str) {
+        warn!(job_id = %self.job_id, "{text}");
+        if self.foreground {
+            eprintln!("t2: warning: {text} (the uploader's TTL sweep will remove it)");
+        }
+    }
+
+    async fn stop_local(&mut self) {
+        let Some(mut child) = self.local.take() else {
+            return;
+        };
+        if let Some(pid) = child.id() {
+            crate::local::process::signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+        if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+            let _ = child.kill().await;
+        }
+    }
+}

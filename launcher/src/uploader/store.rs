@@ -1,0 +1,215 @@
+//! Where the uploader keeps packages: `packages/<sha256>` (complete, verified files only),
+//! `tmp/` (uploads in progress, renamed into `packages/` atomically once verified) and
+//! `refs/<sha256>/<job-id>` (the jobs using a package, so a shared package outlives one job).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// A package ID: the package's sha256, 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PackageId(String);
+
+impl PackageId {
+    /// Checks `text` (any case) and lowercases it; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let shown: String = text.chars().take(80).collect::<String>().escape_default().to_string();
+        if text.len() != 64 {
+            return Err(format!(
+                "'{shown}' is not a package ID: it must be a sha256, 64 hex digits (it has {} characters)",
+                text.chars().count()
+            ));
+        }
+        if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "'{shown}' is not a package ID: it must be a sha256 in hex (0-9, a-f)"
+            ));
+        }
+        Ok(Self(text.to_ascii_lowercase()))
+    }
+
+    /// The ID as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PackageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Number and total size of stored packages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Packages.
+    pub count: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// The package folder.
+#[derive(Debug)]
+pub struct Store {
+    packages: PathBuf,
+    tmp: PathBuf,
+    refs: PathBuf,
+    /// Guards the totals and makes "does it exist, rename, count" one step, so concurrent
+    /// uploads of the same package count it once.
+    totals: Mutex<Totals>,
+}
+
+impl Store {
+    /// Opens (creating) the store under `dir`; leftovers of interrupted uploads are removed.
+    pub fn open(dir: &Path) -> io::Result<Self> {
+        let store = Self {
+            packages: dir.join("packages"),
+            tmp: dir.join("tmp"),
+            refs: dir.join("refs"),
+            totals: Mutex::new(Totals::default()),
+        };
+        for d in [&store.packages, &store.tmp, &store.refs] {
+            std::fs::create_dir_all(d)?;
+        }
+        for e in std::fs::read_dir(&store.tmp)?.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+        let mut totals = Totals::default();
+        for (_, meta) in store.list() {
+            totals.count += 1;
+            totals.bytes += meta.len();
+        }
+        *store.lock() = totals;
+        Ok(store)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Totals> {
+        self.totals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The file of package `id` (which may not exist).
+    pub fn path(&self, id: &PackageId) -> PathBuf {
+        self.packages.join(id.as_str())
+    }
+
+    /// A fresh temporary file name for an upload of `id`.
+    pub fn temp_path(&self, id: &PackageId) -> PathBuf {
+        self.tmp
+            .join(format!("{id}.{:016x}.part", rand::random::<u64>()))
+    }
+
+    /// The folder of temporary files.
+    pub fn temp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Current totals.
+    pub fn totals(&self) -> Totals {
+        *self.lock()
+    }
+
+    /// Moves the verified, synced file `tmp` into place as `id` (atomically: readers see the
+    /// old file or the whole new one) and syncs the folder. True when the package is new.
+    pub fn commit(&self, tmp: &Path, id: &PackageId, size: u64) -> io::Result<bool> {
+        let dest = self.path(id);
+        let mut totals = self.lock();
+        let existed = dest.exists();
+        std::fs::rename(tmp, &dest)?;
+        if let Ok(d) = std::fs::File::open(&self.packages) {
+            let _ = d.sync_all();
+        }
+        if !existed {
+            totals.count += 1;
+            totals.bytes += size;
+        }
+        Ok(!existed)
+    }
+
+    /// Removes package `id` and its references; false when it was not there.
+    pub fn remove(&self, id: &PackageId) -> io::Result<bool> {
+        let dest = self.path(id);
+        let mut totals = self.lock();
+        let size = match std::fs::metadata(&dest) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        std::fs::remove_file(&dest)?;
+        let _ = std::fs::remove_dir_all(self.refs.join(id.as_str()));
+        totals.count = totals.count.saturating_sub(1);
+        totals.bytes = totals.bytes.saturating_sub(size);
+        Ok(true)
+    }
+
+    /// Records that job `job` (an already validated job ID) uses package `id`.
+    pub fn add_ref(&self, id: &PackageId, job: &str) -> io::Result<()> {
+        let dir = self.refs.join(id.as_str());
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(job), b"")
+    }
+
+    /// Drops job `job`'s reference to `id`; returns how many jobs still use it.
+    pub fn drop_ref(&self, id: &PackageId, job: &str) -> io::Result<usize> {
+        let dir = self.refs.join(id.as_str());
+        match std::fs::remove_file(dir.join(job)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(std::fs::read_dir(&dir)
+            .map(|d| d.flatten().count())
+            .unwrap_or(0))
+    }
+
+    /// Every stored package with its metadata (files with other names are ignored).
+    pub fn list(&self) -> Vec<(PackageId, std::fs::Metadata)> {
+        let Ok(entries) = std::fs::read_dir(&self.packages) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let id = PackageId::parse(e.file_name().to_str()?).ok()?;
+                let meta = e.metadata().ok().filter(|m| m.is_file())?;
+                Some((id, meta))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_strict() {
+        let good = "AB".repeat(32);
+        assert_eq!(PackageId::parse(&good).unwrap().as_str(), "ab".repeat(32));
+        assert!(PackageId::parse("abc").unwrap_err().contains("64 hex digits"));
+        assert!(PackageId::parse(&format!("../{}", "a".repeat(61)))
+            .unwrap_err()
+            .contains("hex"));
+        assert!(PackageId::parse(&"g".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn commit_counts_once_and_refs_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = PackageId::parse(&"a".repeat(64)).unwrap();
+        for _ in 0..2 {
+            let tmp = store.temp_path(&id);
+            std::fs::write(&tmp, b"12345").unwrap();
+            store.commit(&tmp, &id, 5).unwrap();
+        }
+        assert_eq!(store.totals(), Totals { count: 1, bytes: 5 });
+        store.add_ref(&id, "job-a").unwrap();
+        store.add_ref(&id, "job-b").unwrap();
+        assert_eq!(store.drop_ref(&id, "job-a").unwrap(), 1);
+        assert!(store.remove(&id).unwrap());
+        assert!(!store.remove(&id).unwrap());
+        assert_eq!(store.totals(), Totals::default());
+        assert_eq!(Store::open(dir.path()).unwrap().totals(), Totals::default());
+    }
+}
