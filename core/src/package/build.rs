@@ -3,6 +3,7 @@
 
 mod archive;
 mod collect;
+mod pargz;
 
 use std::cell::Cell;
 use std::fs::File;

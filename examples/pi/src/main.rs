@@ -20,6 +20,14 @@ fn main() -> Result<()> {
     let intervals = ctx.config()["intervals"].as_u64().unwrap_or(50_000_000);
     let delay = Duration::from_millis(ctx.config()["delay_ms"].as_u64().unwrap_or(0));
     let (id, n) = (ctx.worker_id(), ctx.num_workers());
+    // Fault events arrive on their own connection; show them as they come.
+    if let Ok(events) = ctx.events() {
+        std::thread::spawn(move || {
+            for ev in events {
+                println!("event: {}", serde_json::to_string(&ev).unwrap_or_default());
+            }
+        });
+    }
     let workers = ctx.all_workers()?;
     println!(
         "worker {id}/{n} (restart {}) sees {} workers",

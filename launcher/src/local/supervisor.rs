@@ -470,6 +470,9 @@ impl Supervisor {
         }
         match code {
             Some(0) => {}
+            // An agent that lost a dead job master is a consequence: the job master's own
+            // exit (reported next) is the reason.
+            Some(AGENT_FATAL) if self.jm_pid.is_some_and(|p| !super::process::alive_with(p, "jobmaster")) => {}
             Some(AGENT_FATAL) => {
                 let why = self.last_line(id);
                 return Ok(Some((

@@ -2,6 +2,8 @@
 //! deadline on every run.
 #![allow(dead_code)]
 
+pub mod zk;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -102,6 +104,11 @@ pub fn wait_for_record(
                         if pred(&v) {
                             return v;
                         }
+                        let state = v["state"].as_str().unwrap_or_default();
+                        assert!(
+                            !matches!(state, "COMPLETED" | "FAILED" | "KILLED"),
+                            "the job ended before the awaited condition: {v}"
+                        );
                     }
                 }
             }

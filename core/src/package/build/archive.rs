@@ -5,17 +5,17 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::write::GzEncoder;
 use flate2::Compression;
 use tar::{EntryType, Header};
 
 use super::super::PackageError;
 use super::collect::{Item, Items};
+use super::pargz::ParGzEncoder;
 use crate::text::one_line;
 
 /// Archives `items` (in their sorted order) into `out` as gzip'd tar; returns `out`.
 pub(super) fn write<W: Write>(items: &Items, job_yaml: &str, out: W) -> Result<W, PackageError> {
-    let mut b = tar::Builder::new(GzEncoder::new(out, Compression::default()));
+    let mut b = tar::Builder::new(ParGzEncoder::new(out, Compression::default()));
     for (rel, item) in items {
         append(&mut b, rel, item, job_yaml)?;
     }
