@@ -239,3 +239,23 @@ fn parse_stamp(s: &str) -> SystemTime {
     let nanos: u64 = format!("{frac:0<9}")[..9].parse().unwrap();
     std::time::UNIX_EPOCH + Duration::from_secs(days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]) + Duration::from_nanos(nanos)
 }
+
+#[test]
+fn workers_wait_on_the_init_barrier_until_a_restarted_one_is_back() {
+    let zk = ZkServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let job = shell_job(
+        &home.path().join("src"),
+        "name: init-barrier\nworkers: 3\ncommand: [./run.sh]\n",
+        r#"#!/usr/bin/env bash
+if [ "$T2_WORKER_ID" = 2 ] && [ "$T2_RESTART_COUNT" = 0 ]; then sleep 1; echo "worker 2 crashing"; exit 1; fi
+echo "init barrier (restart $T2_RESTART_COUNT): $(t2 worker barrier --init --timeout 60s)"
+"#,
+    );
+    let out = wait(spawn_submit(home.path(), &job, &ft_args(&zk)), LONG);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("[worker-2] worker 2 crashing"), "{all}");
+    assert_eq!(all.matches("init barrier (restart 0): SUCCESS").count(), 2, "{all}");
+    assert!(all.contains("[worker-2] init barrier (restart 1): SUCCESS"), "{all}");
+}
