@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use t2_proto::{
-    master_to_worker::Body, worker_to_master, AllJoined, BarrierOutcome, BarrierType,
-    JobEnded, JobState, JobStatus, ListWorkersResult, RegisterParams, RegisterResult,
-    StateChangeAck, WorkerFailed, WorkerInfo, WorkerRestarted, WorkerState,
+    master_to_worker::Body, worker_to_master, AllJoined, BarrierOutcome, BarrierType, JobEnded,
+    JobState, JobStatus, ListWorkersResult, RegisterParams, RegisterResult, StateChangeAck,
+    WorkerFailed, WorkerInfo, WorkerRestarted, WorkerState,
 };
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
@@ -160,7 +160,12 @@ impl Master {
     /// Rebuilds the job from the store (a restarted job master) and announces this one.
     /// Returns an outcome when there is nothing to run.
     async fn recover(&mut self) -> Option<JobOutcome> {
-        let fail = |reason: String| Some(JobOutcome { state: JobState::JobFailed, reason });
+        let fail = |reason: String| {
+            Some(JobOutcome {
+                state: JobState::JobFailed,
+                reason,
+            })
+        };
         let recorded = match self.store.job_state().await {
             Ok(r) => r,
             Err(e) => return fail(format!("cannot read the job's state: {e}")),
@@ -179,7 +184,11 @@ impl Master {
             };
             let now = Instant::now();
             self.ever_all_joined = state == JobState::Running;
-            self.state = if self.ever_all_joined { JobState::Running } else { JobState::Starting };
+            self.state = if self.ever_all_joined {
+                JobState::Running
+            } else {
+                JobState::Starting
+            };
             self.restored_at = Some(now);
             for info in workers {
                 let id = info.worker_id;
@@ -187,9 +196,15 @@ impl Master {
                     self.reconnecting.insert(id);
                 }
                 if info.state() != WorkerState::Completed {
-                    self.rejoin_deadlines.insert(id, now + self.cfg.join_timeout);
+                    self.rejoin_deadlines
+                        .insert(id, now + self.cfg.join_timeout);
                 }
-                self.registry.insert(WorkerEntry { info, conn: None, last_seen: now, exit_code: None });
+                self.registry.insert(WorkerEntry {
+                    info,
+                    conn: None,
+                    last_seen: now,
+                    exit_code: None,
+                });
             }
             info!(job_id = %self.cfg.job_id, workers = self.registry.iter().count(), state = state_name(self.state), "job master restarted; state restored");
         }
@@ -293,7 +308,10 @@ impl Master {
             });
         let restarted = !reconnected
             && (info.restart_count > 0
-                || self.registry.get(id).is_some_and(|e| e.state() == WorkerState::Failed));
+                || self
+                    .registry
+                    .get(id)
+                    .is_some_and(|e| e.state() == WorkerState::Failed));
         let state = match self.registry.get(id) {
             Some(e) if reconnected => e.state(),
             _ if restarted => WorkerState::Restarted,
@@ -615,7 +633,10 @@ impl Master {
                     self.cfg.join_timeout
                 )
             } else {
-                format!("worker {id} failed and did not rejoin within {:?}", self.cfg.join_timeout)
+                format!(
+                    "worker {id} failed and did not rejoin within {:?}",
+                    self.cfg.join_timeout
+                )
             };
             self.end(JobState::JobFailed, why).await;
         }

@@ -35,7 +35,8 @@ pub async fn run_with_store(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<JobOutcome, JobMasterError> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let service = JobMasterService::new(tx.clone(), &cfg.job_id, &cfg.token, cfg.heartbeat_interval);
+    let service =
+        JobMasterService::new(tx.clone(), &cfg.job_id, &cfg.token, cfg.heartbeat_interval);
     let grace = cfg.end_grace;
     let job_id = cfg.job_id.clone();
     let master = tokio::spawn(Master::new(cfg, store).run(rx));

@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use t2_proto::job_master_server::JobMaster;
 use t2_proto::{
-    master_to_worker::Body, worker_to_master, Heartbeat, JobStatus, KillParams, KillResult, MasterToWorker, WatchParams,
-    WorkerToMaster, PROTOCOL_VERSION,
+    master_to_worker::Body, worker_to_master, Heartbeat, JobStatus, KillParams, KillResult,
+    MasterToWorker, WatchParams, WorkerToMaster, PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -132,7 +132,9 @@ impl JobMaster for JobMasterService {
             loop {
                 tick.tick().await;
                 seq += 1;
-                let beat = MasterToWorker { body: Some(Body::Heartbeat(Heartbeat { seq })) };
+                let beat = MasterToWorker {
+                    body: Some(Body::Heartbeat(Heartbeat { seq })),
+                };
                 match weak.upgrade() {
                     Some(tx) if tx.send(Ok(beat)).is_ok() => {}
                     _ => return,

@@ -23,7 +23,11 @@ pub struct ZkStore {
 impl ZkStore {
     /// A store for `job_id` under `root`; `address` is what workers dial to reach this job master.
     pub fn new(zk: Zk, root: &str, job_id: &str, address: &str) -> Self {
-        Self { zk, znodes: JobZnodes::new(root, job_id), address: address.to_string() }
+        Self {
+            zk,
+            znodes: JobZnodes::new(root, job_id),
+            address: address.to_string(),
+        }
     }
 }
 
@@ -35,18 +39,36 @@ fn store_err(e: impl ToString) -> StoreError {
 impl JobStateStore for ZkStore {
     async fn put_job_state(&self, state: JobState, reason: &str) -> Result<(), StoreError> {
         let data = format!("{}\n{reason}", state as i32);
-        self.zk.put(self.znodes.job(), data.as_bytes()).await.map_err(store_err)
+        self.zk
+            .put(self.znodes.job(), data.as_bytes())
+            .await
+            .map_err(store_err)
     }
 
     async fn put_worker(&self, info: &WorkerInfo) -> Result<(), StoreError> {
-        self.zk.put(&self.znodes.worker(info.worker_id), &info.encode_to_vec()).await.map_err(store_err)
+        self.zk
+            .put(&self.znodes.worker(info.worker_id), &info.encode_to_vec())
+            .await
+            .map_err(store_err)
     }
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
         let mut out = Vec::new();
-        for child in self.zk.children(&self.znodes.workers()).await.map_err(store_err)? {
-            let Ok(id) = child.parse::<u32>() else { continue };
-            if let Some((data, _)) = self.zk.get(&self.znodes.worker(id)).await.map_err(store_err)? {
+        for child in self
+            .zk
+            .children(&self.znodes.workers())
+            .await
+            .map_err(store_err)?
+        {
+            let Ok(id) = child.parse::<u32>() else {
+                continue;
+            };
+            if let Some((data, _)) = self
+                .zk
+                .get(&self.znodes.worker(id))
+                .await
+                .map_err(store_err)?
+            {
                 let info = WorkerInfo::decode(data.as_slice())
                     .map_err(|e| StoreError(format!("worker {id}'s znode is corrupt: {e}")))?;
                 out.push(info);
@@ -62,12 +84,19 @@ impl JobStateStore for ZkStore {
         };
         let text = String::from_utf8_lossy(&data);
         let (state, reason) = text.split_once('\n').unwrap_or((&text, ""));
-        let state = state.trim().parse::<i32>().ok().and_then(|s| JobState::try_from(s).ok());
+        let state = state
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .and_then(|s| JobState::try_from(s).ok());
         Ok(state.map(|s| (s, reason.to_string())))
     }
 
     async fn announce(&self) -> Result<(), StoreError> {
-        self.zk.put_ephemeral(&self.znodes.jobmaster(), self.address.as_bytes()).await.map_err(store_err)
+        self.zk
+            .put_ephemeral(&self.znodes.jobmaster(), self.address.as_bytes())
+            .await
+            .map_err(store_err)
     }
 
     async fn lost(&self) -> String {
@@ -78,11 +107,17 @@ impl JobStateStore for ZkStore {
             let state = watcher.state();
             match state {
                 SessionState::Expired | SessionState::Closed | SessionState::AuthFailed => {
-                    return format!("lost ZooKeeper at {}: session {state:?}", self.zk.addresses());
+                    return format!(
+                        "lost ZooKeeper at {}: session {state:?}",
+                        self.zk.addresses()
+                    );
                 }
                 SessionState::Disconnected => {
                     let since = *disconnected_at.get_or_insert_with(|| {
-                        warn!(addresses = self.zk.addresses(), "disconnected from ZooKeeper");
+                        warn!(
+                            addresses = self.zk.addresses(),
+                            "disconnected from ZooKeeper"
+                        );
                         Instant::now()
                     });
                     if since.elapsed() >= limit {
@@ -104,6 +139,9 @@ impl JobStateStore for ZkStore {
     }
 
     async fn remove_job(&self) -> Result<(), StoreError> {
-        self.zk.delete_tree(self.znodes.job()).await.map_err(store_err)
+        self.zk
+            .delete_tree(self.znodes.job())
+            .await
+            .map_err(store_err)
     }
 }

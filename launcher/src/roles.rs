@@ -47,6 +47,17 @@ fn job_dir(path: &Path) -> Result<(JobDir, String), LauncherError> {
     Ok((JobDir::new(home, &id), id))
 }
 
+/// Completes on SIGTERM (never, if the handler cannot be installed).
+pub async fn sigterm() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(_) => std::future::pending::<()>().await,
+    }
+}
+
 /// How long a job master or agent tries to reach ZooKeeper at start.
 const ZK_CONNECT_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -67,21 +78,17 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
     println!("T2_JOBMASTER_ADDR=http://{addr}");
     let cfg = JobMasterConfig::from_spec(&id, &token, &spec);
     let _span = info_span!("jobmaster", job_id = %id).entered();
-    let shutdown = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            term.recv().await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
+    let shutdown = sigterm();
     let outcome = if spec.fault_tolerant {
         let zk = &spec.zookeeper;
-        let session = t2_core::zk::Zk::connect(&zk.addresses, zk.session_timeout, ZK_CONNECT_DEADLINE)
-            .await
-            .map_err(|e| LauncherError::Cluster(e.to_string()))?;
-        let store = t2_jobmaster::zkstore::ZkStore::new(session, &zk.root, &id, &format!("http://{addr}"));
-        t2_jobmaster::server::run_with_store(listener, cfg, std::sync::Arc::new(store), shutdown).await?
+        let session =
+            t2_core::zk::Zk::connect(&zk.addresses, zk.session_timeout, ZK_CONNECT_DEADLINE)
+                .await
+                .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+        let store =
+            t2_jobmaster::zkstore::ZkStore::new(session, &zk.root, &id, &format!("http://{addr}"));
+        t2_jobmaster::server::run_with_store(listener, cfg, std::sync::Arc::new(store), shutdown)
+            .await?
     } else {
         t2_jobmaster::run(listener, cfg, shutdown).await?
     };
@@ -147,14 +154,7 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         connect_timeout: Duration::from_secs(30),
         term_grace: Duration::from_secs(2),
     };
-    let shutdown = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            term.recv().await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
+    let shutdown = sigterm();
     let span = info_span!("agent", job_id = %id, worker_id = args.worker_id);
     let _g = span.enter();
     t2_worker::agent::run(cfg, shutdown)

@@ -29,7 +29,11 @@ fn sigkill(pid: u64) {
     let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
 }
 
-fn spawn_submit(home: &std::path::Path, pkg: &std::path::Path, args: &[String]) -> std::process::Child {
+fn spawn_submit(
+    home: &std::path::Path,
+    pkg: &std::path::Path,
+    args: &[String],
+) -> std::process::Child {
     let mut cmd = t2(home);
     cmd.args(["submit", "local"]).arg(pkg).args(args);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -38,9 +42,18 @@ fn spawn_submit(home: &std::path::Path, pkg: &std::path::Path, args: &[String]) 
 
 /// The znodes left under the job's root, via the real client.
 fn znodes_of(zk: &ZkServer, job: &str) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let s = t2_core::zk::Zk::connect(&zk.address(), Duration::from_secs(3), Duration::from_secs(10)).await.unwrap();
+        let s = t2_core::zk::Zk::connect(
+            &zk.address(),
+            Duration::from_secs(3),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
         let mut out = s.children("/t2").await.unwrap();
         out.retain(|c| c == job);
         out
@@ -49,7 +62,9 @@ fn znodes_of(zk: &ZkServer, job: &str) -> Vec<String> {
 
 /// Waits for the job master PID in the record to differ from `old` (a restarted one) and be set.
 fn next_jobmaster(home: &std::path::Path, old: u64) -> u64 {
-    let rec = wait_for_record(home, LONG, |r| r["jobmaster_pid"].as_u64().is_some_and(|p| p != old));
+    let rec = wait_for_record(home, LONG, |r| {
+        r["jobmaster_pid"].as_u64().is_some_and(|p| p != old)
+    });
     rec["jobmaster_pid"].as_u64().unwrap()
 }
 
@@ -58,7 +73,17 @@ fn a_sigkilled_worker_restarts_from_zookeeper_and_the_others_hear_of_it() {
     let zk = ZkServer::start();
     let home = tempfile::tempdir().unwrap();
     let mut args = ft_args(&zk);
-    args.extend(["--workers", "4", "-D", "config.delay_ms=3000", "-D", "config.intervals=4000000"].map(String::from));
+    args.extend(
+        [
+            "--workers",
+            "4",
+            "-D",
+            "config.delay_ms=3000",
+            "-D",
+            "config.intervals=4000000",
+        ]
+        .map(String::from),
+    );
     let child = spawn_submit(home.path(), &repo().join("examples/pi"), &args);
     let rec = wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
     std::thread::sleep(Duration::from_millis(500));
@@ -67,11 +92,20 @@ fn a_sigkilled_worker_restarts_from_zookeeper_and_the_others_hear_of_it() {
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(all.contains("pi ~= 3.14159265358"), "{all}");
-    assert!(all.contains(r#""event":"worker_failed","worker_id":2"#), "{all}");
-    assert!(all.contains(r#""event":"worker_restarted","worker_id":2,"restart_count":1"#), "{all}");
+    assert!(
+        all.contains(r#""event":"worker_failed","worker_id":2"#),
+        "{all}"
+    );
+    assert!(
+        all.contains(r#""event":"worker_restarted","worker_id":2,"restart_count":1"#),
+        "{all}"
+    );
     let rec = only_job(home.path());
     assert_eq!(rec["workers"][2]["restart_count"], 1);
-    assert!(znodes_of(&zk, rec["id"].as_str().unwrap()).is_empty(), "znodes left");
+    assert!(
+        znodes_of(&zk, rec["id"].as_str().unwrap()).is_empty(),
+        "znodes left"
+    );
 }
 
 /// A job whose workers pass two barriers; worker 0 (first barrier) and worker 1 (second) come
@@ -110,17 +144,36 @@ fn the_job_master_is_sigkilled_three_times_and_the_job_still_completes() {
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     for n in [1, 2] {
-        let ok = all.lines().filter(|l| l.ends_with(&format!("barrier {n}: SUCCESS"))).count();
+        let ok = all
+            .lines()
+            .filter(|l| l.ends_with(&format!("barrier {n}: SUCCESS")))
+            .count();
         assert_eq!(ok, 3, "barrier {n}:\n{all}");
     }
-    let log = std::fs::read_to_string(home.path().join("jobs").join(&id).join("logs/jobmaster.log")).unwrap();
-    assert_eq!(log.matches("job master restarted; state restored").count(), 3, "{log}");
+    let log = std::fs::read_to_string(
+        home.path()
+            .join("jobs")
+            .join(&id)
+            .join("logs/jobmaster.log"),
+    )
+    .unwrap();
+    assert_eq!(
+        log.matches("job master restarted; state restored").count(),
+        3,
+        "{log}"
+    );
     // Recovery time: kill -> all workers reconnected (printed for BENCHMARKS.md, not asserted).
-    let reconnected: Vec<&str> = log.lines().filter(|l| l.contains("all workers reconnected after the job master restart")).collect();
+    let reconnected: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("all workers reconnected after the job master restart"))
+        .collect();
     assert_eq!(reconnected.len(), 3, "{log}");
     for (kill_at, line) in kills.iter().zip(&reconnected) {
         let at = parse_stamp(line.split_whitespace().next().unwrap());
-        eprintln!("RECOVERY kill -> all workers reconnected: {:?}", at.duration_since(*kill_at).unwrap_or_default());
+        eprintln!(
+            "RECOVERY kill -> all workers reconnected: {:?}",
+            at.duration_since(*kill_at).unwrap_or_default()
+        );
     }
     assert!(znodes_of(&zk, &id).is_empty(), "znodes left");
     assert!(pids_mentioning(home.path().join("jobs").join(&id).to_str().unwrap()).is_empty());
@@ -152,7 +205,11 @@ fn a_short_zookeeper_outage_is_survived() {
 fn a_long_zookeeper_outage_fails_the_job_naming_zookeeper() {
     let mut zk = ZkServer::start();
     let home = tempfile::tempdir().unwrap();
-    let job = shell_job(&home.path().join("src"), "name: zk-gone\nworkers: 2\ncommand: [./run.sh]\n", "#!/usr/bin/env bash\nsleep 120\n");
+    let job = shell_job(
+        &home.path().join("src"),
+        "name: zk-gone\nworkers: 2\ncommand: [./run.sh]\n",
+        "#!/usr/bin/env bash\nsleep 120\n",
+    );
     let child = spawn_submit(home.path(), &job, &ft_args(&zk));
     wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
     let stopped = Instant::now();
@@ -160,8 +217,15 @@ fn a_long_zookeeper_outage_fails_the_job_naming_zookeeper() {
     let out = wait(child, Duration::from_secs(60));
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
-    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();
-    assert!(last.contains("FAILED") && last.contains("ZooKeeper"), "{all}");
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.contains("FAILED") && last.contains("ZooKeeper"),
+        "{all}"
+    );
     assert!(stopped.elapsed() < Duration::from_secs(60));
     assert_eq!(only_job(home.path())["state"], "FAILED");
 }
@@ -169,15 +233,28 @@ fn a_long_zookeeper_outage_fails_the_job_naming_zookeeper() {
 #[test]
 fn without_fault_tolerance_a_jobmaster_crash_fails_the_job_clearly() {
     let home = tempfile::tempdir().unwrap();
-    let job = shell_job(&home.path().join("src"), "name: fragile\nworkers: 2\ncommand: [./run.sh]\n", "#!/usr/bin/env bash\nsleep 120\n");
+    let job = shell_job(
+        &home.path().join("src"),
+        "name: fragile\nworkers: 2\ncommand: [./run.sh]\n",
+        "#!/usr/bin/env bash\nsleep 120\n",
+    );
     let child = spawn_submit(home.path(), &job, &[]);
     let rec = wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
     sigkill(rec["jobmaster_pid"].as_u64().unwrap());
     let out = wait(child, Duration::from_secs(30));
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
-    let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();
-    assert!(last.contains("FAILED") && last.contains("job master was killed") && last.contains("not fault tolerant"), "{last}");
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        last.contains("FAILED")
+            && last.contains("job master was killed")
+            && last.contains("not fault tolerant"),
+        "{last}"
+    );
     let id = rec["id"].as_str().unwrap();
     assert!(pids_mentioning(home.path().join("jobs").join(id).to_str().unwrap()).is_empty());
 }
@@ -189,8 +266,17 @@ fn soak_twenty_worker_kills_and_three_jobmaster_kills() {
     let home = tempfile::tempdir().unwrap();
     let mut args = ft_args(&zk);
     args.extend(
-        ["--workers", "4", "-D", "max_restarts=40", "-D", "config.delay_ms=2500", "-D", "config.intervals=2000000"]
-            .map(String::from),
+        [
+            "--workers",
+            "4",
+            "-D",
+            "max_restarts=40",
+            "-D",
+            "config.delay_ms=2500",
+            "-D",
+            "config.intervals=2000000",
+        ]
+        .map(String::from),
     );
     let child = spawn_submit(home.path(), &repo().join("examples/pi"), &args);
     let rec = wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
@@ -200,14 +286,22 @@ fn soak_twenty_worker_kills_and_three_jobmaster_kills() {
     let mut jm = rec["jobmaster_pid"].as_u64().unwrap();
     while worker_kills < 20 || jm_kills < 3 {
         std::thread::sleep(Duration::from_millis(rng.random_range(150..400)));
-        if jm_kills < 3 && (worker_kills == 5 || worker_kills == 11 || worker_kills == 17) && jm_kills < worker_kills / 5 {
+        if jm_kills < 3
+            && (worker_kills == 5 || worker_kills == 11 || worker_kills == 17)
+            && jm_kills < worker_kills / 5
+        {
             sigkill(jm);
             jm = next_jobmaster(home.path(), jm);
             jm_kills += 1;
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(home.path().join("jobs").join(&id).join("job.json")) else { continue };
-        let Ok(r) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let Ok(text) = std::fs::read_to_string(home.path().join("jobs").join(&id).join("job.json"))
+        else {
+            continue;
+        };
+        let Ok(r) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
         assert_ne!(r["state"], "FAILED", "{r}");
         let victim = rng.random_range(0..4usize);
         if let Some(pid) = r["workers"][victim]["pid"].as_u64() {
@@ -219,26 +313,13 @@ fn soak_twenty_worker_kills_and_three_jobmaster_kills() {
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(all.contains("pi ~= 3.14159265358"), "{all}");
-    assert!(pids_mentioning(home.path().join("jobs").join(&id).to_str().unwrap()).is_empty(), "processes left");
+    assert!(
+        pids_mentioning(home.path().join("jobs").join(&id).to_str().unwrap()).is_empty(),
+        "processes left"
+    );
     assert!(znodes_of(&zk, &id).is_empty(), "znodes left");
 }
 
-/// Parses tracing's `2026-01-02T03:04:05.123456Z`.
-fn parse_stamp(s: &str) -> SystemTime {
-    let (date, time) = s.trim_end_matches('Z').split_once('T').unwrap();
-    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<u64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
-    let (y, m, day) = (d[0], d[1], d[2]);
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + (153 * mp + 2) / 5 + day - 1;
-    let days = (era * 146_097 + doe - 719_468) as u64;
-    let nanos: u64 = format!("{frac:0<9}")[..9].parse().unwrap();
-    std::time::UNIX_EPOCH + Duration::from_secs(days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]) + Duration::from_nanos(nanos)
-}
 
 #[test]
 fn workers_wait_on_the_init_barrier_until_a_restarted_one_is_back() {
@@ -256,6 +337,13 @@ echo "init barrier (restart $T2_RESTART_COUNT): $(t2 worker barrier --init --tim
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(all.contains("[worker-2] worker 2 crashing"), "{all}");
-    assert_eq!(all.matches("init barrier (restart 0): SUCCESS").count(), 2, "{all}");
-    assert!(all.contains("[worker-2] init barrier (restart 1): SUCCESS"), "{all}");
+    assert_eq!(
+        all.matches("init barrier (restart 0): SUCCESS").count(),
+        2,
+        "{all}"
+    );
+    assert!(
+        all.contains("[worker-2] init barrier (restart 1): SUCCESS"),
+        "{all}"
+    );
 }

@@ -25,7 +25,10 @@ fn upload_then_head_finds_it_and_get_returns_it_with_a_strong_etag() {
     // A re-submit asks first: HEAD says it is there, so nothing needs to be sent again.
     let head = up.req("HEAD", &format!("/packages/{id}"), &[], b"");
     assert_eq!(head.status, 200);
-    assert_eq!(head.header("content-length"), Some(data.len().to_string().as_str()));
+    assert_eq!(
+        head.header("content-length"),
+        Some(data.len().to_string().as_str())
+    );
     assert_eq!(head.header("etag"), Some(format!("\"{id}\"").as_str()));
     assert_eq!(head.header("accept-ranges"), Some("bytes"));
     let get = up.req("GET", &format!("/packages/{id}"), &[], b"");
@@ -52,10 +55,20 @@ fn ranges_resume_reads_and_conditional_requests_work() {
     assert_eq!(r.status, 206);
     assert_eq!(r.header("content-range"), Some("bytes 1000-99999/100000"));
     assert_eq!(r.body, &data[1000..]);
-    let r = up.req("GET", &path, &[("Range", "bytes=10-19"), ("If-Range", &etag)], b"");
+    let r = up.req(
+        "GET",
+        &path,
+        &[("Range", "bytes=10-19"), ("If-Range", &etag)],
+        b"",
+    );
     assert_eq!((r.status, r.body.as_slice()), (206, &data[10..20]));
     // A resume against another version of the file gets the whole (current) file.
-    let r = up.req("GET", &path, &[("Range", "bytes=10-19"), ("If-Range", "\"other\"")], b"");
+    let r = up.req(
+        "GET",
+        &path,
+        &[("Range", "bytes=10-19"), ("If-Range", "\"other\"")],
+        b"",
+    );
     assert_eq!((r.status, r.body.len()), (200, data.len()));
     let r = up.req("GET", &path, &[("Range", "bytes=100000-")], b"");
     assert_eq!(r.status, 416);
@@ -72,9 +85,24 @@ fn bad_inputs_get_clear_errors_and_nothing_is_stored() {
     let id = sha256(&data);
     let other = sha256(b"something else");
     let cases: Vec<(&str, Resp, u16, &str)> = vec![
-        ("body whose sha256 differs from the URL", up.put(&other, &data), 400, "sha256"),
-        ("non-hex id", up.put(&"z".repeat(64), &data), 400, "not a package ID"),
-        ("wrong-length id", up.put("abc123", &data), 400, "64 hex digits"),
+        (
+            "body whose sha256 differs from the URL",
+            up.put(&other, &data),
+            400,
+            "sha256",
+        ),
+        (
+            "non-hex id",
+            up.put(&"z".repeat(64), &data),
+            400,
+            "not a package ID",
+        ),
+        (
+            "wrong-length id",
+            up.put("abc123", &data),
+            400,
+            "64 hex digits",
+        ),
         (
             "encoded path traversal",
             up.req("PUT", "/packages/..%2F..%2Fetc%2Fpasswd", &[auth()], &data),
@@ -83,18 +111,38 @@ fn bad_inputs_get_clear_errors_and_nothing_is_stored() {
         ),
         (
             "raw path traversal",
-            up.req("PUT", &format!("/packages/../../tmp/{id}"), &[auth()], &data),
+            up.req(
+                "PUT",
+                &format!("/packages/../../tmp/{id}"),
+                &[auth()],
+                &data,
+            ),
             404,
             "no such endpoint",
         ),
-        ("missing token", up.req("PUT", &format!("/packages/{id}"), &[], &data), 401, "token"),
+        (
+            "missing token",
+            up.req("PUT", &format!("/packages/{id}"), &[], &data),
+            401,
+            "token",
+        ),
         (
             "wrong token",
-            up.req("PUT", &format!("/packages/{id}"), &[("Authorization", "Bearer nope")], &data),
+            up.req(
+                "PUT",
+                &format!("/packages/{id}"),
+                &[("Authorization", "Bearer nope")],
+                &data,
+            ),
             403,
             "wrong uploader token",
         ),
-        ("over the size limit", up.put(&sha256(&noise(2 << 20, 4)), &noise(2 << 20, 4)), 413, "over the limit"),
+        (
+            "over the size limit",
+            up.put(&sha256(&noise(2 << 20, 4)), &noise(2 << 20, 4)),
+            413,
+            "over the limit",
+        ),
         (
             "over the size limit, no Content-Length",
             up.req(
@@ -116,11 +164,17 @@ fn bad_inputs_get_clear_errors_and_nothing_is_stored() {
     for (what, r, status, says) in cases {
         assert_eq!(r.status, status, "{what}: {}", r.text());
         let text = r.text();
-        assert!(text.starts_with("error: ") && text.lines().count() == 1, "{what}: {text:?}");
+        assert!(
+            text.starts_with("error: ") && text.lines().count() == 1,
+            "{what}: {text:?}"
+        );
         assert!(text.contains(says), "{what}: {text}");
     }
     let r = up.req("PUT", &format!("/packages/{id}"), &[], &data);
-    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"t2-uploader\""));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"t2-uploader\"")
+    );
     assert!(stored(dir.path()).is_empty(), "{:?}", stored(dir.path()));
     assert!(files_in(&dir.path().join("tmp")).is_empty());
     assert!(!std::path::Path::new(&format!("/tmp/{id}")).exists());
@@ -161,18 +215,33 @@ fn concurrent_uploads_of_the_same_package_store_it_once() {
     let data = noise(4 << 20, 6);
     let id = sha256(&data);
     let statuses: Vec<u16> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..6).map(|_| s.spawn(|| up.put(&id, &data).status)).collect();
+        let handles: Vec<_> = (0..6)
+            .map(|_| s.spawn(|| up.put(&id, &data).status))
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 201), "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count() >= 1, true, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 201),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count() >= 1,
+        true,
+        "{statuses:?}"
+    );
     assert_eq!(stored(dir.path()), vec![id.clone()]);
     assert!(files_in(&dir.path().join("tmp")).is_empty());
     let got = up.req("GET", &format!("/packages/{id}"), &[], b"");
     assert_eq!(sha256(&got.body), id);
     let metrics = up.req("GET", "/metrics", &[], b"").text();
-    assert!(metrics.contains("t2_uploader_packages_stored 1\n"), "{metrics}");
-    assert!(metrics.contains(&format!("t2_uploader_bytes_stored {}\n", data.len())), "{metrics}");
+    assert!(
+        metrics.contains("t2_uploader_packages_stored 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("t2_uploader_bytes_stored {}\n", data.len())),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -181,20 +250,44 @@ fn a_package_is_deleted_when_the_last_job_using_it_ends() {
     let up = Uploader::start(dir.path(), &[]);
     let data = noise(50_000, 7);
     let id = sha256(&data);
-    let r = up.req("PUT", &format!("/packages/{id}?job=job-a"), &[auth()], &data);
+    let r = up.req(
+        "PUT",
+        &format!("/packages/{id}?job=job-a"),
+        &[auth()],
+        &data,
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let r = up.req("PUT", &format!("/packages/{id}/refs/job-b"), &[auth()], b"");
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = up.req("DELETE", &format!("/packages/{id}?job=job-a"), &[auth()], b"");
+    let r = up.req(
+        "DELETE",
+        &format!("/packages/{id}?job=job-a"),
+        &[auth()],
+        b"",
+    );
     assert_eq!(r.status, 200);
     assert!(r.text().starts_with("kept"), "{}", r.text());
     assert_eq!(up.head_status(&id), 200);
-    let r = up.req("DELETE", &format!("/packages/{id}?job=job-b"), &[auth()], b"");
+    let r = up.req(
+        "DELETE",
+        &format!("/packages/{id}?job=job-b"),
+        &[auth()],
+        b"",
+    );
     assert!(r.text().starts_with("deleted"), "{}", r.text());
     assert_eq!(up.head_status(&id), 404);
-    assert_eq!(up.req("DELETE", &format!("/packages/{id}"), &[auth()], b"").status, 404);
+    assert_eq!(
+        up.req("DELETE", &format!("/packages/{id}"), &[auth()], b"")
+            .status,
+        404
+    );
     assert!(stored(dir.path()).is_empty());
-    let r = up.req("DELETE", &format!("/packages/{id}?job=../../x"), &[auth()], b"");
+    let r = up.req(
+        "DELETE",
+        &format!("/packages/{id}?job=../../x"),
+        &[auth()],
+        b"",
+    );
     assert_eq!(r.status, 400, "{}", r.text());
 }
 
@@ -207,12 +300,18 @@ fn the_ttl_sweep_removes_abandoned_packages() {
     assert_eq!(up.put(&id, &data).status, 201);
     let start = Instant::now();
     while up.head_status(&id) != 404 {
-        assert!(start.elapsed() < Duration::from_secs(20), "not swept within 20s");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not swept within 20s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(stored(dir.path()).is_empty());
     let metrics = up.req("GET", "/metrics", &[], b"").text();
-    assert!(metrics.contains("t2_uploader_packages_swept_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("t2_uploader_packages_swept_total 1\n"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -228,7 +327,10 @@ fn health_and_metrics_are_served() {
     up.req("GET", &format!("/packages/{}", "0".repeat(64)), &[], b"");
     let r = up.req("GET", "/metrics", &[], b"");
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap_or("").starts_with("text/plain"));
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/plain"));
     let m = r.text();
     for line in [
         "t2_uploader_bytes_served_total 1000",

@@ -152,3 +152,24 @@ pub fn pids_mentioning(needle: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Parses the `2026-01-02T03:04:05.123456Z` timestamps of tracing's output.
+pub fn parse_stamp(s: &str) -> std::time::SystemTime {
+    let (date, time) = s.trim_end_matches('Z').split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<u64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    let (y, m, day) = (d[0], d[1], d[2]);
+    // days from civil (Howard Hinnant)
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe - 719_468) as u64;
+    let nanos: u64 = format!("{frac:0<9}")[..9].parse().unwrap();
+    std::time::UNIX_EPOCH
+        + Duration::from_secs(days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2])
+        + Duration::from_nanos(nanos)
+}

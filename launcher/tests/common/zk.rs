@@ -15,8 +15,16 @@ pub struct ZkServer {
 impl ZkServer {
     /// Starts a server and waits until it accepts connections.
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut zk = ZkServer { child: None, port, dir: tempfile::tempdir().unwrap() };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut zk = ZkServer {
+            child: None,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+        };
         zk.restart();
         zk
     }
@@ -41,7 +49,11 @@ impl ZkServer {
         )
         .unwrap();
         let child = Command::new("java")
-            .args(["-Xmx256m", "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/*"])
+            .args([
+                "-Xmx256m",
+                "-cp",
+                "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/*",
+            ])
             .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
             .arg(&cfg)
             .stdout(Stdio::null())
@@ -54,7 +66,11 @@ impl ZkServer {
             if ruok(self.port) {
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "ZooKeeper did not start on port {}", self.port);
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "ZooKeeper did not start on port {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -77,7 +93,9 @@ impl Drop for ZkServer {
 /// True when the server answers `ruok` with `imok`.
 fn ruok(port: u16) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
     if s.write_all(b"ruok").is_err() {
         return false;

@@ -29,7 +29,11 @@ impl Uploader {
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_t2"))
             .args(["uploader", "--listen", "127.0.0.1:0", "--token", TOKEN])
-            .args(if extra.contains(&"--min-free") { &[][..] } else { &["--min-free", "0"][..] })
+            .args(if extra.contains(&"--min-free") {
+                &[][..]
+            } else {
+                &["--min-free", "0"][..]
+            })
             .arg("--dir")
             .arg(dir)
             .args(extra)
@@ -70,7 +74,8 @@ impl Uploader {
 
     /// The status of HEAD `/packages/{id}`.
     pub fn head_status(&self, id: &str) -> u16 {
-        self.req("HEAD", &format!("/packages/{id}"), &[], b"").status
+        self.req("HEAD", &format!("/packages/{id}"), &[], b"")
+            .status
     }
 }
 
@@ -113,7 +118,13 @@ impl Resp {
 
 /// Sends one HTTP/1.1 request (`Connection: close`) exactly as given and reads the answer;
 /// `Content-Length` is added unless a header says `Transfer-Encoding`.
-pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -172,7 +183,8 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
             return out;
         };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             return out;
         }

@@ -239,7 +239,8 @@ async fn attempt(spec: &FetchSpec, part: &Path, state: &mut State) -> Result<(),
         .map_err(|e| Failure::Fatal(format!("cannot write {}: {e}", part.display())))?;
     let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let mut got = 0u64;
-    let write_err = |e: std::io::Error| Failure::Fatal(format!("cannot write {}: {e}", part.display()));
+    let write_err =
+        |e: std::io::Error| Failure::Fatal(format!("cannot write {}: {e}", part.display()));
     loop {
         match http::next_chunk(&mut body, IDLE_TIMEOUT).await {
             Ok(Some(chunk)) => {

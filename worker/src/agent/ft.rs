@@ -30,15 +30,25 @@ impl FaultTolerance {
     /// Connects to the job's ZooKeeper.
     pub async fn connect(cfg: &AgentConfig) -> Result<Self, AgentError> {
         let z = &cfg.spec.zookeeper;
-        let zk = Zk::connect(&z.addresses, z.session_timeout, cfg.connect_timeout).await.map_err(zk_err)?;
-        Ok(Self { zk, znodes: JobZnodes::new(&z.root, &cfg.job_id), jm_czxid: std::sync::Mutex::new(0) })
+        let zk = Zk::connect(&z.addresses, z.session_timeout, cfg.connect_timeout)
+            .await
+            .map_err(zk_err)?;
+        Ok(Self {
+            zk,
+            znodes: JobZnodes::new(&z.root, &cfg.job_id),
+            jm_czxid: std::sync::Mutex::new(0),
+        })
     }
 
     /// This worker's restart count: one more than the recorded one when the worker was
     /// registered before (a restarted container knows nothing else), at least `given`.
     pub async fn restart_count(&self, worker_id: u32, given: u32) -> Result<u32, AgentError> {
         use prost::Message;
-        let recorded = self.zk.get(&self.znodes.worker(worker_id)).await.map_err(zk_err)?;
+        let recorded = self
+            .zk
+            .get(&self.znodes.worker(worker_id))
+            .await
+            .map_err(zk_err)?;
         let from_zk = recorded
             .and_then(|(data, _)| WorkerInfo::decode(data.as_slice()).ok())
             .map(|w| w.restart_count + 1)
@@ -47,9 +57,16 @@ impl FaultTolerance {
     }
 
     /// Creates this worker's ephemeral liveness znode.
-    pub async fn announce_alive(&self, worker_id: u32, restart_count: u32) -> Result<(), AgentError> {
+    pub async fn announce_alive(
+        &self,
+        worker_id: u32,
+        restart_count: u32,
+    ) -> Result<(), AgentError> {
         let path = self.znodes.live_worker(worker_id);
-        self.zk.put_ephemeral(&path, restart_count.to_string().as_bytes()).await.map_err(zk_err)
+        self.zk
+            .put_ephemeral(&path, restart_count.to_string().as_bytes())
+            .await
+            .map_err(zk_err)
     }
 
     /// The job master's address; with `newer`, only one announced after the one last used.
@@ -76,7 +93,11 @@ impl FaultTolerance {
     }
 
     /// Registers with whichever job master ZooKeeper names, until `timeout`.
-    pub async fn connect_link(&self, params: RegisterParams, timeout: Duration) -> Result<Link, AgentError> {
+    pub async fn connect_link(
+        &self,
+        params: RegisterParams,
+        timeout: Duration,
+    ) -> Result<Link, AgentError> {
         let deadline = Instant::now() + timeout;
         let mut newer = false;
         loop {

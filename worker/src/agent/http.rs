@@ -18,7 +18,9 @@ pub type Body = BoxBody<Bytes, io::Error>;
 
 /// An empty request body.
 pub fn empty() -> Body {
-    Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// Why an HTTP exchange failed; displays as one line naming the URL and the cause.
@@ -94,9 +96,7 @@ pub async fn send(
         url: url.to_string(),
         cause,
     };
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| fail(format!("not a URL: {e}")))?;
+    let uri: Uri = url.parse().map_err(|e| fail(format!("not a URL: {e}")))?;
     let authority = uri
         .authority()
         .ok_or_else(|| fail("the URL has no host".into()))?
@@ -109,9 +109,7 @@ pub async fn send(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    *req.uri_mut() = path
-        .parse()
-        .map_err(|e| fail(format!("bad path: {e}")))?;
+    *req.uri_mut() = path.parse().map_err(|e| fail(format!("bad path: {e}")))?;
     req.headers_mut().insert(
         hyper::header::HOST,
         authority
@@ -143,10 +141,7 @@ pub async fn send(
 
 /// The next chunk of a response body: `Ok(None)` at its end; an error when the connection
 /// breaks or nothing arrives for `idle`.
-pub async fn next_chunk(
-    body: &mut Incoming,
-    idle: Duration,
-) -> Result<Option<Bytes>, String> {
+pub async fn next_chunk(body: &mut Incoming, idle: Duration) -> Result<Option<Bytes>, String> {
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err(format!("no data for {idle:?}")),

@@ -82,7 +82,11 @@ struct Opened {
 }
 
 /// Dials `addr` (retrying until `deadline`) and registers with `params`. A refusal is final.
-async fn open(addr: &str, params: RegisterParams, deadline: Duration) -> Result<Opened, AgentError> {
+async fn open(
+    addr: &str,
+    params: RegisterParams,
+    deadline: Duration,
+) -> Result<Opened, AgentError> {
     let started = Instant::now();
     let mut backoff = Duration::from_millis(20);
     let channel = loop {
@@ -105,16 +109,29 @@ async fn open(addr: &str, params: RegisterParams, deadline: Duration) -> Result<
         }
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let _ = tx.send(WorkerToMaster { body: Some(W::Register(params)) });
+    let _ = tx.send(WorkerToMaster {
+        body: Some(W::Register(params)),
+    });
     let refused = |s: tonic::Status| {
-        AgentError::Refused(format!("job master at {addr} refused this worker: {}", s.message()))
+        AgentError::Refused(format!(
+            "job master at {addr} refused this worker: {}",
+            s.message()
+        ))
     };
     let mut client = JobMasterClient::new(channel);
-    let mut inbound = client.attach(UnboundedReceiverStream::new(rx)).await.map_err(refused)?.into_inner();
+    let mut inbound = client
+        .attach(UnboundedReceiverStream::new(rx))
+        .await
+        .map_err(refused)?
+        .into_inner();
     match inbound.next().await {
-        Some(Ok(MasterToWorker { body: Some(M::Registered(registered)) })) => {
-            Ok(Opened { tx, inbound, registered })
-        }
+        Some(Ok(MasterToWorker {
+            body: Some(M::Registered(registered)),
+        })) => Ok(Opened {
+            tx,
+            inbound,
+            registered,
+        }),
         Some(Err(s)) => Err(refused(s)),
         _ => Err(AgentError::JobMaster(format!(
             "job master at {addr} did not confirm the registration"
@@ -137,7 +154,10 @@ impl Link {
         let (workers_tx, workers) = watch::channel(None);
         let (closed_tx, closed) = watch::channel(None);
         let shared = Arc::new(Shared {
-            conn: Mutex::new(Conn { tx: opened.tx.clone(), generation: 1 }),
+            conn: Mutex::new(Conn {
+                tx: opened.tx.clone(),
+                generation: 1,
+            }),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             params,
@@ -145,7 +165,13 @@ impl Link {
             workers_tx,
             closed_tx,
         });
-        let link = Link { shared, events, workers, closed, registered: opened.registered };
+        let link = Link {
+            shared,
+            events,
+            workers,
+            closed,
+            registered: opened.registered,
+        };
         link.spawn_tasks(opened, 1);
         Ok(link)
     }
@@ -165,7 +191,9 @@ impl Link {
         let _ = self.shared.closed_tx.send(None);
         if let Ok(pending) = self.shared.pending.lock() {
             for (body, _) in pending.values() {
-                let _ = opened.tx.send(WorkerToMaster { body: Some(body.clone()) });
+                let _ = opened.tx.send(WorkerToMaster {
+                    body: Some(body.clone()),
+                });
             }
         }
         self.spawn_tasks(opened, generation);
@@ -180,7 +208,11 @@ impl Link {
     /// The reader (answers, pushed events, the job master's heartbeats) and the heartbeat
     /// sender of one stream; both stop when a newer stream replaces it.
     fn spawn_tasks(&self, opened: Opened, generation: u64) {
-        let Opened { tx, mut inbound, registered } = opened;
+        let Opened {
+            tx,
+            mut inbound,
+            registered,
+        } = opened;
         let hb_timeout = Duration::from_millis(registered.heartbeat_timeout_ms.max(100));
         let hb_interval = Duration::from_millis(registered.heartbeat_interval_ms.max(10));
         let last_seen = Arc::new(Mutex::new(Instant::now()));
@@ -198,7 +230,9 @@ impl Link {
                             }
                         }
                     }
-                    Some(Err(s)) => break format!("stream to the job master broke: {}", s.message()),
+                    Some(Err(s)) => {
+                        break format!("stream to the job master broke: {}", s.message())
+                    }
                     None => break "the job master closed the stream".to_string(),
                 }
             };
@@ -216,7 +250,12 @@ impl Link {
                     return;
                 }
                 seq += 1;
-                if tx.send(WorkerToMaster { body: Some(W::Heartbeat(Heartbeat { seq })) }).is_err() {
+                if tx
+                    .send(WorkerToMaster {
+                        body: Some(W::Heartbeat(Heartbeat { seq })),
+                    })
+                    .is_err()
+                {
                     return;
                 }
                 let silent = last_seen.lock().map(|t| t.elapsed()).unwrap_or_default();
@@ -247,7 +286,9 @@ impl Link {
                 let _ = self.events.send(Pushed::AllJoined(j.workers));
             }
             M::WorkerFailed(f) => {
-                let _ = self.events.send(Pushed::WorkerFailed(f.worker_id, f.reason));
+                let _ = self
+                    .events
+                    .send(Pushed::WorkerFailed(f.worker_id, f.reason));
             }
             M::WorkerRestarted(r) => {
                 if let Some(info) = r.info {
@@ -266,7 +307,13 @@ impl Link {
     }
 
     fn answer(&self, id: u64, body: M) {
-        if let Some((_, tx)) = self.shared.pending.lock().ok().and_then(|mut p| p.remove(&id)) {
+        if let Some((_, tx)) = self
+            .shared
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(&id))
+        {
             let _ = tx.send(body);
         }
     }
@@ -278,7 +325,9 @@ impl Link {
         match conn.tx.send(WorkerToMaster { body: Some(body) }) {
             Ok(()) => Ok(()),
             Err(_) if self.shared.fault_tolerant => Ok(()),
-            Err(_) => Err(AgentError::JobMaster("the link to the job master is closed".into())),
+            Err(_) => Err(AgentError::JobMaster(
+                "the link to the job master is closed".into(),
+            )),
         }
     }
 
@@ -298,7 +347,12 @@ impl Link {
         result
     }
 
-    async fn await_answer(&self, body: W, rx: oneshot::Receiver<M>, wait: Duration) -> Result<M, AgentError> {
+    async fn await_answer(
+        &self,
+        body: W,
+        rx: oneshot::Receiver<M>,
+        wait: Duration,
+    ) -> Result<M, AgentError> {
         self.send(body)?;
         let closed_link = || AgentError::JobMaster("the link to the job master is closed".into());
         let mut closed = self.closed.clone();
@@ -313,23 +367,37 @@ impl Link {
                 }
             }
         };
-        tokio::time::timeout(wait, answer)
-            .await
-            .map_err(|_| AgentError::JobMaster(format!("the job master did not answer within {wait:?}")))?
+        tokio::time::timeout(wait, answer).await.map_err(|_| {
+            AgentError::JobMaster(format!("the job master did not answer within {wait:?}"))
+        })?
     }
 
     /// The worker list; with `wait_for_all`, once all workers have joined.
-    pub async fn list_workers(&self, wait_for_all: bool, wait: Duration) -> Result<Vec<WorkerInfo>, AgentError> {
+    pub async fn list_workers(
+        &self,
+        wait_for_all: bool,
+        wait: Duration,
+    ) -> Result<Vec<WorkerInfo>, AgentError> {
         let request_id = self.request_id();
-        let body = W::ListWorkers(ListWorkersParams { request_id, wait_for_all });
+        let body = W::ListWorkers(ListWorkersParams {
+            request_id,
+            wait_for_all,
+        });
         match self.request(request_id, body, wait).await? {
             M::Workers(r) => Ok(r.workers),
-            other => Err(AgentError::JobMaster(format!("unexpected answer {other:?}"))),
+            other => Err(AgentError::JobMaster(format!(
+                "unexpected answer {other:?}"
+            ))),
         }
     }
 
     /// Waits on a barrier; the local wait is bounded by twice its timeout plus a margin.
-    pub async fn barrier(&self, t: BarrierType, timeout: Duration, default: Duration) -> Result<BarrierOutcome, AgentError> {
+    pub async fn barrier(
+        &self,
+        t: BarrierType,
+        timeout: Duration,
+        default: Duration,
+    ) -> Result<BarrierOutcome, AgentError> {
         let request_id = self.request_id();
         let effective = if timeout.is_zero() { default } else { timeout };
         let body = W::Barrier(BarrierParams {
@@ -337,23 +405,41 @@ impl Link {
             barrier_type: t as i32,
             timeout_ms: timeout.as_millis() as u64,
         });
-        match self.request(request_id, body, effective * 2 + Duration::from_secs(5)).await? {
+        match self
+            .request(request_id, body, effective * 2 + Duration::from_secs(5))
+            .await?
+        {
             M::Barrier(r) => Ok(r),
-            other => Err(AgentError::JobMaster(format!("unexpected answer {other:?}"))),
+            other => Err(AgentError::JobMaster(format!(
+                "unexpected answer {other:?}"
+            ))),
         }
     }
 
     /// Sends a user message.
     pub fn send_message(&self, payload: Vec<u8>) -> Result<(), AgentError> {
         let request_id = self.request_id();
-        self.send(W::Message(UserMessage { request_id, payload }))
+        self.send(W::Message(UserMessage {
+            request_id,
+            payload,
+        }))
     }
 
     /// Reports a state change (COMPLETED, FAILED, KILLED) and waits up to `wait` for the
     /// job master's acknowledgement. Returns false when none came.
-    pub async fn report(&self, state: WorkerState, exit_code: i32, reason: String, wait: Duration) -> bool {
+    pub async fn report(
+        &self,
+        state: WorkerState,
+        exit_code: i32,
+        reason: String,
+        wait: Duration,
+    ) -> bool {
         let mut events = self.events.subscribe();
-        let body = W::StateChange(StateChangeParams { state: state as i32, exit_code, reason });
+        let body = W::StateChange(StateChangeParams {
+            state: state as i32,
+            exit_code,
+            reason,
+        });
         if self.send(body).is_err() {
             return false;
         }

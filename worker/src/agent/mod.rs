@@ -162,7 +162,8 @@ pub async fn run(
         let spec = fetch::FetchSpec {
             url: url.clone(),
             dest: cfg.package.clone(),
-            sha256: sha256.unwrap_or_else(|| url.rsplit('/').next().unwrap_or_default().to_string()),
+            sha256: sha256
+                .unwrap_or_else(|| url.rsplit('/').next().unwrap_or_default().to_string()),
             deadline: cfg.fetch_timeout,
             max_bytes: cfg.spec.max_package_bytes,
         };
