@@ -4,7 +4,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use t2_proto::job_master_server::JobMasterServer;
-use t2_proto::JobState;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -58,7 +57,7 @@ pub async fn run_with_store(
             (&mut master).await.map_err(|_| JobMasterError::Stopped)?
         }
     };
-    info!(%job_id, state = ?JobState::try_from(outcome.state as i32).ok(), "job master stopping");
+    info!(%job_id, state = crate::master::state_name(outcome.state), "job master stopping");
     // Let the final messages reach workers and watchers, then stop serving.
     tokio::time::sleep(grace).await;
     let _ = stop_tx.send(());

@@ -10,7 +10,7 @@ use t2_jobmaster::JobMasterConfig;
 use t2_proto::NodeInfo;
 use t2_worker::agent::{AgentConfig, AgentError, AgentExit};
 use t2_worker::WorkerContext;
-use tracing::info_span;
+use tracing::{info_span, Instrument};
 
 use crate::cli::{AgentArgs, JobmasterArgs, WorkerCommand};
 use crate::error::LauncherError;
@@ -77,21 +77,34 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
         .map_err(LauncherError::io("cannot read the listening address"))?;
     println!("T2_JOBMASTER_ADDR=http://{addr}");
     let cfg = JobMasterConfig::from_spec(&id, &token, &spec);
-    let _span = info_span!("jobmaster", job_id = %id).entered();
     let shutdown = sigterm();
-    let outcome = if spec.fault_tolerant {
-        let zk = &spec.zookeeper;
-        let session =
-            t2_core::zk::Zk::connect(&zk.addresses, zk.session_timeout, ZK_CONNECT_DEADLINE)
-                .await
-                .map_err(|e| LauncherError::Cluster(e.to_string()))?;
-        let store =
-            t2_jobmaster::zkstore::ZkStore::new(session, &zk.root, &id, &format!("http://{addr}"));
-        t2_jobmaster::server::run_with_store(listener, cfg, std::sync::Arc::new(store), shutdown)
+    let span = info_span!("jobmaster", job_id = %id);
+    let outcome = async {
+        Ok::<_, LauncherError>(if spec.fault_tolerant {
+            let zk = &spec.zookeeper;
+            let session =
+                t2_core::zk::Zk::connect(&zk.addresses, zk.session_timeout, ZK_CONNECT_DEADLINE)
+                    .await
+                    .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+            let store = t2_jobmaster::zkstore::ZkStore::new(
+                session,
+                &zk.root,
+                &id,
+                &format!("http://{addr}"),
+            );
+            t2_jobmaster::server::run_with_store(
+                listener,
+                cfg,
+                std::sync::Arc::new(store),
+                shutdown,
+            )
             .await?
-    } else {
-        t2_jobmaster::run(listener, cfg, shutdown).await?
-    };
+        } else {
+            t2_jobmaster::run(listener, cfg, shutdown).await?
+        })
+    }
+    .instrument(span)
+    .await?;
     tracing::info!(job_id = %id, state = t2_jobmaster::master::state_name(outcome.state), reason = %outcome.reason, "job master done");
     Ok(0)
 }
@@ -156,8 +169,8 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
     };
     let shutdown = sigterm();
     let span = info_span!("agent", job_id = %id, worker_id = args.worker_id);
-    let _g = span.enter();
     t2_worker::agent::run(cfg, shutdown)
+        .instrument(span)
         .await
         .map_err(|e: AgentError| e.into())
 }
