@@ -31,6 +31,7 @@
 //! | `fault_tolerant` | `false` | keep the job's state in ZooKeeper so workers and the job master survive crashes; `true` or `false` only; needs `zookeeper.addresses` |
 //! | `zookeeper.addresses` | `""` | ZooKeeper servers, `host:port,host:port` (no spaces; ports 1–65535; IPv6 as `[::1]:2181`) |
 //! | `zookeeper.root` | `/t2` | znode under which jobs live: starts with `/`, no trailing `/`, names of `[A-Za-z0-9._-]`, not under `/zookeeper` |
+//! | `kubernetes` | `{}` | settings of the `kubernetes` cluster (image, volumes, secrets, placement), merged key by key at every depth like `config` and checked by the launcher (see its `kubernetes::settings`) |
 //! | `zookeeper.session_timeout` | `10s` | ZooKeeper session timeout, 1s–10m: a crashed process's liveness znode goes after this (the server may clamp it to its own limits) |
 //!
 //! Durations are `500ms`, `3s`, `2m`, `1h30m` or a bare number of milliseconds. The defaults
@@ -186,6 +187,10 @@ pub struct JobSpec {
     /// Where ZooKeeper is (used when `fault_tolerant`).
     #[serde(default)]
     pub zookeeper: ZooKeeperSpec,
+    /// Settings of the `kubernetes` cluster, free-form here (merged like `config`); the
+    /// launcher's Kubernetes backend reads and checks them. Ignored by the local cluster.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kubernetes: BTreeMap<String, serde_json::Value>,
 }
 
 /// ZooKeeper settings of a fault-tolerant job.
@@ -254,6 +259,7 @@ pub fn known_keys() -> &'static [&'static str] {
         "zookeeper.addresses",
         "zookeeper.root",
         "zookeeper.session_timeout",
+        "kubernetes",
     ]
 }
 

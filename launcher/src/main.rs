@@ -4,6 +4,7 @@
 //! - `cli`: the command line. - `prepare`: spec, name, build, package, job folder.
 //! - `local`: the local cluster (supervisor, processes, output). - `commands`: list, status,
 //!   logs, kill. - `roles`: `t2 jobmaster`, `t2 worker …`. - `error`: one-line errors.
+//! - `uploader`: `t2 uploader` (the package server) and the launcher's client of it.
 
 mod cli;
 mod commands;

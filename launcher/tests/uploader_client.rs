@@ -360,3 +360,29 @@ fn an_unreachable_uploader_fails_the_submit_with_one_line() {
         text(&out)
     );
 }
+
+#[test]
+fn a_failed_job_through_an_uploader_also_removes_its_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let store = dir.path().join("store");
+    let up = Uploader::start(&store, &[]);
+    let job = shell_job(
+        &dir.path().join("src"),
+        "name: failing\nworkers: 2\nmax_restarts: 0\ncommand: [./run.sh]\n",
+        "#!/bin/sh\nexit 7\n",
+    );
+    let mut cmd = t2(&home);
+    cmd.args(["submit", "local"]).arg(&job).args([
+        "--uploader",
+        &up.url,
+        "--uploader-token",
+        TOKEN,
+    ]);
+    let out = run(cmd, LONG);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let rec = common::only_job(&home);
+    assert_eq!(rec["state"], "FAILED");
+    assert_eq!(up.head_status(rec["package_sha256"].as_str().unwrap()), 404);
+    assert!(files_in(&store.join("packages")).is_empty());
+}

@@ -193,6 +193,7 @@ impl Merged {
             max_package_bytes: self.read("max_package_bytes", |v| fields::whole(v, 1, u64::MAX))?,
             fault_tolerant,
             zookeeper,
+            kubernetes: self.free_map("kubernetes")?,
         })
     }
 
@@ -286,10 +287,15 @@ impl Merged {
     }
 
     fn config(&self) -> Result<BTreeMap<String, serde_json::Value>, SpecError> {
-        self.map("config")?
+        self.free_map("config")
+    }
+
+    /// A free-form map (`config`, `kubernetes`) as JSON values.
+    fn free_map(&self, name: &str) -> Result<BTreeMap<String, serde_json::Value>, SpecError> {
+        self.map(name)?
             .into_iter()
             .map(|(k, v)| {
-                let key = format!("config.{k}");
+                let key = format!("{name}.{k}");
                 fields::json(v)
                     .map(|v| (k, v))
                     .map_err(|m| self.bad(&key, m))

@@ -130,12 +130,12 @@ pub(super) fn parse_override(flag: &str) -> Result<ParsedLayer, SpecError> {
         let value = match first {
             "env" => text_value(text),
             "zookeeper" if is_text_key(key) => text_value(text),
-            "resources" | "config" | "zookeeper" => yaml_value(&origin, text)?,
+            "resources" | "config" | "zookeeper" | "kubernetes" => yaml_value(&origin, text)?,
             _ => {
                 return Err(super::unknown_key(&origin, key));
             }
         };
-        let inner = if first == "config" {
+        let inner = if first == "config" || first == "kubernetes" {
             rest.rsplit('.').fold(value, |v, seg| {
                 let mut m = Mapping::new();
                 m.insert(seg.into(), v);
@@ -240,7 +240,7 @@ fn normalise(tree: Mapping) -> Result<Vec<Assignment>, Problem> {
                     out.push(Assignment::at(vec![key.clone(), name], sv));
                 }
             }
-            "config" => {
+            "config" | "kubernetes" => {
                 let map = sub_map(&key, v, "{iterations: 100}")?;
                 flatten_config(vec![key.clone()], map, &mut out)?;
             }
@@ -334,7 +334,7 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["zookeeper", "root"] => zookeeper::root(v).map(drop),
         ["zookeeper", "session_timeout"] => zookeeper::session_timeout(v).map(drop),
         ["env", _] => fields::env_value(v).map(drop),
-        ["config", ..] => fields::json(v).map(drop),
+        ["config" | "kubernetes", ..] => fields::json(v).map(drop),
         _ => {
             return Err(Problem::Unknown {
                 key: a.written.clone(),

@@ -49,7 +49,10 @@ enum Ev {
     },
     Status(JobStatus),
     /// The job master process ended: cleanly (exit 0, the job is over) or not, and how.
-    JobMasterExited { clean: bool, how: String },
+    JobMasterExited {
+        clean: bool,
+        how: String,
+    },
     Stop(String),
 }
 
@@ -223,7 +226,10 @@ impl Supervisor {
                     }
                     // As a StatefulSet would: start a new one; it takes over from ZooKeeper.
                     self.jm_restarts += 1;
-                    self.say(&format!("the job master {how}; restarting it (restart {})", self.jm_restarts));
+                    self.say(&format!(
+                        "the job master {how}; restarting it (restart {})",
+                        self.jm_restarts
+                    ));
                     self.start_jobmaster().await?;
                     self.start_watch().await?;
                     self.save();
@@ -259,9 +265,14 @@ impl Supervisor {
     }
 
     async fn start_jobmaster(&mut self) -> Result<(), LauncherError> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.jobmaster_log()).map_err(LauncherError::io(
-            format!("cannot create {}", self.dir.jobmaster_log().display()),
-        ))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.jobmaster_log())
+            .map_err(LauncherError::io(format!(
+                "cannot create {}",
+                self.dir.jobmaster_log().display()
+            )))?;
         let mut child = Command::new(t2_exe())
             .arg("jobmaster")
             .arg("--job-dir")
@@ -472,7 +483,10 @@ impl Supervisor {
             Some(0) => {}
             // An agent that lost a dead job master is a consequence: the job master's own
             // exit (reported next) is the reason.
-            Some(AGENT_FATAL) if self.jm_pid.is_some_and(|p| !super::process::alive_with(p, "jobmaster")) => {}
+            Some(AGENT_FATAL)
+                if self
+                    .jm_pid
+                    .is_some_and(|p| !super::process::alive_with(p, "jobmaster")) => {}
             Some(AGENT_FATAL) => {
                 let why = self.last_line(id);
                 return Ok(Some((
@@ -594,7 +608,8 @@ impl Supervisor {
         let znodes = t2_core::zk::JobZnodes::new(&zk.root, &self.record.id);
         let result = async {
             let session =
-                t2_core::zk::Zk::connect(&zk.addresses, zk.session_timeout, Duration::from_secs(3)).await?;
+                t2_core::zk::Zk::connect(&zk.addresses, zk.session_timeout, Duration::from_secs(3))
+                    .await?;
             session.delete_tree(znodes.job()).await
         };
         if let Err(e) = result.await {

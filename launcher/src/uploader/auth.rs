@@ -45,8 +45,10 @@ pub fn resolve(
 }
 
 fn read(f: &Path) -> Result<String, UploaderError> {
-    let t = std::fs::read_to_string(f)
-        .map_err(UploaderError::io(format!("cannot read the token file {}", f.display())))?;
+    let t = std::fs::read_to_string(f).map_err(UploaderError::io(format!(
+        "cannot read the token file {}",
+        f.display()
+    )))?;
     let t = t.trim().to_string();
     if t.is_empty() {
         return Err(UploaderError::Config(format!(
@@ -66,9 +68,15 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), UploaderError> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .map_err(UploaderError::io(format!("cannot create {}", path.display())))?;
+        .map_err(UploaderError::io(format!(
+            "cannot create {}",
+            path.display()
+        )))?;
     f.write_all(text.as_bytes())
-        .map_err(UploaderError::io(format!("cannot write {}", path.display())))
+        .map_err(UploaderError::io(format!(
+            "cannot write {}",
+            path.display()
+        )))
 }
 
 /// Checks the request's bearer token against `token`: 401 when missing, 403 when wrong.
@@ -87,9 +95,7 @@ pub fn check(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
     if constant_time_eq(given.as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
-            "wrong uploader token; nothing changed",
-        ))
+        Err(ApiError::forbidden("wrong uploader token; nothing changed"))
     }
 }
 

@@ -69,7 +69,13 @@ impl UploaderClient {
         b
     }
 
-    async fn call(&self, method: &str, url: &str, body: Body, timeout: Duration) -> Result<(StatusCode, String), String> {
+    async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        body: Body,
+        timeout: Duration,
+    ) -> Result<(StatusCode, String), String> {
         let req = self
             .request(method, url)
             .body(body)
@@ -77,15 +83,27 @@ impl UploaderClient {
         let resp = http::send(url, req, timeout).await.map_err(|e| e.cause)?;
         let status = resp.status();
         let mut body = resp.into_body();
-        let line = if method == "HEAD" { String::new() } else { http::body_line(&mut body).await };
+        let line = if method == "HEAD" {
+            String::new()
+        } else {
+            http::body_line(&mut body).await
+        };
         Ok((status, line))
     }
 
     /// True when the uploader has package `sha256`.
     pub async fn exists(&self, sha256: &str) -> Result<bool, UploaderError> {
         let url = self.package_url(sha256);
-        let fail = |cause: String| UploaderError::Client(format!("cannot ask the uploader at {url} for the package: {cause}"));
-        match self.call("HEAD", &url, http::empty(), CALL_TIMEOUT).await.map_err(fail)? {
+        let fail = |cause: String| {
+            UploaderError::Client(format!(
+                "cannot ask the uploader at {url} for the package: {cause}"
+            ))
+        };
+        match self
+            .call("HEAD", &url, http::empty(), CALL_TIMEOUT)
+            .await
+            .map_err(fail)?
+        {
             (StatusCode::OK, _) => Ok(true),
             (StatusCode::NOT_FOUND, _) => Ok(false),
             (s, _) => Err(fail(format!("it answered {s}"))),
@@ -107,10 +125,21 @@ impl UploaderClient {
         if self.exists(sha256).await? {
             if let Some(job) = job {
                 let ref_url = format!("{url}/refs/{job}");
-                match self.call("PUT", &ref_url, http::empty(), CALL_TIMEOUT).await {
+                match self
+                    .call("PUT", &ref_url, http::empty(), CALL_TIMEOUT)
+                    .await
+                {
                     Ok((s, _)) if s.is_success() => {}
-                    Ok((s, line)) => return Err(UploaderError::Client(format!("cannot record job {job} at {ref_url}: {s}: {line}"))),
-                    Err(e) => return Err(UploaderError::Client(format!("cannot record job {job} at {ref_url}: {e}"))),
+                    Ok((s, line)) => {
+                        return Err(UploaderError::Client(format!(
+                            "cannot record job {job} at {ref_url}: {s}: {line}"
+                        )))
+                    }
+                    Err(e) => {
+                        return Err(UploaderError::Client(format!(
+                            "cannot record job {job} at {ref_url}: {e}"
+                        )))
+                    }
                 }
             }
             return Ok(Uploaded::Skipped);
@@ -126,13 +155,17 @@ impl UploaderClient {
         loop {
             attempt += 1;
             let bar = progress_bar(size, progress);
-            let body = file_body(path, bar.clone()).await.map_err(UploaderError::io(format!("cannot read {}", path.display())))?;
+            let body = file_body(path, bar.clone())
+                .await
+                .map_err(UploaderError::io(format!("cannot read {}", path.display())))?;
             let req = self
                 .request("PUT", &put_url)
                 .header(CONTENT_LENGTH, size)
                 .header(CONTENT_TYPE, "application/gzip")
                 .body(body)
-                .map_err(|e| UploaderError::Client(format!("cannot build the upload to {url}: {e}")))?;
+                .map_err(|e| {
+                    UploaderError::Client(format!("cannot build the upload to {url}: {e}"))
+                })?;
             let started = Instant::now();
             let outcome = match http::send(&put_url, req, timeout).await {
                 Ok(resp) => {
@@ -148,11 +181,16 @@ impl UploaderClient {
                     tracing::info!(%url, bytes = size, took = ?started.elapsed(), "package uploaded");
                     return Ok(Uploaded::Sent);
                 }
-                Ok((s, line)) if s == StatusCode::SERVICE_UNAVAILABLE || s.is_server_error() && s != StatusCode::INSUFFICIENT_STORAGE => {
+                Ok((s, line))
+                    if s == StatusCode::SERVICE_UNAVAILABLE
+                        || s.is_server_error() && s != StatusCode::INSUFFICIENT_STORAGE =>
+                {
                     format!("{s}: {line}")
                 }
                 Ok((s, line)) => {
-                    return Err(UploaderError::Client(format!("the uploader at {url} refused the package: {s}: {line}")))
+                    return Err(UploaderError::Client(format!(
+                        "the uploader at {url} refused the package: {s}: {line}"
+                    )))
                 }
                 Err(cause) => cause,
             };
@@ -173,9 +211,17 @@ impl UploaderClient {
             Some(job) => format!("{}?job={job}", self.package_url(sha256)),
             None => self.package_url(sha256),
         };
-        let fail = |cause: String| UploaderError::Client(format!("cannot delete the package at {url}: {cause}"));
-        match self.call("DELETE", &url, http::empty(), CALL_TIMEOUT).await.map_err(fail)? {
-            (StatusCode::OK | StatusCode::NO_CONTENT, line) if line.starts_with("kept") => Ok(Deleted::Kept(line)),
+        let fail = |cause: String| {
+            UploaderError::Client(format!("cannot delete the package at {url}: {cause}"))
+        };
+        match self
+            .call("DELETE", &url, http::empty(), CALL_TIMEOUT)
+            .await
+            .map_err(fail)?
+        {
+            (StatusCode::OK | StatusCode::NO_CONTENT, line) if line.starts_with("kept") => {
+                Ok(Deleted::Kept(line))
+            }
             (StatusCode::OK | StatusCode::NO_CONTENT, _) => Ok(Deleted::Removed),
             (StatusCode::NOT_FOUND, _) => Ok(Deleted::Missing),
             (s, line) => Err(fail(format!("{s}: {line}"))),

@@ -60,7 +60,10 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
         Some(d) => d,
         None => t2_core::jobdir::t2_home()?.join("uploader"),
     };
-    std::fs::create_dir_all(&dir).map_err(LauncherError::io(format!("cannot create {}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(LauncherError::io(format!(
+        "cannot create {}",
+        dir.display()
+    )))?;
     let limits = Limits {
         max_package_bytes: flag("max-package-size", parse_size(&args.max_package_size))?,
         min_free_bytes: flag("min-free", parse_size(&args.min_free))?,
@@ -70,22 +73,33 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
             .map(|s| flag("max-store", parse_size(s)))
             .transpose()?,
         max_uploads: args.max_uploads,
-        upload_idle: flag("upload-idle-timeout", parse_duration(&args.upload_idle_timeout))?,
+        upload_idle: flag(
+            "upload-idle-timeout",
+            parse_duration(&args.upload_idle_timeout),
+        )?,
     };
     let ttl = flag("ttl", parse_duration(&args.ttl))?;
-    let sweep_interval = flag("sweep-interval", parse_duration(&args.sweep_interval))?.max(Duration::from_millis(50));
+    let sweep_interval = flag("sweep-interval", parse_duration(&args.sweep_interval))?
+        .max(Duration::from_millis(50));
     let (token, source) = auth::resolve(args.token.as_deref(), args.token_file.as_deref(), &dir)
         .map_err(|e| LauncherError::Usage(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .map_err(LauncherError::io(format!("cannot listen on {}", args.listen)))?;
+        .map_err(LauncherError::io(format!(
+            "cannot listen on {}",
+            args.listen
+        )))?;
     let addr = listener
         .local_addr()
         .map_err(LauncherError::io("cannot read the listening address"))?;
     println!("T2_UPLOADER_ADDR=http://{addr}");
     match &source {
-        TokenSource::Generated(p) => tracing::info!(token_file = %p.display(), "uploads need the token kept in this file"),
-        TokenSource::File(p) => tracing::info!(token_file = %p.display(), "uploads need the token from this file"),
+        TokenSource::Generated(p) => {
+            tracing::info!(token_file = %p.display(), "uploads need the token kept in this file")
+        }
+        TokenSource::File(p) => {
+            tracing::info!(token_file = %p.display(), "uploads need the token from this file")
+        }
         TokenSource::Given => {}
     }
     let config = UploaderConfig {
@@ -97,7 +111,10 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
     };
     let shutdown = async {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}

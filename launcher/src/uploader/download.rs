@@ -12,7 +12,6 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::error::ApiError;
-use super::metrics::Metrics;
 use super::range::{self, Span};
 use super::server::App;
 use super::store::PackageId;
@@ -23,7 +22,12 @@ const CHUNK: usize = 1 << 20;
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// `GET` (or, with `head`, `HEAD`) `/packages/{id}`.
-pub async fn get(app: Arc<App>, id: PackageId, headers: HeaderMap, head: bool) -> Result<Response, ApiError> {
+pub async fn get(
+    app: Arc<App>,
+    id: PackageId,
+    headers: HeaderMap,
+    head: bool,
+) -> Result<Response, ApiError> {
     let path = app.store.path(&id);
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
@@ -38,7 +42,11 @@ pub async fn get(app: Arc<App>, id: PackageId, headers: HeaderMap, head: bool) -
         .map_err(|e| ApiError::internal(format!("cannot read package {id}: {e}")))?;
     let len = meta.len();
     let etag = format!("\"{id}\"");
-    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let mut builder = Response::builder()
         .header(header::ETAG, &etag)
         .header(header::ACCEPT_RANGES, "bytes")
@@ -72,9 +80,7 @@ pub async fn get(app: Arc<App>, id: PackageId, headers: HeaderMap, head: bool) -
             return Ok(resp);
         }
     };
-    builder = builder
-        .status(status)
-        .header(header::CONTENT_LENGTH, count);
+    builder = builder.status(status).header(header::CONTENT_LENGTH, count);
     if head {
         return builder
             .body(Body::empty())
@@ -115,12 +121,16 @@ fn touch(path: std::path::PathBuf, meta: &std::fs::Metadata) {
 }
 
 /// The body: `count` bytes of `file` from `start`, read in large chunks, counted as served.
-async fn stream(mut file: tokio::fs::File, start: u64, count: u64, app: Arc<App>) -> std::io::Result<Body> {
+async fn stream(
+    mut file: tokio::fs::File,
+    start: u64,
+    count: u64,
+    app: Arc<App>,
+) -> std::io::Result<Body> {
     if start > 0 {
         file.seek(std::io::SeekFrom::Start(start)).await?;
     }
-    let metrics: Arc<App> = app;
-    let s = futures::stream::unfold((file, count, metrics), |(mut file, left, app)| async move {
+    let s = futures::stream::unfold((file, count, app), |(mut file, left, app)| async move {
         if left == 0 {
             return None;
         }
@@ -135,11 +145,14 @@ async fn stream(mut file: tokio::fs::File, start: u64, count: u64, app: Arc<App>
             }
         }
         if read == 0 {
-            let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the package shrank while being sent");
+            let e = std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the package shrank while being sent",
+            );
             return Some((Err(e), (file, 0, app)));
         }
         buf.truncate(read.min(want));
-        Metrics::served(&app.metrics, read as u64);
+        app.metrics.served(read as u64);
         Some((Ok(buf.freeze()), (file, left - read as u64, app)))
     });
     Ok(Body::from_stream(s))

@@ -14,7 +14,7 @@ use tokio::process::{Child, Command};
 use tracing::{info, warn};
 
 use super::auth::write_private;
-use super::client::{Deleted, UploaderClient, Uploaded};
+use super::client::{Deleted, Uploaded, UploaderClient};
 use crate::error::LauncherError;
 use crate::local::process::t2_exe;
 
@@ -36,7 +36,11 @@ struct Settings {
 }
 
 /// Records `--uploader` (and its token) in the job folder; checks the URL first.
-pub fn configure(dir: &JobDir, url: Option<&str>, token: Option<&str>) -> Result<(), LauncherError> {
+pub fn configure(
+    dir: &JobDir,
+    url: Option<&str>,
+    token: Option<&str>,
+) -> Result<(), LauncherError> {
     let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
         return Ok(());
     };
@@ -55,11 +59,17 @@ pub fn configure(dir: &JobDir, url: Option<&str>, token: Option<&str>) -> Result
             })?
             .to_string()
     };
-    write_private(&dir.root().join(TOKEN), &token).map_err(|e| LauncherError::Cluster(e.to_string()))?;
-    let text = serde_json::to_string(&Settings { url: url.to_string() })
-        .map_err(|e| LauncherError::Cluster(format!("cannot encode the uploader settings: {e}")))?;
+    write_private(&dir.root().join(TOKEN), &token)
+        .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+    let text = serde_json::to_string(&Settings {
+        url: url.to_string(),
+    })
+    .map_err(|e| LauncherError::Cluster(format!("cannot encode the uploader settings: {e}")))?;
     let path = dir.root().join(SETTINGS);
-    std::fs::write(&path, text).map_err(LauncherError::io(format!("cannot write {}", path.display())))
+    std::fs::write(&path, text).map_err(LauncherError::io(format!(
+        "cannot write {}",
+        path.display()
+    )))
 }
 
 /// The extra arguments for a worker agent: `--package-url URL` once the package is uploaded.
@@ -81,7 +91,11 @@ pub struct JobUpload {
 
 /// Puts the job's package on its uploader (starting a local one if asked); `None` when the
 /// job does not use one. On failure the job is recorded as FAILED with the reason.
-pub async fn start(dir: &JobDir, record: &mut JobRecord, foreground: bool) -> Result<Option<JobUpload>, LauncherError> {
+pub async fn start(
+    dir: &JobDir,
+    record: &mut JobRecord,
+    foreground: bool,
+) -> Result<Option<JobUpload>, LauncherError> {
     let Ok(text) = std::fs::read_to_string(dir.root().join(SETTINGS)) else {
         return Ok(None);
     };
@@ -98,12 +112,21 @@ pub async fn start(dir: &JobDir, record: &mut JobRecord, foreground: bool) -> Re
     }
 }
 
-async fn start_inner(dir: &JobDir, record: &JobRecord, foreground: bool, settings: &str) -> Result<JobUpload, LauncherError> {
-    let settings: Settings = serde_json::from_str(settings)
-        .map_err(|e| LauncherError::Cluster(format!("{}: {e}", dir.root().join(SETTINGS).display())))?;
+async fn start_inner(
+    dir: &JobDir,
+    record: &JobRecord,
+    foreground: bool,
+    settings: &str,
+) -> Result<JobUpload, LauncherError> {
+    let settings: Settings = serde_json::from_str(settings).map_err(|e| {
+        LauncherError::Cluster(format!("{}: {e}", dir.root().join(SETTINGS).display()))
+    })?;
     let token_path = dir.root().join(TOKEN);
     let token = std::fs::read_to_string(&token_path)
-        .map_err(LauncherError::io(format!("cannot read {}", token_path.display())))?
+        .map_err(LauncherError::io(format!(
+            "cannot read {}",
+            token_path.display()
+        )))?
         .trim()
         .to_string();
     let (url, local) = if settings.url == "local" {
@@ -112,7 +135,8 @@ async fn start_inner(dir: &JobDir, record: &JobRecord, foreground: bool, setting
     } else {
         (settings.url, None)
     };
-    let client = UploaderClient::new(&url, Some(token)).map_err(|e| LauncherError::Cluster(e.to_string()))?;
+    let client = UploaderClient::new(&url, Some(token))
+        .map_err(|e| LauncherError::Cluster(e.to_string()))?;
     let mut upload = JobUpload {
         client,
         sha256: record.package_sha256.clone(),
@@ -122,12 +146,21 @@ async fn start_inner(dir: &JobDir, record: &JobRecord, foreground: bool, setting
     };
     let package = dir.package_path();
     let size = std::fs::metadata(&package)
-        .map_err(LauncherError::io(format!("cannot read {}", package.display())))?
+        .map_err(LauncherError::io(format!(
+            "cannot read {}",
+            package.display()
+        )))?
         .len();
     let started = Instant::now();
     let sent = upload
         .client
-        .upload(&package, &upload.sha256, size, Some(&upload.job_id), foreground)
+        .upload(
+            &package,
+            &upload.sha256,
+            size,
+            Some(&upload.job_id),
+            foreground,
+        )
         .await;
     let sent = match sent {
         Ok(s) => s,
@@ -139,7 +172,9 @@ async fn start_inner(dir: &JobDir, record: &JobRecord, foreground: bool, setting
     let package_url = upload.client.package_url(&upload.sha256);
     if foreground {
         match sent {
-            Uploaded::Skipped => eprintln!("t2: the uploader already has this package; not uploading it again ({package_url})"),
+            Uploaded::Skipped => eprintln!(
+                "t2: the uploader already has this package; not uploading it again ({package_url})"
+            ),
             Uploaded::Sent => eprintln!(
                 "t2: package uploaded to {package_url} ({:.1} MiB in {:.1?})",
                 size as f64 / (1 << 20) as f64,
@@ -148,7 +183,10 @@ async fn start_inner(dir: &JobDir, record: &JobRecord, foreground: bool, setting
         }
     }
     let path = dir.root().join(PACKAGE_URL);
-    std::fs::write(&path, &package_url).map_err(LauncherError::io(format!("cannot write {}", path.display())))?;
+    std::fs::write(&path, &package_url).map_err(LauncherError::io(format!(
+        "cannot write {}",
+        path.display()
+    )))?;
     Ok(upload)
 }
 
@@ -161,13 +199,19 @@ async fn start_local(dir: &JobDir, token_file: &Path) -> Result<(String, Child),
         .map(Path::to_path_buf)
         .unwrap_or_else(|| dir.root().to_path_buf());
     let log_path = dir.logs_dir().join("uploader.log");
-    let log = std::fs::File::create(&log_path).map_err(LauncherError::io(format!("cannot create {}", log_path.display())))?;
+    let log = std::fs::File::create(&log_path).map_err(LauncherError::io(format!(
+        "cannot create {}",
+        log_path.display()
+    )))?;
     let mut child = Command::new(t2_exe())
         .args(["uploader", "--listen", "127.0.0.1:0", "--dir"])
         .arg(home.join("uploader"))
         .arg("--token-file")
         .arg(token_file)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .env_remove("T2_UPLOADER_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -202,14 +246,26 @@ impl JobUpload {
     /// Deletes the job's package from the uploader (kept there while other jobs use it) and
     /// stops a local uploader. Failures are reported, never fatal: the TTL sweep is the backstop.
     pub async fn finish(mut self) {
-        let outcome = tokio::time::timeout(DELETE_DEADLINE, self.client.delete(&self.sha256, Some(&self.job_id))).await;
+        let outcome = tokio::time::timeout(
+            DELETE_DEADLINE,
+            self.client.delete(&self.sha256, Some(&self.job_id)),
+        )
+        .await;
         let url = self.client.package_url(&self.sha256);
         match outcome {
-            Ok(Ok(Deleted::Removed)) => info!(job_id = %self.job_id, %url, "package deleted from the uploader"),
-            Ok(Ok(Deleted::Kept(why))) => info!(job_id = %self.job_id, %url, why, "package kept on the uploader"),
-            Ok(Ok(Deleted::Missing)) => info!(job_id = %self.job_id, %url, "package already gone from the uploader"),
+            Ok(Ok(Deleted::Removed)) => {
+                info!(job_id = %self.job_id, %url, "package deleted from the uploader")
+            }
+            Ok(Ok(Deleted::Kept(why))) => {
+                info!(job_id = %self.job_id, %url, why, "package kept on the uploader")
+            }
+            Ok(Ok(Deleted::Missing)) => {
+                info!(job_id = %self.job_id, %url, "package already gone from the uploader")
+            }
             Ok(Err(e)) => self.warn(&e.to_string()),
-            Err(_) => self.warn(&format!("cannot delete the package at {url}: no answer within {DELETE_DEADLINE:?}")),
+            Err(_) => self.warn(&format!(
+                "cannot delete the package at {url}: no answer within {DELETE_DEADLINE:?}"
+            )),
         }
         self.stop_local().await;
     }
@@ -228,7 +284,10 @@ impl JobUpload {
         if let Some(pid) = child.id() {
             crate::local::process::signal_group(pid, nix::sys::signal::Signal::SIGTERM);
         }
-        if tokio::time::timeout(Duration::from_secs(3), child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(3), child.wait())
+            .await
+            .is_err()
+        {
             let _ = child.kill().await;
         }
     }

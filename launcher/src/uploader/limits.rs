@@ -107,7 +107,10 @@ impl Gate {
             }
         }
         let free = free_bytes(dir).map_err(|e| {
-            ApiError::internal(format!("cannot read the free space of {}: {e}", dir.display()))
+            ApiError::internal(format!(
+                "cannot read the free space of {}: {e}",
+                dir.display()
+            ))
         })?;
         let after = free.saturating_sub(before).saturating_sub(need);
         if free < before.saturating_add(need).saturating_add(l.min_free_bytes) {
@@ -178,12 +181,30 @@ mod tests {
             max_uploads: 2,
             upload_idle: Duration::from_secs(1),
         });
-        assert_eq!(gate.admit(Some(101), 0, dir.path()).unwrap_err().status.as_u16(), 413);
+        assert_eq!(
+            gate.admit(Some(101), 0, dir.path())
+                .unwrap_err()
+                .status
+                .as_u16(),
+            413
+        );
         let a = gate.admit(Some(100), 0, dir.path()).expect("fits");
-        assert_eq!(gate.admit(Some(60), 0, dir.path()).unwrap_err().status.as_u16(), 507);
+        assert_eq!(
+            gate.admit(Some(60), 0, dir.path())
+                .unwrap_err()
+                .status
+                .as_u16(),
+            507
+        );
         let b = gate.admit(Some(50), 0, dir.path()).expect("fits");
         assert_eq!(gate.uploads_in_progress(), 2);
-        assert_eq!(gate.admit(Some(1), 0, dir.path()).unwrap_err().status.as_u16(), 503);
+        assert_eq!(
+            gate.admit(Some(1), 0, dir.path())
+                .unwrap_err()
+                .status
+                .as_u16(),
+            503
+        );
         drop((a, b));
         assert!(gate.admit(Some(100), 0, dir.path()).is_ok());
     }

@@ -55,22 +55,72 @@ impl Metrics {
             .iter()
             .map(|(m, v)| (format!("{{method=\"{m}\"}}"), *v))
             .collect();
-        metric("t2_uploader_requests_total", "counter", "HTTP requests by method.", requests);
+        metric(
+            "t2_uploader_requests_total",
+            "counter",
+            "HTTP requests by method.",
+            requests,
+        );
         let errors: Vec<_> = lock(&self.errors)
             .iter()
             .map(|(s, v)| (format!("{{status=\"{s}\"}}"), *v))
             .collect();
         let total_errors = errors.iter().map(|(_, v)| v).sum();
-        metric("t2_uploader_errors_total", "counter", "Error answers (4xx and 5xx).", vec![(String::new(), total_errors)]);
-        metric("t2_uploader_errors_by_status_total", "counter", "Error answers by status.", errors);
+        metric(
+            "t2_uploader_errors_total",
+            "counter",
+            "Error answers (4xx and 5xx).",
+            vec![(String::new(), total_errors)],
+        );
+        metric(
+            "t2_uploader_errors_by_status_total",
+            "counter",
+            "Error answers by status.",
+            errors,
+        );
         let plain = |v: &AtomicU64| vec![(String::new(), v.load(Ordering::Relaxed))];
-        metric("t2_uploader_bytes_served_total", "counter", "Package bytes sent.", plain(&self.bytes_served));
-        metric("t2_uploader_bytes_received_total", "counter", "Package bytes received and stored.", plain(&self.bytes_received));
-        metric("t2_uploader_packages_deleted_total", "counter", "Packages deleted on request.", plain(&self.deleted));
-        metric("t2_uploader_packages_swept_total", "counter", "Packages removed by the TTL sweep.", plain(&self.swept));
-        metric("t2_uploader_packages_stored", "gauge", "Packages stored.", vec![(String::new(), totals.count)]);
-        metric("t2_uploader_bytes_stored", "gauge", "Bytes of packages stored.", vec![(String::new(), totals.bytes)]);
-        metric("t2_uploader_uploads_in_progress", "gauge", "Uploads running now.", vec![(String::new(), uploads as u64)]);
+        metric(
+            "t2_uploader_bytes_served_total",
+            "counter",
+            "Package bytes sent.",
+            plain(&self.bytes_served),
+        );
+        metric(
+            "t2_uploader_bytes_received_total",
+            "counter",
+            "Package bytes received and stored.",
+            plain(&self.bytes_received),
+        );
+        metric(
+            "t2_uploader_packages_deleted_total",
+            "counter",
+            "Packages deleted on request.",
+            plain(&self.deleted),
+        );
+        metric(
+            "t2_uploader_packages_swept_total",
+            "counter",
+            "Packages removed by the TTL sweep.",
+            plain(&self.swept),
+        );
+        metric(
+            "t2_uploader_packages_stored",
+            "gauge",
+            "Packages stored.",
+            vec![(String::new(), totals.count)],
+        );
+        metric(
+            "t2_uploader_bytes_stored",
+            "gauge",
+            "Bytes of packages stored.",
+            vec![(String::new(), totals.bytes)],
+        );
+        metric(
+            "t2_uploader_uploads_in_progress",
+            "gauge",
+            "Uploads running now.",
+            vec![(String::new(), uploads as u64)],
+        );
         out
     }
 }
@@ -90,7 +140,13 @@ mod tests {
         m.record("PUT", 400);
         m.record("BREW", 405);
         m.served(10);
-        let text = m.render(Totals { count: 2, bytes: 30 }, 1);
+        let text = m.render(
+            Totals {
+                count: 2,
+                bytes: 30,
+            },
+            1,
+        );
         for line in [
             "t2_uploader_requests_total{method=\"GET\"} 1",
             "t2_uploader_requests_total{method=\"OTHER\"} 1",

@@ -126,7 +126,10 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .metrics
         .render(app.store.totals(), app.gate.uploads_in_progress());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         text,
     )
         .into_response()

@@ -6,6 +6,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// A temporary file nobody wrote to for this long belongs to no upload any more.
+pub const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A package ID: the package's sha256, 64 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PackageId(String);
@@ -13,7 +16,12 @@ pub struct PackageId(String);
 impl PackageId {
     /// Checks `text` (any case) and lowercases it; the error says what is wrong.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let shown: String = text.chars().take(80).collect::<String>().escape_default().to_string();
+        let shown: String = text
+            .chars()
+            .take(80)
+            .collect::<String>()
+            .escape_default()
+            .to_string();
         if text.len() != 64 {
             return Err(format!(
                 "'{shown}' is not a package ID: it must be a sha256, 64 hex digits (it has {} characters)",
@@ -62,6 +70,7 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating) the store under `dir`; leftovers of interrupted uploads are removed.
+    /// Several uploaders may share one folder.
     pub fn open(dir: &Path) -> io::Result<Self> {
         let store = Self {
             packages: dir.join("packages"),
@@ -72,8 +81,18 @@ impl Store {
         for d in [&store.packages, &store.tmp, &store.refs] {
             std::fs::create_dir_all(d)?;
         }
+        // Another uploader may share the folder (one per local job): only what nobody has
+        // written to for a while is a leftover.
         for e in std::fs::read_dir(&store.tmp)?.flatten() {
-            let _ = std::fs::remove_file(e.path());
+            let stale = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_none_or(|age| age > STALE_TEMP);
+            if stale {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
         let mut totals = Totals::default();
         for (_, meta) in store.list() {
@@ -186,7 +205,9 @@ mod tests {
     fn ids_are_strict() {
         let good = "AB".repeat(32);
         assert_eq!(PackageId::parse(&good).unwrap().as_str(), "ab".repeat(32));
-        assert!(PackageId::parse("abc").unwrap_err().contains("64 hex digits"));
+        assert!(PackageId::parse("abc")
+            .unwrap_err()
+            .contains("64 hex digits"));
         assert!(PackageId::parse(&format!("../{}", "a".repeat(61)))
             .unwrap_err()
             .contains("hex"));

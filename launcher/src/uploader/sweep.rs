@@ -50,7 +50,7 @@ pub fn sweep_once(app: &App, ttl: Duration) -> usize {
             }
         }
     }
-    let stale = (app.gate.limits.upload_idle * 2).max(Duration::from_secs(60));
+    let stale = (app.gate.limits.upload_idle * 2).max(super::store::STALE_TEMP);
     if let Ok(entries) = std::fs::read_dir(app.store.temp_dir()) {
         for e in entries.flatten() {
             if e.metadata().is_ok_and(|m| age(&m) > stale) {

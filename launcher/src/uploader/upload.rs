@@ -51,7 +51,9 @@ pub async fn put(
     body: Body,
 ) -> Result<(StatusCode, String), ApiError> {
     let span = info_span!("upload", package = %id, job = job.as_deref().unwrap_or("-"));
-    put_inner(app, id, job, headers, body).instrument(span).await
+    put_inner(app, id, job, headers, body)
+        .instrument(span)
+        .await
 }
 
 async fn put_inner(
@@ -70,7 +72,9 @@ async fn put_inner(
         ),
         None => None,
     };
-    let _admission = app.gate.admit(declared, app.store.totals().bytes, app.store.temp_dir())?;
+    let _admission = app
+        .gate
+        .admit(declared, app.store.totals().bytes, app.store.temp_dir())?;
     let limits = &app.gate.limits;
     let tmp = app.store.temp_path(&id);
     let mut guard = TempGuard(Some(tmp.clone()));
@@ -145,17 +149,26 @@ async fn put_inner(
             .add_ref(&id, job)
             .map_err(|e| ApiError::storing("cannot record the job's reference", &e))?;
     }
-    app.metrics.bytes_received.fetch_add(size, Ordering::Relaxed);
+    app.metrics
+        .bytes_received
+        .fetch_add(size, Ordering::Relaxed);
     info!(bytes = size, new, "package stored");
     Ok(if new {
         (StatusCode::CREATED, format!("stored {id} ({size} bytes)\n"))
     } else {
-        (StatusCode::OK, format!("{id} was already stored ({size} bytes)\n"))
+        (
+            StatusCode::OK,
+            format!("{id} was already stored ({size} bytes)\n"),
+        )
     })
 }
 
 /// `PUT /packages/{id}/refs/{job}`: job `job` uses the (stored) package.
-pub async fn add_ref(app: Arc<App>, id: PackageId, job: &str) -> Result<(StatusCode, String), ApiError> {
+pub async fn add_ref(
+    app: Arc<App>,
+    id: PackageId,
+    job: &str,
+) -> Result<(StatusCode, String), ApiError> {
     t2_core::names::validate_job_id(job).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if !app.store.path(&id).is_file() {
         return Err(ApiError::not_found(format!("no package {id} here")));
@@ -168,7 +181,11 @@ pub async fn add_ref(app: Arc<App>, id: PackageId, job: &str) -> Result<(StatusC
 
 /// `DELETE /packages/{id}[?job=ID]`: with a job, drops its reference and removes the package
 /// once no job uses it; without, removes it at once.
-pub async fn delete(app: Arc<App>, id: PackageId, job: Option<String>) -> Result<(StatusCode, String), ApiError> {
+pub async fn delete(
+    app: Arc<App>,
+    id: PackageId,
+    job: Option<String>,
+) -> Result<(StatusCode, String), ApiError> {
     let _span = info_span!("delete", package = %id, job = job.as_deref().unwrap_or("-")).entered();
     if !app.store.path(&id).is_file() {
         return Err(ApiError::not_found(format!("no package {id} here")));
@@ -180,7 +197,10 @@ pub async fn delete(app: Arc<App>, id: PackageId, job: Option<String>) -> Result
             .map_err(|e| ApiError::internal(format!("cannot drop the job's reference: {e}")))?;
         if left > 0 {
             info!(jobs = left, "package kept: other jobs use it");
-            return Ok((StatusCode::OK, format!("kept {id}: {left} other job(s) use it\n")));
+            return Ok((
+                StatusCode::OK,
+                format!("kept {id}: {left} other job(s) use it\n"),
+            ));
         }
     }
     match app.store.remove(&id) {
@@ -202,6 +222,9 @@ mod tests {
     fn job_params() {
         assert_eq!(job_param(None), Ok(None));
         assert_eq!(job_param(Some("x=1&job=pi-abc")), Ok(Some("pi-abc".into())));
-        assert_eq!(job_param(Some("job=../x")).unwrap_err().status.as_u16(), 400);
+        assert_eq!(
+            job_param(Some("job=../x")).unwrap_err().status.as_u16(),
+            400
+        );
     }
 }

@@ -24,12 +24,15 @@ const STORE_RATIO: f64 = 0.97;
 /// gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
+/// A compressed block and the CRC of its input, or why it failed.
+type BlockResult = io::Result<(Vec<u8>, Crc)>;
+
 struct Job {
     data: Vec<u8>,
     dict: Vec<u8>,
     last: bool,
     level: u32,
-    done: Sender<io::Result<(Vec<u8>, Crc)>>,
+    done: Sender<BlockResult>,
 }
 
 /// A gzip encoder that compresses on `threads` threads.
@@ -40,7 +43,7 @@ pub(crate) struct ParGzEncoder<W: Write> {
     level: u32,
     crc: Crc,
     jobs: Option<Sender<Job>>,
-    pending: VecDeque<Receiver<io::Result<(Vec<u8>, Crc)>>>,
+    pending: VecDeque<Receiver<BlockResult>>,
     max_pending: usize,
     workers: Vec<JoinHandle<()>>,
     header_written: bool,
@@ -192,7 +195,7 @@ fn incompressible(data: &[u8]) -> bool {
 
 /// Deflates one block (raw, primed with `dict`); ends it on a byte boundary (sync flush), or
 /// ends the stream when `last`. Returns the bytes and the block's CRC.
-fn compress_block(data: &[u8], dict: &[u8], level: u32, last: bool) -> io::Result<(Vec<u8>, Crc)> {
+fn compress_block(data: &[u8], dict: &[u8], level: u32, last: bool) -> BlockResult {
     let mut crc = Crc::new();
     crc.update(data);
     let level = if level > 0 && incompressible(data) {
@@ -266,7 +269,12 @@ mod tests {
         let a = gzip(&data);
         assert_eq!(gunzip(&a), data);
         assert_eq!(a, gzip(&data));
-        assert!(a.len() < data.len() * 6 / 10, "{} of {}", a.len(), data.len());
+        assert!(
+            a.len() < data.len() * 6 / 10,
+            "{} of {}",
+            a.len(),
+            data.len()
+        );
         assert_eq!(gunzip(&gzip(b"")), b"");
         assert_eq!(gunzip(&gzip(b"hello")), b"hello");
     }

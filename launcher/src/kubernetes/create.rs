@@ -1,0 +1,106 @@
+//! Creating a job's objects: the root ConfigMap first, then, owned by it, everything else in
+//! order. When any later step fails the root is deleted again (garbage collection removes
+//! what was created under it) and the error says what failed and what, if anything, is left.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use kube::api::{DeleteParams, PostParams};
+use t2_core::spec::JobSpec;
+use tracing::{info, warn};
+
+use super::client::Kube;
+use super::error::{is_status, KubeError, Op};
+use super::manifests::{build_owned, root, JobInfo, Object};
+use super::settings::Settings;
+
+/// Creates the root ConfigMap; sets `info.root_uid` from the answer.
+pub async fn create_root(
+    kube: &Kube,
+    info: &mut JobInfo,
+    spec: &JobSpec,
+    settings: &Settings,
+) -> Result<(), KubeError> {
+    let cm = root::root_config_map(info, spec, settings);
+    let name = info.names().root();
+    let created = kube
+        .api::<ConfigMap>()
+        .create(&PostParams::default(), &cm)
+        .await
+        .map_err(|e| Op::named("create", "configmaps", &kube.namespace, &name).error(&kube.server, e))?;
+    info.root_uid = created.metadata.uid.ok_or_else(|| KubeError::Api {
+        verb: "create".into(),
+        resource: "configmaps".into(),
+        namespace: kube.namespace.clone(),
+        name: Some(name),
+        message: "the API server returned the root ConfigMap without a uid".into(),
+        code: 200,
+    })?;
+    Ok(())
+}
+
+/// Creates one object.
+pub async fn create_object(kube: &Kube, obj: &Object) -> Result<(), KubeError> {
+    let pp = PostParams::default();
+    let r = match obj {
+        Object::ConfigMap(o) => kube.api::<ConfigMap>().create(&pp, o).await.map(drop),
+        Object::Secret(o) => kube.api::<Secret>().create(&pp, o).await.map(drop),
+        Object::Service(o) => kube.api::<Service>().create(&pp, o).await.map(drop),
+        Object::PersistentVolumeClaim(o) => kube
+            .api::<PersistentVolumeClaim>()
+            .create(&pp, o)
+            .await
+            .map(drop),
+        Object::StatefulSet(o) => kube.api::<StatefulSet>().create(&pp, o).await.map(drop),
+    };
+    let name = obj.name();
+    r.map_err(|e| Op::named("create", obj.resource(), &kube.namespace, &name).error(&kube.server, e))
+}
+
+/// Creates every object of the job, root first; rolls back on failure. Returns the objects
+/// created (with the root's uid in their owner references).
+pub async fn create_job(
+    kube: &Kube,
+    info: &mut JobInfo,
+    spec: &JobSpec,
+    settings: &Settings,
+) -> Result<Vec<Object>, KubeError> {
+    create_root(kube, info, spec, settings).await?;
+    info!(job_id = %info.id, namespace = %kube.namespace, "created the root ConfigMap");
+    let owned = build_owned(info, spec, settings);
+    for obj in &owned {
+        if let Err(cause) = create_object(kube, obj).await {
+            return Err(rollback(kube, &info.id, cause).await);
+        }
+    }
+    Ok(owned)
+}
+
+/// Deletes the job's root (its objects go with it) after `cause`; returns the error to show.
+pub async fn rollback(kube: &Kube, id: &str, cause: KubeError) -> KubeError {
+    warn!(job_id = %id, error = %cause, "submit failed; deleting the job's root ConfigMap");
+    let leftover = match delete_root(kube, id).await {
+        Ok(()) => None,
+        Err(e) => Some(format!(
+            "could not delete it ({e}); remove it with 't2 kill {id} -n {}' or 'kubectl -n {} delete configmap {id}'",
+            kube.namespace, kube.namespace
+        )),
+    };
+    KubeError::RolledBack {
+        job: id.into(),
+        cause: Box::new(cause),
+        leftover,
+    }
+}
+
+/// Deletes root ConfigMap `id` in the background (a missing one is fine).
+pub async fn delete_root(kube: &Kube, id: &str) -> Result<(), KubeError> {
+    match kube
+        .api::<ConfigMap>()
+        .delete(id, &DeleteParams::background())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_status(&e, 404) => Ok(()),
+        Err(e) => Err(Op::named("delete", "configmaps", &kube.namespace, id).error(&kube.server, e)),
+    }
+}

@@ -1,0 +1,236 @@
+//! `t2 list` and `t2 status JOB` on Kubernetes: jobs are their root ConfigMaps; a job's pods
+//! and the job master's records give its workers.
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::ListParams;
+use serde::Serialize;
+
+use super::client::Kube;
+use super::error::{is_status, KubeError, Op};
+use super::kill::check_id;
+use super::manifests::labels::{job_selector, APP, APP_VALUE, COMPONENT, ROLE};
+use super::manifests::root::keys;
+use super::record::{self, WorkerEntry};
+
+/// One job in `t2 list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobRow {
+    /// Job ID.
+    pub id: String,
+    /// Recorded state.
+    pub state: String,
+    /// Desired workers.
+    pub workers: String,
+    /// Who submitted it.
+    pub owner: String,
+    /// When.
+    pub submitted_at: String,
+}
+
+/// One pod in `t2 status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodRow {
+    /// Pod name.
+    pub name: String,
+    /// worker or jobmaster.
+    pub role: String,
+    /// Pod phase.
+    pub phase: String,
+    /// Ready containers / containers.
+    pub ready: String,
+    /// Container restarts, summed.
+    pub restarts: i32,
+    /// Node.
+    pub node: String,
+    /// A container's waiting reason, if any.
+    pub waiting: Option<String>,
+}
+
+/// `t2 status JOB`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobStatus {
+    /// Job ID.
+    pub id: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Recorded state.
+    pub state: String,
+    /// Why it ended.
+    pub reason: Option<String>,
+    /// Desired workers.
+    pub workers: String,
+    /// Workers per pod.
+    pub workers_per_pod: String,
+    /// Who submitted it.
+    pub owner: String,
+    /// When.
+    pub submitted_at: String,
+    /// The package's sha256.
+    pub package_sha256: String,
+    /// The job's pods.
+    pub pods: Vec<PodRow>,
+    /// Workers as the job master recorded them.
+    pub worker_records: Vec<WorkerEntry>,
+}
+
+fn data(cm: &ConfigMap) -> std::collections::BTreeMap<String, String> {
+    cm.data.clone().unwrap_or_default()
+}
+
+/// Every job in the namespace, newest first.
+pub async fn list_jobs(kube: &Kube) -> Result<Vec<JobRow>, KubeError> {
+    let selector = format!("{APP}={APP_VALUE},{COMPONENT}=job");
+    let list = kube
+        .api::<ConfigMap>()
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| Op::collection("list", "configmaps", &kube.namespace).error(&kube.server, e))?;
+    let mut rows: Vec<JobRow> = list
+        .items
+        .iter()
+        .map(|cm| {
+            let d = data(cm);
+            JobRow {
+                id: cm.metadata.name.clone().unwrap_or_default(),
+                state: record::state(&d).0,
+                workers: d.get(keys::WORKERS).cloned().unwrap_or_default(),
+                owner: d.get(keys::OWNER).cloned().unwrap_or_default(),
+                submitted_at: d.get(keys::SUBMITTED_AT).cloned().unwrap_or_default(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| b.submitted_at.cmp(&a.submitted_at).then(a.id.cmp(&b.id)));
+    Ok(rows)
+}
+
+/// The root ConfigMap of job `id`.
+pub async fn get_root(kube: &Kube, id: &str) -> Result<ConfigMap, KubeError> {
+    check_id(id)?;
+    kube.api::<ConfigMap>().get(id).await.map_err(|e| {
+        if is_status(&e, 404) {
+            KubeError::NoSuchJob {
+                id: id.into(),
+                namespace: kube.namespace.clone(),
+            }
+        } else {
+            Op::named("get", "configmaps", &kube.namespace, id).error(&kube.server, e)
+        }
+    })
+}
+
+/// The job's pods, by name.
+pub async fn job_pods(kube: &Kube, id: &str) -> Result<Vec<Pod>, KubeError> {
+    let mut pods = kube
+        .api::<Pod>()
+        .list(&ListParams::default().labels(&job_selector(id)))
+        .await
+        .map_err(|e| Op::collection("list", "pods", &kube.namespace).error(&kube.server, e))?
+        .items;
+    pods.sort_by_key(|p| ordinal_key(p.metadata.name.as_deref().unwrap_or_default()));
+    Ok(pods)
+}
+
+/// Sorts `x-jm-0` first, then `x-2` before `x-10`.
+fn ordinal_key(name: &str) -> (u8, u64, String) {
+    let jm = name.contains("-jm-");
+    let n = name.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    (u8::from(!jm), n, name.to_string())
+}
+
+fn pod_row(p: &Pod) -> PodRow {
+    let st = p.status.clone().unwrap_or_default();
+    let cs = st.container_statuses.clone().unwrap_or_default();
+    let total = p.spec.as_ref().map_or(cs.len(), |s| s.containers.len());
+    let waiting = st
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(cs.iter())
+        .find_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone());
+    PodRow {
+        name: p.metadata.name.clone().unwrap_or_default(),
+        role: p
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(ROLE).cloned())
+            .unwrap_or_default(),
+        phase: st.phase.clone().unwrap_or_else(|| "Unknown".into()),
+        ready: format!("{}/{total}", cs.iter().filter(|c| c.ready).count()),
+        restarts: cs.iter().map(|c| c.restart_count).sum(),
+        node: p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        waiting,
+    }
+}
+
+/// `t2 status JOB`.
+pub async fn job_status(kube: &Kube, id: &str) -> Result<JobStatus, KubeError> {
+    let root = get_root(kube, id).await?;
+    let d = data(&root);
+    let (state, reason) = record::state(&d);
+    let pods = job_pods(kube, id).await?;
+    Ok(JobStatus {
+        id: id.into(),
+        namespace: kube.namespace.clone(),
+        state,
+        reason,
+        workers: d.get(keys::WORKERS).cloned().unwrap_or_default(),
+        workers_per_pod: d.get(keys::WORKERS_PER_POD).cloned().unwrap_or_default(),
+        owner: d.get(keys::OWNER).cloned().unwrap_or_default(),
+        submitted_at: d.get(keys::SUBMITTED_AT).cloned().unwrap_or_default(),
+        package_sha256: d.get(keys::PACKAGE_SHA256).cloned().unwrap_or_default(),
+        pods: pods.iter().map(pod_row).collect(),
+        worker_records: record::workers(&d),
+    })
+}
+
+/// `t2 list` as text.
+pub fn render_list(rows: &[JobRow], namespace: &str) -> String {
+    if rows.is_empty() {
+        return format!("no t2 jobs in namespace '{namespace}'\n");
+    }
+    let mut out = format!("{:<40} {:<10} {:>7} {:<12} {}\n", "JOB", "STATE", "WORKERS", "OWNER", "SUBMITTED");
+    for r in rows {
+        out.push_str(&format!(
+            "{:<40} {:<10} {:>7} {:<12} {}\n",
+            r.id, r.state, r.workers, r.owner, r.submitted_at
+        ));
+    }
+    out
+}
+
+/// `t2 status` as text.
+pub fn render_status(s: &JobStatus) -> String {
+    let mut out = format!(
+        "job {} ({}) {}{}\nworkers {} ({} per pod), owner {}, submitted {}, package {}\n",
+        s.id,
+        s.namespace,
+        s.state,
+        s.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(),
+        s.workers,
+        s.workers_per_pod,
+        s.owner,
+        s.submitted_at,
+        s.package_sha256.get(..12).unwrap_or(&s.package_sha256),
+    );
+    out.push_str(&format!("{:<46} {:<10} {:<10} {:>6} {:>8} {}\n", "POD", "ROLE", "PHASE", "READY", "RESTARTS", "NODE"));
+    for p in &s.pods {
+        out.push_str(&format!(
+            "{:<46} {:<10} {:<10} {:>6} {:>8} {}{}\n",
+            p.name,
+            p.role,
+            p.phase,
+            p.ready,
+            p.restarts,
+            p.node,
+            p.waiting.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
+        ));
+    }
+    if !s.worker_records.is_empty() {
+        out.push_str(&format!("{:<8} {:<14} {:>8} {}\n", "WORKER", "STATE", "RESTARTS", "ADDRESS"));
+        for w in &s.worker_records {
+            out.push_str(&format!("{:<8} {:<14} {:>8} {}:{}\n", w.id, w.state, w.restart_count, w.host, w.port));
+        }
+    }
+    out
+}

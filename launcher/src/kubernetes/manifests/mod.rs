@@ -1,0 +1,186 @@
+//! The object model of a job (DESIGN §5) as pure functions: [`build_objects`] turns a job,
+//! its spec and its `kubernetes` settings into every object to create, root first. Nothing
+//! here talks to a cluster; `t2 submit --dry-run -o yaml` prints [`to_yaml`] of the result.
+//!
+//! # Layout
+//! - [`labels`]: labels, selectors, the owner reference. - [`pod`]: folders, env, quantities.
+//! - [`root`]: the root ConfigMap. - [`token`]: the job token Secret.
+//! - [`services`]: the headless worker Service and the job master Service.
+//! - [`workers`] / [`jobmaster`]: the StatefulSets. - [`containers`]: init, worker and job
+//!   master containers. - [`volumes`]: emptyDirs, claims, Secrets as files.
+//! - [`placement`]: node selector, affinity, tolerations, spreading.
+//! - [`yaml`]: YAML that kubectl reads back exactly.
+
+pub mod containers;
+pub mod jobmaster;
+pub mod labels;
+pub mod placement;
+pub mod pod;
+pub mod root;
+pub mod services;
+pub mod token;
+pub mod volumes;
+pub mod workers;
+pub mod yaml;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use serde::Serialize;
+use t2_core::spec::JobSpec;
+
+use super::names::JobNames;
+use super::settings::Settings;
+
+/// The uid written in owner references before the root exists (`--dry-run`).
+pub const DRY_RUN_UID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// What the objects of a job are made from, besides its spec and settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo {
+    /// The job ID.
+    pub id: String,
+    /// Who submitted it (a valid label value).
+    pub owner: String,
+    /// The namespace.
+    pub namespace: String,
+    /// The job token.
+    pub token: String,
+    /// The package's sha256.
+    pub package_sha256: String,
+    /// The package's size.
+    pub package_bytes: u64,
+    /// The package's URL on the uploader, as pods see it; `None` for direct delivery.
+    pub package_url: Option<String>,
+    /// When it was submitted (RFC 3339).
+    pub submitted_at: String,
+    /// The root ConfigMap's uid ([`DRY_RUN_UID`] until it exists).
+    pub root_uid: String,
+}
+
+impl JobInfo {
+    /// The names of the job's objects.
+    pub fn names(&self) -> JobNames {
+        JobNames::new(&self.id)
+    }
+
+    /// The job master's address as workers use it.
+    pub fn jobmaster_url(&self, settings: &Settings) -> String {
+        format!(
+            "http://{}.{}.svc:{}",
+            self.names().jobmaster_service(),
+            self.namespace,
+            settings.port
+        )
+    }
+}
+
+/// One object of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    /// The root, or another ConfigMap.
+    ConfigMap(ConfigMap),
+    /// The token Secret.
+    Secret(Secret),
+    /// A Service.
+    Service(Service),
+    /// A shared claim.
+    PersistentVolumeClaim(PersistentVolumeClaim),
+    /// A StatefulSet.
+    StatefulSet(StatefulSet),
+}
+
+impl Object {
+    /// Its kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ConfigMap(_) => "ConfigMap",
+            Self::Secret(_) => "Secret",
+            Self::Service(_) => "Service",
+            Self::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
+            Self::StatefulSet(_) => "StatefulSet",
+        }
+    }
+
+    /// Its resource, `plural[.group]`, as RBAC names it.
+    pub fn resource(&self) -> &'static str {
+        match self {
+            Self::ConfigMap(_) => "configmaps",
+            Self::Secret(_) => "secrets",
+            Self::Service(_) => "services",
+            Self::PersistentVolumeClaim(_) => "persistentvolumeclaims",
+            Self::StatefulSet(_) => "statefulsets.apps",
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> String {
+        let meta = match self {
+            Self::ConfigMap(o) => &o.metadata,
+            Self::Secret(o) => &o.metadata,
+            Self::Service(o) => &o.metadata,
+            Self::PersistentVolumeClaim(o) => &o.metadata,
+            Self::StatefulSet(o) => &o.metadata,
+        };
+        meta.name.clone().unwrap_or_default()
+    }
+
+    /// As JSON (with `apiVersion` and `kind`).
+    pub fn to_json(&self) -> serde_json::Value {
+        fn j<T: Serialize>(t: &T) -> serde_json::Value {
+            serde_json::to_value(t).unwrap_or(serde_json::Value::Null)
+        }
+        match self {
+            Self::ConfigMap(o) => j(o),
+            Self::Secret(o) => j(o),
+            Self::Service(o) => j(o),
+            Self::PersistentVolumeClaim(o) => j(o),
+            Self::StatefulSet(o) => j(o),
+        }
+    }
+}
+
+/// Every object of the job, the root first, then the objects it owns in creation order:
+/// token Secret, Services, shared claim, job master StatefulSet, worker StatefulSet.
+pub fn build_objects(job: &JobInfo, spec: &JobSpec, settings: &Settings) -> Vec<Object> {
+    let mut out = vec![Object::ConfigMap(root::root_config_map(job, spec, settings))];
+    out.extend(build_owned(job, spec, settings));
+    out
+}
+
+/// The objects the root owns, in creation order (`job.root_uid` must be the root's uid).
+pub fn build_owned(job: &JobInfo, spec: &JobSpec, settings: &Settings) -> Vec<Object> {
+    let mut out = vec![
+        Object::Secret(token::token_secret(job)),
+        Object::Service(services::workers_service(job)),
+        Object::Service(services::jobmaster_service(job, settings)),
+    ];
+    if let Some(claim) = volumes::shared_claim(job, settings) {
+        out.push(Object::PersistentVolumeClaim(claim));
+    }
+    out.push(Object::StatefulSet(jobmaster::jobmaster_statefulset(
+        job, spec, settings,
+    )));
+    out.push(Object::StatefulSet(workers::workers_statefulset(
+        job, spec, settings,
+    )));
+    out
+}
+
+/// The objects as one multi-document YAML stream.
+pub fn to_yaml(objects: &[Object]) -> String {
+    let mut out = String::new();
+    for o in objects {
+        out.push_str("---\n");
+        out.push_str(&yaml::to_yaml_doc(&o.to_json()));
+    }
+    out
+}
+
+/// The objects as a JSON `List`.
+pub fn to_json_list(objects: &[Object]) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": objects.iter().map(Object::to_json).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,44 @@
+//! The `kubernetes` cluster (DESIGN §5): a job becomes a root ConfigMap owning a token Secret,
+//! Services, a job master StatefulSet and a worker StatefulSet; the launcher and the
+//! in-cluster job master talk to the API server through a [`kube::Client`] they are given,
+//! so tests drive them with a mock service.
+//!
+//! # Layout
+//! - [`settings`] / [`checks`] / [`image`]: the `kubernetes` section of the job spec, checked.
+//! - [`names`]: object names from the job ID. - [`manifests`]: the objects, as pure functions.
+//! - [`client`]: kubeconfig, context, namespace, in-cluster config → a [`Kube`].
+//! - [`create`]: root first, rollback on failure. - [`deliver`]: direct and uploader delivery.
+//! - [`podstate`] / [`wait`]: pods while the job starts, and the fail-fast reasons.
+//! - [`follow`]: the job's recorded state until it ends. - [`submit`]: all of it in order.
+//! - [`record`]: what the job master records in the root. - [`jobs`]: list and status.
+//! - [`kill`], [`logs`], [`scale`], [`gc`], [`doctor`] (with [`permissions`]): the commands.
+//! - [`inventory`]: a job's objects by label.
+//! - [`error`]: one-line errors naming the object, verb or setting at fault.
+
+pub mod checks;
+pub mod client;
+pub mod create;
+pub mod deliver;
+pub mod doctor;
+pub mod error;
+pub mod follow;
+pub mod gc;
+pub mod image;
+pub mod inventory;
+pub mod jobs;
+pub mod kill;
+pub mod logs;
+pub mod manifests;
+pub mod names;
+pub mod permissions;
+pub mod podstate;
+pub mod record;
+pub mod scale;
+pub mod settings;
+pub mod submit;
+pub mod wait;
+
+pub use client::{ClientOptions, Kube};
+pub use error::KubeError;
+pub use manifests::{build_objects, to_yaml, JobInfo, Object};
+pub use settings::{read_settings, Settings};
