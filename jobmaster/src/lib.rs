@@ -9,11 +9,13 @@
 //! - [`master`]: the single task that owns all job state and handles every event in order.
 //! - [`registry`]: the workers, their states, restart counts and connections.
 //! - [`barrier`]: DEFAULT and INIT barriers with timeouts.
+//! - [`cluster`]: what the job master needs from its cluster (scale workers, end the job).
 //! - [`store`]: where durable job state is written (in memory here; ZooKeeper later).
 //! - [`zkstore`]: the ZooKeeper store of fault-tolerant jobs.
 //! - [`error`]: the crate's errors.
 
 pub mod barrier;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod master;

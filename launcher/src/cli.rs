@@ -19,7 +19,11 @@ pub enum Command {
     /// Submit a job: a directory with job.yaml, a .tar.gz, a .jar or an executable.
     Submit(SubmitArgs),
     /// List jobs.
-    List,
+    List {
+        /// Which cluster (Kubernetes: with --cluster kubernetes, -n or --context).
+        #[command(flatten)]
+        target: crate::kube_cli::ClusterTarget,
+    },
     /// Show a job's state and workers.
     Status {
         /// Job ID.
@@ -27,6 +31,9 @@ pub enum Command {
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = Output::Text)]
         output: Output,
+        /// Which cluster.
+        #[command(flatten)]
+        target: crate::kube_cli::ClusterTarget,
     },
     /// Print a job's worker output.
     Logs {
@@ -38,12 +45,21 @@ pub enum Command {
         /// Keep printing new output until the job ends.
         #[arg(short, long)]
         follow: bool,
+        /// Which cluster.
+        #[command(flatten)]
+        target: crate::kube_cli::ClusterTarget,
     },
     /// Kill a job and every process of it.
     Kill {
         /// Job ID.
         job: String,
+        /// Which cluster.
+        #[command(flatten)]
+        target: crate::kube_cli::ClusterTarget,
     },
+    /// Kubernetes: scale, gc, doctor.
+    #[command(flatten)]
+    Kubernetes(crate::kube_cli::KubeCommand),
     /// Serve job packages over HTTP (the package uploader).
     Uploader(crate::uploader::command::UploaderArgs),
     /// Build a job's package without running it; prints its sha256 and size.
@@ -124,6 +140,9 @@ pub struct SubmitArgs {
     /// The uploader's token (for uploads and deletes).
     #[arg(long, env = "T2_UPLOADER_TOKEN", hide_env_values = true)]
     pub uploader_token: Option<String>,
+    /// Kubernetes flags (-n, --context, --kubeconfig, --dry-run, -o).
+    #[command(flatten)]
+    pub kube: crate::kube_cli::KubeSubmitArgs,
 }
 
 /// `t2 jobmaster`.

@@ -9,13 +9,14 @@
 mod cli;
 mod commands;
 mod error;
+mod kube_cli;
 mod local;
 mod prepare;
 mod roles;
 mod uploader;
 
 use clap::Parser;
-use cli::{Cli, ClusterKind, Command, WorkerCommand};
+use cli::{Cli, Command, WorkerCommand};
 use error::LauncherError;
 use t2_core::jobdir::{t2_home, JobDir, RecordedState};
 use tracing_subscriber::EnvFilter;
@@ -24,12 +25,14 @@ fn main() {
     let cli = Cli::parse();
     let default_level = match &cli.command {
         Command::Jobmaster(_) | Command::Uploader(_) => "info",
+        Command::Kubernetes(kube_cli::KubeCommand::Pod { .. }) => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            // kube-client logs failed requests itself; t2 reports them as one line.
+            EnvFilter::new(format!("{default_level},kube_client::client::builder=off"))
+        }))
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -53,13 +56,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, LauncherError> {
 }
 
 fn run(cli: Cli) -> Result<i32, LauncherError> {
-    match cli.command {
+    // Kubernetes jobs and commands first (kube_cli::route); the rest is the local cluster's.
+    let command = match kube_cli::route::route(cli.command) {
+        kube_cli::route::Routed::Done(result) => return result,
+        kube_cli::route::Routed::Local(command) => command,
+    };
+    match command {
         Command::Submit(args) => {
-            if args.cluster == ClusterKind::Kubernetes {
-                return Err(LauncherError::Usage(
-                    "the kubernetes cluster is not available in this build yet; use 't2 submit local'".into(),
-                ));
-            }
             let home = t2_home()?;
             let prepared = prepare::prepare(&args, &home, "local")?;
             if let Err(e) = uploader::job::configure(
@@ -97,19 +100,20 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
                 1
             })
         }
-        Command::List => {
+        Command::List { .. } => {
             commands::list::run(&t2_home()?);
             Ok(0)
         }
-        Command::Status { job, output } => {
+        Command::Status { job, output, .. } => {
             commands::status::run(&t2_home()?, &job, output).map(|_| 0)
         }
         Command::Logs {
             job,
             worker,
             follow,
+            ..
         } => commands::logs::run(&t2_home()?, &job, worker, follow).map(|_| 0),
-        Command::Kill { job } => commands::kill::run(&t2_home()?, &job).map(|_| 0),
+        Command::Kill { job, .. } => commands::kill::run(&t2_home()?, &job).map(|_| 0),
         Command::Uploader(args) => runtime()?.block_on(uploader::command::serve(args)),
         Command::Package { source, out } => commands::package::run(&source, &out),
         Command::Jobmaster(args) => runtime()?.block_on(roles::jobmaster(args)),
@@ -117,5 +121,8 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
             command: WorkerCommand::Agent(args),
         } => Ok(runtime()?.block_on(roles::agent(args))),
         Command::Worker { command } => roles::worker_api(command),
+        Command::Kubernetes(_) => Err(LauncherError::Usage(
+            "internal: a Kubernetes command was not routed".into(),
+        )),
     }
 }

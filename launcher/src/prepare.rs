@@ -77,7 +77,10 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
     if let (Some(build), SourceKind::Directory) = (&spec.build, &source.kind) {
         run_build(build, &source.path)?;
     }
-    check_command(&spec, &source)?;
+    // On Kubernetes the program runs in the image, not on this machine's PATH.
+    if cluster == "local" {
+        check_command(&spec, &source)?;
+    }
 
     let dir = JobDir::new(&home.join(""), &id);
     std::fs::create_dir_all(dir.root()).map_err(LauncherError::io(format!(

@@ -51,7 +51,11 @@ fn inventory(selector: &str, with_pods: bool, left: &[(&str, Vec<Value>)]) -> Ve
     kinds
         .into_iter()
         .map(|(kind, path)| {
-            let items = left.iter().find(|(k, _)| *k == kind).map(|(_, v)| v.clone()).unwrap_or_default();
+            let items = left
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
             Step::new("GET", format!("{path}?&{selector}")).json(200, list(kind, "7", items))
         })
         .collect()
@@ -63,7 +67,10 @@ fn kill_start() -> Vec<Step> {
             .check(|b, h| {
                 assert_eq!(h["content-type"], "application/merge-patch+json");
                 assert_eq!(b["data"]["jobmaster.state"], "KILLED");
-                assert_eq!(b["data"]["jobmaster.reason"], "killed by alice with t2 kill");
+                assert_eq!(
+                    b["data"]["jobmaster.reason"],
+                    "killed by alice with t2 kill"
+                );
             })
             .json(200, meta(ID, ID, "job")),
         Step::new("DELETE", format!("{}/{ID}?", core("configmaps")))
@@ -77,9 +84,20 @@ async fn kill_deletes_the_root_and_waits_until_garbage_collection_removed_everyt
     let mut steps = kill_start();
     let mut going = meta(&format!("{ID}-0"), ID, "worker");
     going["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
-    steps.extend(inventory(&sel_job(ID), true, &[("Pod", vec![going]), ("StatefulSet", vec![meta(ID, ID, "worker")])]));
+    steps.extend(inventory(
+        &sel_job(ID),
+        true,
+        &[
+            ("Pod", vec![going]),
+            ("StatefulSet", vec![meta(ID, ID, "worker")]),
+        ],
+    ));
     steps.extend(inventory(&sel_job(ID), true, &[]));
-    let r = run(steps, |kube| async move { kill::kill(&kube, ID, "alice", Duration::from_secs(30)).await }).await.unwrap();
+    let r = run(steps, |kube| async move {
+        kill::kill(&kube, ID, "alice", Duration::from_secs(30)).await
+    })
+    .await
+    .unwrap();
     assert!(r.leftovers.is_empty());
 }
 
@@ -89,31 +107,71 @@ async fn kill_reports_what_is_left_at_its_deadline() {
     let mut stuck = meta(&format!("{ID}-data"), ID, "storage");
     stuck["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
     for _ in 0..3 {
-        steps.extend(inventory(&sel_job(ID), true, &[("PersistentVolumeClaim", vec![stuck.clone()])]));
+        steps.extend(inventory(
+            &sel_job(ID),
+            true,
+            &[("PersistentVolumeClaim", vec![stuck.clone()])],
+        ));
     }
-    let r = run(steps, |kube| async move { kill::kill(&kube, ID, "alice", Duration::from_secs(2)).await }).await.unwrap();
-    assert_eq!(kill::describe(&r.leftovers), format!("PersistentVolumeClaim/{ID}-data (being deleted)"));
+    let r = run(steps, |kube| async move {
+        kill::kill(&kube, ID, "alice", Duration::from_secs(2)).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        kill::describe(&r.leftovers),
+        format!("PersistentVolumeClaim/{ID}-data (being deleted)")
+    );
 }
 
 #[tokio::test]
 async fn kill_of_an_unknown_job_says_so_and_deletes_nothing() {
-    let steps = vec![Step::new("PATCH", format!("{}/{ID}?", core("configmaps"))).status(404, "NotFound", "configmaps \"pi-abcd1234\" not found")];
-    let e = run(steps, |kube| async move { kill::kill(&kube, ID, "alice", Duration::from_secs(2)).await }).await.unwrap_err();
+    let steps = vec![
+        Step::new("PATCH", format!("{}/{ID}?", core("configmaps"))).status(
+            404,
+            "NotFound",
+            "configmaps \"pi-abcd1234\" not found",
+        ),
+    ];
+    let e = run(steps, |kube| async move {
+        kill::kill(&kube, ID, "alice", Duration::from_secs(2)).await
+    })
+    .await
+    .unwrap_err();
     assert_eq!(e.to_string(), format!("no job '{ID}' in namespace '{NS}' (see 't2 list --cluster kubernetes', or pass -n NAMESPACE)"));
 }
 
 #[tokio::test]
 async fn kill_refuses_a_bad_job_id_without_asking_the_cluster() {
-    let e = run(vec![], |kube| async move { kill::kill(&kube, "../etc", "alice", Duration::from_secs(2)).await }).await.unwrap_err();
+    let e = run(vec![], |kube| async move {
+        kill::kill(&kube, "../etc", "alice", Duration::from_secs(2)).await
+    })
+    .await
+    .unwrap_err();
     assert!(e.to_string().starts_with("invalid job ID '../etc'"), "{e}");
 }
 
 #[tokio::test]
 async fn kill_when_forbidden_names_the_verb_and_resource() {
-    let steps = vec![Step::new("PATCH", format!("{}/{ID}?", core("configmaps"))).status(403, "Forbidden", "nope")];
-    let e = run(steps, |kube| async move { kill::kill(&kube, ID, "alice", Duration::from_secs(2)).await }).await.unwrap_err();
+    let steps = vec![
+        Step::new("PATCH", format!("{}/{ID}?", core("configmaps"))).status(
+            403,
+            "Forbidden",
+            "nope",
+        ),
+    ];
+    let e = run(steps, |kube| async move {
+        kill::kill(&kube, ID, "alice", Duration::from_secs(2)).await
+    })
+    .await
+    .unwrap_err();
     assert!(matches!(e, KubeError::Forbidden { .. }));
-    assert!(e.to_string().starts_with(&format!("forbidden: you may not patch configmaps in namespace '{NS}' (object '{ID}')")), "{e}");
+    assert!(
+        e.to_string().starts_with(&format!(
+            "forbidden: you may not patch configmaps in namespace '{NS}' (object '{ID}')"
+        )),
+        "{e}"
+    );
 }
 
 fn root(id: &str, data: Value) -> Value {
@@ -136,20 +194,44 @@ async fn scale_patches_the_scale_subresource_and_records_the_workers() {
             .check(|b, _| assert_eq!(b, &json!({"data": {"workers": "10"}})))
             .json(200, root(ID, json!({}))),
     ];
-    let pods = run(steps, |kube| async move { scale::scale(&kube, ID, 10).await }).await.unwrap();
+    let pods = run(
+        steps,
+        |kube| async move { scale::scale(&kube, ID, 10).await },
+    )
+    .await
+    .unwrap();
     assert_eq!(pods, 5);
 }
 
 #[tokio::test]
 async fn scale_refuses_partial_pods_and_finished_jobs() {
     let get = |state: &str| {
-        Step::new("GET", format!("{}/{ID}", core("configmaps")))
-            .json(200, root(ID, json!({"workers": "4", "workers-per-pod": "2", "jobmaster.state": state})))
+        Step::new("GET", format!("{}/{ID}", core("configmaps"))).json(
+            200,
+            root(
+                ID,
+                json!({"workers": "4", "workers-per-pod": "2", "jobmaster.state": state}),
+            ),
+        )
     };
-    let e = run(vec![get("RUNNING")], |kube| async move { scale::scale(&kube, ID, 7).await }).await.unwrap_err();
-    assert_eq!(e.to_string(), "7 workers do not fill whole pods of 2 workers; use a multiple of 2");
-    let e = run(vec![get("COMPLETED")], |kube| async move { scale::scale(&kube, ID, 8).await }).await.unwrap_err();
-    assert_eq!(e.to_string(), format!("job {ID} is COMPLETED; only a running job can be scaled"));
+    let e = run(vec![get("RUNNING")], |kube| async move {
+        scale::scale(&kube, ID, 7).await
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "7 workers do not fill whole pods of 2 workers; use a multiple of 2"
+    );
+    let e = run(vec![get("COMPLETED")], |kube| async move {
+        scale::scale(&kube, ID, 8).await
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("job {ID} is COMPLETED; only a running job can be scaled")
+    );
 }
 
 #[tokio::test]
@@ -165,18 +247,34 @@ async fn gc_deletes_finished_roots_and_orphans_of_missing_roots_only() {
     let all = "labelSelector=app.kubernetes.io%2Fname%3Dt2";
     let mut steps = vec![Step::new(
         "GET",
-        format!("{}?&labelSelector=app.kubernetes.io%2Fname%3Dt2%2Capp.kubernetes.io%2Fcomponent%3Djob", core("configmaps")),
+        format!(
+            "{}?&labelSelector=app.kubernetes.io%2Fname%3Dt2%2Capp.kubernetes.io%2Fcomponent%3Djob",
+            core("configmaps")
+        ),
     )
     .json(200, roots)];
     steps.extend(inventory(
         all,
         false,
         &[
-            ("StatefulSet", vec![meta("done-00000001", "done-00000001", "worker"), meta("live-00000002", "live-00000002", "worker"), meta("lost-00000003", "lost-00000003", "worker")]),
-            ("Secret", vec![meta("lost-00000003-token", "lost-00000003", "token")]),
+            (
+                "StatefulSet",
+                vec![
+                    meta("done-00000001", "done-00000001", "worker"),
+                    meta("live-00000002", "live-00000002", "worker"),
+                    meta("lost-00000003", "lost-00000003", "worker"),
+                ],
+            ),
+            (
+                "Secret",
+                vec![meta("lost-00000003-token", "lost-00000003", "token")],
+            ),
             (
                 "ConfigMap",
-                vec![meta("done-00000001", "done-00000001", "job"), meta("live-00000002", "live-00000002", "job")],
+                vec![
+                    meta("done-00000001", "done-00000001", "job"),
+                    meta("live-00000002", "live-00000002", "job"),
+                ],
             ),
         ],
     ));
@@ -191,12 +289,20 @@ async fn gc_deletes_finished_roots_and_orphans_of_missing_roots_only() {
                 .json(200, ok_status()),
         );
     }
-    let sweep = run(steps, |kube| async move { gc::gc(&kube, false).await }).await.unwrap();
+    let sweep = run(steps, |kube| async move { gc::gc(&kube, false).await })
+        .await
+        .unwrap();
     assert_eq!(
         sweep.jobs,
         vec![
-            ("done-00000001".to_string(), "COMPLETED, but its objects are still there".to_string()),
-            ("lost-00000003".to_string(), "its root ConfigMap is gone".to_string()),
+            (
+                "done-00000001".to_string(),
+                "COMPLETED, but its objects are still there".to_string()
+            ),
+            (
+                "lost-00000003".to_string(),
+                "its root ConfigMap is gone".to_string()
+            ),
         ]
     );
     assert_eq!(sweep.deleted.len(), 3);
@@ -209,29 +315,52 @@ fn ssar(allowed: bool) -> Value {
 
 #[tokio::test]
 async fn doctor_checks_every_permission_and_prints_the_exact_fix() {
-    let mut steps = vec![Step::new("GET", format!("/api/v1/namespaces/{NS}")).json(200, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))];
+    let mut steps = vec![Step::new("GET", format!("/api/v1/namespaces/{NS}")).json(
+        200,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+    )];
     for p in SUBMITTER {
         let denied = p.resource == "pods" && p.subresource == Some("exec");
         let want = (p.verb, p.group, p.resource, p.subresource);
         steps.push(
-            Step::new("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews?")
-                .check(move |b, _| {
-                    let ra = &b["spec"]["resourceAttributes"];
-                    assert_eq!(ra["namespace"], NS);
-                    assert_eq!(ra["verb"], want.0);
-                    assert_eq!(ra["group"], want.1);
-                    assert_eq!(ra["resource"], want.2);
-                    assert_eq!(ra["subresource"].as_str(), want.3);
-                })
-                .json(201, ssar(!denied)),
+            Step::new(
+                "POST",
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews?",
+            )
+            .check(move |b, _| {
+                let ra = &b["spec"]["resourceAttributes"];
+                assert_eq!(ra["namespace"], NS);
+                assert_eq!(ra["verb"], want.0);
+                assert_eq!(ra["group"], want.1);
+                assert_eq!(ra["resource"], want.2);
+                assert_eq!(ra["subresource"].as_str(), want.3);
+            })
+            .json(201, ssar(!denied)),
         );
     }
-    steps.push(Step::new("GET", format!("{}/t2-jobmaster", core("serviceaccounts"))).status(404, "NotFound", "not found"));
     steps.push(
-        Step::new("GET", format!("{}?&labelSelector=app.kubernetes.io%2Fname%3Dt2-uploader", core("services")))
-            .json(200, list("Service", "1", vec![])),
+        Step::new("GET", format!("{}/t2-jobmaster", core("serviceaccounts"))).status(
+            404,
+            "NotFound",
+            "not found",
+        ),
     );
-    let checks = run(steps, |kube| async move { doctor::doctor(&kube, "alice").await }).await.unwrap();
+    steps.push(
+        Step::new(
+            "GET",
+            format!(
+                "{}?&labelSelector=app.kubernetes.io%2Fname%3Dt2-uploader",
+                core("services")
+            ),
+        )
+        .json(200, list("Service", "1", vec![])),
+    );
+    let checks = run(
+        steps,
+        |kube| async move { doctor::doctor(&kube, "alice").await },
+    )
+    .await
+    .unwrap();
     let text = doctor::render(&checks);
     assert_eq!(
         text,
@@ -248,9 +377,23 @@ async fn doctor_checks_every_permission_and_prints_the_exact_fix() {
 
 #[tokio::test]
 async fn doctor_on_a_missing_namespace_says_how_to_create_it() {
-    let steps = vec![Step::new("GET", format!("/api/v1/namespaces/{NS}")).status(404, "NotFound", "namespaces \"t2-jobs\" not found")];
-    let checks = run(steps, |kube| async move { doctor::doctor(&kube, "alice").await }).await.unwrap();
-    assert_eq!(doctor::render(&checks), format!("FAIL  namespace '{NS}' does not exist\n      fix: kubectl create namespace {NS}\n"));
+    let steps = vec![Step::new("GET", format!("/api/v1/namespaces/{NS}")).status(
+        404,
+        "NotFound",
+        "namespaces \"t2-jobs\" not found",
+    )];
+    let checks = run(
+        steps,
+        |kube| async move { doctor::doctor(&kube, "alice").await },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        doctor::render(&checks),
+        format!(
+            "FAIL  namespace '{NS}' does not exist\n      fix: kubectl create namespace {NS}\n"
+        )
+    );
 }
 
 fn pod_of(name: &str, role: &str, status: Value) -> Value {
@@ -287,34 +430,73 @@ async fn list_and_status_read_roots_pods_and_worker_records() {
         ),
     ];
     let (rows, status) = run(steps, |kube| async move {
-        (jobs::list_jobs(&kube).await.unwrap(), jobs::job_status(&kube, ID).await.unwrap())
+        (
+            jobs::list_jobs(&kube).await.unwrap(),
+            jobs::job_status(&kube, ID).await.unwrap(),
+        )
     })
     .await;
-    assert_eq!(rows.iter().map(|r| (r.id.as_str(), r.state.as_str())).collect::<Vec<_>>(), vec![(ID, "STARTING"), ("old-00000001", "COMPLETED")]);
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.id.as_str(), r.state.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(ID, "STARTING"), ("old-00000001", "COMPLETED")]
+    );
     assert_eq!(status.state, "RUNNING");
-    assert_eq!(status.pods.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), vec![format!("{ID}-jm-0"), format!("{ID}-0"), format!("{ID}-1")]);
+    assert_eq!(
+        status
+            .pods
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        vec![format!("{ID}-jm-0"), format!("{ID}-0"), format!("{ID}-1")]
+    );
     assert_eq!(status.pods[2].waiting.as_deref(), Some("CrashLoopBackOff"));
-    assert_eq!(status.worker_records.iter().map(|w| (w.id, w.restart_count)).collect::<Vec<_>>(), vec![(0, 0), (1, 1)]);
+    assert_eq!(
+        status
+            .worker_records
+            .iter()
+            .map(|w| (w.id, w.restart_count))
+            .collect::<Vec<_>>(),
+        vec![(0, 0), (1, 1)]
+    );
     let json = serde_json::to_value(&status).unwrap();
     assert_eq!(json["worker_records"][1]["state"], "RESTARTED");
     let text = jobs::render_status(&status);
-    assert!(text.starts_with(&format!("job {ID} ({NS}) RUNNING\n")), "{text}");
+    assert!(
+        text.starts_with(&format!("job {ID} ({NS}) RUNNING\n")),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn logs_prefix_every_line_with_the_worker_from_ordinal_and_container() {
     let steps = vec![
-        Step::new("GET", format!("{}/{ID}", core("configmaps"))).json(200, root(ID, json!({"workers-per-pod": "2"}))),
+        Step::new("GET", format!("{}/{ID}", core("configmaps")))
+            .json(200, root(ID, json!({"workers-per-pod": "2"}))),
         Step::new("GET", format!("{}?&{}", core("pods"), sel_job(ID))).json(
             200,
-            list("Pod", "9", vec![pod_of(&format!("{ID}-1"), "worker", pods::running()), pod_of(&format!("{ID}-jm-0"), "jobmaster", pods::running())]),
+            list(
+                "Pod",
+                "9",
+                vec![
+                    pod_of(&format!("{ID}-1"), "worker", pods::running()),
+                    pod_of(&format!("{ID}-jm-0"), "jobmaster", pods::running()),
+                ],
+            ),
         ),
-        Step::new("GET", format!("{}/{ID}-1/log?&container=worker-1", core("pods"))).raw(200, "hello from 3\nbye\n"),
+        Step::new(
+            "GET",
+            format!("{}/{ID}-1/log?&container=worker-1", core("pods")),
+        )
+        .raw(200, "hello from 3\nbye\n"),
     ];
     let lines = run(steps, |kube| async move {
         let targets = logs::log_targets(&kube, ID, Some(3)).await.unwrap();
         let mut lines = Vec::new();
-        logs::print_logs(&kube, &targets, false, &mut |l| lines.push(l.to_string())).await.unwrap();
+        logs::print_logs(&kube, &targets, false, &mut |l| lines.push(l.to_string()))
+            .await
+            .unwrap();
         lines
     })
     .await;

@@ -26,8 +26,12 @@ fn dry_run_yaml_matches_the_golden_files() {
             std::fs::write(&path, &yaml).unwrap();
             continue;
         }
-        let want = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+                path.display()
+            )
+        });
         if want != yaml {
             let line = want
                 .lines()
@@ -69,16 +73,28 @@ fn the_root_comes_first_and_owns_everything_else_with_the_job_labels() {
             assert_eq!(refs.len(), 1, "one owner: {}", o["metadata"]["name"]);
             assert_eq!(refs[0]["kind"], "ConfigMap");
             assert_eq!(refs[0]["name"], job.info.id.as_str());
-            assert!(refs[0].get("controller").is_none(), "never a controller owner");
+            assert!(
+                refs[0].get("controller").is_none(),
+                "never a controller owner"
+            );
         }
     }
 }
 
 fn statefulsets(objects: &[serde_json::Value]) -> (serde_json::Value, serde_json::Value) {
-    let sts: Vec<_> = objects.iter().filter(|o| o["kind"] == "StatefulSet").collect();
+    let sts: Vec<_> = objects
+        .iter()
+        .filter(|o| o["kind"] == "StatefulSet")
+        .collect();
     assert_eq!(sts.len(), 2);
-    let jm = sts.iter().find(|s| s["metadata"]["name"].as_str().unwrap().ends_with("-jm")).unwrap();
-    let w = sts.iter().find(|s| !s["metadata"]["name"].as_str().unwrap().ends_with("-jm")).unwrap();
+    let jm = sts
+        .iter()
+        .find(|s| s["metadata"]["name"].as_str().unwrap().ends_with("-jm"))
+        .unwrap();
+    let w = sts
+        .iter()
+        .find(|s| !s["metadata"]["name"].as_str().unwrap().ends_with("-jm"))
+        .unwrap();
     ((*w).clone(), (*jm).clone())
 }
 
@@ -95,15 +111,24 @@ fn worker_pods_are_parallel_tokenless_with_distinct_selectors_and_one_container_
         assert_eq!(pod["automountServiceAccountToken"], false);
         assert_eq!(pod["enableServiceLinks"], false);
         assert_eq!(jm["spec"]["template"]["spec"]["enableServiceLinks"], false);
-        assert_eq!(jm["spec"]["template"]["spec"]["serviceAccountName"], "t2-jobmaster");
+        assert_eq!(
+            jm["spec"]["template"]["spec"]["serviceAccountName"],
+            "t2-jobmaster"
+        );
         let containers = pod["containers"].as_array().unwrap();
         assert_eq!(containers.len() as u32, job.spec.workers_per_pod);
         for (i, c) in containers.iter().enumerate() {
             let env = c["env"].as_array().unwrap();
             let get = |n: &str| env.iter().find(|e| e["name"] == n).cloned();
             assert_eq!(get("T2_CONTAINER_INDEX").unwrap()["value"], i.to_string());
-            assert_eq!(get("T2_WORKERS_PER_POD").unwrap()["value"], job.spec.workers_per_pod.to_string());
-            assert_eq!(get("T2_POD_NAME").unwrap()["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+            assert_eq!(
+                get("T2_WORKERS_PER_POD").unwrap()["value"],
+                job.spec.workers_per_pod.to_string()
+            );
+            assert_eq!(
+                get("T2_POD_NAME").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+                "metadata.name"
+            );
             assert_eq!(
                 get("T2_JOB_TOKEN").unwrap()["valueFrom"]["secretKeyRef"]["name"],
                 format!("{}-token", job.info.id)
@@ -112,7 +137,12 @@ fn worker_pods_are_parallel_tokenless_with_distinct_selectors_and_one_container_
         let init = &pod["initContainers"][0];
         assert_eq!(init["name"], "t2-init");
         assert_eq!(init["command"], serde_json::json!(["t2", "pod", "init"]));
-        let url = init["env"].as_array().unwrap().iter().find(|e| e["name"] == "T2_PACKAGE_URL").cloned();
+        let url = init["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "T2_PACKAGE_URL")
+            .cloned();
         assert_eq!(url.is_some(), job.info.package_url.is_some());
         // The headless worker Service publishes pods before they are ready.
         let svc = objects
@@ -121,15 +151,24 @@ fn worker_pods_are_parallel_tokenless_with_distinct_selectors_and_one_container_
             .unwrap();
         assert_eq!(svc["spec"]["clusterIP"], "None");
         assert_eq!(svc["spec"]["publishNotReadyAddresses"], true);
-        assert_eq!(svc["spec"]["selector"], w["spec"]["selector"]["matchLabels"]);
+        assert_eq!(
+            svc["spec"]["selector"],
+            w["spec"]["selector"]["matchLabels"]
+        );
     }
 }
 
 #[test]
 fn java_jobs_get_the_jre_image_by_default() {
     let jar = jobs::jar_two_per_pod();
-    assert_eq!(jar.settings.image, format!("t2:{}-jre", env!("CARGO_PKG_VERSION")));
-    assert_eq!(jobs::plain().settings.image, format!("t2:{}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        jar.settings.image,
+        format!("t2:{}-jre", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(
+        jobs::plain().settings.image,
+        format!("t2:{}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -150,7 +189,11 @@ fn every_name_from_the_longest_job_names_is_a_dns1123_label() {
             let id = new_job_id(&name);
             t2_core::names::validate_job_id(&id).unwrap();
             for n in JobNames::new(&id).all_for_check() {
-                assert!(is_dns1123_label(&n), "'{n}' ({} chars) from job name '{raw}'", n.len());
+                assert!(
+                    is_dns1123_label(&n),
+                    "'{n}' ({} chars) from job name '{raw}'",
+                    n.len()
+                );
             }
             // And the names in the generated objects themselves.
             let mut job = jobs::storage_secrets_memory();

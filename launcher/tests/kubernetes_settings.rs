@@ -10,18 +10,23 @@ use t2_launcher::kubernetes::settings::{PullPolicy, Spread, UploadMethod};
 
 fn err(yaml: &str) -> String {
     let s = spec(&format!("name: x\ncommand: [./x]\n{yaml}"), &[]);
-    let e = read_settings(&s).expect_err("should be rejected").to_string();
+    let e = read_settings(&s)
+        .expect_err("should be rejected")
+        .to_string();
     assert!(!e.contains('\n'), "one line: {e}");
     e
 }
 
 #[test]
 fn defaults_and_overrides_from_the_command_line() {
-    let s = spec("name: x\ncommand: [./x]\nkubernetes: {image: a/b:1, spread: nodes}\n", &[
-        "kubernetes.image=registry.local:5000/t2:dev",
-        "kubernetes.storage.size_mb=100",
-        "kubernetes.package_timeout=90s",
-    ]);
+    let s = spec(
+        "name: x\ncommand: [./x]\nkubernetes: {image: a/b:1, spread: nodes}\n",
+        &[
+            "kubernetes.image=registry.local:5000/t2:dev",
+            "kubernetes.storage.size_mb=100",
+            "kubernetes.package_timeout=90s",
+        ],
+    );
     let k = read_settings(&s).unwrap();
     assert_eq!(k.image, "registry.local:5000/t2:dev");
     assert_eq!(k.spread, Spread::Nodes);
@@ -36,26 +41,80 @@ fn defaults_and_overrides_from_the_command_line() {
 #[test]
 fn bad_settings_are_named() {
     let cases = [
-        ("kubernetes: {imag: x}", "kubernetes.imag: unknown key; did you mean 'kubernetes.image'?"),
-        ("kubernetes: {image: 'Foo Bar'}", "kubernetes.image: 'Foo Bar' is not a valid image reference"),
-        ("kubernetes: {image: 'ghcr.io/Team/t2'}", "is not a valid image reference"),
-        ("kubernetes: {image_pull_policy: Sometimes}", "kubernetes.image_pull_policy: unknown value `Sometimes`"),
-        ("kubernetes: {storage: {size_mb: 0}}", "kubernetes.storage.size_mb: must be at least 1"),
-        ("kubernetes: {storage: {size: 1}}", "kubernetes.storage.size: unknown key; did you mean 'kubernetes.storage.size_mb'?"),
-        ("kubernetes: {storage: {size_mb: 1, mount: /t2/work/x}}", "kubernetes.storage.mount: '/t2/work/x' must be an absolute folder"),
-        ("kubernetes: {storage: {size_mb: 1, mount: relative}}", "must be an absolute folder"),
-        ("kubernetes: {secrets: [{name: s3}]}", "kubernetes.secrets[0]: say how to give Secret 's3' to workers"),
-        ("kubernetes: {secrets: [{name: S3_Creds, env: true}]}", "kubernetes.secrets[0].name: 'S3_Creds' is not a valid Kubernetes name"),
-        ("kubernetes: {node_selector: {'bad key!': x}}", "kubernetes.node_selector: 'bad key!' is not a valid label key"),
-        ("kubernetes: {affinity: {nodeAffinty: {}}}", "kubernetes.affinity: 'nodeAffinty' is not a field Kubernetes knows here"),
-        ("kubernetes: {tolerations: [{key: a, operater: Exists}]}", "kubernetes.tolerations[0]: 'operater' is not a field"),
-        ("kubernetes: {spread: everywhere}", "kubernetes.spread: unknown value `everywhere`"),
+        (
+            "kubernetes: {imag: x}",
+            "kubernetes.imag: unknown key; did you mean 'kubernetes.image'?",
+        ),
+        (
+            "kubernetes: {image: 'Foo Bar'}",
+            "kubernetes.image: 'Foo Bar' is not a valid image reference",
+        ),
+        (
+            "kubernetes: {image: 'ghcr.io/Team/t2'}",
+            "is not a valid image reference",
+        ),
+        (
+            "kubernetes: {image_pull_policy: Sometimes}",
+            "kubernetes.image_pull_policy: unknown value `Sometimes`",
+        ),
+        (
+            "kubernetes: {storage: {size_mb: 0}}",
+            "kubernetes.storage.size_mb: must be at least 1",
+        ),
+        (
+            "kubernetes: {storage: {size: 1}}",
+            "kubernetes.storage.size: unknown key; did you mean 'kubernetes.storage.size_mb'?",
+        ),
+        (
+            "kubernetes: {storage: {size_mb: 1, mount: /t2/work/x}}",
+            "kubernetes.storage.mount: '/t2/work/x' must be an absolute folder",
+        ),
+        (
+            "kubernetes: {storage: {size_mb: 1, mount: relative}}",
+            "must be an absolute folder",
+        ),
+        (
+            "kubernetes: {secrets: [{name: s3}]}",
+            "kubernetes.secrets[0]: say how to give Secret 's3' to workers",
+        ),
+        (
+            "kubernetes: {secrets: [{name: S3_Creds, env: true}]}",
+            "kubernetes.secrets[0].name: 'S3_Creds' is not a valid Kubernetes name",
+        ),
+        (
+            "kubernetes: {node_selector: {'bad key!': x}}",
+            "kubernetes.node_selector: 'bad key!' is not a valid label key",
+        ),
+        (
+            "kubernetes: {affinity: {nodeAffinty: {}}}",
+            "kubernetes.affinity: 'nodeAffinty' is not a field Kubernetes knows here",
+        ),
+        (
+            "kubernetes: {tolerations: [{key: a, operater: Exists}]}",
+            "kubernetes.tolerations[0]: 'operater' is not a field",
+        ),
+        (
+            "kubernetes: {spread: everywhere}",
+            "kubernetes.spread: unknown value `everywhere`",
+        ),
         ("kubernetes: {port: 0}", "kubernetes.port: must be 1-65535"),
         ("kubernetes: {port: 70000}", "kubernetes.port:"),
-        ("kubernetes: {parallel_uploads: 0}", "kubernetes.parallel_uploads: must be 1-256"),
-        ("kubernetes: {package_timeout: soon}", "kubernetes.package_timeout:"),
-        ("kubernetes: {uploader_selector: 'no selector'}", "kubernetes.uploader_selector:"),
-        ("kubernetes: {jobmaster: {cpu: 0}}", "kubernetes.jobmaster.cpu: must be between 0 and 1024"),
+        (
+            "kubernetes: {parallel_uploads: 0}",
+            "kubernetes.parallel_uploads: must be 1-256",
+        ),
+        (
+            "kubernetes: {package_timeout: soon}",
+            "kubernetes.package_timeout:",
+        ),
+        (
+            "kubernetes: {uploader_selector: 'no selector'}",
+            "kubernetes.uploader_selector:",
+        ),
+        (
+            "kubernetes: {jobmaster: {cpu: 0}}",
+            "kubernetes.jobmaster.cpu: must be between 0 and 1024",
+        ),
     ];
     for (yaml, want) in cases {
         let e = err(yaml);

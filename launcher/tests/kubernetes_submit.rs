@@ -33,7 +33,12 @@ impl Deliverer for FakeDeliverer {
     }
 }
 
-fn plan(job: &TestJob, package: &std::path::Path, detach: bool, d: Option<Arc<FakeDeliverer>>) -> SubmitPlan {
+fn plan(
+    job: &TestJob,
+    package: &std::path::Path,
+    detach: bool,
+    d: Option<Arc<FakeDeliverer>>,
+) -> SubmitPlan {
     SubmitPlan {
         info: job.info.clone(),
         spec: job.spec.clone(),
@@ -54,15 +59,24 @@ fn path(kind: &str) -> String {
 }
 
 fn no_uploader() -> Step {
-    Step::new("GET", format!("{}?&labelSelector=app.kubernetes.io%2Fname%3Dt2-uploader", path("services")))
-        .json(200, list("Service", "5", vec![]))
+    Step::new(
+        "GET",
+        format!(
+            "{}?&labelSelector=app.kubernetes.io%2Fname%3Dt2-uploader",
+            path("services")
+        ),
+    )
+    .json(200, list("Service", "5", vec![]))
 }
 
 /// Creating the root: checks its labels and spec, answers with a uid.
 fn create_root(job: &TestJob) -> Step {
     let id = job.info.id.clone();
     let workers = job.spec.workers;
-    let root = support::mock::created(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": id}}), UID);
+    let root = support::mock::created(
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": id}}),
+        UID,
+    );
     Step::new("POST", format!("{}?", path("configmaps")))
         .check(move |b, _| {
             assert_eq!(b["metadata"]["name"], id.as_str());
@@ -70,7 +84,10 @@ fn create_root(job: &TestJob) -> Step {
             assert_eq!(b["metadata"]["labels"]["app.kubernetes.io/name"], "t2");
             assert!(b["metadata"].get("ownerReferences").is_none());
             assert_eq!(b["data"]["workers"], workers.to_string());
-            assert!(b["data"]["spec.json"].as_str().unwrap().contains("\"command\""));
+            assert!(b["data"]["spec.json"]
+                .as_str()
+                .unwrap()
+                .contains("\"command\""));
         })
         .json(201, root)
 }
@@ -103,7 +120,11 @@ fn create_all(job: &TestJob) -> Vec<Step> {
 fn pods_list(job: &TestJob, items: Vec<Value>) -> Step {
     Step::new(
         "GET",
-        format!("{}?&labelSelector=app.kubernetes.io%2Fname%3Dt2%2Ct2.io%2Fjob%3D{}", path("pods"), job.info.id),
+        format!(
+            "{}?&labelSelector=app.kubernetes.io%2Fname%3Dt2%2Ct2.io%2Fjob%3D{}",
+            path("pods"),
+            job.info.id
+        ),
     )
     .json(200, list("Pod", "100", items))
 }
@@ -124,7 +145,10 @@ fn delete_root(job: &TestJob) -> Step {
     let id = job.info.id.clone();
     Step::new("DELETE", format!("{}/{id}?", path("configmaps")))
         .check(|b, _| assert_eq!(b["propagationPolicy"], "Background"))
-        .json(200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}))
+        .json(
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}),
+        )
 }
 
 fn package() -> tempfile::NamedTempFile {
@@ -146,7 +170,9 @@ async fn an_existing_job_is_refused_with_409_and_nothing_is_deleted() {
         ),
     );
     let p = plan(&job, pkg.path(), true, None);
-    let e = run(steps, |kube| async move { submit(&kube, p).await }).await.unwrap_err();
+    let e = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, KubeError::AlreadyExists { .. }), "{msg}");
     assert_eq!(
@@ -156,7 +182,8 @@ async fn an_existing_job_is_refused_with_409_and_nothing_is_deleted() {
 }
 
 #[tokio::test]
-async fn a_direct_submit_creates_the_root_first_delivers_to_waiting_pods_and_follows_to_completion() {
+async fn a_direct_submit_creates_the_root_first_delivers_to_waiting_pods_and_follows_to_completion()
+{
     let job = jobs::plain();
     let id = job.info.id.clone();
     let pkg = package();
@@ -166,7 +193,9 @@ async fn a_direct_submit_creates_the_root_first_delivers_to_waiting_pods_and_fol
     let mut steps = vec![no_uploader()];
     steps.extend(create_all(&job));
     steps.push(pods_list(&job, vec![w(0, "90", pods::init_running())]));
-    let mut evs: Vec<(&str, Value)> = (1..4).map(|i| ("ADDED", w(i, "101", pods::init_running()))).collect();
+    let mut evs: Vec<(&str, Value)> = (1..4)
+        .map(|i| ("ADDED", w(i, "101", pods::init_running())))
+        .collect();
     evs.push(("ADDED", jm("102", pods::running())));
     evs.extend((0..4).map(|i| ("MODIFIED", w(i, "110", pods::running()))));
     steps.push(pods_watch(&job, "100", events(&evs)));
@@ -177,7 +206,10 @@ async fn a_direct_submit_creates_the_root_first_delivers_to_waiting_pods_and_fol
                "metadata": {"name": id, "resourceVersion": rv},
                "data": {"jobmaster.state": state, "jobmaster.reason": ""}})
     };
-    steps.push(Step::new("GET", field.clone()).json(200, list("ConfigMap", "200", vec![root("200", "RUNNING")])));
+    steps.push(
+        Step::new("GET", field.clone())
+            .json(200, list("ConfigMap", "200", vec![root("200", "RUNNING")])),
+    );
     steps.push(
         Step::new(
             "GET",
@@ -186,11 +218,23 @@ async fn a_direct_submit_creates_the_root_first_delivers_to_waiting_pods_and_fol
         .raw(200, events(&[("MODIFIED", root("201", "COMPLETED"))])),
     );
     let p = plan(&job, pkg.path(), false, Some(fake.clone()));
-    let out = run(steps, |kube| async move { submit(&kube, p).await }).await.unwrap();
-    assert_eq!(out, Outcome::Ended(Ended { state: Some("COMPLETED".into()), reason: None }));
+    let out = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        Outcome::Ended(Ended {
+            state: Some("COMPLETED".into()),
+            reason: None
+        })
+    );
     let mut got = fake.0.lock().unwrap().clone();
     got.sort();
-    assert_eq!(got, (0..4).map(|i| format!("{id}-{i}")).collect::<Vec<_>>(), "each worker pod once");
+    assert_eq!(
+        got,
+        (0..4).map(|i| format!("{id}-{i}")).collect::<Vec<_>>(),
+        "each worker pod once"
+    );
 }
 
 #[tokio::test]
@@ -205,11 +249,19 @@ async fn an_uploader_submit_uploads_once_through_the_service_proxy_and_pods_down
                      "annotations": {"t2.io/token-secret": "t2-uploader-token"}},
         "spec": {"ports": [{"name": "http", "port": 8080}]}});
     let mut steps = vec![
-        Step::new("GET", format!("{}?&labelSelector=app.kubernetes.io%2Fname%3Dt2-uploader", path("services")))
-            .json(200, list("Service", "5", vec![svc])),
-        Step::new("GET", format!("{}/t2-uploader-token", path("secrets")))
-            .json(200, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t2-uploader-token"},
-                              "data": {"token": "c2VjcmV0LXRva2Vu"}})),
+        Step::new(
+            "GET",
+            format!(
+                "{}?&labelSelector=app.kubernetes.io%2Fname%3Dt2-uploader",
+                path("services")
+            ),
+        )
+        .json(200, list("Service", "5", vec![svc])),
+        Step::new("GET", format!("{}/t2-uploader-token", path("secrets"))).json(
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t2-uploader-token"},
+                              "data": {"token": "c2VjcmV0LXRva2Vu"}}),
+        ),
         Step::new("HEAD", proxy.clone()).raw(404, ""),
         Step::new("PUT", format!("{proxy}?job={id}"))
             .check(|b, h| {
@@ -222,17 +274,31 @@ async fn an_uploader_submit_uploads_once_through_the_service_proxy_and_pods_down
     // The workers' init container downloads from the uploader's cluster address.
     let url = format!("http://t2-uploader.{NS}.svc:8080/packages/{sha}");
     creates[5] = create_owned("statefulsets", &id).check(move |b, _| {
-        let env = b["spec"]["template"]["spec"]["initContainers"][0]["env"].as_array().unwrap().clone();
-        assert!(env.contains(&json!({"name": "T2_PACKAGE_URL", "value": url})), "{env:?}");
+        let env = b["spec"]["template"]["spec"]["initContainers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(
+            env.contains(&json!({"name": "T2_PACKAGE_URL", "value": url})),
+            "{env:?}"
+        );
     });
     steps.extend(creates);
     let all: Vec<Value> = (0..4)
         .map(|i| pods::pod(&id, &format!("{id}-{i}"), "worker", "90", pods::running()))
-        .chain([pods::pod(&id, &format!("{id}-jm-0"), "jobmaster", "90", pods::running())])
+        .chain([pods::pod(
+            &id,
+            &format!("{id}-jm-0"),
+            "jobmaster",
+            "90",
+            pods::running(),
+        )])
         .collect();
     steps.push(pods_list(&job, all));
     let p = plan(&job, pkg.path(), true, None);
-    let out = run(steps, |kube| async move { submit(&kube, p).await }).await.unwrap();
+    let out = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap();
     assert_eq!(out, Outcome::Detached);
 }
 
@@ -252,7 +318,9 @@ async fn a_failed_create_deletes_the_root_and_names_the_verb_and_resource() {
     ));
     steps.push(delete_root(&job));
     let p = plan(&job, pkg.path(), true, None);
-    let e = run(steps, |kube| async move { submit(&kube, p).await }).await.unwrap_err();
+    let e = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap_err();
     let msg = e.to_string();
     assert!(!msg.contains('\n'));
     assert!(
@@ -269,13 +337,39 @@ async fn a_failed_rollback_says_what_is_left_and_how_to_remove_it() {
     let id = job.info.id.clone();
     let pkg = package();
     let mut steps = vec![no_uploader(), create_root(&job)];
-    steps.push(Step::new("POST", format!("{}?", path("secrets"))).status(500, "InternalError", "etcd is sad"));
-    steps.push(Step::new("DELETE", format!("{}/{id}?", path("configmaps"))).status(500, "InternalError", "etcd is still sad"));
+    steps.push(Step::new("POST", format!("{}?", path("secrets"))).status(
+        500,
+        "InternalError",
+        "etcd is sad",
+    ));
+    steps.push(
+        Step::new("DELETE", format!("{}/{id}?", path("configmaps"))).status(
+            500,
+            "InternalError",
+            "etcd is still sad",
+        ),
+    );
     let p = plan(&job, pkg.path(), true, None);
-    let e = run(steps, |kube| async move { submit(&kube, p).await }).await.unwrap_err().to_string();
-    assert!(e.starts_with(&format!("cannot create secrets '{id}-token' in namespace 't2-jobs': etcd is sad (HTTP 500)")), "{e}");
-    assert!(e.contains(&format!("but: could not delete it (cannot delete configmaps '{id}'")), "{e}");
-    assert!(e.contains(&format!("remove it with 't2 kill {id} -n t2-jobs'")), "{e}");
+    let e = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "cannot create secrets '{id}-token' in namespace 't2-jobs': etcd is sad (HTTP 500)"
+        )),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!(
+            "but: could not delete it (cannot delete configmaps '{id}'"
+        )),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("remove it with 't2 kill {id} -n t2-jobs'")),
+        "{e}"
+    );
 }
 
 async fn fails_to_start(status: Value) -> String {
@@ -288,27 +382,53 @@ async fn fails_to_start(status: Value) -> String {
     let bad = pods::pod(&id, &format!("{id}-2"), "worker", "101", status);
     steps.push(pods_watch(&job, "100", events(&[("ADDED", bad)])));
     steps.push(delete_root(&job));
-    let p = plan(&job, pkg.path(), true, Some(Arc::new(FakeDeliverer::default())));
-    let e = run(steps, |kube| async move { submit(&kube, p).await }).await.unwrap_err();
+    let p = plan(
+        &job,
+        pkg.path(),
+        true,
+        Some(Arc::new(FakeDeliverer::default())),
+    );
+    let e = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(&e, KubeError::RolledBack { cause, .. } if matches!(**cause, KubeError::StartFailed { .. })), "{msg}");
+    assert!(
+        matches!(&e, KubeError::RolledBack { cause, .. } if matches!(**cause, KubeError::StartFailed { .. })),
+        "{msg}"
+    );
     assert!(!msg.contains('\n'), "{msg}");
-    assert!(msg.starts_with(&format!("job {id} failed to start: pod {id}-2: ")), "{msg}");
+    assert!(
+        msg.starts_with(&format!("job {id} failed to start: pod {id}-2: ")),
+        "{msg}"
+    );
     msg
 }
 
 #[tokio::test]
 async fn image_pull_back_off_fails_fast_with_the_pods_reason_and_removes_the_job() {
-    let msg = fails_to_start(pods::waiting("worker-0", "ImagePullBackOff", "Back-off pulling image \"t2:0.1.0\"")).await;
+    let msg = fails_to_start(pods::waiting(
+        "worker-0",
+        "ImagePullBackOff",
+        "Back-off pulling image \"t2:0.1.0\"",
+    ))
+    .await;
     assert!(msg.contains("container worker-0: ImagePullBackOff: Back-off pulling image \"t2:0.1.0\"; check kubernetes.image"), "{msg}");
     assert!(msg.contains("was removed again"), "{msg}");
 }
 
 #[tokio::test]
 async fn a_missing_secret_and_a_failed_init_container_fail_fast_too() {
-    let msg = fails_to_start(pods::waiting("worker-0", "CreateContainerConfigError", "secret \"s3\" not found")).await;
+    let msg = fails_to_start(pods::waiting(
+        "worker-0",
+        "CreateContainerConfigError",
+        "secret \"s3\" not found",
+    ))
+    .await;
     assert!(msg.contains("CreateContainerConfigError: secret \"s3\" not found; does every Secret in kubernetes.secrets"), "{msg}");
-    let msg = fails_to_start(pods::init_failed("t2-init: package 5e1f… not on the uploader (HTTP 404)")).await;
+    let msg = fails_to_start(pods::init_failed(
+        "t2-init: package 5e1f… not on the uploader (HTTP 404)",
+    ))
+    .await;
     assert!(msg.contains("the init container could not get the package: t2-init: package 5e1f… not on the uploader (HTTP 404)"), "{msg}");
 }
 
@@ -320,13 +440,27 @@ async fn an_unschedulable_pod_fails_the_submit_after_start_timeout() {
     let pkg = package();
     let mut steps = vec![no_uploader()];
     steps.extend(create_all(&job));
-    let stuck = pods::pod(&id, &format!("{id}-0"), "worker", "90", pods::unschedulable("0/3 nodes are available: 3 Insufficient cpu."));
+    let stuck = pods::pod(
+        &id,
+        &format!("{id}-0"),
+        "worker",
+        "90",
+        pods::unschedulable("0/3 nodes are available: 3 Insufficient cpu."),
+    );
     steps.push(pods_list(&job, vec![stuck]));
     // The watch stays open (no events) while the deadline passes.
     steps.push(pods_watch(&job, "100", String::new()).delay(std::time::Duration::from_secs(60)));
     steps.push(delete_root(&job));
-    let p = plan(&job, pkg.path(), true, Some(Arc::new(FakeDeliverer::default())));
-    let e = run(steps, |kube| async move { submit(&kube, p).await }).await.unwrap_err().to_string();
+    let p = plan(
+        &job,
+        pkg.path(),
+        true,
+        Some(Arc::new(FakeDeliverer::default())),
+    );
+    let e = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with(&format!("job {id} failed to start: pod {id}-0 could not be scheduled for 10s: 0/3 nodes are available: 3 Insufficient cpu.; lower the job's resources")),
         "{e}"

@@ -386,3 +386,37 @@ fn a_failed_job_through_an_uploader_also_removes_its_package() {
     assert_eq!(up.head_status(rec["package_sha256"].as_str().unwrap()), 404);
     assert!(files_in(&store.join("packages")).is_empty());
 }
+
+#[test]
+fn a_killed_job_with_its_own_uploader_leaves_no_package_and_no_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let job = shell_job(
+        &dir.path().join("src"),
+        "name: sleepy\nworkers: 2\ncommand: [./run.sh]\n",
+        "#!/bin/sh\nsleep 60\n",
+    );
+    let mut cmd = t2(&home);
+    cmd.args(["submit", "local", "--detach", "--uploader", "local"])
+        .arg(&job);
+    let out = run(cmd, LONG);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    common::wait_for_record(&home, LONG, |r| r["state"] == "RUNNING");
+    assert_eq!(files_in(&home.join("uploader/packages")).len(), 1);
+    let mut cmd = t2(&home);
+    cmd.args(["kill", &id]);
+    let out = run(cmd, LONG);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(common::only_job(&home)["state"], "KILLED");
+    assert!(files_in(&home.join("uploader/packages")).is_empty());
+    let store = home.join("uploader").display().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !common::pids_mentioning(&store).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job's uploader outlived it"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

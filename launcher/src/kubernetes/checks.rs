@@ -18,10 +18,16 @@ const RESERVED: &[&str] = &["/t2", "/t2/package", "/t2/work", "/t2/run", "/etc/t
 pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
     let bad = |k: &str, m: String| Err(KubeError::setting(format!("kubernetes.{k}"), m));
     if !(s.jobmaster.cpu > 0.0 && s.jobmaster.cpu <= 1024.0) {
-        return bad("jobmaster.cpu", format!("must be between 0 and 1024 cores, got {}", s.jobmaster.cpu));
+        return bad(
+            "jobmaster.cpu",
+            format!("must be between 0 and 1024 cores, got {}", s.jobmaster.cpu),
+        );
     }
     if s.jobmaster.memory_mb < 32 {
-        return bad("jobmaster.memory_mb", format!("must be at least 32, got {}", s.jobmaster.memory_mb));
+        return bad(
+            "jobmaster.memory_mb",
+            format!("must be at least 32, got {}", s.jobmaster.memory_mb),
+        );
     }
     if s.port == 0 {
         return bad("port", "must be 1-65535, got 0".into());
@@ -52,7 +58,13 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
         }
         match (&sec.mount, sec.env) {
             (None, false) => {
-                return bad(&at, format!("say how to give Secret '{}' to workers: env: true, or mount: /some/folder", sec.name))
+                return bad(
+                    &at,
+                    format!(
+                        "say how to give Secret '{}' to workers: env: true, or mount: /some/folder",
+                        sec.name
+                    ),
+                )
             }
             (Some(m), _) => check_mount(&format!("{at}.mount"), m)?,
             _ => {}
@@ -60,29 +72,48 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
     }
     for (k, v) in &s.node_selector {
         if !is_label_key(k) {
-            return bad("node_selector", format!("'{}' is not a valid label key", k.escape_default()));
+            return bad(
+                "node_selector",
+                format!("'{}' is not a valid label key", k.escape_default()),
+            );
         }
         if !is_label_value(v) {
             return bad("node_selector", format!("'{}' is not a valid label value (at most 63 of letters, digits, '-', '_', '.')", v.escape_default()));
         }
     }
     if !is_label_key(&s.rack_label) {
-        return bad("rack_label", format!("'{}' is not a valid label key", s.rack_label.escape_default()));
+        return bad(
+            "rack_label",
+            format!(
+                "'{}' is not a valid label key",
+                s.rack_label.escape_default()
+            ),
+        );
     }
     if let Some(a) = &s.affinity {
         exact::<Affinity>(a).map_err(|m| KubeError::setting("kubernetes.affinity", m))?;
     }
     for (i, t) in s.tolerations.iter().enumerate() {
-        exact::<Toleration>(t).map_err(|m| KubeError::setting(format!("kubernetes.tolerations[{i}]"), m))?;
+        exact::<Toleration>(t)
+            .map_err(|m| KubeError::setting(format!("kubernetes.tolerations[{i}]"), m))?;
     }
     if !(1..=256).contains(&s.parallel_uploads) {
-        return bad("parallel_uploads", format!("must be 1-256, got {}", s.parallel_uploads));
+        return bad(
+            "parallel_uploads",
+            format!("must be 1-256, got {}", s.parallel_uploads),
+        );
     }
     if s.package_timeout.is_zero() || s.start_timeout.is_zero() {
         return bad("package_timeout", "timeouts must be longer than 0".into());
     }
     if parse_selector(&s.uploader_selector).is_none() {
-        return bad("uploader_selector", format!("'{}' is not a label selector such as app.kubernetes.io/name=t2-uploader", s.uploader_selector.escape_default()));
+        return bad(
+            "uploader_selector",
+            format!(
+                "'{}' is not a label selector such as app.kubernetes.io/name=t2-uploader",
+                s.uploader_selector.escape_default()
+            ),
+        );
     }
     if spec.workers % spec.workers_per_pod != 0 {
         return Err(KubeError::setting("workers_per_pod", "must divide workers"));
@@ -115,7 +146,11 @@ fn exact<T: DeserializeOwned + Serialize>(v: &Value) -> Result<(), String> {
 fn first_unknown(given: &Value, understood: &Value, at: &str) -> Option<String> {
     match (given, understood) {
         (Value::Object(g), Value::Object(u)) => g.iter().find_map(|(k, gv)| {
-            let p = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+            let p = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
             match u.get(k) {
                 None if !gv.is_null() => Some(p),
                 None => None,
@@ -160,7 +195,10 @@ fn is_reserved(p: &str) -> bool {
 }
 
 fn name_message(n: &str) -> String {
-    format!("'{}' is not a valid Kubernetes name (lowercase letters, digits, '-' and '.', at most 253)", n.escape_default())
+    format!(
+        "'{}' is not a valid Kubernetes name (lowercase letters, digits, '-' and '.', at most 253)",
+        n.escape_default()
+    )
 }
 
 /// A DNS-1123 subdomain (names of most objects).
@@ -181,7 +219,8 @@ pub fn is_label_key(k: &str) -> bool {
 pub fn is_label_value(v: &str) -> bool {
     v.is_empty()
         || (v.len() <= 63
-            && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             && v.starts_with(|c: char| c.is_ascii_alphanumeric())
             && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
 }
@@ -190,10 +229,18 @@ pub fn is_label_value(v: &str) -> bool {
 pub fn label_value(raw: &str) -> String {
     let s: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(63)
         .collect();
-    let s = s.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    let s = s
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string();
     if s.is_empty() {
         "unknown".into()
     } else {

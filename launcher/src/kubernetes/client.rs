@@ -86,12 +86,20 @@ pub async fn load_config(opts: &ClientOptions) -> Result<Config, KubeError> {
         let mut merged: Option<Kubeconfig> = None;
         for f in &files {
             let kc = Kubeconfig::read_from(f).map_err(|e| {
-                KubeError::Config(format!("cannot read kubeconfig {}: {}", f.display(), chain(&e)))
+                KubeError::Config(format!(
+                    "cannot read kubeconfig {}: {}",
+                    f.display(),
+                    chain(&e)
+                ))
             })?;
             merged = Some(match merged {
                 None => kc,
                 Some(m) => m.merge(kc).map_err(|e| {
-                    KubeError::Config(format!("cannot merge kubeconfig {}: {}", f.display(), chain(&e)))
+                    KubeError::Config(format!(
+                        "cannot merge kubeconfig {}: {}",
+                        f.display(),
+                        chain(&e)
+                    ))
                 })?,
             });
         }
@@ -153,7 +161,10 @@ pub async fn connect(opts: &ClientOptions) -> Result<Kube, KubeError> {
     let server = config.cluster_url.to_string();
     let namespace = config.default_namespace.clone();
     let client = Client::try_from(config).map_err(|e| {
-        KubeError::Config(format!("cannot set up a client for {server}: {}", chain(&e)))
+        KubeError::Config(format!(
+            "cannot set up a client for {server}: {}",
+            chain(&e)
+        ))
     })?;
     Ok(Kube::new(client, &namespace, server.trim_end_matches('/')))
 }

@@ -26,7 +26,9 @@ pub async fn create_root(
         .api::<ConfigMap>()
         .create(&PostParams::default(), &cm)
         .await
-        .map_err(|e| Op::named("create", "configmaps", &kube.namespace, &name).error(&kube.server, e))?;
+        .map_err(|e| {
+            Op::named("create", "configmaps", &kube.namespace, &name).error(&kube.server, e)
+        })?;
     info.root_uid = created.metadata.uid.ok_or_else(|| KubeError::Api {
         verb: "create".into(),
         resource: "configmaps".into(),
@@ -53,7 +55,9 @@ pub async fn create_object(kube: &Kube, obj: &Object) -> Result<(), KubeError> {
         Object::StatefulSet(o) => kube.api::<StatefulSet>().create(&pp, o).await.map(drop),
     };
     let name = obj.name();
-    r.map_err(|e| Op::named("create", obj.resource(), &kube.namespace, &name).error(&kube.server, e))
+    r.map_err(|e| {
+        Op::named("create", obj.resource(), &kube.namespace, &name).error(&kube.server, e)
+    })
 }
 
 /// Creates every object of the job, root first; rolls back on failure. Returns the objects
@@ -101,6 +105,8 @@ pub async fn delete_root(kube: &Kube, id: &str) -> Result<(), KubeError> {
     {
         Ok(_) => Ok(()),
         Err(e) if is_status(&e, 404) => Ok(()),
-        Err(e) => Err(Op::named("delete", "configmaps", &kube.namespace, id).error(&kube.server, e)),
+        Err(e) => {
+            Err(Op::named("delete", "configmaps", &kube.namespace, id).error(&kube.server, e))
+        }
     }
 }

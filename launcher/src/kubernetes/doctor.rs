@@ -30,11 +30,19 @@ pub struct Check {
 
 impl Check {
     fn ok(what: impl Into<String>) -> Self {
-        Self { ok: true, what: what.into(), fix: None }
+        Self {
+            ok: true,
+            what: what.into(),
+            fix: None,
+        }
     }
 
     fn fail(what: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { ok: false, what: what.into(), fix: Some(fix.into()) }
+        Self {
+            ok: false,
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
     }
 }
 
@@ -59,7 +67,14 @@ pub async fn may(kube: &Kube, p: &Permission) -> Result<bool, KubeError> {
     let answer = api
         .create(&PostParams::default(), &review)
         .await
-        .map_err(|e| Op::collection("create", "selfsubjectaccessreviews.authorization.k8s.io", &kube.namespace).error(&kube.server, e))?;
+        .map_err(|e| {
+            Op::collection(
+                "create",
+                "selfsubjectaccessreviews.authorization.k8s.io",
+                &kube.namespace,
+            )
+            .error(&kube.server, e)
+        })?;
     Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
@@ -70,10 +85,15 @@ pub async fn doctor(kube: &Kube, user: &str) -> Result<Vec<Check>, KubeError> {
     match Api::<Namespace>::all(kube.client.clone()).get(&ns).await {
         Ok(_) => out.push(Check::ok(format!("namespace '{ns}' exists"))),
         Err(e) if is_status(&e, 404) => {
-            out.push(Check::fail(format!("namespace '{ns}' does not exist"), format!("kubectl create namespace {ns}")));
+            out.push(Check::fail(
+                format!("namespace '{ns}' does not exist"),
+                format!("kubectl create namespace {ns}"),
+            ));
             return Ok(out);
         }
-        Err(e) if is_status(&e, 403) => out.push(Check::ok(format!("namespace '{ns}': not allowed to read it (that is fine)"))),
+        Err(e) if is_status(&e, 403) => out.push(Check::ok(format!(
+            "namespace '{ns}': not allowed to read it (that is fine)"
+        ))),
         Err(e) => return Err(Op::named("get", "namespaces", &ns, &ns).error(&kube.server, e)),
     }
     let binding = format!(
@@ -86,11 +106,19 @@ pub async fn doctor(kube: &Kube, user: &str) -> Result<Vec<Check>, KubeError> {
         }
     }
     if missing.is_empty() {
-        out.push(Check::ok(format!("you may do all {} things t2 needs in '{ns}'", SUBMITTER.len())));
+        out.push(Check::ok(format!(
+            "you may do all {} things t2 needs in '{ns}'",
+            SUBMITTER.len()
+        )));
     } else {
         for p in &missing {
             out.push(Check::fail(
-                format!("you may not {} {} in '{ns}' (needed by {})", p.verb, p.resource_name(), p.used_by),
+                format!(
+                    "you may not {} {} in '{ns}' (needed by {})",
+                    p.verb,
+                    p.resource_name(),
+                    p.used_by
+                ),
                 binding.clone(),
             ));
         }

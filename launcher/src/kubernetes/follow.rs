@@ -69,10 +69,14 @@ pub async fn follow(
         let mut events = api
             .watch(&wp, &rv)
             .await
-            .map_err(|e| Op::named("watch", "configmaps", &kube.namespace, id).error(&kube.server, e))?
+            .map_err(|e| {
+                Op::named("watch", "configmaps", &kube.namespace, id).error(&kube.server, e)
+            })?
             .boxed();
         while let Some(ev) = events.next().await {
-            match ev.map_err(|e| Op::named("watch", "configmaps", &kube.namespace, id).error(&kube.server, e))? {
+            match ev.map_err(|e| {
+                Op::named("watch", "configmaps", &kube.namespace, id).error(&kube.server, e)
+            })? {
                 WatchEvent::Added(cm) | WatchEvent::Modified(cm) => {
                     rv = cm.metadata.resource_version.clone().unwrap_or(rv);
                     (state, reason) = state_of(&cm);
@@ -100,9 +104,14 @@ pub async fn follow(
             let list = api
                 .list(&ListParams::default().fields(&field))
                 .await
-                .map_err(|e| Op::named("list", "configmaps", &kube.namespace, id).error(&kube.server, e))?;
+                .map_err(|e| {
+                    Op::named("list", "configmaps", &kube.namespace, id).error(&kube.server, e)
+                })?;
             let Some(cm) = list.items.first() else {
-                return Ok(Ended { state: None, reason: None });
+                return Ok(Ended {
+                    state: None,
+                    reason: None,
+                });
             };
             rv = list.metadata.resource_version.clone().unwrap_or_default();
             (state, reason) = state_of(cm);

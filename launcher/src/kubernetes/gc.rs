@@ -29,17 +29,27 @@ pub struct Sweep {
 pub async fn delete_found(kube: &Kube, f: &Found) -> Result<(), KubeError> {
     let dp = DeleteParams::background();
     let r = match f.kind {
-        "StatefulSet" => kube.api::<StatefulSet>().delete(&f.name, &dp).await.map(drop),
+        "StatefulSet" => kube
+            .api::<StatefulSet>()
+            .delete(&f.name, &dp)
+            .await
+            .map(drop),
         "Pod" => kube.api::<Pod>().delete(&f.name, &dp).await.map(drop),
         "Service" => kube.api::<Service>().delete(&f.name, &dp).await.map(drop),
         "Secret" => kube.api::<Secret>().delete(&f.name, &dp).await.map(drop),
-        "PersistentVolumeClaim" => kube.api::<PersistentVolumeClaim>().delete(&f.name, &dp).await.map(drop),
+        "PersistentVolumeClaim" => kube
+            .api::<PersistentVolumeClaim>()
+            .delete(&f.name, &dp)
+            .await
+            .map(drop),
         _ => kube.api::<ConfigMap>().delete(&f.name, &dp).await.map(drop),
     };
     match r {
         Ok(()) => Ok(()),
         Err(e) if is_status(&e, 404) => Ok(()),
-        Err(e) => Err(Op::named("delete", f.resource, &kube.namespace, &f.name).error(&kube.server, e)),
+        Err(e) => {
+            Err(Op::named("delete", f.resource, &kube.namespace, &f.name).error(&kube.server, e))
+        }
     }
 }
 
@@ -51,7 +61,11 @@ pub async fn gc(kube: &Kube, dry: bool) -> Result<Sweep, KubeError> {
         .map(|r| (r.id, r.state))
         .collect();
     let objects = list_objects(kube, &all_jobs_selector(), false).await?;
-    let jobs: BTreeSet<String> = objects.iter().map(|f| f.job.clone()).filter(|j| !j.is_empty()).collect();
+    let jobs: BTreeSet<String> = objects
+        .iter()
+        .map(|f| f.job.clone())
+        .filter(|j| !j.is_empty())
+        .collect();
     let mut sweep = Sweep::default();
     for job in jobs {
         let why = match roots.get(&job) {

@@ -4,7 +4,9 @@
 
 /// Checks image reference `image`; the error says what is wrong with it.
 pub fn check_image(image: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("'{}' is not a valid image reference: {why}; write e.g. registry.example.com/team/t2:0.1.0", image.escape_default()));
+    let bad = |why: &str| {
+        Err(format!("'{}' is not a valid image reference: {why}; write e.g. registry.example.com/team/t2:0.1.0", image.escape_default()))
+    };
     if image.is_empty() {
         return bad("it is empty");
     }
@@ -19,9 +21,11 @@ pub fn check_image(image: &str) -> Result<(), String> {
         None => (image, None),
     };
     if let Some(d) = digest {
-        let ok = d
-            .strip_prefix("sha256:")
-            .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        let ok = d.strip_prefix("sha256:").is_some_and(|h| {
+            h.len() == 64
+                && h.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        });
         if !ok {
             return bad("the digest must be sha256: and 64 lowercase hex digits");
         }
@@ -36,7 +40,8 @@ pub fn check_image(image: &str) -> Result<(), String> {
         let ok = !t.is_empty()
             && t.len() <= 128
             && t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
         if !ok {
             return bad("the tag must be 1-128 of letters, digits, '_', '.' and '-', not starting with '.' or '-'");
         }
@@ -55,7 +60,10 @@ pub fn check_image(image: &str) -> Result<(), String> {
 }
 
 fn looks_like_host(first: &str) -> bool {
-    first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase())
+    first.contains('.')
+        || first.contains(':')
+        || first == "localhost"
+        || first.chars().any(|c| c.is_ascii_uppercase())
 }
 
 fn valid_host(host: &str) -> bool {
@@ -63,7 +71,8 @@ fn valid_host(host: &str) -> bool {
         Some((n, p)) => (n, Some(p)),
         None => (host, None),
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.chars().all(|c| c.is_ascii_digit()));
     let name_ok = !name.is_empty()
         && name.split('.').all(|l| {
             !l.is_empty()

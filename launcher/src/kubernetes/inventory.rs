@@ -49,9 +49,17 @@ pub const KINDS: &[(&str, &str)] = &[
     ("ConfigMap", "configmaps"),
 ];
 
-async fn list_kind<K>(kube: &Kube, kind: &'static str, resource: &'static str, selector: &str) -> Result<Vec<Found>, KubeError>
+async fn list_kind<K>(
+    kube: &Kube,
+    kind: &'static str,
+    resource: &'static str,
+    selector: &str,
+) -> Result<Vec<Found>, KubeError>
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
     <K as kube::Resource>::DynamicType: Default,
     K: kube::ResourceExt,
 {
@@ -80,7 +88,11 @@ fn found(kind: &'static str, resource: &'static str, m: &ObjectMeta) -> Found {
 }
 
 /// Every object matching `selector`, kind by kind ([`KINDS`]); `with_pods` includes pods.
-pub async fn list_objects(kube: &Kube, selector: &str, with_pods: bool) -> Result<Vec<Found>, KubeError> {
+pub async fn list_objects(
+    kube: &Kube,
+    selector: &str,
+    with_pods: bool,
+) -> Result<Vec<Found>, KubeError> {
     let mut out = Vec::new();
     out.extend(list_kind::<StatefulSet>(kube, "StatefulSet", "statefulsets.apps", selector).await?);
     if with_pods {
@@ -89,7 +101,13 @@ pub async fn list_objects(kube: &Kube, selector: &str, with_pods: bool) -> Resul
     out.extend(list_kind::<Service>(kube, "Service", "services", selector).await?);
     out.extend(list_kind::<Secret>(kube, "Secret", "secrets", selector).await?);
     out.extend(
-        list_kind::<PersistentVolumeClaim>(kube, "PersistentVolumeClaim", "persistentvolumeclaims", selector).await?,
+        list_kind::<PersistentVolumeClaim>(
+            kube,
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            selector,
+        )
+        .await?,
     );
     out.extend(list_kind::<ConfigMap>(kube, "ConfigMap", "configmaps", selector).await?);
     Ok(out)

@@ -84,7 +84,9 @@ pub async fn list_jobs(kube: &Kube) -> Result<Vec<JobRow>, KubeError> {
         .api::<ConfigMap>()
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(|e| Op::collection("list", "configmaps", &kube.namespace).error(&kube.server, e))?;
+        .map_err(|e| {
+            Op::collection("list", "configmaps", &kube.namespace).error(&kube.server, e)
+        })?;
     let mut rows: Vec<JobRow> = list
         .items
         .iter()
@@ -133,7 +135,11 @@ pub async fn job_pods(kube: &Kube, id: &str) -> Result<Vec<Pod>, KubeError> {
 /// Sorts `x-jm-0` first, then `x-2` before `x-10`.
 fn ordinal_key(name: &str) -> (u8, u64, String) {
     let jm = name.contains("-jm-");
-    let n = name.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let n = name
+        .rsplit('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (u8::from(!jm), n, name.to_string())
 }
 
@@ -158,7 +164,11 @@ fn pod_row(p: &Pod) -> PodRow {
         phase: st.phase.clone().unwrap_or_else(|| "Unknown".into()),
         ready: format!("{}/{total}", cs.iter().filter(|c| c.ready).count()),
         restarts: cs.iter().map(|c| c.restart_count).sum(),
-        node: p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        node: p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default(),
         waiting,
     }
 }
@@ -189,7 +199,10 @@ pub fn render_list(rows: &[JobRow], namespace: &str) -> String {
     if rows.is_empty() {
         return format!("no t2 jobs in namespace '{namespace}'\n");
     }
-    let mut out = format!("{:<40} {:<10} {:>7} {:<12} {}\n", "JOB", "STATE", "WORKERS", "OWNER", "SUBMITTED");
+    let mut out = format!(
+        "{:<40} {:<10} {:>7} {:<12} {}\n",
+        "JOB", "STATE", "WORKERS", "OWNER", "SUBMITTED"
+    );
     for r in rows {
         out.push_str(&format!(
             "{:<40} {:<10} {:>7} {:<12} {}\n",
@@ -206,14 +219,20 @@ pub fn render_status(s: &JobStatus) -> String {
         s.id,
         s.namespace,
         s.state,
-        s.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(),
+        s.reason
+            .as_ref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default(),
         s.workers,
         s.workers_per_pod,
         s.owner,
         s.submitted_at,
         s.package_sha256.get(..12).unwrap_or(&s.package_sha256),
     );
-    out.push_str(&format!("{:<46} {:<10} {:<10} {:>6} {:>8} {}\n", "POD", "ROLE", "PHASE", "READY", "RESTARTS", "NODE"));
+    out.push_str(&format!(
+        "{:<46} {:<10} {:<10} {:>6} {:>8} {}\n",
+        "POD", "ROLE", "PHASE", "READY", "RESTARTS", "NODE"
+    ));
     for p in &s.pods {
         out.push_str(&format!(
             "{:<46} {:<10} {:<10} {:>6} {:>8} {}{}\n",
@@ -223,13 +242,22 @@ pub fn render_status(s: &JobStatus) -> String {
             p.ready,
             p.restarts,
             p.node,
-            p.waiting.as_ref().map(|w| format!(" ({w})")).unwrap_or_default()
+            p.waiting
+                .as_ref()
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default()
         ));
     }
     if !s.worker_records.is_empty() {
-        out.push_str(&format!("{:<8} {:<14} {:>8} {}\n", "WORKER", "STATE", "RESTARTS", "ADDRESS"));
+        out.push_str(&format!(
+            "{:<8} {:<14} {:>8} {}\n",
+            "WORKER", "STATE", "RESTARTS", "ADDRESS"
+        ));
         for w in &s.worker_records {
-            out.push_str(&format!("{:<8} {:<14} {:>8} {}:{}\n", w.id, w.state, w.restart_count, w.host, w.port));
+            out.push_str(&format!(
+                "{:<8} {:<14} {:>8} {}:{}\n",
+                w.id, w.state, w.restart_count, w.host, w.port
+            ));
         }
     }
     out

@@ -41,7 +41,10 @@ pub async fn kill(kube: &Kube, id: &str, who: &str, wait: Duration) -> Result<Ki
         keys::STATE: "KILLED",
         keys::REASON: format!("killed by {who} with t2 kill"),
     }});
-    match api.patch(id, &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match api
+        .patch(id, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
         Ok(_) => {}
         Err(e) if is_status(&e, 404) => {
             return Err(KubeError::NoSuchJob {
@@ -49,7 +52,9 @@ pub async fn kill(kube: &Kube, id: &str, who: &str, wait: Duration) -> Result<Ki
                 namespace: kube.namespace.clone(),
             })
         }
-        Err(e) => return Err(Op::named("patch", "configmaps", &kube.namespace, id).error(&kube.server, e)),
+        Err(e) => {
+            return Err(Op::named("patch", "configmaps", &kube.namespace, id).error(&kube.server, e))
+        }
     }
     delete_root(kube, id).await?;
     info!(job_id = %id, "deleted the job's root ConfigMap");
@@ -73,5 +78,9 @@ pub fn describe(left: &[Found]) -> String {
     for f in left {
         by_kind.entry(f.kind).or_default().push(f.to_string());
     }
-    by_kind.into_values().flatten().collect::<Vec<_>>().join(", ")
+    by_kind
+        .into_values()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
 }

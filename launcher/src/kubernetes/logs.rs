@@ -28,7 +28,11 @@ pub struct LogTarget {
 }
 
 /// The logs to read: every worker of job `id`, or only `worker`.
-pub async fn log_targets(kube: &Kube, id: &str, worker: Option<u32>) -> Result<Vec<LogTarget>, KubeError> {
+pub async fn log_targets(
+    kube: &Kube,
+    id: &str,
+    worker: Option<u32>,
+) -> Result<Vec<LogTarget>, KubeError> {
     let root = get_root(kube, id).await?;
     let wpp: u32 = root
         .data
@@ -40,7 +44,12 @@ pub async fn log_targets(kube: &Kube, id: &str, worker: Option<u32>) -> Result<V
     let pods = job_pods(kube, id).await?;
     let mut out = Vec::new();
     for p in &pods {
-        let is_worker = p.metadata.labels.as_ref().and_then(|l| l.get(ROLE)).is_some_and(|r| r == ROLE_WORKER);
+        let is_worker = p
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(ROLE))
+            .is_some_and(|r| r == ROLE_WORKER);
         let name = p.metadata.name.clone().unwrap_or_default();
         let Some(ordinal) = name.rsplit('-').next().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
@@ -87,10 +96,9 @@ pub async fn print_logs(
     let api = kube.api::<Pod>();
     if !follow {
         for t in targets {
-            let text = api
-                .logs(&t.pod, &params(t, false))
-                .await
-                .map_err(|e| Op::named("get", "pods/log", &kube.namespace, &t.pod).error(&kube.server, e))?;
+            let text = api.logs(&t.pod, &params(t, false)).await.map_err(|e| {
+                Op::named("get", "pods/log", &kube.namespace, &t.pod).error(&kube.server, e)
+            })?;
             for line in text.lines() {
                 out(&format!("[worker-{}] {line}", t.worker));
             }
@@ -106,7 +114,10 @@ pub async fn print_logs(
                 Ok(reader) => {
                     let mut lines = reader.lines();
                     while let Some(Ok(line)) = lines.next().await {
-                        if tx.send(Ok(format!("[worker-{}] {line}", t.worker))).is_err() {
+                        if tx
+                            .send(Ok(format!("[worker-{}] {line}", t.worker)))
+                            .is_err()
+                        {
                             break;
                         }
                     }

@@ -13,6 +13,8 @@
 //! - [`record`]: what the job master records in the root. - [`jobs`]: list and status.
 //! - [`kill`], [`logs`], [`scale`], [`gc`], [`doctor`] (with [`permissions`]): the commands.
 //! - [`inventory`]: a job's objects by label.
+//! - [`incluster`]: the `t2 pod …` roles inside a job's pods, and the job master's store and
+//!   cluster.
 //! - [`error`]: one-line errors naming the object, verb or setting at fault.
 
 pub mod checks;
@@ -24,6 +26,7 @@ pub mod error;
 pub mod follow;
 pub mod gc;
 pub mod image;
+pub mod incluster;
 pub mod inventory;
 pub mod jobs;
 pub mod kill;

@@ -118,7 +118,11 @@ pub fn container_failure(c: &ContainerStatus) -> Option<String> {
             return Some(format!(
                 "container {}: {reason}{}{}",
                 c.name,
-                if msg.is_empty() { String::new() } else { format!(": {}", one_line(&msg)) },
+                if msg.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", one_line(&msg))
+                },
                 hint(&reason, &c.name)
             ));
         }
@@ -142,7 +146,11 @@ pub fn container_failure(c: &ContainerStatus) -> Option<String> {
 /// The last termination of `c`, as text.
 fn last_exit(c: &ContainerStatus) -> Option<String> {
     let t = c.last_state.as_ref()?.terminated.as_ref()?;
-    let msg = t.message.clone().map(|m| format!(": {}", one_line(&m))).unwrap_or_default();
+    let msg = t
+        .message
+        .clone()
+        .map(|m| format!(": {}", one_line(&m)))
+        .unwrap_or_default();
     Some(format!("last exit code {}{msg}", t.exit_code))
 }
 
@@ -187,7 +195,12 @@ impl std::fmt::Display for Progress {
         write!(
             f,
             "pods scheduled {}/{}, package delivered {}/{}, running {}/{}",
-            self.scheduled, self.expected, self.packaged, self.worker_pods, self.running, self.expected
+            self.scheduled,
+            self.expected,
+            self.packaged,
+            self.worker_pods,
+            self.running,
+            self.expected
         )
     }
 }

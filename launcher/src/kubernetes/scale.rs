@@ -18,7 +18,9 @@ pub const MAX_WORKERS: u32 = 100_000;
 /// Checks `workers` against `workers_per_pod`; returns the pods.
 pub fn pods_for(workers: u32, workers_per_pod: u32) -> Result<u32, KubeError> {
     if workers == 0 || workers > MAX_WORKERS {
-        return Err(KubeError::Config(format!("the number of workers must be 1-{MAX_WORKERS}, got {workers}")));
+        return Err(KubeError::Config(format!(
+            "the number of workers must be 1-{MAX_WORKERS}, got {workers}"
+        )));
     }
     if workers % workers_per_pod != 0 {
         return Err(KubeError::Config(format!(
@@ -29,17 +31,28 @@ pub fn pods_for(workers: u32, workers_per_pod: u32) -> Result<u32, KubeError> {
 }
 
 /// Patches the scale of StatefulSet `sts` to `replicas` and records `workers` in root `id`.
-pub async fn patch_scale(kube: &Kube, id: &str, sts: &str, replicas: u32, workers: u32) -> Result<(), KubeError> {
+pub async fn patch_scale(
+    kube: &Kube,
+    id: &str,
+    sts: &str,
+    replicas: u32,
+    workers: u32,
+) -> Result<(), KubeError> {
     let scale = serde_json::json!({"spec": {"replicas": replicas}});
     kube.api::<StatefulSet>()
         .patch_scale(sts, &PatchParams::default(), &Patch::Merge(&scale))
         .await
-        .map_err(|e| Op::named("patch", "statefulsets/scale.apps", &kube.namespace, sts).error(&kube.server, e))?;
+        .map_err(|e| {
+            Op::named("patch", "statefulsets/scale.apps", &kube.namespace, sts)
+                .error(&kube.server, e)
+        })?;
     let data = serde_json::json!({"data": {keys::WORKERS: workers.to_string()}});
     kube.api::<ConfigMap>()
         .patch(id, &PatchParams::default(), &Patch::Merge(&data))
         .await
-        .map_err(|e| Op::named("patch", "configmaps", &kube.namespace, id).error(&kube.server, e))?;
+        .map_err(|e| {
+            Op::named("patch", "configmaps", &kube.namespace, id).error(&kube.server, e)
+        })?;
     Ok(())
 }
 
@@ -49,10 +62,23 @@ pub async fn scale(kube: &Kube, id: &str, workers: u32) -> Result<u32, KubeError
     let data = root.data.unwrap_or_default();
     let state = super::record::state(&data).0;
     if super::follow::is_final(&state) {
-        return Err(KubeError::Config(format!("job {id} is {state}; only a running job can be scaled")));
+        return Err(KubeError::Config(format!(
+            "job {id} is {state}; only a running job can be scaled"
+        )));
     }
-    let wpp: u32 = data.get(keys::WORKERS_PER_POD).and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let wpp: u32 = data
+        .get(keys::WORKERS_PER_POD)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let pods = pods_for(workers, wpp)?;
-    patch_scale(kube, id, &super::names::JobNames::new(id).workers(), pods, workers).await?;
+    patch_scale(
+        kube,
+        id,
+        &super::names::JobNames::new(id).workers(),
+        pods,
+        workers,
+    )
+    .await?;
     Ok(pods)
 }

@@ -93,10 +93,20 @@ async fn submit_inner(kube: &Kube, mut plan: SubmitPlan) -> Result<Outcome, Kube
     let delivery = choose_delivery(kube, &plan.settings).await?;
     if let Delivery::Uploader(up) = &delivery {
         let token = uploader_token(kube, up, plan.uploader_token.as_deref()).await?;
-        let how = upload(kube, up, &token, &plan.package, &plan.info.package_sha256, &id).await?;
+        let how = upload(
+            kube,
+            up,
+            &token,
+            &plan.package,
+            &plan.info.package_sha256,
+            &id,
+        )
+        .await?;
         say(&match how {
             Uploaded::Sent => format!("uploaded the package to the uploader '{}'", up.service),
-            Uploaded::AlreadyThere => format!("the uploader '{}' already has the package", up.service),
+            Uploaded::AlreadyThere => {
+                format!("the uploader '{}' already has the package", up.service)
+            }
         });
         plan.info.package_url = Some(up.package_url(&kube.namespace, &plan.info.package_sha256));
     }
@@ -117,7 +127,9 @@ async fn submit_inner(kube: &Kube, mut plan: SubmitPlan) -> Result<Outcome, Kube
             Some(plan.info.package_bytes * pods as u64),
             ProgressDrawTarget::stderr(),
         );
-        if let Ok(style) = ProgressStyle::with_template("t2: package {bytes}/{total_bytes} {wide_bar} {bytes_per_sec}") {
+        if let Ok(style) = ProgressStyle::with_template(
+            "t2: package {bytes}/{total_bytes} {wide_bar} {bytes_per_sec}",
+        ) {
             b.set_style(style);
         }
         b
@@ -126,13 +138,15 @@ async fn submit_inner(kube: &Kube, mut plan: SubmitPlan) -> Result<Outcome, Kube
     });
     let custom = plan.deliverer.take();
     let deliverer: Option<Arc<dyn Deliverer>> = (delivery == Delivery::Direct).then(|| {
-        custom.unwrap_or_else(|| Arc::new(ExecDeliverer::new(
-            kube.clone(),
-            plan.package.clone(),
-            &plan.info.package_sha256,
-            plan.info.package_bytes,
-            bar.clone(),
-        )) as Arc<dyn Deliverer>)
+        custom.unwrap_or_else(|| {
+            Arc::new(ExecDeliverer::new(
+                kube.clone(),
+                plan.package.clone(),
+                &plan.info.package_sha256,
+                plan.info.package_bytes,
+                bar.clone(),
+            )) as Arc<dyn Deliverer>
+        })
     });
     let wait = StartWait {
         job_id: id.clone(),

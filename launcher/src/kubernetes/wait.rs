@@ -128,7 +128,8 @@ pub async fn wait_started(
                 let key = format!("{}/{}", s.name, s.uid);
                 if s.init_running && !delivered.contains(&key) && !in_flight.contains(&key) {
                     in_flight.insert(key.clone());
-                    let (d, sem, tx, pod) = (d.clone(), sem.clone(), done_tx.clone(), s.name.clone());
+                    let (d, sem, tx, pod) =
+                        (d.clone(), sem.clone(), done_tx.clone(), s.name.clone());
                     tokio::spawn(async move {
                         let _permit = sem.acquire_owned().await;
                         let r = d.deliver(&pod).await;
@@ -138,7 +139,9 @@ pub async fn wait_started(
             }
         }
         if stream.is_none() {
-            let wp = WatchParams::default().labels(&selector).timeout(WATCH_SECONDS);
+            let wp = WatchParams::default()
+                .labels(&selector)
+                .timeout(WATCH_SECONDS);
             stream = Some(
                 api.watch(&wp, &rv)
                     .await

@@ -81,6 +81,10 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
 
     let mut sup = Supervisor::new(dir, record, spec, token, foreground)?;
     let outcome = sup.run().await;
+    // The job is over: its package goes first (a `t2 kill` allows the supervisor little time).
+    if let Some(upload) = upload {
+        upload.finish().await;
+    }
     sup.teardown().await;
     let (state, reason) = match outcome {
         Ok(x) => x,
@@ -94,9 +98,6 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     }
     sup.record.supervisor_pid = None;
     sup.record.jobmaster_pid = None;
-    if let Some(upload) = upload {
-        upload.finish().await;
-    }
     sup.dir.write_record(&sup.record)?;
     Ok(sup.record)
 }

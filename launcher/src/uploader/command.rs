@@ -48,6 +48,9 @@ pub struct UploaderArgs {
     /// How often to look for such packages.
     #[arg(long, default_value = "10m")]
     pub sweep_interval: String,
+    /// Stop when this process is gone (set by the local cluster for its own uploader).
+    #[arg(long, hide = true)]
+    pub parent_pid: Option<u32>,
 }
 
 fn flag<T>(name: &str, r: Result<T, String>) -> Result<T, LauncherError> {
@@ -109,7 +112,8 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
         ttl,
         sweep_interval,
     };
-    let shutdown = async {
+    let parent = args.parent_pid;
+    let shutdown = async move {
         use tokio::signal::unix::{signal, SignalKind};
         match (
             signal(SignalKind::terminate()),
@@ -119,13 +123,27 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = int.recv() => {}
+                    _ = parent_gone(parent) => {
+                        tracing::info!("the process that started this uploader is gone; stopping");
+                    }
                 }
             }
-            _ => std::future::pending::<()>().await,
+            _ => parent_gone(parent).await,
         }
     };
     run(listener, config, shutdown)
         .await
         .map_err(|e| LauncherError::Cluster(e.to_string()))?;
     Ok(0)
+}
+
+/// Completes when process `pid` no longer exists (never, without one).
+async fn parent_gone(pid: Option<u32>) {
+    let Some(pid) = pid else {
+        return std::future::pending().await;
+    };
+    let pid = nix::unistd::Pid::from_raw(pid as i32);
+    while nix::sys::signal::kill(pid, None).is_ok() {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

@@ -2,14 +2,14 @@
 //! for resuming, `If-Range` so a resume never mixes two files, and `If-None-Match`. The body
 //! is streamed from the file in large chunks; every byte sent is counted.
 
+use std::io::{Read, Seek};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use bytes::Bytes;
 
 use super::error::ApiError;
 use super::range::{self, Span};
@@ -121,39 +121,42 @@ fn touch(path: std::path::PathBuf, meta: &std::fs::Metadata) {
 }
 
 /// The body: `count` bytes of `file` from `start`, read in large chunks, counted as served.
+/// Each chunk is read by a blocking-pool thread straight into the buffer that goes to the
+/// socket (`tokio::fs` would copy it once more through its own buffer).
 async fn stream(
-    mut file: tokio::fs::File,
+    file: tokio::fs::File,
     start: u64,
     count: u64,
     app: Arc<App>,
 ) -> std::io::Result<Body> {
+    let mut file = file.into_std().await;
     if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start)).await?;
+        file.seek(std::io::SeekFrom::Start(start))?;
     }
-    let s = futures::stream::unfold((file, count, app), |(mut file, left, app)| async move {
-        if left == 0 {
-            return None;
-        }
+    let s = futures::stream::unfold((Some(file), count, app), |(file, left, app)| async move {
+        let file = file.filter(|_| left > 0)?;
         let want = (left as usize).min(CHUNK);
-        let mut buf = BytesMut::with_capacity(want);
-        let mut read = 0;
-        while read < want {
-            match file.read_buf(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => read += n,
-                Err(e) => return Some((Err(e), (file, 0, app))),
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(want);
+            let got = (&file).take(want as u64).read_to_end(&mut buf);
+            (file, got.map(|_| buf))
+        })
+        .await;
+        let (file, buf) = match read {
+            Ok((file, Ok(buf))) if !buf.is_empty() => (file, buf),
+            Ok((_, Ok(_))) => {
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the package shrank while being sent",
+                );
+                return Some((Err(e), (None, 0, app)));
             }
-        }
-        if read == 0 {
-            let e = std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the package shrank while being sent",
-            );
-            return Some((Err(e), (file, 0, app)));
-        }
-        buf.truncate(read.min(want));
-        app.metrics.served(read as u64);
-        Some((Ok(buf.freeze()), (file, left - read as u64, app)))
+            Ok((_, Err(e))) => return Some((Err(e), (None, 0, app))),
+            Err(e) => return Some((Err(std::io::Error::other(e)), (None, 0, app))),
+        };
+        let n = buf.len() as u64;
+        app.metrics.served(n);
+        Some((Ok(Bytes::from(buf)), (Some(file), left - n, app)))
     });
     Ok(Body::from_stream(s))
 }

@@ -208,6 +208,8 @@ async fn start_local(dir: &JobDir, token_file: &Path) -> Result<(String, Child),
         .arg(home.join("uploader"))
         .arg("--token-file")
         .arg(token_file)
+        .arg("--parent-pid")
+        .arg(std::process::id().to_string())
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -284,7 +286,8 @@ impl JobUpload {
         if let Some(pid) = child.id() {
             crate::local::process::signal_group(pid, nix::sys::signal::Signal::SIGTERM);
         }
-        if tokio::time::timeout(Duration::from_secs(3), child.wait())
+        // It holds nothing worth waiting for: the package is already deleted.
+        if tokio::time::timeout(Duration::from_millis(500), child.wait())
             .await
             .is_err()
         {

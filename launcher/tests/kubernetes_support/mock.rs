@@ -111,10 +111,7 @@ pub fn mock_cluster(steps: Vec<Step>) -> (Kube, JoinHandle<Seen>) {
                 i + 1
             );
             let headers = req.headers().clone();
-            let bytes = BodyExt::collect(req.into_body())
-                .await
-                .unwrap()
-                .to_bytes();
+            let bytes = BodyExt::collect(req.into_body()).await.unwrap().to_bytes();
             let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             if let Some(check) = &step.check {
                 if body.is_null() && !bytes.is_empty() {

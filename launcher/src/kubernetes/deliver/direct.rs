@@ -53,7 +53,13 @@ pub struct ExecDeliverer {
 
 impl ExecDeliverer {
     /// A deliverer of `package` (`bytes` long, hash `sha256`), counting sent bytes on `bar`.
-    pub fn new(kube: Kube, package: PathBuf, sha256: &str, bytes: u64, bar: Arc<ProgressBar>) -> Self {
+    pub fn new(
+        kube: Kube,
+        package: PathBuf,
+        sha256: &str,
+        bytes: u64,
+        bar: Arc<ProgressBar>,
+    ) -> Self {
         Self {
             kube,
             package,
@@ -124,15 +130,20 @@ impl ExecDeliverer {
         };
         let (out, err) = reader.await.unwrap_or_default();
         let _ = proc.join().await;
-        let ok_status = st.as_ref().is_none_or(|s| s.status.as_deref() != Some("Failure"));
+        let ok_status = st
+            .as_ref()
+            .is_none_or(|s| s.status.as_deref() != Some("Failure"));
         if ok_status && out.lines().any(|l| l.trim() == received_line(&self.sha256)) {
             return Ok(());
         }
-        let why = [err.trim(), st.as_ref().and_then(|s| s.message.as_deref()).unwrap_or("")]
-            .into_iter()
-            .find(|s| !s.is_empty())
-            .unwrap_or("the pod did not confirm the package")
-            .to_string();
+        let why = [
+            err.trim(),
+            st.as_ref().and_then(|s| s.message.as_deref()).unwrap_or(""),
+        ]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or("the pod did not confirm the package")
+        .to_string();
         Err(crate::kubernetes::error::one_line(&why))
     }
 }
@@ -149,7 +160,8 @@ impl Deliverer for ExecDeliverer {
                 Ok(Err(e)) => last = e,
                 Err(_) => last = format!("no confirmation within {:?}", self.attempt_deadline()),
             }
-            self.bar.set_position(self.bar.position().saturating_sub(sent));
+            self.bar
+                .set_position(self.bar.position().saturating_sub(sent));
             if attempt < ATTEMPTS {
                 warn!(pod, attempt, error = %last, "package delivery failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
@@ -158,4 +170,3 @@ impl Deliverer for ExecDeliverer {
         Err(format!("{last} (after {ATTEMPTS} attempts)"))
     }
 }
-

@@ -71,13 +71,7 @@ pub async fn find_uploader(kube: &Kube, selector: &str) -> Result<Option<Uploade
         .map_err(|e| Op::collection("list", "services", &kube.namespace).error(&kube.server, e))?;
     Ok(list.items.into_iter().find_map(|svc| {
         let name = svc.metadata.name.clone()?;
-        let port = svc
-            .spec
-            .as_ref()?
-            .ports
-            .as_ref()?
-            .first()
-            .map(|p| p.port)?;
+        let port = svc.spec.as_ref()?.ports.as_ref()?.first().map(|p| p.port)?;
         let token_secret = svc
             .metadata
             .annotations
@@ -152,9 +146,9 @@ async fn call(
     if let Some(t) = token {
         req = req.header(TOKEN_HEADER, t);
     }
-    let req = req.body(kube::client::Body::from(body)).map_err(|e| {
-        KubeError::Config(format!("cannot build the request {path}: {e}"))
-    })?;
+    let req = req
+        .body(kube::client::Body::from(body))
+        .map_err(|e| KubeError::Config(format!("cannot build the request {path}: {e}")))?;
     let op = Op::named(verb, "services/proxy", &kube.namespace, &up.service);
     let resp = kube
         .client
@@ -190,11 +184,29 @@ pub async fn upload(
         target: target.clone(),
         why,
     };
-    let (st, text) = call(kube, up, Method::HEAD, &format!("/packages/{sha256}"), None, Vec::new()).await?;
+    let (st, text) = call(
+        kube,
+        up,
+        Method::HEAD,
+        &format!("/packages/{sha256}"),
+        None,
+        Vec::new(),
+    )
+    .await?;
     if st == StatusCode::OK {
-        let (st, text) = call(kube, up, Method::PUT, &format!("/packages/{sha256}/refs/{job}"), Some(token), Vec::new()).await?;
+        let (st, text) = call(
+            kube,
+            up,
+            Method::PUT,
+            &format!("/packages/{sha256}/refs/{job}"),
+            Some(token),
+            Vec::new(),
+        )
+        .await?;
         if !st.is_success() {
-            return Err(fail(format!("adding job {job} to package {sha256} failed: HTTP {st}: {text}")));
+            return Err(fail(format!(
+                "adding job {job} to package {sha256} failed: HTTP {st}: {text}"
+            )));
         }
         return Ok(Uploaded::AlreadyThere);
     }
@@ -204,7 +216,15 @@ pub async fn upload(
     let data = tokio::fs::read(package)
         .await
         .map_err(KubeError::io(format!("cannot read {}", package.display())))?;
-    let (st, text) = call(kube, up, Method::PUT, &format!("/packages/{sha256}?job={job}"), Some(token), data).await?;
+    let (st, text) = call(
+        kube,
+        up,
+        Method::PUT,
+        &format!("/packages/{sha256}?job={job}"),
+        Some(token),
+        data,
+    )
+    .await?;
     if st.is_success() {
         Ok(Uploaded::Sent)
     } else {
@@ -214,6 +234,8 @@ pub async fn upload(
             507 => "; the uploader's disk is full",
             _ => "",
         };
-        Err(fail(format!("PUT /packages/{sha256}: HTTP {st}: {text}{hint}")))
+        Err(fail(format!(
+            "PUT /packages/{sha256}: HTTP {st}: {text}{hint}"
+        )))
     }
 }

@@ -3,17 +3,15 @@
 //! (worker ID = ordinal × workers_per_pod + container index), and `t2 pod jobmaster`.
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvFromSource, EnvVar, Probe, ResourceRequirements,
-    SecretEnvSource, TCPSocketAction, VolumeMount,
+    Container, ContainerPort, EnvFromSource, EnvVar, Probe, ResourceRequirements, SecretEnvSource,
+    TCPSocketAction, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use t2_core::duration::format_duration;
 use t2_core::spec::JobSpec;
 
 use super::placement::container_security;
-use super::pod::{
-    cpu, env, field, mib, quantities, secret_key, var, INIT_CONTAINER, JM_CONTAINER,
-};
+use super::pod::{cpu, env, field, mib, quantities, secret_key, var, INIT_CONTAINER, JM_CONTAINER};
 use super::services::GRPC_PORT_NAME;
 use super::token::TOKEN_KEY;
 use super::JobInfo;
@@ -49,7 +47,10 @@ pub fn init_container(job: &JobInfo, s: &Settings, work: &VolumeMount) -> Contai
     let mut e = job_env(job);
     e.push(var(env::PACKAGE_SHA256, &job.package_sha256));
     e.push(var(env::PACKAGE_BYTES, job.package_bytes.to_string()));
-    e.push(var(env::PACKAGE_TIMEOUT, format_duration(s.package_timeout)));
+    e.push(var(
+        env::PACKAGE_TIMEOUT,
+        format_duration(s.package_timeout),
+    ));
     if let Some(url) = &job.package_url {
         e.push(var(env::PACKAGE_URL, url));
     }
@@ -160,4 +161,3 @@ pub fn jobmaster_container(job: &JobInfo, s: &Settings, job_mount: &VolumeMount)
         ..base(JM_CONTAINER, s, "jobmaster")
     }
 }
-

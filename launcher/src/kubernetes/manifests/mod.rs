@@ -142,7 +142,9 @@ impl Object {
 /// Every object of the job, the root first, then the objects it owns in creation order:
 /// token Secret, Services, shared claim, job master StatefulSet, worker StatefulSet.
 pub fn build_objects(job: &JobInfo, spec: &JobSpec, settings: &Settings) -> Vec<Object> {
-    let mut out = vec![Object::ConfigMap(root::root_config_map(job, spec, settings))];
+    let mut out = vec![Object::ConfigMap(root::root_config_map(
+        job, spec, settings,
+    ))];
     out.extend(build_owned(job, spec, settings));
     out
 }

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    EnvVar, EnvVarSource, ObjectFieldSelector, SecretKeySelector,
-};
+use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, SecretKeySelector};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// The pod's work area (an emptyDir): package, unpacked workers, sockets.

@@ -48,7 +48,10 @@ pub fn root_config_map(job: &JobInfo, spec: &JobSpec, _settings: &Settings) -> C
     let data = BTreeMap::from([
         (keys::SPEC.to_string(), spec_json),
         (keys::PACKAGE_SHA256.to_string(), job.package_sha256.clone()),
-        (keys::PACKAGE_BYTES.to_string(), job.package_bytes.to_string()),
+        (
+            keys::PACKAGE_BYTES.to_string(),
+            job.package_bytes.to_string(),
+        ),
         (keys::PACKAGE_DELIVERY.to_string(), delivery.to_string()),
         (keys::WORKERS.to_string(), spec.workers.to_string()),
         (

@@ -18,10 +18,7 @@ pub fn token_secret(job: &JobInfo) -> Secret {
         metadata: owned_meta(job, job.names().token_secret(), "token"),
         immutable: Some(true),
         type_: Some("Opaque".into()),
-        string_data: Some(BTreeMap::from([(
-            TOKEN_KEY.to_string(),
-            job.token.clone(),
-        )])),
+        string_data: Some(BTreeMap::from([(TOKEN_KEY.to_string(), job.token.clone())])),
         ..Secret::default()
     }
 }

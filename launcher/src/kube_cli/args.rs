@@ -1,0 +1,153 @@
+//! Flags of the Kubernetes commands, kubectl-style.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use t2_launcher::kubernetes::ClientOptions;
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KubeFlags {
+    /// Kubernetes: the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config; inside a pod, the in-cluster configuration).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes: the kubeconfig context (default: its current context).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Kubernetes: the namespace (default: the context's, else default).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+}
+
+impl KubeFlags {
+    /// As client options.
+    pub fn options(&self) -> ClientOptions {
+        ClientOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+
+    /// True when any flag was given.
+    pub fn any(&self) -> bool {
+        self.kubeconfig.is_some() || self.context.is_some() || self.namespace.is_some()
+    }
+}
+
+/// Which cluster a job is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum TargetCluster {
+    /// Local when the job is under $T2_HOME, else Kubernetes when a kubeconfig (or a -n/--context flag) is there.
+    #[default]
+    Auto,
+    /// This machine.
+    Local,
+    /// Kubernetes.
+    Kubernetes,
+}
+
+/// `--cluster` and the Kubernetes flags, for list, status, logs and kill.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClusterTarget {
+    /// Which cluster: auto, local or kubernetes.
+    #[arg(long, value_enum, default_value_t = TargetCluster::Auto)]
+    pub cluster: TargetCluster,
+    /// Kubernetes flags.
+    #[command(flatten)]
+    pub kube: KubeFlags,
+}
+
+/// Formats of `--dry-run` output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ObjectFormat {
+    /// Multi-document YAML (kubectl apply -f -).
+    #[default]
+    Yaml,
+    /// A JSON List.
+    Json,
+}
+
+/// The Kubernetes flags of `t2 submit`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KubeSubmitArgs {
+    /// Kubernetes flags.
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// Kubernetes: print every object of the job instead of creating anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Format of --dry-run.
+    #[arg(short = 'o', long, value_enum, default_value_t = ObjectFormat::Yaml)]
+    pub output: ObjectFormat,
+}
+
+/// What `t2 doctor` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DoctorTarget {
+    /// A Kubernetes cluster and namespace.
+    Kubernetes,
+}
+
+/// Commands of the Kubernetes cluster.
+#[derive(Debug, Subcommand)]
+pub enum KubeCommand {
+    /// Change the number of workers of a running Kubernetes job.
+    Scale {
+        /// Job ID.
+        job: String,
+        /// The new number of workers (a multiple of workers_per_pod).
+        workers: u32,
+        /// Kubernetes flags.
+        #[command(flatten)]
+        kube: KubeFlags,
+    },
+    /// Delete what finished or broken Kubernetes jobs left in the namespace (by label).
+    Gc {
+        /// Only show what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Kubernetes flags.
+        #[command(flatten)]
+        kube: KubeFlags,
+    },
+    /// Check that you can run jobs here (permissions, namespace), and print how to fix what is missing.
+    Doctor {
+        /// What to check.
+        #[arg(value_enum)]
+        cluster: DoctorTarget,
+        /// Kubernetes flags.
+        #[command(flatten)]
+        kube: KubeFlags,
+    },
+    /// Roles inside a job's pods.
+    #[command(hide = true)]
+    Pod {
+        /// Which.
+        #[command(subcommand)]
+        role: PodRole,
+    },
+}
+
+/// The roles inside a job's pods.
+#[derive(Debug, Subcommand)]
+pub enum PodRole {
+    /// The init container: fetch or wait for the package.
+    Init,
+    /// Receive the package on stdin (direct delivery).
+    Receive {
+        /// Exactly this many bytes.
+        #[arg(long)]
+        bytes: u64,
+        /// Their sha256.
+        #[arg(long)]
+        sha256: String,
+        /// Where to put it (default: the pod's package path).
+        #[arg(long)]
+        dest: Option<PathBuf>,
+    },
+    /// A worker agent.
+    Agent,
+    /// The job master.
+    Jobmaster,
+}

@@ -1,0 +1,150 @@
+//! `t2 submit kubernetes PKG`: prepare the job as for any cluster (spec, name, package), read
+//! its `kubernetes` settings, then either print every object (`--dry-run`) or submit it. The
+//! local job folder only holds the package while the submit runs; it is removed afterwards.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use t2_core::jobdir::t2_home;
+use t2_core::package::{PackageSource, SourceKind};
+use t2_launcher::kubernetes::client::load_config;
+use t2_launcher::kubernetes::manifests::{to_json_list, DRY_RUN_UID};
+use t2_launcher::kubernetes::submit::{submit, Outcome, SubmitPlan};
+use t2_launcher::kubernetes::{build_objects, client, read_settings, to_yaml, JobInfo};
+
+use super::args::ObjectFormat;
+use super::{err, user};
+use crate::cli::SubmitArgs;
+use crate::error::LauncherError;
+use crate::prepare::{prepare, Prepared};
+
+/// Runs `t2 submit kubernetes`.
+pub fn run(args: SubmitArgs) -> Result<i32, LauncherError> {
+    if args.uploader.is_some() {
+        return Err(LauncherError::Usage(
+            "--uploader URL is for local jobs; on Kubernetes the uploader is found in the namespace (see kubernetes.upload, deploy/uploader.yaml)".into(),
+        ));
+    }
+    check_package_command(&args)?;
+    let home = t2_home()?;
+    let prepared = prepare(&args, &home, "kubernetes")?;
+    let root = prepared.dir.root().to_path_buf();
+    let result = run_prepared(&args, prepared);
+    let _ = std::fs::remove_dir_all(&root);
+    result
+}
+
+/// A `./program` command must be in a directory package (the image has the rest).
+fn check_package_command(args: &SubmitArgs) -> Result<(), LauncherError> {
+    let Ok(source) = PackageSource::detect(&args.package, args.class.as_deref()) else {
+        return Ok(()); // prepare() reports it
+    };
+    if source.kind != SourceKind::Directory {
+        return Ok(());
+    }
+    let Ok(Some(text)) = source.job_yaml() else {
+        return Ok(());
+    };
+    let program = serde_yaml::from_str::<serde_yaml::Value>(&text)
+        .ok()
+        .and_then(|v| match v.get("command")? {
+            serde_yaml::Value::Sequence(s) => s.first()?.as_str().map(String::from),
+            serde_yaml::Value::String(s) => s.split_whitespace().next().map(String::from),
+            _ => None,
+        });
+    if let Some(p) = program.filter(|p| p.contains('/') && !Path::new(p).is_absolute()) {
+        if !source.path.join(&p).is_file() {
+            return Err(LauncherError::Usage(format!(
+                "job.yaml: command '{p}' is not in the package {}",
+                source.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherError> {
+    let spec = prepared.spec.clone();
+    let settings = read_settings(&spec).map_err(err)?;
+    let record = &prepared.record;
+    let token = std::fs::read_to_string(prepared.dir.token_path())
+        .map_err(LauncherError::io("cannot read the job token"))?
+        .trim()
+        .to_string();
+    let bytes = std::fs::metadata(prepared.dir.package_path())
+        .map_err(LauncherError::io("cannot read the package"))?
+        .len();
+    let rt = crate::runtime()?;
+    let flags = &args.kube.kube;
+    let mut info = JobInfo {
+        id: record.id.clone(),
+        owner: user(),
+        namespace: String::new(),
+        token,
+        package_sha256: record.package_sha256.clone(),
+        package_bytes: bytes,
+        package_url: None,
+        submitted_at: record.submitted_at.clone(),
+        root_uid: DRY_RUN_UID.into(),
+    };
+    if args.kube.dry_run {
+        // The namespace as a submit would use it; no cluster is contacted.
+        info.namespace = match &flags.namespace {
+            Some(ns) => ns.clone(),
+            None => rt
+                .block_on(load_config(&flags.options()))
+                .map(|c| c.default_namespace)
+                .unwrap_or_else(|_| "default".into()),
+        };
+        let objects = build_objects(&info, &spec, &settings);
+        match args.kube.output {
+            ObjectFormat::Yaml => print!("{}", to_yaml(&objects)),
+            ObjectFormat::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&to_json_list(&objects))
+                    .map_err(|e| LauncherError::Cluster(e.to_string()))?
+            ),
+        }
+        eprintln!(
+            "t2: dry run: {} objects of job {} printed, nothing created (owner references carry a placeholder uid until the root exists; the package is streamed directly unless an uploader is found)",
+            objects.len(),
+            info.id
+        );
+        return Ok(0);
+    }
+    let kube = rt
+        .block_on(client::connect(&flags.options()))
+        .map_err(err)?;
+    info.namespace = kube.namespace.clone();
+    let id = info.id.clone();
+    let plan = SubmitPlan {
+        info,
+        spec,
+        settings,
+        package: prepared.dir.package_path(),
+        uploader_token: args.uploader_token.clone(),
+        detach: args.detach,
+        progress_bar: std::io::stderr().is_terminal(),
+        deliverer: None,
+    };
+    let outcome = rt.block_on(submit(&kube, plan)).map_err(err)?;
+    Ok(match outcome {
+        Outcome::Detached => {
+            println!("{id}");
+            0
+        }
+        Outcome::Ended(end) => {
+            let state = end.state.clone().unwrap_or_else(|| "GONE".into());
+            match &end.reason {
+                Some(r) => println!("job {id} {state}: {r}"),
+                None if end.state.is_none() => println!("job {id} ended: its root ConfigMap was deleted before it recorded a final state"),
+                None => println!("job {id} {state}"),
+            }
+            match state.as_str() {
+                "COMPLETED" => 0,
+                "KILLED" => 3,
+                _ => 1,
+            }
+        }
+    })
+}

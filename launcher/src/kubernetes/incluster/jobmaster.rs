@@ -1,0 +1,73 @@
+//! `t2 pod jobmaster`: the job master inside the cluster. It finds its job from the pod's
+//! environment and the root ConfigMap (mounted spec, token from the job's Secret), serves on
+//! `T2_LISTEN`, records the job's state in the root ([`ConfigMapStore`], or ZooKeeper for
+//! fault-tolerant jobs), and at the end records the final state and deletes the root
+//! ([`KubeJobCluster::end_job`]), which removes the whole job.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use t2_jobmaster::cluster::JobCluster;
+use t2_jobmaster::store::JobStateStore;
+use t2_jobmaster::JobMasterConfig;
+use tracing::{info, warn, Instrument};
+
+use super::cluster::KubeJobCluster;
+use super::env;
+use super::store::ConfigMapStore;
+use crate::kubernetes::client::{connect, ClientOptions};
+use crate::kubernetes::manifests::pod::env as names;
+
+/// How long the job master tries to reach ZooKeeper at start.
+const ZK_CONNECT_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Runs the job master until the job ends (or `shutdown`); returns the exit code.
+pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<i32, String> {
+    let id = env::required(names::JOB_ID)?;
+    let token = env::required(names::JOB_TOKEN)?;
+    let listen = std::env::var(names::LISTEN).unwrap_or_else(|_| "0.0.0.0:7710".into());
+    let namespace = env::required(names::NAMESPACE)?;
+    let spec = env::job_spec()?;
+    let kube = connect(&ClientOptions {
+        namespace: Some(namespace.clone()),
+        ..ClientOptions::default()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let address = format!("http://{id}-jm.{namespace}.svc:{port}");
+    let store: Arc<dyn JobStateStore> = if spec.fault_tolerant {
+        let zk = &spec.zookeeper;
+        let session =
+            t2_core::zk::Zk::connect(&zk.addresses, zk.session_timeout, ZK_CONNECT_DEADLINE)
+                .await
+                .map_err(|e| e.to_string())?;
+        Arc::new(t2_jobmaster::zkstore::ZkStore::new(
+            session, &zk.root, &id, &address,
+        ))
+    } else {
+        Arc::new(ConfigMapStore::new(kube.clone(), &id))
+    };
+    let cluster = KubeJobCluster::new(kube, &id, spec.workers_per_pod);
+    let cfg = JobMasterConfig::from_spec(&id, &token, &spec);
+    let span = tracing::info_span!("jobmaster", job_id = %id);
+    async move {
+        info!(%address, "job master serving");
+        let outcome = t2_jobmaster::server::run_with_store(listener, cfg, store, shutdown)
+            .await
+            .map_err(|e| e.to_string())?;
+        let state = t2_jobmaster::master::state_name(outcome.state);
+        info!(state, reason = %outcome.reason, "job ended; removing it from the cluster");
+        if let Err(e) = cluster.end_job(outcome.state, &outcome.reason).await {
+            warn!(error = %e, "could not remove the job; 't2 gc' will");
+            return Err(format!("job {id} {state}, but removing it failed: {e}"));
+        }
+        Ok(0)
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,20 @@
+//! The `t2 pod …` roles that run inside a job's pods, and the in-cluster job master's pieces.
+//!
+//! # Layout
+//! - [`env`]: reading the pod's environment (DESIGN §5 object model, `manifests::pod`).
+//! - [`init`]: `t2 pod init` — the init container: download the package from the uploader,
+//!   or wait for the launcher to stream it in; fail the pod with one clear line otherwise.
+//! - [`receive`]: `t2 pod receive` — what the launcher's exec stream runs: take exactly the
+//!   package's bytes from stdin, verify the sha256, put it in place.
+//! - [`agent`]: `t2 pod agent` — a worker agent whose ID comes from the pod ordinal and
+//!   container index, and whose restart count survives container restarts.
+//! - [`jobmaster`]: `t2 pod jobmaster` — the job master, which records the job's state in its
+//!   root ConfigMap ([`store`]) and deletes the root at the end ([`cluster`]).
+
+pub mod agent;
+pub mod cluster;
+pub mod env;
+pub mod init;
+pub mod jobmaster;
+pub mod receive;
+pub mod store;
