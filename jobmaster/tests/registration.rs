@@ -37,6 +37,7 @@ fn register(job: &str, token: &str, version: u32, id: u32) -> WorkerToMaster {
                 port: 1000 + id,
                 ..Default::default()
             }),
+            reconnect: false,
         })),
     }
 }

@@ -320,7 +320,6 @@ fn soak_twenty_worker_kills_and_three_jobmaster_kills() {
     assert!(znodes_of(&zk, &id).is_empty(), "znodes left");
 }
 
-
 #[test]
 fn workers_wait_on_the_init_barrier_until_a_restarted_one_is_back() {
     let zk = ZkServer::start();
