@@ -5,6 +5,8 @@
 //! - `local`: the local cluster (supervisor, processes, output). - `commands`: list, status,
 //!   logs, kill. - `roles`: `t2 jobmaster`, `t2 worker …`. - `error`: one-line errors.
 //! - `uploader`: `t2 uploader` (the package server) and the launcher's client of it.
+//! - `kube_cli`: the command line of the kubernetes cluster (its work is in the library,
+//!   `t2_launcher::kubernetes`); routes `list/status/logs/kill` to the cluster a job is on.
 
 mod cli;
 mod commands;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use support::jobs::{self, TestJob};
-use support::mock::{created, events, list, run, Step, NS};
+use support::mock::{events, list, run, Step, NS};
 use support::pods;
 use t2_launcher::kubernetes::deliver::Deliverer;
 use t2_launcher::kubernetes::follow::Ended;

@@ -115,7 +115,7 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
             ),
         );
     }
-    if spec.workers % spec.workers_per_pod != 0 {
+    if !spec.workers.is_multiple_of(spec.workers_per_pod) {
         return Err(KubeError::setting("workers_per_pod", "must divide workers"));
     }
     Ok(())

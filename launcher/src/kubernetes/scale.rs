@@ -22,7 +22,7 @@ pub fn pods_for(workers: u32, workers_per_pod: u32) -> Result<u32, KubeError> {
             "the number of workers must be 1-{MAX_WORKERS}, got {workers}"
         )));
     }
-    if workers % workers_per_pod != 0 {
+    if !workers.is_multiple_of(workers_per_pod) {
         return Err(KubeError::Config(format!(
             "{workers} workers do not fill whole pods of {workers_per_pod} workers; use a multiple of {workers_per_pod}"
         )));

@@ -76,6 +76,7 @@ impl JobInfo {
 
 /// One object of a job.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // a handful per job, built once
 pub enum Object {
     /// The root, or another ConfigMap.
     ConfigMap(ConfigMap),

@@ -106,7 +106,7 @@ pub fn secret_key(name: &str, secret: &str, key: &str) -> EnvVar {
 /// CPU cores as a quantity: whole cores as `2`, fractions in millicores (`250m`).
 pub fn cpu(cores: f64) -> Quantity {
     let millis = (cores * 1000.0).round().max(1.0) as u64;
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         Quantity((millis / 1000).to_string())
     } else {
         Quantity(format!("{millis}m"))
