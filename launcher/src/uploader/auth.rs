@@ -79,19 +79,25 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), UploaderError> {
         )))
 }
 
-/// Checks the request's bearer token against `token`: 401 when missing, 403 when wrong.
+/// Header carrying the token where `Authorization` cannot: the Kubernetes API server's service
+/// proxy strips `Authorization` from proxied requests (kubernetes#38775).
+pub const TOKEN_HEADER: &str = "x-t2-uploader-token";
+
+/// Checks the request's token (`Authorization: Bearer …`, or [`TOKEN_HEADER`]) against
+/// `token`: 401 when missing, 403 when wrong.
 pub fn check(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
+    let bearer = headers.get(header::AUTHORIZATION).map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("")
+    });
+    let plain = headers.get(TOKEN_HEADER).map(|v| v.to_str().unwrap_or(""));
+    let Some(given) = bearer.or(plain).map(str::trim) else {
         return Err(ApiError::unauthorized(
             "this needs the uploader token: send 'Authorization: Bearer <token>'; nothing changed",
         ));
     };
-    let given = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or("");
     if constant_time_eq(given.as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
@@ -119,6 +125,11 @@ mod tests {
         assert_eq!(check(&h, "s3cret").unwrap_err().status.as_u16(), 403);
         h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
         assert!(check(&h, "s3cret").is_ok());
+        let mut proxied = HeaderMap::new();
+        proxied.insert(TOKEN_HEADER, "s3cret".parse().unwrap());
+        assert!(check(&proxied, "s3cret").is_ok());
+        proxied.insert(TOKEN_HEADER, "nope".parse().unwrap());
+        assert_eq!(check(&proxied, "s3cret").unwrap_err().status.as_u16(), 403);
         assert!(!constant_time_eq(b"ab", b"abc"));
     }
 
