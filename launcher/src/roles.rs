@@ -58,6 +58,19 @@ pub async fn sigterm() {
     }
 }
 
+/// Binds a TCP listener on `listen` (e.g. `127.0.0.1:0`) and returns it with its address.
+pub async fn listen(
+    listen: &str,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), LauncherError> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(LauncherError::io(format!("cannot listen on {listen}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(LauncherError::io("cannot read the listening address"))?;
+    Ok((listener, addr))
+}
+
 /// How long a job master or agent tries to reach ZooKeeper at start.
 const ZK_CONNECT_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -66,15 +79,7 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
     let (dir, id) = job_dir(&args.job_dir)?;
     let spec = read_spec(&dir)?;
     let token = read_token(&dir)?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .map_err(LauncherError::io(format!(
-            "cannot listen on {}",
-            args.listen
-        )))?;
-    let addr = listener
-        .local_addr()
-        .map_err(LauncherError::io("cannot read the listening address"))?;
+    let (listener, addr) = crate::roles::listen(&args.listen).await?;
     println!("T2_JOBMASTER_ADDR=http://{addr}");
     let cfg = JobMasterConfig::from_spec(&id, &token, &spec);
     let shutdown = sigterm();

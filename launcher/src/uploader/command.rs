@@ -86,15 +86,7 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
         .max(Duration::from_millis(50));
     let (token, source) = auth::resolve(args.token.as_deref(), args.token_file.as_deref(), &dir)
         .map_err(|e| LauncherError::Usage(e.to_string()))?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .map_err(LauncherError::io(format!(
-            "cannot listen on {}",
-            args.listen
-        )))?;
-    let addr = listener
-        .local_addr()
-        .map_err(LauncherError::io("cannot read the listening address"))?;
+    let (listener, addr) = crate::roles::listen(&args.listen).await?;
     println!("T2_UPLOADER_ADDR=http://{addr}");
     match &source {
         TokenSource::Generated(p) => {
