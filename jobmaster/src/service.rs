@@ -204,4 +204,12 @@ impl JobMaster for JobMasterService {
         self.send(Event::Kill { reason })?;
         Ok(Response::new(KillResult {}))
     }
+
+    async fn scale(
+        &self,
+        request: Request<t2_proto::ScaleParams>,
+    ) -> Result<Response<t2_proto::ScaleResult>, Status> {
+        self.check_token(&request.get_ref().token, "a scale request")?;
+        Err(Status::unimplemented("scaling is being built (issue 3)"))
+    }
 }

@@ -276,6 +276,8 @@ impl Link {
     fn dispatch(&self, body: M) -> Option<String> {
         match body {
             M::Heartbeat(_) | M::Registered(_) => {}
+            // Delivered to the worker with issue 3's scaling work.
+            M::JobScaled(_) => {}
             M::StateAck(a) => {
                 let _ = self.events.send(Pushed::Ack(a.state));
             }
