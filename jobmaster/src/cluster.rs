@@ -5,7 +5,7 @@
 //! the job master never depends on the launcher or on Kubernetes.
 
 use async_trait::async_trait;
-use t2_proto::JobState;
+use t2_proto::{JobState, NodeInfo};
 use thiserror::Error;
 
 /// A cluster operation that failed.
@@ -20,4 +20,9 @@ pub trait JobCluster: Send + Sync + 'static {
     async fn scale_workers(&self, workers: u32) -> Result<(), ClusterError>;
     /// Ends the job: records `state` and `reason`, then removes the job from the cluster.
     async fn end_job(&self, state: JobState, reason: &str) -> Result<(), ClusterError>;
+    /// Completes what a worker said about its node (its IP) with what the cluster knows:
+    /// rack and datacenter (Kubernetes: node labels). The default adds nothing.
+    async fn describe_node(&self, node: NodeInfo) -> NodeInfo {
+        node
+    }
 }

@@ -38,6 +38,15 @@ pub trait JobStateStore: Send + Sync + 'static {
     async fn remove_job(&self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Records the job's number of workers after it was scaled.
+    async fn put_num_workers(&self, _workers: u32) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// The number of workers recorded by [`put_num_workers`](Self::put_num_workers), if any
+    /// (a restarted job master of a scaled job uses it instead of its configuration's).
+    async fn num_workers(&self) -> Result<Option<u32>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// In-memory store: lives as long as the job master process.
