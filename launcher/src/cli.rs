@@ -57,7 +57,17 @@ pub enum Command {
         #[command(flatten)]
         target: crate::kube_cli::ClusterTarget,
     },
-    /// Kubernetes: scale, gc, doctor.
+    /// Change the number of workers of a running job.
+    Scale {
+        /// Job ID.
+        job: String,
+        /// The new number of workers (Kubernetes: a multiple of workers_per_pod).
+        workers: u32,
+        /// Which cluster.
+        #[command(flatten)]
+        target: crate::kube_cli::ClusterTarget,
+    },
+    /// Kubernetes: gc, doctor.
     #[command(flatten)]
     Kubernetes(crate::kube_cli::KubeCommand),
     /// Serve job packages over HTTP (the package uploader).

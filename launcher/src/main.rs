@@ -2,13 +2,17 @@
 //!
 //! # Layout
 //! - `cli`: the command line. - `prepare`: spec, name, build, package, job folder.
-//! - `local`: the local cluster (supervisor, processes, output). - `commands`: list, status,
-//!   logs, kill. - `roles`: `t2 jobmaster`, `t2 worker …`. - `error`: one-line errors.
+//! - `cluster`: the `Cluster` trait (submit, list, status, logs, kill, scale), its local and
+//!   kubernetes implementations, and which cluster a command means.
+//! - `local`: the local cluster (supervisor, processes, output). - `commands`: the local
+//!   cluster's list, status, logs, kill, scale. - `roles`: `t2 jobmaster`, `t2 worker …`.
+//! - `error`: one-line errors.
 //! - `uploader`: `t2 uploader` (the package server) and the launcher's client of it.
 //! - `kube_cli`: the command line of the kubernetes cluster (its work is in the library,
-//!   `t2_launcher::kubernetes`); routes `list/status/logs/kill` to the cluster a job is on.
+//!   `t2_launcher::kubernetes`): submit, gc, doctor, the in-pod roles.
 
 mod cli;
+mod cluster;
 mod commands;
 mod error;
 mod kube_cli;
@@ -20,7 +24,7 @@ mod uploader;
 use clap::Parser;
 use cli::{Cli, Command, WorkerCommand};
 use error::LauncherError;
-use t2_core::jobdir::{t2_home, JobDir, RecordedState};
+use t2_core::jobdir::{JobDir, RecordedState};
 use tracing_subscriber::EnvFilter;
 
 fn main() {
@@ -58,31 +62,27 @@ fn runtime() -> Result<tokio::runtime::Runtime, LauncherError> {
 }
 
 fn run(cli: Cli) -> Result<i32, LauncherError> {
-    // Kubernetes jobs and commands first (kube_cli::route); the rest is the local cluster's.
-    let command = match kube_cli::route::route(cli.command) {
-        kube_cli::route::Routed::Done(result) => return result,
-        kube_cli::route::Routed::Local(command) => command,
-    };
-    match command {
-        Command::Submit(args) => {
-            let home = t2_home()?;
-            let prepared = prepare::prepare(&args, &home, "local")?;
-            if let Err(e) = uploader::job::configure(
-                &prepared.dir,
-                args.uploader.as_deref(),
-                args.uploader_token.as_deref(),
-            ) {
-                let _ = std::fs::remove_dir_all(prepared.dir.root());
-                return Err(e);
-            }
-            let state = runtime()?.block_on(local::run(prepared, args.detach))?;
-            Ok(match state {
-                RecordedState::Completed => 0,
-                RecordedState::Starting | RecordedState::Running if args.detach => 0,
-                RecordedState::Killed => 3,
-                _ => 1,
-            })
-        }
+    match cli.command {
+        Command::Submit(args) => cluster::for_submit(&args)?.submit(args),
+        Command::List { target } => cluster::for_list(&target)?.list(),
+        Command::Status {
+            job,
+            output,
+            target,
+        } => cluster::for_job(&job, &target)?.status(&job, output),
+        Command::Logs {
+            job,
+            worker,
+            follow,
+            target,
+        } => cluster::for_job(&job, &target)?.logs(&job, worker, follow),
+        Command::Kill { job, target } => cluster::for_job(&job, &target)?.kill(&job),
+        Command::Scale {
+            job,
+            workers,
+            target,
+        } => cluster::for_job(&job, &target)?.scale(&job, workers),
+        Command::Kubernetes(c) => kube_cli::commands::run(c),
         Command::Supervise { job_dir } => {
             let id = job_dir
                 .file_name()
@@ -102,20 +102,6 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
                 1
             })
         }
-        Command::List { .. } => {
-            commands::list::run(&t2_home()?);
-            Ok(0)
-        }
-        Command::Status { job, output, .. } => {
-            commands::status::run(&t2_home()?, &job, output).map(|_| 0)
-        }
-        Command::Logs {
-            job,
-            worker,
-            follow,
-            ..
-        } => commands::logs::run(&t2_home()?, &job, worker, follow).map(|_| 0),
-        Command::Kill { job, .. } => commands::kill::run(&t2_home()?, &job).map(|_| 0),
         Command::Uploader(args) => runtime()?.block_on(uploader::command::serve(args)),
         Command::Package { source, out } => commands::package::run(&source, &out),
         Command::Jobmaster(args) => runtime()?.block_on(roles::jobmaster(args)),
@@ -123,8 +109,5 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
             command: WorkerCommand::Agent(args),
         } => Ok(runtime()?.block_on(roles::agent(args))),
         Command::Worker { command } => roles::worker_api(command),
-        Command::Kubernetes(_) => Err(LauncherError::Usage(
-            "internal: a Kubernetes command was not routed".into(),
-        )),
     }
 }

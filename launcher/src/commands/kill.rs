@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use t2_core::jobdir::{now_rfc3339, JobDir, RecordedState};
-use t2_core::names::validate_job_id;
 
 use crate::error::LauncherError;
 use crate::local::process::{alive_with, group_alive, signal_group};
@@ -14,9 +13,9 @@ use crate::local::process::{alive_with, group_alive, signal_group};
 /// How long the supervisor gets to end the job itself before we SIGKILL everything.
 const SUPERVISOR_GRACE: Duration = Duration::from_millis(1500);
 
-/// Kills the job; fails if any of its processes is still alive afterwards.
+/// Kills the job (`job` is a valid job ID); fails if any of its processes is still alive
+/// afterwards.
 pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
-    validate_job_id(job)?;
     let dir = JobDir::existing(home, job)?;
     let record = dir.read_record()?;
     if record.state.is_final() {

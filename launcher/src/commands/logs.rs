@@ -5,16 +5,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use t2_core::jobdir::JobDir;
-use t2_core::names::validate_job_id;
 
 use crate::error::LauncherError;
 
 /// Longest `-f` follows a job that never ends (a week).
 const FOLLOW_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Prints (and with `follow`, keeps printing) the logs.
+/// Prints (and with `follow`, keeps printing) the logs (`job` is a valid job ID).
 pub fn run(home: &Path, job: &str, worker: Option<u32>, follow: bool) -> Result<(), LauncherError> {
-    validate_job_id(job)?;
     let dir = JobDir::existing(home, job)?;
     let record = dir.read_record()?;
     let ids: Vec<u32> = match worker {

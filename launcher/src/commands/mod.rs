@@ -1,7 +1,9 @@
-//! Job control commands that work from any terminal: list, status, logs, kill.
+//! The local cluster's job control commands, which work from any terminal: list, status, logs,
+//! kill, scale; and the hidden `t2 package`.
 
 pub mod kill;
 pub mod list;
 pub mod logs;
 pub mod package;
+pub mod scale;
 pub mod status;

@@ -1,37 +1,42 @@
 //! `t2 status JOB [-o json]`: the job's state and its workers.
 
+use std::fmt::Write;
 use std::path::Path;
 
-use t2_core::jobdir::JobDir;
-use t2_core::names::validate_job_id;
+use t2_core::jobdir::{JobDir, JobRecord};
 
 use crate::cli::Output;
+use crate::cluster::print_as;
 use crate::error::LauncherError;
 
-/// Prints one job's status.
+/// Prints one job's status (`job` is a valid job ID).
 pub fn run(home: &Path, job: &str, output: Output) -> Result<(), LauncherError> {
-    validate_job_id(job)?;
     let record = JobDir::existing(home, job)?.read_record()?;
-    if output == Output::Json {
-        let text = serde_json::to_string_pretty(&record)
-            .map_err(|e| LauncherError::Cluster(format!("cannot encode the record: {e}")))?;
-        println!("{text}");
-        return Ok(());
-    }
-    println!("job:       {}", record.id);
-    println!("state:     {}", record.state);
+    print_as(output, &record, render)
+}
+
+/// The text form of a job's status.
+fn render(record: &JobRecord) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "job:       {}", record.id);
+    let _ = writeln!(out, "state:     {}", record.state);
     if let Some(reason) = &record.reason {
-        println!("reason:    {reason}");
+        let _ = writeln!(out, "reason:    {reason}");
     }
-    println!("cluster:   {}", record.cluster);
-    println!("workers:   {}/{} joined", record.joined, record.num_workers);
-    println!("submitted: {}", record.submitted_at);
+    let _ = writeln!(out, "cluster:   {}", record.cluster);
+    let _ = writeln!(
+        out,
+        "workers:   {}/{} joined",
+        record.joined, record.num_workers
+    );
+    let _ = writeln!(out, "submitted: {}", record.submitted_at);
     if let Some(ended) = &record.ended_at {
-        println!("ended:     {ended}");
+        let _ = writeln!(out, "ended:     {ended}");
     }
-    println!("package:   sha256 {}", record.package_sha256);
-    println!();
-    println!(
+    let _ = writeln!(out, "package:   sha256 {}", record.package_sha256);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
         "{:<8} {:<13} {:>8} {:>8} {:>5}",
         "WORKER", "STATE", "RESTARTS", "PID", "EXIT"
     );
@@ -41,10 +46,11 @@ pub fn run(home: &Path, job: &str, output: Output) -> Result<(), LauncherError> 
             .exit_code
             .map(|c| c.to_string())
             .unwrap_or_else(|| "-".into());
-        println!(
+        let _ = writeln!(
+            out,
             "{:<8} {:<13} {:>8} {:>8} {:>5}",
             w.id, w.state, w.restart_count, pid, exit
         );
     }
-    Ok(())
+    out
 }

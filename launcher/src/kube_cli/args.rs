@@ -47,7 +47,7 @@ pub enum TargetCluster {
     Kubernetes,
 }
 
-/// `--cluster` and the Kubernetes flags, for list, status, logs and kill.
+/// `--cluster` and the Kubernetes flags, for list, status, logs, kill and scale.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ClusterTarget {
     /// Which cluster: auto, local or kubernetes.
@@ -92,16 +92,6 @@ pub enum DoctorTarget {
 /// Commands of the Kubernetes cluster.
 #[derive(Debug, Subcommand)]
 pub enum KubeCommand {
-    /// Change the number of workers of a running Kubernetes job.
-    Scale {
-        /// Job ID.
-        job: String,
-        /// The new number of workers (a multiple of workers_per_pod).
-        workers: u32,
-        /// Kubernetes flags.
-        #[command(flatten)]
-        kube: KubeFlags,
-    },
     /// Delete what finished or broken Kubernetes jobs left in the namespace (by label).
     Gc {
         /// Only show what would be deleted.

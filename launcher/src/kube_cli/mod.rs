@@ -1,11 +1,10 @@
 //! The command line of the `kubernetes` cluster: flags shared by its commands
-//! ([`args`]), which cluster `t2 list/status/logs/kill` mean ([`route`]), `t2 submit
-//! kubernetes` ([`submit`]), and `t2 scale/gc/doctor` and the hidden `t2 pod …` roles
-//! ([`commands`]). The work itself is in the library (`t2_launcher::kubernetes`).
+//! ([`args`]), `t2 submit kubernetes` ([`submit`]), and `t2 gc/doctor` and the hidden `t2 pod
+//! …` roles ([`commands`]). The work itself is in the library (`t2_launcher::kubernetes`);
+//! which cluster a command means, and the commands every cluster has, are `crate::cluster`.
 
 pub mod args;
 pub mod commands;
-pub mod route;
 pub mod submit;
 
 pub use args::{ClusterTarget, KubeCommand, KubeSubmitArgs};

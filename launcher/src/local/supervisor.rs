@@ -1,6 +1,8 @@
 //! The local cluster's supervisor: starts the job master and one agent process per worker,
 //! restarts failed workers (same ID, restart count + 1, up to `max_restarts`), mirrors the job
-//! master's view into the job record, and tears everything down when the job ends or is killed.
+//! master's view into the job record, follows its worker count when the job is scaled
+//! (`t2 scale`: starts agents for new worker IDs, stops those with IDs >= N without counting
+//! it as a failure), and tears everything down when the job ends or is killed.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nix::sys::signal::Signal;
-use t2_core::jobdir::{now_rfc3339, JobDir, JobRecord, RecordedState};
+use t2_core::jobdir::{now_rfc3339, JobDir, JobRecord, RecordedState, WorkerRecord};
 use t2_core::spec::JobSpec;
 use t2_proto::job_master_client::JobMasterClient;
 use t2_proto::{JobState, JobStatus, KillParams, WatchParams, WorkerState};
@@ -35,6 +37,9 @@ const KILL_GRACE: Duration = Duration::from_millis(800);
 /// How long an agent whose worker the job master declared lost may linger before it is killed
 /// (so that a hung worker is replaced, not waited for).
 const REAP_AFTER: Duration = Duration::from_secs(2);
+/// SIGTERM-to-SIGKILL grace for the agents of workers a scale-down removes (an agent gives its
+/// program 2 s after SIGTERM, then reports and leaves).
+const SCALE_DOWN_GRACE: Duration = Duration::from_secs(4);
 
 enum Ev {
     /// Kill worker `id`'s agent if it is still the same generation and still running.
@@ -42,9 +47,10 @@ enum Ev {
         id: u32,
         generation: u32,
     },
+    /// Agent process `serial` (of worker `id`) exited.
     AgentExited {
         id: u32,
-        generation: u32,
+        serial: u64,
         code: Option<i32>,
     },
     Status(JobStatus),
@@ -58,6 +64,9 @@ enum Ev {
 
 struct Slot {
     restart_count: u32,
+    /// Which agent process this slot runs now (unique in the job, unlike the restart count:
+    /// a worker ID removed by a scale-down and added again starts over at restart 0).
+    serial: u64,
     pid: Option<u32>,
     log: LogFile,
 }
@@ -114,6 +123,12 @@ struct Supervisor {
     term: Terminal,
     bar: Option<ProgressBar>,
     slots: BTreeMap<u32, Slot>,
+    /// The number of workers the job has now (the job master's, after any `t2 scale`).
+    num_workers: u32,
+    /// Serial number of the next agent process.
+    next_serial: u64,
+    /// Agents of workers removed by a scale-down that have not exited yet: serial -> group.
+    stopping: BTreeMap<u64, u32>,
     jm_pid: Option<u32>,
     jm_addr: String,
     tx: mpsc::UnboundedSender<Ev>,
@@ -146,20 +161,12 @@ impl Supervisor {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut slots = BTreeMap::new();
         for id in 0..spec.workers {
-            let log = output::open_log(&dir.worker_log(id)).map_err(LauncherError::io(format!(
-                "cannot open {}",
-                dir.worker_log(id).display()
-            )))?;
-            slots.insert(
-                id,
-                Slot {
-                    restart_count: 0,
-                    pid: None,
-                    log,
-                },
-            );
+            slots.insert(id, new_slot(&dir, id)?);
         }
         Ok(Self {
+            num_workers: spec.workers,
+            next_serial: 0,
+            stopping: BTreeMap::new(),
             jm_restarts: 0,
             term: Terminal::new(bar.clone(), !foreground),
             dir,
@@ -198,16 +205,12 @@ impl Supervisor {
         while let Some(ev) = self.rx.recv().await {
             match ev {
                 Ev::Status(status) => {
-                    if let Some(done) = self.on_status(status) {
+                    if let Some(done) = self.on_status(status)? {
                         return Ok(done);
                     }
                 }
-                Ev::AgentExited {
-                    id,
-                    generation,
-                    code,
-                } => {
-                    if let Some(done) = self.on_agent_exit(id, generation, code)? {
+                Ev::AgentExited { id, serial, code } => {
+                    if let Some(done) = self.on_agent_exit(id, serial, code)? {
                         return Ok(done);
                     }
                 }
@@ -362,6 +365,9 @@ impl Supervisor {
             return Ok(());
         };
         let generation = slot.restart_count;
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        slot.serial = serial;
         if generation > 0 {
             output::log_line(
                 &slot.log,
@@ -407,19 +413,25 @@ impl Supervisor {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let code = child.wait().await.ok().and_then(|s| s.code());
-            let _ = tx.send(Ev::AgentExited {
-                id,
-                generation,
-                code,
-            });
+            let _ = tx.send(Ev::AgentExited { id, serial, code });
         });
         Ok(())
     }
 
-    fn on_status(&mut self, status: JobStatus) -> Option<(RecordedState, String)> {
+    fn on_status(
+        &mut self,
+        status: JobStatus,
+    ) -> Result<Option<(RecordedState, String)>, LauncherError> {
         let state = status.state();
         if let Some(bar) = &self.bar {
             bar.set_position(status.joined as u64);
+        }
+        let ended = matches!(
+            state,
+            JobState::JobCompleted | JobState::JobFailed | JobState::JobKilled
+        );
+        if !ended && status.num_workers > 0 && status.num_workers != self.num_workers {
+            self.rescale(status.num_workers)?;
         }
         self.record.joined = status.joined;
         for w in &status.workers {
@@ -450,26 +462,85 @@ impl Supervisor {
             }
             self.say(&format!(
                 "all {} workers joined in {:.2?}",
-                self.spec.workers,
+                self.num_workers,
                 self.started.elapsed()
             ));
         }
         self.record.state = recorded;
         self.save();
-        recorded.is_final().then_some((recorded, status.reason))
+        Ok(recorded.is_final().then_some((recorded, status.reason)))
+    }
+
+    /// Follows the job master to `n` workers: starts agents for IDs `num_workers..n`, or stops
+    /// those with IDs `n..num_workers` (their exit is then neither a failure nor restarted).
+    fn rescale(&mut self, n: u32) -> Result<(), LauncherError> {
+        let was = self.num_workers;
+        info!(job_id = %self.record.id, from = was, to = n, "the job was scaled");
+        if n > was {
+            for id in was..n {
+                self.slots.insert(id, new_slot(&self.dir, id)?);
+                self.record.workers.push(WorkerRecord {
+                    id,
+                    state: "PENDING".into(),
+                    restart_count: 0,
+                    pid: None,
+                    exit_code: None,
+                });
+            }
+            self.num_workers = n;
+            self.record.num_workers = n;
+            for id in was..n {
+                self.start_agent(id)?;
+            }
+            self.say(&format!(
+                "job scaled from {was} to {n} workers: started worker(s) {was}..{}",
+                n - 1
+            ));
+        } else {
+            for id in n..was {
+                let Some(slot) = self.slots.remove(&id) else {
+                    continue;
+                };
+                output::log_line(
+                    &slot.log,
+                    &format!("--- t2: worker {id} stopped: the job was scaled to {n} workers ---"),
+                );
+                if let Some(pid) = slot.pid {
+                    info!(job_id = %self.record.id, worker_id = id, "stopping the agent of a removed worker");
+                    self.stopping.insert(slot.serial, pid);
+                    tokio::spawn(stop_group(pid));
+                }
+            }
+            self.num_workers = n;
+            self.record.num_workers = n;
+            self.record.workers.truncate(n as usize);
+            self.record.joined = self.record.joined.min(n);
+            self.say(&format!(
+                "job scaled from {was} to {n} workers: stopping worker(s) {n}..{}",
+                was - 1
+            ));
+        }
+        self.save();
+        Ok(())
     }
 
     fn on_agent_exit(
         &mut self,
         id: u32,
-        generation: u32,
+        serial: u64,
         code: Option<i32>,
     ) -> Result<Option<(RecordedState, String)>, LauncherError> {
+        if let Some(pid) = self.stopping.remove(&serial) {
+            // A worker a scale-down removed: gone as asked, not a failure.
+            signal_group(pid, Signal::SIGKILL);
+            info!(job_id = %self.record.id, worker_id = id, code = ?code, "the agent of a removed worker exited");
+            return Ok(None);
+        }
         let max = self.spec.max_restarts;
         let Some(slot) = self.slots.get_mut(&id) else {
             return Ok(None);
         };
-        if slot.restart_count != generation {
+        if slot.serial != serial {
             return Ok(None);
         }
         // Whatever the agent left behind in its group (its program) goes with it.
@@ -569,6 +640,7 @@ impl Supervisor {
         self.slots
             .values()
             .filter_map(|s| s.pid)
+            .chain(self.stopping.values().copied())
             .chain(self.jm_pid)
             .collect()
     }
@@ -580,12 +652,7 @@ impl Supervisor {
         }
         let killed = matches!(self.record.state, RecordedState::Killed)
             || self.record.state == RecordedState::Starting;
-        let groups: Vec<u32> = self
-            .slots
-            .values()
-            .filter_map(|s| s.pid)
-            .chain(self.jm_pid)
-            .collect();
+        let groups = self.groups();
         if !killed {
             wait_gone(&groups, END_GRACE).await;
         }
@@ -618,6 +685,27 @@ impl Supervisor {
             self.say(&format!("could not remove the job's znodes: {e}"));
         }
     }
+}
+
+/// A worker slot with its log file open (appending).
+fn new_slot(dir: &JobDir, id: u32) -> Result<Slot, LauncherError> {
+    let log = output::open_log(&dir.worker_log(id)).map_err(LauncherError::io(format!(
+        "cannot open {}",
+        dir.worker_log(id).display()
+    )))?;
+    Ok(Slot {
+        restart_count: 0,
+        serial: 0,
+        pid: None,
+        log,
+    })
+}
+
+/// Stops the process group `pid` of a removed worker: SIGTERM, then SIGKILL after a grace.
+async fn stop_group(pid: u32) {
+    signal_group(pid, Signal::SIGTERM);
+    wait_gone(&[pid], SCALE_DOWN_GRACE).await;
+    signal_group(pid, Signal::SIGKILL);
 }
 
 async fn wait_gone(groups: &[u32], deadline: Duration) {

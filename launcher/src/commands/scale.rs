@@ -1,0 +1,100 @@
+//! `t2 scale JOB N` for a local job: asks the job's job master (gRPC `Scale`) for N workers.
+//! The job master tells the workers (JobScaled) and reports the new count on its `Watch`
+//! stream; the job's supervisor follows it, starting agents for the new worker IDs or stopping
+//! those with IDs >= N.
+
+use std::path::Path;
+use std::time::Duration;
+
+use t2_core::jobdir::JobDir;
+use t2_proto::job_master_client::JobMasterClient;
+use t2_proto::ScaleParams;
+use tonic::Code;
+
+use crate::error::LauncherError;
+use crate::local::process::alive_with;
+
+/// Most workers a job may have (as for `workers` in job.yaml).
+const MAX_WORKERS: u32 = 100_000;
+/// How long the job master may take to be reached.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+/// How long the job master may take to answer.
+const SCALE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Scales the job (`job` is a valid job ID) to `workers` workers; prints
+/// `job JOB: N workers (was M)`.
+pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
+    if workers == 0 || workers > MAX_WORKERS {
+        return Err(LauncherError::Usage(format!(
+            "job {job}: the number of workers must be 1-{MAX_WORKERS}, got {workers} (to end the job, use 't2 kill {job}')"
+        )));
+    }
+    let dir = JobDir::existing(home, job)?;
+    let record = dir.read_record()?;
+    if record.state.is_final() {
+        return Err(LauncherError::Cluster(format!(
+            "job {job} has ended ({}); only a running job can be scaled",
+            record.state
+        )));
+    }
+    match record.supervisor_pid {
+        Some(pid) if alive_with(pid, "t2") => {}
+        _ => {
+            return Err(LauncherError::Cluster(format!(
+                "job {job} has no running supervisor, so nothing would start or stop its workers; end it with 't2 kill {job}'"
+            )))
+        }
+    }
+    let addr = match record.jobmaster_addr {
+        Some(addr) if !addr.is_empty() => addr,
+        _ => {
+            return Err(LauncherError::Cluster(format!(
+                "job {job} is {}: its job master is not listening yet; try again in a moment",
+                record.state
+            )))
+        }
+    };
+    let token = std::fs::read_to_string(dir.token_path())
+        .map_err(LauncherError::io(format!(
+            "cannot read {}",
+            dir.token_path().display()
+        )))?
+        .trim()
+        .to_string();
+    let result = crate::runtime()?.block_on(ask(&addr, token, workers));
+    let answer = result.map_err(|e| LauncherError::Cluster(format!("job {job}: {e}")))?;
+    println!(
+        "job {job}: {} workers (was {})",
+        answer.num_workers, answer.previous
+    );
+    Ok(())
+}
+
+/// Calls `Scale` on the job master at `addr`; the error is one line without the job ID.
+async fn ask(addr: &str, token: String, workers: u32) -> Result<t2_proto::ScaleResult, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(addr.to_string())
+        .map_err(|e| format!("bad job master address '{addr}' in job.json: {e}"))?
+        .connect_timeout(CONNECT_DEADLINE)
+        .timeout(SCALE_DEADLINE);
+    let channel = endpoint.connect().await.map_err(|e| {
+        format!("cannot reach its job master at {addr}: {e}; see 't2 status' for the job's state")
+    })?;
+    let params = ScaleParams {
+        token,
+        num_workers: workers,
+    };
+    match JobMasterClient::new(channel).scale(params).await {
+        Ok(answer) => Ok(answer.into_inner()),
+        Err(s) => Err(match s.code() {
+            Code::Unimplemented => format!(
+                "its job master cannot scale jobs (it answered: {}); it is older than this t2",
+                s.message()
+            ),
+            Code::Cancelled | Code::DeadlineExceeded => {
+                format!("its job master did not answer within {SCALE_DEADLINE:?}")
+            }
+            Code::Unavailable => format!("cannot reach its job master at {addr}: {}", s.message()),
+            _ => format!("the job master refused: {}", s.message()),
+        }),
+    }
+}
