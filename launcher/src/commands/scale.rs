@@ -87,7 +87,7 @@ async fn ask(addr: &str, token: String, workers: u32) -> Result<t2_proto::ScaleR
         Ok(answer) => Ok(answer.into_inner()),
         Err(s) => Err(match s.code() {
             Code::Unimplemented => format!(
-                "its job master cannot scale jobs (it answered: {}); it is older than this t2",
+                "its job master does not support scaling (it answered: {})",
                 s.message()
             ),
             Code::Cancelled | Code::DeadlineExceeded => {

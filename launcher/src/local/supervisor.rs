@@ -489,6 +489,8 @@ impl Supervisor {
             }
             self.num_workers = n;
             self.record.num_workers = n;
+            // Saved first: a new agent reads the job's worker count from the record.
+            self.save();
             for id in was..n {
                 self.start_agent(id)?;
             }
