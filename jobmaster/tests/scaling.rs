@@ -2,7 +2,7 @@
 //! workers leave without counting as failures, refusals are readable, and the cluster
 //! completes the workers' nodes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
