@@ -230,37 +230,20 @@ pub const BUILT_IN_DEFAULTS: &str = include_str!("../../conf/local/job.yaml");
 /// How errors name the built-in defaults.
 const DEFAULTS_ORIGIN: &str = "built-in defaults (conf/local/job.yaml)";
 
-/// Every key t2 knows, dotted for nested ones (`resources.cpu`). Keys under `env` and
-/// `config` are the user's own. See the module documentation for the table.
-pub fn known_keys() -> &'static [&'static str] {
-    &[
-        "name",
-        "command",
-        "args",
-        "workers",
-        "workers_per_pod",
-        "env",
-        "config",
-        "max_restarts",
-        "barrier_timeout",
-        "init_barrier_timeout",
-        "join_timeout",
-        "heartbeat_interval",
-        "heartbeat_timeout",
-        "resources",
-        "resources.cpu",
-        "resources.memory_mb",
-        "resources.disk_mb",
-        "build",
-        "include",
-        "max_package_bytes",
-        "fault_tolerant",
-        "zookeeper",
-        "zookeeper.addresses",
-        "zookeeper.root",
-        "zookeeper.session_timeout",
-        "kubernetes",
-    ]
+/// Every key t2 knows, dotted for nested ones (`resources.cpu`), derived from the key lists
+/// the layer reader checks against, so the two cannot drift. Keys under `env` and `config` are
+/// the user's own. See the module documentation for the table.
+pub fn known_keys() -> Vec<String> {
+    let nested = |parent: &str, keys: &[&str]| -> Vec<String> {
+        std::iter::once(parent.to_string())
+            .chain(keys.iter().map(|k| format!("{parent}.{k}")))
+            .collect()
+    };
+    let mut keys: Vec<String> = layer::PLAIN_KEYS.iter().map(|k| k.to_string()).collect();
+    keys.extend(layer::MAP_KEYS.iter().map(|k| k.to_string()));
+    keys.extend(nested("resources", layer::RESOURCE_KEYS));
+    keys.extend(nested("zookeeper", zookeeper::KEYS));
+    keys
 }
 
 /// The Twister2 keys accepted, each with the t2 key(s) it sets.

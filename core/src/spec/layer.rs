@@ -27,6 +27,10 @@ pub(super) const PLAIN_KEYS: &[&str] = &[
     "fault_tolerant",
 ];
 
+/// Top-level keys whose value is a map of the user's own keys (`env`, `config`) or of a
+/// cluster's settings (`kubernetes`), merged over the previous layer's.
+pub(super) const MAP_KEYS: &[&str] = &["env", "config", "kubernetes"];
+
 /// Keys under `resources`.
 pub(super) const RESOURCE_KEYS: &[&str] = &["cpu", "memory_mb", "disk_mb"];
 

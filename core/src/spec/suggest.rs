@@ -39,7 +39,7 @@ pub(super) fn closest(unknown: &str) -> Option<String> {
                     .collect(),
             )
         } else {
-            let mut all: Vec<String> = super::known_keys().iter().map(|k| k.to_string()).collect();
+            let mut all = super::known_keys();
             all.extend(aliases::ALIASES.iter().map(|(a, _)| a.to_string()));
             (false, all)
         };
