@@ -132,14 +132,12 @@ pub async fn agent(args: AgentArgs) -> i32 {
 
 async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
     let (dir, id) = job_dir(&args.job_dir)?;
-    let mut spec = read_spec(&dir)?;
+    let spec = read_spec(&dir)?;
     let token = match args.token {
         Some(t) => t,
         None => read_token(&dir)?,
     };
     let record = dir.read_record()?;
-    // The job's worker count now: the spec's, or what `t2 scale` made it.
-    spec.workers = record.num_workers;
     let cfg = AgentConfig {
         job_id: id.clone(),
         worker_id: args.worker_id,

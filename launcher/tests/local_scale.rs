@@ -215,6 +215,11 @@ fn a_running_job_scales_up_then_down_and_still_completes() {
             "{log}"
         );
     }
+    // The removed workers' output is still there for `t2 logs`.
+    let logs = t2_run(h, &["logs", &id]);
+    let l = text(&logs);
+    assert!(logs.status.success(), "{l}");
+    assert!(l.contains("[worker-3] worker 3 of 4 up"), "{l}");
     assert!(
         pids_mentioning(h.join("jobs").join(&id).to_str().unwrap()).is_empty(),
         "processes of the job are left"

@@ -15,15 +15,20 @@ const FOLLOW_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
 pub fn run(home: &Path, job: &str, worker: Option<u32>, follow: bool) -> Result<(), LauncherError> {
     let dir = JobDir::existing(home, job)?;
     let record = dir.read_record()?;
+    // Workers a scale-down removed have left their logs: those are shown too.
+    let known = (0..)
+        .take_while(|&id| id < record.num_workers || dir.worker_log(id).is_file())
+        .last()
+        .map_or(0, |last: u32| last + 1);
     let ids: Vec<u32> = match worker {
-        Some(w) if w >= record.num_workers => {
+        Some(w) if w >= known => {
             return Err(LauncherError::Usage(format!(
                 "job {job} has workers 0..{}; there is no worker {w}",
-                record.num_workers.saturating_sub(1)
+                known.saturating_sub(1)
             )))
         }
         Some(w) => vec![w],
-        None => (0..record.num_workers).collect(),
+        None => (0..known).collect(),
     };
     let prefix = ids.len() > 1;
     let mut offsets = vec![0u64; ids.len()];

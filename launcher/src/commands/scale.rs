@@ -61,8 +61,9 @@ pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
         )))?
         .trim()
         .to_string();
-    let result = crate::runtime()?.block_on(ask(&addr, token, workers));
-    let answer = result.map_err(|e| LauncherError::Cluster(format!("job {job}: {e}")))?;
+    let answer = crate::runtime()?
+        .block_on(ask(job, &addr, token, workers))
+        .map_err(LauncherError::Cluster)?;
     println!(
         "job {job}: {} workers (was {})",
         answer.num_workers, answer.previous
@@ -70,14 +71,19 @@ pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
     Ok(())
 }
 
-/// Calls `Scale` on the job master at `addr`; the error is one line without the job ID.
-async fn ask(addr: &str, token: String, workers: u32) -> Result<t2_proto::ScaleResult, String> {
+/// Calls `Scale` on the job master of `job` at `addr`; the error is one line.
+async fn ask(
+    job: &str,
+    addr: &str,
+    token: String,
+    workers: u32,
+) -> Result<t2_proto::ScaleResult, String> {
     let endpoint = tonic::transport::Endpoint::from_shared(addr.to_string())
-        .map_err(|e| format!("bad job master address '{addr}' in job.json: {e}"))?
+        .map_err(|e| format!("job {job}: bad job master address '{addr}' in job.json: {e}"))?
         .connect_timeout(CONNECT_DEADLINE)
         .timeout(SCALE_DEADLINE);
     let channel = endpoint.connect().await.map_err(|e| {
-        format!("cannot reach its job master at {addr}: {e}; see 't2 status' for the job's state")
+        format!("job {job}: cannot reach its job master at {addr}: {e}; see 't2 status {job}'")
     })?;
     let params = ScaleParams {
         token,
@@ -87,14 +93,18 @@ async fn ask(addr: &str, token: String, workers: u32) -> Result<t2_proto::ScaleR
         Ok(answer) => Ok(answer.into_inner()),
         Err(s) => Err(match s.code() {
             Code::Unimplemented => format!(
-                "its job master does not support scaling (it answered: {})",
+                "job {job}: its job master does not support scaling (it answered: {})",
                 s.message()
             ),
             Code::Cancelled | Code::DeadlineExceeded => {
-                format!("its job master did not answer within {SCALE_DEADLINE:?}")
+                format!("job {job}: its job master did not answer within {SCALE_DEADLINE:?}")
             }
-            Code::Unavailable => format!("cannot reach its job master at {addr}: {}", s.message()),
-            _ => format!("the job master refused: {}", s.message()),
+            Code::Unavailable => format!(
+                "job {job}: cannot reach its job master at {addr}: {}",
+                s.message()
+            ),
+            // The job master's refusals name the job and what to do.
+            _ => s.message().to_string(),
         }),
     }
 }
