@@ -43,9 +43,13 @@ echo "worker $T2_WORKER_ID done"
     )
 }
 
+/// `t2 ARGS` with no kubeconfig anywhere, so that a job not under `$T2_HOME` is local too.
 fn t2_run(home: &Path, args: &[&str]) -> Output {
     let mut c = t2(home);
-    c.args(args);
+    c.args(args)
+        .env("HOME", home)
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST");
     run(c, SHORT)
 }
 
@@ -269,4 +273,44 @@ fn bad_scale_requests_are_one_line() {
     );
     let rec = only_job(h);
     assert_eq!(rec["num_workers"], 2, "{rec}");
+}
+
+#[test]
+fn scale_of_a_job_that_is_not_here_goes_to_kubernetes() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    // A kubeconfig whose API server is not listening: the scale is tried there.
+    let kc = h.join("kubeconfig");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters:\n- name: t\n  cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n- name: t\n  context: {cluster: t, user: u, namespace: jobs}\nusers:\n- name: u\n  user: {token: abc}\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["scale", "pi-12345678", "4"],
+        vec!["scale", "pi-12345678", "4", "--cluster", "kubernetes"],
+    ] {
+        let mut c = t2(h);
+        c.args(&args).env("HOME", h).env("KUBECONFIG", &kc);
+        let out = run(c, SHORT);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {}", text(&out));
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("cannot reach the Kubernetes API server https://127.0.0.1:1"),
+            "{args:?}: {err}"
+        );
+    }
+    // --cluster local keeps it here, whatever the kubeconfig says.
+    let mut c = t2(h);
+    c.args(["scale", "pi-12345678", "4", "--cluster", "local"])
+        .env("HOME", h)
+        .env("KUBECONFIG", &kc);
+    let out = run(c, SHORT);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no job 'pi-12345678'"),
+        "{}",
+        text(&out)
+    );
 }

@@ -8,7 +8,7 @@ use nix::unistd::Pid;
 use t2_core::jobdir::{now_rfc3339, JobDir, RecordedState};
 
 use crate::error::LauncherError;
-use crate::local::process::{alive_with, group_alive, signal_group};
+use crate::local::process::{alive_with, group_alive, pids_with_arg, signal_group};
 
 /// How long the supervisor gets to end the job itself before we SIGKILL everything.
 const SUPERVISOR_GRACE: Duration = Duration::from_millis(1500);
@@ -51,6 +51,14 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
     let mut all = groups;
     all.extend(latest.workers.iter().filter_map(|w| w.pid));
     all.extend(latest.jobmaster_pid);
+    // And any process of the job no record names (an agent a scale-down was stopping when its
+    // supervisor died): each is the leader of its group.
+    let root = dir.root().to_string_lossy().into_owned();
+    for pid in pids_with_arg(&root) {
+        if pid != std::process::id() && !all.contains(&pid) {
+            all.push(pid);
+        }
+    }
     if let Some(pid) = supervisor.filter(|&p| alive_with(p, "t2")) {
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
     }
