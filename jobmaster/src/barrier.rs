@@ -122,6 +122,39 @@ impl Barriers {
         })
     }
 
+    /// The job now has `n` workers (scaled down): waiters with IDs `>= n` leave their rounds
+    /// and are answered JOB_FAULTY with `reason`; a round whose remaining waiters are all `n`
+    /// workers completes with SUCCESS.
+    pub fn shrink(&mut self, n: u32, reason: &str) -> Vec<Completion> {
+        let mut out = Vec::new();
+        for t in [BarrierType::Default, BarrierType::Init] {
+            let slot = self.slot(t);
+            let Some(round) = slot.as_mut() else {
+                continue;
+            };
+            let removed = round.waiters.split_off(&n);
+            if !removed.is_empty() {
+                out.push(Completion {
+                    barrier_type: t,
+                    result: BarrierResult::JobFaulty,
+                    reason: reason.to_string(),
+                    waiters: removed.into_iter().collect(),
+                });
+            }
+            if round.waiters.is_empty() || round.waiters.len() as u32 >= n {
+                if let Some(round) = slot.take().filter(|r| !r.waiters.is_empty()) {
+                    out.push(Completion {
+                        barrier_type: t,
+                        result: BarrierResult::Success,
+                        reason: String::new(),
+                        waiters: round.waiters.into_iter().collect(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Ends every round (the job ended) as JOB_FAULTY with `reason`.
     pub fn abort_all(&mut self, reason: &str) -> Vec<Completion> {
         let mut out = Vec::new();
@@ -191,5 +224,24 @@ mod tests {
         assert!(b.arrive(BarrierType::Init, 2, 4, T, 3, now).is_none());
         let c = b.arrive(BarrierType::Init, 1, 5, T, 3, now).unwrap();
         assert_eq!(c.result, BarrierResult::Success);
+    }
+
+    #[test]
+    fn shrinking_completes_a_round_that_only_waited_for_removed_workers() {
+        let mut b = Barriers::default();
+        let now = Instant::now();
+        b.arrive(BarrierType::Default, 0, 1, T, 4, now);
+        b.arrive(BarrierType::Default, 1, 2, T, 4, now);
+        b.arrive(BarrierType::Default, 3, 3, T, 4, now);
+        b.arrive(BarrierType::Init, 0, 4, T, 4, now);
+        let done = b.shrink(2, "worker removed by scaling");
+        assert_eq!(done.len(), 2, "{done:?}");
+        assert_eq!(done[0].result, BarrierResult::JobFaulty);
+        assert_eq!(done[0].waiters, vec![(3, 3)]);
+        assert_eq!(done[1].result, BarrierResult::Success);
+        assert_eq!(done[1].waiters, vec![(0, 1), (1, 2)]);
+        // The init round still waits for worker 1.
+        let c = b.arrive(BarrierType::Init, 1, 5, T, 2, now).unwrap();
+        assert_eq!(c.waiters, vec![(0, 4), (1, 5)]);
     }
 }

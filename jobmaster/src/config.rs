@@ -27,6 +27,8 @@ pub struct JobMasterConfig {
     pub heartbeat_timeout: Duration,
     /// Grace after the job ends before the server stops, so final messages reach everyone.
     pub end_grace: Duration,
+    /// Longest the cluster may take to scale the workers before the scale request fails.
+    pub scale_timeout: Duration,
 }
 
 impl JobMasterConfig {
@@ -43,6 +45,7 @@ impl JobMasterConfig {
             heartbeat_interval: spec.heartbeat_interval,
             heartbeat_timeout: spec.heartbeat_timeout,
             end_grace: Duration::from_millis(20),
+            scale_timeout: Duration::from_secs(60),
         }
     }
 
@@ -59,6 +62,7 @@ impl JobMasterConfig {
             heartbeat_interval: Duration::from_millis(250),
             heartbeat_timeout: Duration::from_secs(3),
             end_grace: Duration::from_millis(20),
+            scale_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -4,11 +4,13 @@
 //!
 //! # Layout
 //! - [`config`]: what the job master needs to know about its job.
-//! - [`server`]: `run(listener, config, shutdown)`, the entry point (binds nothing itself).
+//! - [`server`]: `run(listener, config, shutdown)`, the entry point (binds nothing itself);
+//!   `run_with` adds a state store and a cluster.
 //! - [`service`]: the tonic service: turns streams into events for the master.
 //! - [`master`]: the single task that owns all job state and handles every event in order.
 //! - [`registry`]: the workers, their states, restart counts and connections.
 //! - [`barrier`]: DEFAULT and INIT barriers with timeouts.
+//! - [`scale`]: changing the number of workers of a running job.
 //! - [`cluster`]: what the job master needs from its cluster (scale workers, end the job).
 //! - [`store`]: where durable job state is written (in memory here; ZooKeeper later).
 //! - [`zkstore`]: the ZooKeeper store of fault-tolerant jobs.
@@ -20,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod master;
 pub mod registry;
+pub mod scale;
 pub mod server;
 pub mod service;
 pub mod store;
@@ -27,4 +30,4 @@ pub mod zkstore;
 
 pub use config::JobMasterConfig;
 pub use error::JobMasterError;
-pub use server::{run, JobOutcome};
+pub use server::{run, run_with, JobOutcome};

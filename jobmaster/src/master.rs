@@ -1,7 +1,7 @@
 //! The master task: owns every piece of job state and handles events one at a time, so there
 //! are no locks and no races between registrations, failures, barriers and timeouts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +15,9 @@ use tonic::Status;
 use tracing::{info, warn};
 
 use crate::barrier::{type_name, Barriers, Completion};
+use crate::cluster::JobCluster;
 use crate::registry::{Connection, Outbox, Registry, WorkerEntry};
+use crate::scale::{self, ScaleReply};
 use crate::store::JobStateStore;
 use crate::JobMasterConfig;
 
@@ -62,6 +64,13 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A client changes the number of workers (see [`crate::scale`]).
+    Scale {
+        /// How many from now on.
+        workers: u32,
+        /// The answer.
+        reply: ScaleReply,
+    },
 }
 
 /// The final state of a job and why.
@@ -75,32 +84,43 @@ pub struct JobOutcome {
 
 /// The job master's state.
 pub struct Master {
-    cfg: JobMasterConfig,
-    store: Arc<dyn JobStateStore>,
-    registry: Registry,
-    barriers: Barriers,
-    state: JobState,
+    pub(crate) cfg: JobMasterConfig,
+    pub(crate) store: Arc<dyn JobStateStore>,
+    pub(crate) registry: Registry,
+    pub(crate) barriers: Barriers,
+    pub(crate) state: JobState,
     reason: String,
     ever_all_joined: bool,
     /// List requests waiting for all workers: worker ID → request IDs.
-    pending_lists: BTreeMap<u32, Vec<u64>>,
+    pub(crate) pending_lists: BTreeMap<u32, Vec<u64>>,
     watchers: Vec<WatchOutbox>,
     started: Instant,
-    /// Failed workers and when they must be back by.
-    rejoin_deadlines: BTreeMap<u32, Instant>,
+    /// Failed (or newly added) workers and when they must be back by.
+    pub(crate) rejoin_deadlines: BTreeMap<u32, Instant>,
     last_tick: Instant,
     /// Workers a restarted job master waits for, and when it was restored.
-    reconnecting: std::collections::BTreeSet<u32>,
+    pub(crate) reconnecting: BTreeSet<u32>,
     restored_at: Option<Instant>,
     /// Workers that registered and have not been sent the full list since.
-    awaiting_list: std::collections::BTreeSet<u32>,
+    pub(crate) awaiting_list: BTreeSet<u32>,
     next_conn: u64,
+    /// The cluster, when the job master can scale its workers.
+    pub(crate) cluster: Option<Arc<dyn JobCluster>>,
+    /// The scale the cluster is working on.
+    pub(crate) scaling: Option<scale::InProgress>,
+    pub(crate) scale_done_tx: mpsc::UnboundedSender<scale::Done>,
+    scale_done_rx: Option<mpsc::UnboundedReceiver<scale::Done>>,
+    /// Streams of workers removed by a scale-down, open until the cluster stops them.
+    pub(crate) retired: BTreeMap<u32, Connection>,
+    /// Workers added by a scale-up that have not joined yet.
+    pub(crate) scaled_in: BTreeSet<u32>,
 }
 
 impl Master {
     /// A master for a job that is starting.
     pub fn new(cfg: JobMasterConfig, store: Arc<dyn JobStateStore>) -> Self {
         let now = Instant::now();
+        let (scale_done_tx, scale_done_rx) = mpsc::unbounded_channel();
         Self {
             cfg,
             store,
@@ -114,11 +134,23 @@ impl Master {
             started: now,
             rejoin_deadlines: BTreeMap::new(),
             last_tick: now,
-            reconnecting: std::collections::BTreeSet::new(),
+            reconnecting: BTreeSet::new(),
             restored_at: None,
-            awaiting_list: std::collections::BTreeSet::new(),
+            awaiting_list: BTreeSet::new(),
             next_conn: 1,
+            cluster: None,
+            scaling: None,
+            scale_done_tx,
+            scale_done_rx: Some(scale_done_rx),
+            retired: BTreeMap::new(),
+            scaled_in: BTreeSet::new(),
         }
+    }
+
+    /// The same master, scaling its workers and describing their nodes through `cluster`.
+    pub fn with_cluster(mut self, cluster: Option<Arc<dyn JobCluster>>) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     /// Handles events until the job ends; returns how it ended.
@@ -135,8 +167,13 @@ impl Master {
         let store = self.store.clone();
         let lost = async move { store.lost().await };
         tokio::pin!(lost);
+        let mut scale_done = match self.scale_done_rx.take() {
+            Some(rx) => rx,
+            None => mpsc::unbounded_channel().1,
+        };
         while !is_final(self.state) {
             tokio::select! {
+                Some(done) = scale_done.recv() => self.on_scale_done(done).await,
                 ev = events.recv() => match ev {
                     Some(ev) => self.handle(ev).await,
                     None => self.end(JobState::JobFailed, "job master lost its event channel".into()).await,
@@ -170,6 +207,16 @@ impl Master {
             Ok(r) => r,
             Err(e) => return fail(format!("cannot read the job's state: {e}")),
         };
+        match self.store.num_workers().await {
+            Ok(Some(n)) if n > 0 => {
+                if n != self.cfg.num_workers {
+                    info!(job_id = %self.cfg.job_id, workers = n, configured = self.cfg.num_workers, "the job was scaled; using its recorded number of workers");
+                }
+                self.cfg.num_workers = n;
+            }
+            Ok(_) => {}
+            Err(e) => return fail(format!("cannot read the job's number of workers: {e}")),
+        }
         if let Some((state, reason)) = recorded {
             if is_final(state) {
                 // The previous job master ended the job but died before cleaning up.
@@ -190,7 +237,11 @@ impl Master {
                 JobState::Starting
             };
             self.restored_at = Some(now);
-            for info in workers {
+            // Workers removed by a scale-down may still be recorded.
+            for info in workers
+                .into_iter()
+                .filter(|w| w.worker_id < self.cfg.num_workers)
+            {
                 let id = info.worker_id;
                 if matches!(info.state(), WorkerState::Started | WorkerState::Restarted) {
                     self.reconnecting.insert(id);
@@ -255,6 +306,7 @@ impl Master {
                 info!(job_id = %self.cfg.job_id, %reason, "job killed");
                 self.end(JobState::JobKilled, reason).await;
             }
+            Event::Scale { workers, reply } => self.on_scale(workers, reply).await,
         }
     }
 
@@ -278,11 +330,11 @@ impl Master {
                 params.job_id, self.cfg.job_id
             )));
         }
-        if id >= self.cfg.num_workers {
+        let limit = self.id_limit();
+        if id >= limit {
             return Err(Status::invalid_argument(format!(
-                "worker ID {id} is out of range: the job has {} workers (0..{})",
-                self.cfg.num_workers,
-                self.cfg.num_workers.saturating_sub(1)
+                "worker ID {id} is out of range: the job has {limit} workers (0..{})",
+                limit.saturating_sub(1)
             )));
         }
         if is_final(self.state) {
@@ -341,7 +393,10 @@ impl Master {
         });
         self.rejoin_deadlines.remove(&id);
         self.awaiting_list.insert(id);
-        if reconnected {
+        self.retired.remove(&id);
+        if self.scaled_in.remove(&id) {
+            info!(job_id = %self.cfg.job_id, worker_id = id, host = %info.host, port = info.port, workers = self.cfg.num_workers, "worker added by scaling joined");
+        } else if reconnected {
             info!(job_id = %self.cfg.job_id, worker_id = id, "worker reconnected to the restarted job master");
             self.reconnecting.remove(&id);
             if self.reconnecting.is_empty() {
@@ -365,8 +420,9 @@ impl Master {
     }
 
     /// After any registration: answers waiting list requests and pushes AllJoined.
-    async fn after_join(&mut self) {
-        if !self.registry.all_joined(self.cfg.num_workers) {
+    pub(crate) async fn after_join(&mut self) {
+        // A scale in progress changes what "all" means: wait for it.
+        if self.scaling.is_some() || !self.registry.all_joined(self.cfg.num_workers) {
             return;
         }
         let list = self.registry.worker_list();
@@ -446,20 +502,24 @@ impl Master {
         }
     }
 
-    fn complete_barrier(&self, done: Completion) {
+    pub(crate) fn complete_barrier(&self, done: Completion) {
         if done.result != t2_proto::BarrierResult::Success {
             warn!(job_id = %self.cfg.job_id, barrier = type_name(done.barrier_type), reason = %done.reason, "barrier did not succeed");
         }
         for (worker, request_id) in &done.waiters {
-            self.registry.send(
-                *worker,
-                Body::Barrier(BarrierOutcome {
-                    request_id: *request_id,
-                    barrier_type: done.barrier_type as i32,
-                    result: done.result as i32,
-                    reason: done.reason.clone(),
-                }),
-            );
+            let body = Body::Barrier(BarrierOutcome {
+                request_id: *request_id,
+                barrier_type: done.barrier_type as i32,
+                result: done.result as i32,
+                reason: done.reason.clone(),
+            });
+            match self.retired.get(worker) {
+                // A worker removed by a scale-down still hears how its barrier ended.
+                Some(c) => {
+                    let _ = c.outbox.send(Ok(t2_proto::MasterToWorker { body: Some(body) }));
+                }
+                None => self.registry.send(*worker, body),
+            }
         }
     }
 
@@ -482,14 +542,14 @@ impl Master {
                 info!(job_id = %self.cfg.job_id, worker_id = id, "worker completed");
                 self.persist_worker(&info).await;
                 self.notify_watchers();
-                let n = self.cfg.num_workers;
-                let all_done = (0..n).all(|i| {
-                    self.registry
-                        .get(i)
-                        .is_some_and(|e| e.state() == WorkerState::Completed)
-                });
-                if all_done {
-                    self.end(JobState::JobCompleted, String::new()).await;
+                self.end_if_all_completed().await;
+            }
+            WorkerState::Failed | WorkerState::FullyFailed | WorkerState::Killed
+                if self.being_removed(id) =>
+            {
+                info!(job_id = %self.cfg.job_id, worker_id = id, "worker removed by scaling stopped");
+                if let Some(e) = self.registry.get_mut(id) {
+                    e.conn = None;
                 }
             }
             WorkerState::Failed | WorkerState::FullyFailed => {
@@ -517,12 +577,31 @@ impl Master {
         }
     }
 
+    /// Ends the job as COMPLETED once every worker has completed.
+    pub(crate) async fn end_if_all_completed(&mut self) {
+        let n = self.cfg.num_workers;
+        let all_done = self.scaling.is_none()
+            && (0..n).all(|i| {
+                self.registry
+                    .get(i)
+                    .is_some_and(|e| e.state() == WorkerState::Completed)
+            });
+        if all_done {
+            self.end(JobState::JobCompleted, String::new()).await;
+        }
+    }
+
     async fn on_disconnect(&mut self, id: u32, cause: String) {
+        let removed = self.being_removed(id);
         let Some(e) = self.registry.get_mut(id) else {
             return;
         };
         e.conn = None;
         if e.state() == WorkerState::Completed {
+            return;
+        }
+        if removed {
+            info!(job_id = %self.cfg.job_id, worker_id = id, %cause, "worker removed by scaling disconnected");
             return;
         }
         warn!(job_id = %self.cfg.job_id, worker_id = id, %cause, "worker lost");
@@ -531,7 +610,7 @@ impl Master {
     }
 
     /// A worker failed: restart it (by waiting for its supervisor) or fail the job.
-    async fn worker_failed(&mut self, id: u32, reason: String) {
+    pub(crate) async fn worker_failed(&mut self, id: u32, reason: String) {
         let Some(e) = self.registry.get_mut(id) else {
             return;
         };
@@ -627,7 +706,12 @@ impl Master {
             .find(|(_, d)| now > **d)
             .map(|(id, _)| *id);
         if let Some(id) = late {
-            let why = if self.reconnecting.contains(&id) {
+            let why = if self.scaled_in.contains(&id) {
+                format!(
+                    "worker {id}, added by scaling the job to {} workers, did not join within {:?}",
+                    self.cfg.num_workers, self.cfg.join_timeout
+                )
+            } else if self.reconnecting.contains(&id) {
                 format!(
                     "worker {id} did not reconnect within {:?} after the job master restarted",
                     self.cfg.join_timeout
@@ -694,7 +778,7 @@ impl Master {
         }
     }
 
-    fn notify_watchers(&mut self) {
+    pub(crate) fn notify_watchers(&mut self) {
         let status = self.status();
         self.watchers.retain(|w| w.send(Ok(status.clone())).is_ok());
     }

@@ -69,6 +69,11 @@ impl Registry {
         self.entries.insert(entry.info.worker_id, entry);
     }
 
+    /// Removes a worker (scaled away); returns what was known about it.
+    pub fn remove(&mut self, id: u32) -> Option<WorkerEntry> {
+        self.entries.remove(&id)
+    }
+
     /// All workers in ID order.
     pub fn iter(&self) -> impl Iterator<Item = &WorkerEntry> {
         self.entries.values()

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
+use crate::cluster::JobCluster;
 use crate::master::{Event, Master};
 use crate::service::JobMasterService;
 use crate::store::{JobStateStore, MemoryStore};
@@ -33,12 +34,25 @@ pub async fn run_with_store(
     store: Arc<dyn JobStateStore>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<JobOutcome, JobMasterError> {
+    run_with(listener, cfg, store, None, shutdown).await
+}
+
+/// [`run`] with a given state store and, when the job master can scale its workers and
+/// describe their nodes, its cluster (without one, a scale only changes the job master's count).
+pub async fn run_with(
+    listener: TcpListener,
+    cfg: JobMasterConfig,
+    store: Arc<dyn JobStateStore>,
+    cluster: Option<Arc<dyn JobCluster>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<JobOutcome, JobMasterError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let service =
-        JobMasterService::new(tx.clone(), &cfg.job_id, &cfg.token, cfg.heartbeat_interval);
+        JobMasterService::new(tx.clone(), &cfg.job_id, &cfg.token, cfg.heartbeat_interval)
+            .with_cluster(cluster.clone());
     let grace = cfg.end_grace;
     let job_id = cfg.job_id.clone();
-    let master = tokio::spawn(Master::new(cfg, store).run(rx));
+    let master = tokio::spawn(Master::new(cfg, store).with_cluster(cluster).run(rx));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()

@@ -1,32 +1,48 @@
 //! The tonic service: each worker stream becomes a registration event, then message events,
-//! then one disconnect event; clients get status streams and can kill the job.
+//! then one disconnect event; clients get status streams and can kill or scale the job.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use t2_proto::job_master_server::JobMaster;
 use t2_proto::{
     master_to_worker::Body, worker_to_master, Heartbeat, JobStatus, KillParams, KillResult,
-    MasterToWorker, WatchParams, WorkerToMaster, PROTOCOL_VERSION,
+    MasterToWorker, ScaleParams, ScaleResult, WatchParams, WorkerToMaster, PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{debug, info_span, Instrument};
+use tracing::{debug, info_span, warn, Instrument};
 
+use crate::cluster::JobCluster;
 use crate::master::Event;
 
 /// How long a new stream may take to send its registration.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the cluster may take to describe a registering worker's node.
+const DESCRIBE_NODE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The gRPC face of the job master.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobMasterService {
     events: mpsc::UnboundedSender<Event>,
     job_id: String,
     token: String,
     heartbeat_interval: Duration,
+    cluster: Option<Arc<dyn JobCluster>>,
+}
+
+impl std::fmt::Debug for JobMasterService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobMasterService")
+            .field("job_id", &self.job_id)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("cluster", &self.cluster.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl JobMasterService {
@@ -42,6 +58,28 @@ impl JobMasterService {
             job_id: job_id.into(),
             token: token.into(),
             heartbeat_interval,
+            cluster: None,
+        }
+    }
+
+    /// The same service, completing registering workers' nodes through `cluster`.
+    pub fn with_cluster(mut self, cluster: Option<Arc<dyn JobCluster>>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Completes a worker's node with what the cluster knows (rack, datacenter), unless the
+    /// cluster takes longer than [`DESCRIBE_NODE_TIMEOUT`]: then the worker's own word stands.
+    async fn describe_node(&self, info: &mut t2_proto::WorkerInfo) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let node = info.node.clone().unwrap_or_default();
+        match tokio::time::timeout(DESCRIBE_NODE_TIMEOUT, cluster.describe_node(node)).await {
+            Ok(described) => info.node = Some(described),
+            Err(_) => {
+                warn!(job_id = %self.job_id, worker_id = info.worker_id, "the cluster did not describe the worker's node within {DESCRIBE_NODE_TIMEOUT:?}; using what the worker said")
+            }
         }
     }
 
@@ -85,7 +123,7 @@ impl JobMaster for JobMasterService {
         let first = tokio::time::timeout(REGISTER_TIMEOUT, inbound.next())
             .await
             .map_err(|_| Status::deadline_exceeded("no registration within 10s of connecting"))?;
-        let params = match first {
+        let mut params = match first {
             Some(Ok(WorkerToMaster {
                 body: Some(worker_to_master::Body::Register(p)),
             })) => p,
@@ -109,6 +147,9 @@ impl JobMaster for JobMasterService {
             )));
         }
         self.check_token(&params.token, &format!("worker {worker_id}"))?;
+        if let Some(info) = params.info.as_mut() {
+            self.describe_node(info).await;
+        }
 
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         let (reply_tx, reply_rx) = oneshot::channel();
@@ -207,9 +248,18 @@ impl JobMaster for JobMasterService {
 
     async fn scale(
         &self,
-        request: Request<t2_proto::ScaleParams>,
-    ) -> Result<Response<t2_proto::ScaleResult>, Status> {
-        self.check_token(&request.get_ref().token, "a scale request")?;
-        Err(Status::unimplemented("scaling is being built (issue 3)"))
+        request: Request<ScaleParams>,
+    ) -> Result<Response<ScaleResult>, Status> {
+        let params = request.into_inner();
+        self.check_token(&params.token, "a scale request")?;
+        let (reply, answer) = oneshot::channel();
+        self.send(Event::Scale {
+            workers: params.num_workers,
+            reply,
+        })?;
+        let result = answer
+            .await
+            .map_err(|_| Status::unavailable("the job ended before the scale finished"))??;
+        Ok(Response::new(result))
     }
 }

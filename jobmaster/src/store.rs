@@ -54,6 +54,7 @@ pub trait JobStateStore: Send + Sync + 'static {
 pub struct MemoryStore {
     job: Mutex<Option<(JobState, String)>>,
     workers: Mutex<BTreeMap<u32, WorkerInfo>>,
+    num_workers: Mutex<Option<u32>>,
 }
 
 #[async_trait]
@@ -87,5 +88,20 @@ impl JobStateStore for MemoryStore {
             .lock()
             .map_err(|e| StoreError(e.to_string()))?
             .clone())
+    }
+
+    async fn put_num_workers(&self, workers: u32) -> Result<(), StoreError> {
+        *self
+            .num_workers
+            .lock()
+            .map_err(|e| StoreError(e.to_string()))? = Some(workers);
+        Ok(())
+    }
+
+    async fn num_workers(&self) -> Result<Option<u32>, StoreError> {
+        Ok(*self
+            .num_workers
+            .lock()
+            .map_err(|e| StoreError(e.to_string()))?)
     }
 }

@@ -1,6 +1,7 @@
 //! The ZooKeeper state store of fault-tolerant jobs: job state and every worker's info in
 //! persistent znodes, the job master's address in an ephemeral one (see `t2_core::zk` for the
-//! layout). A restarted job master rebuilds its registry from here.
+//! layout). A scaled job's worker count is kept in `/t2/<job>/num_workers` (decimal text). A
+//! restarted job master rebuilds its registry from here.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,11 @@ impl ZkStore {
             znodes: JobZnodes::new(root, job_id),
             address: address.to_string(),
         }
+    }
+
+    /// The znode holding the worker count of a scaled job.
+    fn num_workers_path(&self) -> String {
+        format!("{}/num_workers", self.znodes.job())
     }
 }
 
@@ -143,5 +149,24 @@ impl JobStateStore for ZkStore {
             .delete_tree(self.znodes.job())
             .await
             .map_err(store_err)
+    }
+
+    async fn put_num_workers(&self, workers: u32) -> Result<(), StoreError> {
+        self.zk
+            .put(&self.num_workers_path(), workers.to_string().as_bytes())
+            .await
+            .map_err(store_err)
+    }
+
+    async fn num_workers(&self) -> Result<Option<u32>, StoreError> {
+        let path = self.num_workers_path();
+        let Some((data, _)) = self.zk.get(&path).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&data);
+        text.trim()
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| StoreError(format!("{path} holds '{text}', not a worker count")))
     }
 }
