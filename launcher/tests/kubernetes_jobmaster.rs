@@ -310,7 +310,7 @@ async fn configured_labels_name_rack_and_datacenter_and_a_forbidden_list_is_trie
     assert_eq!(forbidden, vec![at("192.168.1.1"), at("192.168.1.2")]);
 }
 
-/// A job master that only answers Scale: it records each call and refuses more than 8.
+/// A job master that only answers Scale: it records each call.
 #[derive(Clone, Default)]
 struct ScaleRecorder {
     calls: Arc<Mutex<Vec<(String, u32)>>>,
@@ -341,12 +341,6 @@ impl JobMaster for ScaleRecorder {
     async fn scale(&self, r: Request<ScaleParams>) -> Result<Response<ScaleResult>, Status> {
         let p = r.into_inner();
         self.calls.lock().unwrap().push((p.token, p.num_workers));
-        if p.num_workers > 8 {
-            return Err(Status::failed_precondition(format!(
-                "the cluster refused {} workers: quota exceeded",
-                p.num_workers
-            )));
-        }
         Ok(Response::new(ScaleResult {
             previous: 4,
             num_workers: p.num_workers,
@@ -408,51 +402,54 @@ fn answer_patch(expected: Value) -> Step {
 }
 
 #[tokio::test]
-async fn scale_requests_seen_in_the_watch_go_through_the_scale_rpc_and_are_answered_by_id() {
-    let recorder = ScaleRecorder::default();
-    let endpoint = serve(recorder.clone()).await;
+async fn scale_requests_seen_in_the_watch_go_through_the_real_job_master_and_are_answered_by_id() {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let steps = vec![
-        Step::new("GET", list_root()).json(
-            200,
-            list("ConfigMap", "10", vec![root_with("10", None, None)]),
-        ),
+        Step::new("GET", list_root()).json(200, list("ConfigMap", "10", vec![root_with("10", None, None)])),
         Step::new("GET", watch_root("10")).raw(
             200,
             events(&[
                 ("MODIFIED", root_with("11", Some(("a1b2", 6)), None)),
                 // The job master's own answer coming back: nothing to do.
-                (
-                    "MODIFIED",
-                    root_with(
-                        "12",
-                        Some(("a1b2", 6)),
-                        Some(json!({"id": "a1b2", "workers": 6})),
-                    ),
-                ),
-                (
-                    "MODIFIED",
-                    root_with(
-                        "13",
-                        Some(("c3d4", 10)),
-                        Some(json!({"id": "a1b2", "workers": 6})),
-                    ),
-                ),
+                ("MODIFIED", root_with("12", Some(("a1b2", 6)), Some(json!({"id": "a1b2", "workers": 6})))),
+                ("MODIFIED", root_with("13", Some(("c3d4", 5)), Some(json!({"id": "a1b2", "workers": 6})))),
                 ("DELETED", root_with("14", None, None)),
             ]),
         ),
+        // The job master's Scale: its cluster patches the worker StatefulSet's scale (2 workers
+        // per pod) and records the count in the root...
+        Step::new("PATCH", format!("/apis/apps/v1/namespaces/{NS}/statefulsets/{ID}/scale?"))
+            .check(|b, _| assert_eq!(b, &json!({"spec": {"replicas": 3}})))
+            .json(200, json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": ID}, "spec": {"replicas": 3}})),
+        Step::new("PATCH", format!("{}?", root_path()))
+            .check(|b, _| assert_eq!(b, &json!({"data": {"workers": "6"}})))
+            .json(200, json!({"metadata": {"name": ID}})),
+        // ...then the scaler answers with the request's ID.
         answer_patch(json!({"id": "a1b2", "workers": 6})),
-        answer_patch(
-            json!({"id": "c3d4", "error": "the cluster refused 10 workers: quota exceeded"}),
-        ),
+        // 5 workers do not fill pods of 2: the cluster refuses, the answer says why.
+        answer_patch(json!({"id": "c3d4", "error": format!("cannot scale job {ID} to 5 workers: 5 workers do not fill whole pods of 2 workers; use a multiple of 2")})),
     ];
-    run(steps, |kube| async move {
+    let outcome = run(steps, |kube| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let cluster: Arc<dyn JobCluster> = Arc::new(KubeJobCluster::new(kube.clone(), ID, 2));
+        let master = tokio::spawn(t2_jobmaster::server::run_with(
+            listener,
+            t2_jobmaster::JobMasterConfig::new(ID, TOKEN, 4),
+            Arc::new(t2_jobmaster::store::MemoryStore::default()),
+            Some(cluster),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Scaler::new(kube, ID, &endpoint, TOKEN).run().await;
+        let _ = stop.send(());
+        master.await.unwrap().unwrap()
     })
     .await;
     assert_eq!(
-        *recorder.calls.lock().unwrap(),
-        vec![(TOKEN.to_string(), 6), (TOKEN.to_string(), 10)],
-        "one Scale call per request, with the job token"
+        outcome.reason, "job master shut down",
+        "the job ran until the test stopped it"
     );
 }
 

@@ -1,8 +1,9 @@
 //! `t2 pod jobmaster`: the job master inside the cluster. It finds its job from the pod's
 //! environment and the root ConfigMap (mounted spec, token from the job's Secret), serves on
 //! `T2_LISTEN`, records the job's state in the root ([`ConfigMapStore`], or ZooKeeper for
-//! fault-tolerant jobs), carries out `t2 scale` requests written into the root ([`Scaler`],
-//! through its own `Scale` RPC on loopback), and at the end records the final state and
+//! fault-tolerant jobs), scales and describes nodes through [`KubeJobCluster`], carries out
+//! `t2 scale` requests written into the root ([`Scaler`], through its own `Scale` RPC on
+//! loopback), and at the end records the final state and
 //! deletes the root ([`KubeJobCluster::end_job`]), which removes the whole job.
 
 use std::future::Future;
@@ -24,6 +25,9 @@ use crate::kubernetes::settings::{read_settings, Settings};
 
 /// How long the job master tries to reach ZooKeeper at start.
 const ZK_CONNECT_DEADLINE: Duration = Duration::from_secs(15);
+/// How long the cluster may take to scale: under the scaler's RPC deadline, itself under
+/// `t2 scale`'s wait, so a slow API server yields the job master's reason, not a timeout.
+const SCALE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The job master's own gRPC address as seen from its pod: loopback when it listens on every
 /// address, else the address it listens on.
@@ -74,8 +78,14 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
         warn!(job_id = %id, error = %e, "the job's kubernetes settings do not read; using the default rack and datacenter labels");
         Settings::default()
     });
-    let cluster = KubeJobCluster::with_settings(kube.clone(), &id, spec.workers_per_pod, &settings);
-    let cfg = JobMasterConfig::from_spec(&id, &token, &spec);
+    let cluster = Arc::new(KubeJobCluster::with_settings(
+        kube.clone(),
+        &id,
+        spec.workers_per_pod,
+        &settings,
+    ));
+    let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec);
+    cfg.scale_timeout = SCALE_TIMEOUT;
     let span = tracing::info_span!("jobmaster", job_id = %id);
     async move {
         info!(%address, "job master serving");
@@ -84,7 +94,9 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
                 .run()
                 .in_current_span(),
         );
-        let outcome = t2_jobmaster::server::run_with_store(listener, cfg, store, shutdown).await;
+        let jc: Arc<dyn JobCluster> = cluster.clone();
+        let outcome =
+            t2_jobmaster::server::run_with(listener, cfg, store, Some(jc), shutdown).await;
         scaler.abort();
         let outcome = outcome.map_err(|e| e.to_string())?;
         let state = t2_jobmaster::master::state_name(outcome.state);
