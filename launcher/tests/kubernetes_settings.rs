@@ -38,7 +38,10 @@ fn defaults_and_overrides_from_the_command_line() {
     assert_eq!(k.service_account, "t2-jobmaster");
     assert_eq!(
         (k.rack_label.as_str(), k.datacenter_label.as_str()),
-        ("topology.kubernetes.io/zone", "topology.kubernetes.io/region")
+        (
+            "topology.kubernetes.io/zone",
+            "topology.kubernetes.io/region"
+        )
     );
 }
 
