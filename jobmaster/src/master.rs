@@ -296,6 +296,9 @@ impl Master {
             } => {
                 if self.is_current(worker_id, conn) {
                     self.on_disconnect(worker_id, cause).await;
+                } else if self.retired.get(&worker_id).is_some_and(|c| c.id == conn) {
+                    // A worker removed by a scale-down went away, as expected.
+                    self.retired.remove(&worker_id);
                 }
             }
             Event::Watch { outbox } => {

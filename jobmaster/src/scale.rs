@@ -47,7 +47,7 @@ impl Master {
             )))
         } else if is_final(self.state) {
             Some(Status::failed_precondition(format!(
-                "job {job} has already ended ({}); only a running job can be scaled",
+                "job {job} has ended ({}); only a running job can be scaled",
                 state_name(self.state)
             )))
         } else if let Some(p) = &self.scaling {

@@ -249,14 +249,20 @@ impl JobMaster for JobMasterService {
     async fn scale(&self, request: Request<ScaleParams>) -> Result<Response<ScaleResult>, Status> {
         let params = request.into_inner();
         self.check_token(&params.token, "a scale request")?;
+        let ended = || {
+            Status::failed_precondition(format!(
+                "job {} has ended; only a running job can be scaled",
+                self.job_id
+            ))
+        };
         let (reply, answer) = oneshot::channel();
-        self.send(Event::Scale {
-            workers: params.num_workers,
-            reply,
-        })?;
-        let result = answer
-            .await
-            .map_err(|_| Status::unavailable("the job ended before the scale finished"))??;
+        self.events
+            .send(Event::Scale {
+                workers: params.num_workers,
+                reply,
+            })
+            .map_err(|_| ended())?;
+        let result = answer.await.map_err(|_| ended())??;
         Ok(Response::new(result))
     }
 }

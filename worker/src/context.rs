@@ -106,9 +106,20 @@ impl WorkerContext {
     pub fn worker_id(&self) -> u32 {
         self.worker_id
     }
-    /// Number of workers.
+    /// Number of workers when this program started (`T2_NUM_WORKERS`). A job can be scaled
+    /// while it runs: use [`current_num_workers`](Self::current_num_workers) for the count now,
+    /// or watch [`events`](Self::events) for `JobScaled`.
     pub fn num_workers(&self) -> u32 {
         self.num_workers
+    }
+
+    /// The job's number of workers now, as the agent knows it (it follows scaling). Asks the
+    /// agent each time.
+    pub fn current_num_workers(&self) -> Result<u32, WorkerError> {
+        let resp = self.call(&Request::Info, Some(Duration::from_secs(10)))?;
+        resp.info
+            .map(|i| i.num_workers)
+            .ok_or_else(|| WorkerError::Refused("the agent's answer carries no identity".into()))
     }
     /// Restarts of this worker so far (0 on the first run).
     pub fn restart_count(&self) -> u32 {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    /// Who am I.
+    /// Who am I (with the job's current number of workers).
     Info,
     /// The worker list; with `wait`, only once all workers have joined.
     Workers {
@@ -113,6 +113,14 @@ pub enum EventLine {
     },
     /// The job master was restarted and this worker reconnected to it.
     JobMasterRestarted {},
+    /// The job was scaled. On a scale-down, workers with IDs `>= num_workers` are stopped; on
+    /// a scale-up, new workers join and an `all_joined` with the new count follows.
+    JobScaled {
+        /// The new number of workers.
+        num_workers: u32,
+        /// The number before.
+        previous: u32,
+    },
     /// The job ended.
     JobEnded {
         /// Final state.

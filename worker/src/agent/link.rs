@@ -2,10 +2,11 @@
 //! answers by request ID, pushed events fanned out, heartbeats both ways. For fault-tolerant jobs
 //! the link survives a job master restart: [`Link::reconnect`] opens a stream to the new job
 //! master, re-registers, and re-sends every request still waiting for an answer (barriers
-//! included), so user code never notices beyond a delay.
+//! included), so user code never notices beyond a delay. The link also follows the job's
+//! number of workers, which changes when the job is scaled ([`Link::num_workers`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,13 @@ pub enum Pushed {
     Ack(i32),
     /// This worker reconnected to a restarted job master.
     Reconnected,
+    /// The job was scaled: it has `num_workers` workers now, `previous` before.
+    JobScaled {
+        /// The new number of workers.
+        num_workers: u32,
+        /// The number before.
+        previous: u32,
+    },
 }
 
 /// The current stream.
@@ -54,6 +62,7 @@ struct Shared {
     conn: Mutex<Conn>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
+    num_workers: AtomicU32,
     params: RegisterParams,
     fault_tolerant: bool,
     workers_tx: watch::Sender<Option<Vec<WorkerInfo>>>,
@@ -160,6 +169,7 @@ impl Link {
             }),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            num_workers: AtomicU32::new(opened.registered.num_workers),
             params,
             fault_tolerant,
             workers_tx,
@@ -182,6 +192,9 @@ impl Link {
         let mut params = self.shared.params.clone();
         params.reconnect = true;
         let opened = open(addr, params, deadline).await?;
+        self.shared
+            .num_workers
+            .store(opened.registered.num_workers, Ordering::Relaxed);
         let generation = {
             let mut conn = self.shared.conn.lock().map_err(|_| poisoned())?;
             conn.generation += 1;
@@ -199,6 +212,11 @@ impl Link {
         self.spawn_tasks(opened, generation);
         let _ = self.events.send(Pushed::Reconnected);
         Ok(())
+    }
+
+    /// The job's current number of workers: as registered, then as the job was scaled.
+    pub fn num_workers(&self) -> u32 {
+        self.shared.num_workers.load(Ordering::Relaxed)
     }
 
     fn current_generation(&self) -> u64 {
@@ -276,8 +294,15 @@ impl Link {
     fn dispatch(&self, body: M) -> Option<String> {
         match body {
             M::Heartbeat(_) | M::Registered(_) => {}
-            // Delivered to the worker with issue 3's scaling work.
-            M::JobScaled(_) => {}
+            M::JobScaled(s) => {
+                self.shared
+                    .num_workers
+                    .store(s.num_workers, Ordering::Relaxed);
+                let _ = self.events.send(Pushed::JobScaled {
+                    num_workers: s.num_workers,
+                    previous: s.previous,
+                });
+            }
             M::StateAck(a) => {
                 let _ = self.events.send(Pushed::Ack(a.state));
             }

@@ -3,6 +3,7 @@
 //! reports how the program ended.
 
 pub mod fetch;
+pub mod finder;
 pub mod ft;
 pub mod http;
 pub mod link;
@@ -22,6 +23,8 @@ use tracing::{info, warn};
 
 use crate::env;
 use crate::local_api::{Identity, WorkerEntry};
+use finder::Finder;
+pub use finder::JobMasterFinder;
 use link::{Link, Pushed};
 
 /// Why an agent could not do its job; each displays as one readable line.
@@ -146,9 +149,19 @@ fn free_port(host: &str) -> Result<u16, AgentError> {
         })
 }
 
-/// Runs the agent until the program ends, the job ends or `shutdown` fires.
+/// Runs the agent until the program ends, the job ends or `shutdown` fires. A lost job
+/// master is found again through ZooKeeper for fault-tolerant jobs, and is fatal otherwise.
 pub async fn run(
+    cfg: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<AgentExit, AgentError> {
+    run_with(cfg, JobMasterFinder::default(), shutdown).await
+}
+
+/// [`run`], choosing how a job that is not fault-tolerant finds a lost job master again.
+pub async fn run_with(
     mut cfg: AgentConfig,
+    finder: JobMasterFinder,
     shutdown: impl Future<Output = ()>,
 ) -> Result<AgentExit, AgentError> {
     let io = |what: String| move |source| AgentError::Io { what, source };
@@ -208,9 +221,22 @@ pub async fn run(
         info: Some(info),
         reconnect: false,
     };
+    let finder = match (&ft, finder) {
+        (Some(ft), _) => Finder::ZooKeeper(ft),
+        (None, JobMasterFinder::FixedAddress) => Finder::FixedAddress(&cfg.job_master),
+        (None, JobMasterFinder::ZooKeeper) => Finder::None,
+    };
     let link = match &ft {
         Some(ft) => ft.connect_link(params, cfg.connect_timeout).await?,
-        None => Link::connect(&cfg.job_master, params, cfg.connect_timeout, false).await?,
+        None => {
+            Link::connect(
+                &cfg.job_master,
+                params,
+                cfg.connect_timeout,
+                finder.reconnects(),
+            )
+            .await?
+        }
     };
     info!(job_id = %cfg.job_id, worker_id = cfg.worker_id, restart_count = cfg.restart_count, "registered with the job master");
 
@@ -220,7 +246,7 @@ pub async fn run(
         identity: Identity {
             job_id: cfg.job_id.clone(),
             worker_id: cfg.worker_id,
-            num_workers: cfg.spec.workers,
+            num_workers: link.num_workers(),
             restart_count: cfg.restart_count,
         },
         barrier_timeouts: (cfg.spec.barrier_timeout, cfg.spec.init_barrier_timeout),
@@ -228,7 +254,7 @@ pub async fn run(
     };
     let server =
         socket::serve(&sock, served).map_err(io(format!("cannot serve {}", sock.display())))?;
-    let result = supervise(&cfg, &link, ft.as_ref(), port, &sock, shutdown).await;
+    let result = supervise(&cfg, &link, &finder, port, &sock, shutdown).await;
     server.abort();
     let _ = std::fs::remove_file(&sock);
     result
@@ -237,7 +263,7 @@ pub async fn run(
 async fn supervise(
     cfg: &AgentConfig,
     link: &Link,
-    ft: Option<&ft::FaultTolerance>,
+    finder: &Finder<'_>,
     port: u16,
     sock: &std::path::Path,
     shutdown: impl Future<Output = ()>,
@@ -247,19 +273,28 @@ async fn supervise(
     let mut closed = link.closed.clone();
     // Wait for everyone before starting the program.
     let mut workers_rx = link.workers.clone();
-    let workers = tokio::select! {
-        w = tokio::time::timeout(cfg.spec.join_timeout, workers_rx.wait_for(|w| w.is_some())) => match w {
-            Ok(Ok(w)) => w.clone().unwrap_or_default(),
-            Ok(Err(_)) => return Err(AgentError::JobMaster("the job master link closed before all workers joined".into())),
-            Err(_) => return Err(AgentError::JobMaster(format!("not all workers joined within {:?}", cfg.spec.join_timeout))),
-        },
-        why = link::closed_reason(&mut closed) => {
-            return match why.strip_prefix("job ended: ") {
-                Some(r) => Ok(AgentExit::JobEnded { reason: r.to_string() }),
-                None => Err(AgentError::JobMaster(format!("lost the job master before starting: {why}"))),
-            };
+    let join_deadline = tokio::time::Instant::now() + cfg.spec.join_timeout;
+    let workers = loop {
+        tokio::select! {
+            w = tokio::time::timeout_at(join_deadline, workers_rx.wait_for(|w| w.is_some())) => break match w {
+                Ok(Ok(w)) => w.clone().unwrap_or_default(),
+                Ok(Err(_)) => return Err(AgentError::JobMaster("the job master link closed before all workers joined".into())),
+                Err(_) => return Err(AgentError::JobMaster(format!("not all workers joined within {:?}", cfg.spec.join_timeout))),
+            },
+            why = link::closed_reason(&mut closed) => {
+                if finder.reconnects() && !why.starts_with("job ended: ") {
+                    warn!(reason = %why, "lost the job master before starting; waiting for it to come back");
+                    if finder.reconnect(link, cfg.spec.join_timeout).await.is_ok() {
+                        continue;
+                    }
+                }
+                return match why.strip_prefix("job ended: ") {
+                    Some(r) => Ok(AgentExit::JobEnded { reason: r.to_string() }),
+                    None => Err(AgentError::JobMaster(format!("lost the job master before starting: {why}"))),
+                };
+            }
+            _ = &mut shutdown => return Ok(AgentExit::Killed),
         }
-        _ = &mut shutdown => return Ok(AgentExit::Killed),
     };
     let workers_file = cfg.run_dir.join("workers.json");
     let entries: Vec<WorkerEntry> = workers
@@ -287,7 +322,8 @@ async fn supervise(
     let ours = [
         (env::JOB_ID, cfg.job_id.clone()),
         (env::WORKER_ID, cfg.worker_id.to_string()),
-        (env::NUM_WORKERS, cfg.spec.workers.to_string()),
+        // The job may have been scaled since it was submitted.
+        (env::NUM_WORKERS, link.num_workers().to_string()),
         (env::RESTART_COUNT, cfg.restart_count.to_string()),
         (env::WORKER_PORT, port.to_string()),
         (env::WORKER_HOST, cfg.host.clone()),
@@ -329,11 +365,12 @@ async fn supervise(
                 }
             }
             why = link::closed_reason(&mut closed) => {
-                if let (Some(ft), false) = (ft, why.starts_with("job ended: ")) {
+                if finder.reconnects() && !why.starts_with("job ended: ") {
                     // The program keeps running while we find the new job master.
                     warn!(reason = %why, "lost the job master; waiting for its successor");
-                    if ft.reconnect(link, cfg.spec.join_timeout).await.is_ok() {
-                        continue;
+                    match finder.reconnect(link, cfg.spec.join_timeout).await {
+                        Ok(()) => continue,
+                        Err(e) => warn!(error = %e, "the job master did not come back"),
                     }
                 }
                 program::terminate(&mut child, cfg.term_grace).await;

@@ -18,7 +18,7 @@ use crate::local_api::{EventLine, Identity, Request, Response, WorkerEntry};
 pub struct Served {
     /// The job master link.
     pub link: Link,
-    /// Who this worker is.
+    /// Who this worker is (its `num_workers` is replaced by the link's current count).
     pub identity: Identity,
     /// Default timeouts of the DEFAULT and INIT barriers.
     pub barrier_timeouts: (Duration, Duration),
@@ -85,7 +85,10 @@ async fn answer(req: Request, s: &Served) -> Response {
     match req {
         Request::Info => Response {
             ok: true,
-            info: Some(s.identity.clone()),
+            info: Some(Identity {
+                num_workers: s.link.num_workers(),
+                ..s.identity.clone()
+            }),
             ..Default::default()
         },
         Request::Workers { wait } => match s.link.list_workers(wait, s.join_timeout).await {
@@ -168,6 +171,13 @@ async fn stream_events(
                 reason: e.reason,
             },
             Ok(Pushed::Reconnected) => EventLine::JobMasterRestarted {},
+            Ok(Pushed::JobScaled {
+                num_workers,
+                previous,
+            }) => EventLine::JobScaled {
+                num_workers,
+                previous,
+            },
             Ok(Pushed::Ack(_)) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return Ok(()),
         };

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use t2_proto::NodeInfo;
-use t2_worker::agent::{AgentConfig, AgentExit};
+use t2_worker::agent::{AgentConfig, AgentExit, JobMasterFinder};
 use tracing::{info, Instrument};
 
 use super::env::{self, package_path, work_area};
@@ -80,7 +80,12 @@ pub async fn run_agent<F: Future<Output = ()> + Send>(stop: impl Fn() -> F) -> i
     };
     let span = tracing::info_span!("agent", job_id = %cfg.job_id, worker_id = cfg.worker_id, restart_count = cfg.restart_count);
     let worker = cfg.worker_id;
-    let exit = t2_worker::agent::run(cfg, stop()).instrument(span).await;
+    // The job master is a StatefulSet pod behind a stable Service address that restores its
+    // state when restarted: wait for it there rather than restarting every worker container
+    // (fault-tolerant jobs find it through ZooKeeper instead).
+    let exit = t2_worker::agent::run_with(cfg, JobMasterFinder::FixedAddress, stop())
+        .instrument(span)
+        .await;
     match exit {
         Ok(AgentExit::Completed | AgentExit::JobEnded { .. }) => {
             info!(
