@@ -83,18 +83,15 @@ impl Master {
                 let done = self.scale_done_tx.clone();
                 let deadline = self.cfg.scale_timeout;
                 tokio::spawn(async move {
-                    let result = match tokio::time::timeout(
-                        deadline,
-                        cluster.scale_workers(workers),
-                    )
-                    .await
-                    {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err(format!(
-                            "the cluster did not scale the workers within {deadline:?}"
-                        )),
-                    };
+                    let result =
+                        match tokio::time::timeout(deadline, cluster.scale_workers(workers)).await
+                        {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(_) => Err(format!(
+                                "the cluster did not scale the workers within {deadline:?}"
+                            )),
+                        };
                     let _ = done.send(Done {
                         target: workers,
                         result,
@@ -125,11 +122,8 @@ impl Master {
             ))));
             // The workers that were to be removed stay; one whose stream ended meanwhile failed.
             for id in p.departed {
-                self.worker_failed(
-                    id,
-                    format!("worker {id} lost while the job was being scaled"),
-                )
-                .await;
+                self.worker_failed(id, format!("worker {id} lost while the job was being scaled"))
+                    .await;
             }
             self.after_join().await;
             return;

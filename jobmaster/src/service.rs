@@ -246,7 +246,10 @@ impl JobMaster for JobMasterService {
         Ok(Response::new(KillResult {}))
     }
 
-    async fn scale(&self, request: Request<ScaleParams>) -> Result<Response<ScaleResult>, Status> {
+    async fn scale(
+        &self,
+        request: Request<ScaleParams>,
+    ) -> Result<Response<ScaleResult>, Status> {
         let params = request.into_inner();
         self.check_token(&params.token, "a scale request")?;
         let ended = || {
