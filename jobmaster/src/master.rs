@@ -519,7 +519,9 @@ impl Master {
             match self.retired.get(worker) {
                 // A worker removed by a scale-down still hears how its barrier ended.
                 Some(c) => {
-                    let _ = c.outbox.send(Ok(t2_proto::MasterToWorker { body: Some(body) }));
+                    let _ = c
+                        .outbox
+                        .send(Ok(t2_proto::MasterToWorker { body: Some(body) }));
                 }
                 None => self.registry.send(*worker, body),
             }

@@ -50,13 +50,13 @@ impl Master {
                 "job {job} has ended ({}); only a running job can be scaled",
                 state_name(self.state)
             )))
-        } else if let Some(p) = &self.scaling {
-            Some(Status::failed_precondition(format!(
-                "job {job} is already being scaled from {} to {} workers; try again once that is done",
-                p.previous, p.target
-            )))
         } else {
-            None
+            self.scaling.as_ref().map(|p| {
+                Status::failed_precondition(format!(
+                    "job {job} is already being scaled from {} to {} workers; try again once that is done",
+                    p.previous, p.target
+                ))
+            })
         };
         if let Some(status) = refusal {
             warn!(job_id = %job, workers, reason = status.message(), "scale refused");
@@ -83,15 +83,18 @@ impl Master {
                 let done = self.scale_done_tx.clone();
                 let deadline = self.cfg.scale_timeout;
                 tokio::spawn(async move {
-                    let result =
-                        match tokio::time::timeout(deadline, cluster.scale_workers(workers)).await
-                        {
-                            Ok(Ok(())) => Ok(()),
-                            Ok(Err(e)) => Err(e.to_string()),
-                            Err(_) => Err(format!(
-                                "the cluster did not scale the workers within {deadline:?}"
-                            )),
-                        };
+                    let result = match tokio::time::timeout(
+                        deadline,
+                        cluster.scale_workers(workers),
+                    )
+                    .await
+                    {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!(
+                            "the cluster did not scale the workers within {deadline:?}"
+                        )),
+                    };
                     let _ = done.send(Done {
                         target: workers,
                         result,
@@ -122,8 +125,11 @@ impl Master {
             ))));
             // The workers that were to be removed stay; one whose stream ended meanwhile failed.
             for id in p.departed {
-                self.worker_failed(id, format!("worker {id} lost while the job was being scaled"))
-                    .await;
+                self.worker_failed(
+                    id,
+                    format!("worker {id} lost while the job was being scaled"),
+                )
+                .await;
             }
             self.after_join().await;
             return;

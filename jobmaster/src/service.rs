@@ -246,10 +246,7 @@ impl JobMaster for JobMasterService {
         Ok(Response::new(KillResult {}))
     }
 
-    async fn scale(
-        &self,
-        request: Request<ScaleParams>,
-    ) -> Result<Response<ScaleResult>, Status> {
+    async fn scale(&self, request: Request<ScaleParams>) -> Result<Response<ScaleResult>, Status> {
         let params = request.into_inner();
         self.check_token(&params.token, "a scale request")?;
         let ended = || {

@@ -13,8 +13,8 @@ use t2_proto::job_master_client::JobMasterClient;
 use t2_proto::{
     master_to_worker::Body as M, worker_to_master::Body as W, BarrierParams, BarrierResult,
     BarrierType, JobScaled, JobState, JobStatus, KillParams, ListWorkersParams, MasterToWorker,
-    NodeInfo, RegisterParams, ScaleParams, ScaleResult, StateChangeParams, WatchParams,
-    WorkerInfo, WorkerState, WorkerToMaster, PROTOCOL_VERSION,
+    NodeInfo, RegisterParams, ScaleParams, ScaleResult, StateChangeParams, WatchParams, WorkerInfo,
+    WorkerState, WorkerToMaster, PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -153,12 +153,7 @@ struct Worker {
     next_request: u64,
 }
 
-async fn try_join(
-    addr: &str,
-    job: &str,
-    id: u32,
-    node_ip: &str,
-) -> Result<Worker, tonic::Status> {
+async fn try_join(addr: &str, job: &str, id: u32, node_ip: &str) -> Result<Worker, tonic::Status> {
     let mut client = JobMasterClient::connect(addr.to_string()).await.unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
     tx.send(WorkerToMaster {
@@ -279,7 +274,11 @@ impl Worker {
     async fn report(&mut self, state: WorkerState) {
         self.send(W::StateChange(StateChangeParams {
             state: state as i32,
-            exit_code: if state == WorkerState::Completed { 0 } else { 1 },
+            exit_code: if state == WorkerState::Completed {
+                0
+            } else {
+                1
+            },
             reason: String::new(),
         }));
         self.until("the state acknowledgement", |b| match b {
@@ -349,11 +348,7 @@ async fn scaling_up_lets_new_workers_join_and_tells_everyone() {
     );
 
     let result = scale(&jm.addr, TOKEN, 3).await.unwrap();
-    assert_eq!(
-        (result.previous, result.num_workers),
-        (2, 3),
-        "{result:?}"
-    );
+    assert_eq!((result.previous, result.num_workers), (2, 3), "{result:?}");
     assert_eq!(cluster.calls(), vec![3]);
     for w in [&mut w0, &mut w1] {
         let s = w.job_scaled().await;
@@ -533,11 +528,53 @@ async fn a_cluster_that_cannot_describe_a_node_does_not_stop_registration() {
         ..TestCluster::new()
     });
     let jm = start(config("job-slow", 1), Some(cluster)).await;
-    let mut w0 = try_join(&jm.addr, "job-slow", 0, "10.0.0.9")
-        .await
-        .unwrap();
+    let mut w0 = try_join(&jm.addr, "job-slow", 0, "10.0.0.9").await.unwrap();
     let list = w0.all_joined().await;
     let node = list[0].node.clone().unwrap_or_default();
     assert_eq!(node.node_ip, "10.0.0.9", "the worker's own word stands");
     assert_eq!(node.rack, "");
+}
+
+#[tokio::test]
+async fn a_cluster_that_does_not_answer_in_time_fails_the_scale_not_the_job() {
+    let cluster = Arc::new(TestCluster {
+        gate: Some(Arc::new(Semaphore::new(0))),
+        ..TestCluster::new()
+    });
+    let mut cfg = config("job-t", 1);
+    cfg.scale_timeout = Duration::from_millis(300);
+    let jm = start(cfg, Some(cluster)).await;
+    let mut w0 = join(&jm.addr, "job-t", 0).await;
+    w0.all_joined().await;
+    let status = scale(&jm.addr, TOKEN, 2).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        status
+            .message()
+            .contains("cannot scale job job-t to 2 workers: the cluster did not scale the workers within 300ms"),
+        "{}",
+        status.message()
+    );
+    // The job goes on with its one worker.
+    assert_eq!(ids(&w0.list_now().await), vec![0]);
+    w0.report(WorkerState::Completed).await;
+    assert_eq!(outcome(jm).await.state, JobState::JobCompleted);
+}
+
+#[tokio::test]
+async fn a_worker_added_by_scaling_that_never_joins_fails_the_job_by_its_deadline() {
+    let mut cfg = config("job-late", 1);
+    cfg.join_timeout = Duration::from_millis(500);
+    let jm = start(cfg, None).await;
+    let mut w0 = join(&jm.addr, "job-late", 0).await;
+    w0.all_joined().await;
+    assert_eq!(scale(&jm.addr, TOKEN, 2).await.unwrap().num_workers, 2);
+    let out = outcome(jm).await;
+    assert_eq!(out.state, JobState::JobFailed);
+    assert!(
+        out.reason
+            .contains("worker 1, added by scaling the job to 2 workers, did not join within 500ms"),
+        "{}",
+        out.reason
+    );
 }

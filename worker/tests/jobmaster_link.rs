@@ -132,7 +132,12 @@ async fn the_agent_turns_job_scaled_into_an_event_line_and_a_new_count() {
             {
                 let line = line.unwrap().expect("event stream closed");
                 let ev: EventLine = serde_json::from_str(&line).unwrap();
-                assert_eq!(ev, EventLine::Message { message: "ping".into() });
+                assert_eq!(
+                    ev,
+                    EventLine::Message {
+                        message: "ping".into()
+                    }
+                );
                 return;
             }
         }
@@ -143,7 +148,11 @@ async fn the_agent_turns_job_scaled_into_an_event_line_and_a_new_count() {
     assert_eq!(scale(&addr, 3).await, (2, 3));
     let scaled = tokio::time::timeout(WAIT, async {
         loop {
-            let line = lines.next_line().await.unwrap().expect("event stream closed");
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("event stream closed");
             let ev: EventLine = serde_json::from_str(&line).unwrap();
             if matches!(ev, EventLine::JobScaled { .. }) {
                 return (ev, line);
@@ -224,7 +233,10 @@ async fn a_job_master_restarted_at_the_same_address_gets_its_workers_back() {
     let mut events = w0.events.subscribe();
     assert_eq!(scale(&addr, 2).await, (1, 2));
     tokio::time::timeout(WAIT, async {
-        while !matches!(events.recv().await, Ok(Pushed::JobScaled { num_workers: 2, .. })) {}
+        while !matches!(
+            events.recv().await,
+            Ok(Pushed::JobScaled { num_workers: 2, .. })
+        ) {}
     })
     .await
     .expect("worker 0 never heard of the scale");
@@ -270,7 +282,10 @@ async fn a_job_master_restarted_at_the_same_address_gets_its_workers_back() {
     );
 
     for w in [&w0, &w1] {
-        assert!(w.report(WorkerState::Completed, 0, String::new(), WAIT).await);
+        assert!(
+            w.report(WorkerState::Completed, 0, String::new(), WAIT)
+                .await
+        );
     }
     let outcome = tokio::time::timeout(WAIT, second)
         .await
