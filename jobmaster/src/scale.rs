@@ -50,13 +50,13 @@ impl Master {
                 "job {job} has ended ({}); only a running job can be scaled",
                 state_name(self.state)
             )))
-        } else if let Some(p) = &self.scaling {
-            Some(Status::failed_precondition(format!(
-                "job {job} is already being scaled from {} to {} workers; try again once that is done",
-                p.previous, p.target
-            )))
         } else {
-            None
+            self.scaling.as_ref().map(|p| {
+                Status::failed_precondition(format!(
+                    "job {job} is already being scaled from {} to {} workers; try again once that is done",
+                    p.previous, p.target
+                ))
+            })
         };
         if let Some(status) = refusal {
             warn!(job_id = %job, workers, reason = status.message(), "scale refused");

@@ -534,3 +534,47 @@ async fn a_cluster_that_cannot_describe_a_node_does_not_stop_registration() {
     assert_eq!(node.node_ip, "10.0.0.9", "the worker's own word stands");
     assert_eq!(node.rack, "");
 }
+
+#[tokio::test]
+async fn a_cluster_that_does_not_answer_in_time_fails_the_scale_not_the_job() {
+    let cluster = Arc::new(TestCluster {
+        gate: Some(Arc::new(Semaphore::new(0))),
+        ..TestCluster::new()
+    });
+    let mut cfg = config("job-t", 1);
+    cfg.scale_timeout = Duration::from_millis(300);
+    let jm = start(cfg, Some(cluster)).await;
+    let mut w0 = join(&jm.addr, "job-t", 0).await;
+    w0.all_joined().await;
+    let status = scale(&jm.addr, TOKEN, 2).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        status
+            .message()
+            .contains("cannot scale job job-t to 2 workers: the cluster did not scale the workers within 300ms"),
+        "{}",
+        status.message()
+    );
+    // The job goes on with its one worker.
+    assert_eq!(ids(&w0.list_now().await), vec![0]);
+    w0.report(WorkerState::Completed).await;
+    assert_eq!(outcome(jm).await.state, JobState::JobCompleted);
+}
+
+#[tokio::test]
+async fn a_worker_added_by_scaling_that_never_joins_fails_the_job_by_its_deadline() {
+    let mut cfg = config("job-late", 1);
+    cfg.join_timeout = Duration::from_millis(500);
+    let jm = start(cfg, None).await;
+    let mut w0 = join(&jm.addr, "job-late", 0).await;
+    w0.all_joined().await;
+    assert_eq!(scale(&jm.addr, TOKEN, 2).await.unwrap().num_workers, 2);
+    let out = outcome(jm).await;
+    assert_eq!(out.state, JobState::JobFailed);
+    assert!(
+        out.reason
+            .contains("worker 1, added by scaling the job to 2 workers, did not join within 500ms"),
+        "{}",
+        out.reason
+    );
+}

@@ -1,14 +1,16 @@
 //! Job control on Kubernetes against the API contract: kill (record, delete the root, wait
-//! for the objects, report leftovers), scale (the scale subresource), gc (by label), doctor
+//! for the objects, report leftovers), scale (a request in the job's root, the job master's
+//! answer awaited, withdrawn at the deadline), gc (by label), doctor
 //! (SelfSubjectAccessReviews and the exact fixes), list, status and logs.
 
 #[path = "kubernetes_support/mod.rs"]
 mod support;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::mock::{list, run, Step, NS};
+use support::mock::{events, list, run, Step, NS};
 use support::pods;
 use t2_launcher::kubernetes::permissions::SUBMITTER;
 use t2_launcher::kubernetes::{doctor, gc, jobs, kill, logs, scale, KubeError};
@@ -182,17 +184,75 @@ fn root(id: &str, data: Value) -> Value {
     r
 }
 
+/// A root with resourceVersion `rv`.
+fn root_at(rv: &str, data: Value) -> Value {
+    let mut r = root(ID, data);
+    r["metadata"]["resourceVersion"] = json!(rv);
+    r
+}
+
+fn watch_root(rv: &str) -> String {
+    format!(
+        "{}?&watch=true&timeoutSeconds=290&fieldSelector=metadata.name%3D{ID}&allowWatchBookmarks=true&resourceVersion={rv}",
+        core("configmaps")
+    )
+}
+
+fn running_root() -> Value {
+    json!({"workers": "4", "workers-per-pod": "2", "jobmaster.state": "RUNNING"})
+}
+
+/// The request patch of `t2 scale ID workers`: checks it and keeps the request's ID in `id`.
+fn request_patch(workers: u32, id: &Arc<Mutex<String>>) -> Step {
+    let id = id.clone();
+    Step::new("PATCH", format!("{}/{ID}?", core("configmaps")))
+        .check(move |b, _| {
+            let data = b["data"].as_object().expect("data");
+            assert_eq!(data.len(), 1, "only the request: {b}");
+            let req: Value = serde_json::from_str(data["scale.request"].as_str().unwrap()).unwrap();
+            assert_eq!(req["workers"], workers, "{req}");
+            let rid = req["id"].as_str().unwrap();
+            assert!(
+                rid.len() == 16 && rid.chars().all(|c| c.is_ascii_hexdigit()),
+                "{rid}"
+            );
+            *id.lock().unwrap() = rid.to_string();
+        })
+        .json(200, root_at("6", running_root()))
+}
+
+/// The root as the job master leaves it after answering request `id` with `answer`.
+fn answered(rv: &str, id: &Arc<Mutex<String>>, workers: u32, answer: Value) -> Value {
+    let rid = id.lock().unwrap().clone();
+    let mut a = answer;
+    a["id"] = json!(rid);
+    let mut data = running_root();
+    data["scale.request"] = json!(json!({"id": rid, "workers": workers}).to_string());
+    data["scale.answer"] = json!(a.to_string());
+    root_at(rv, data)
+}
+
 #[tokio::test]
-async fn scale_patches_the_scale_subresource_and_records_the_workers() {
+async fn scale_asks_the_job_master_through_the_root_and_waits_for_its_answer() {
+    let rid = Arc::new(Mutex::new(String::new()));
+    let (r1, r2) = (rid.clone(), rid.clone());
     let steps = vec![
         Step::new("GET", format!("{}/{ID}", core("configmaps")))
-            .json(200, root(ID, json!({"workers": "4", "workers-per-pod": "2", "jobmaster.state": "RUNNING"}))),
-        Step::new("PATCH", format!("{}/{ID}/scale?", apps("statefulsets")))
-            .check(|b, _| assert_eq!(b, &json!({"spec": {"replicas": 5}})))
-            .json(200, json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": ID}, "spec": {"replicas": 5}})),
-        Step::new("PATCH", format!("{}/{ID}?", core("configmaps")))
-            .check(|b, _| assert_eq!(b, &json!({"data": {"workers": "10"}})))
-            .json(200, root(ID, json!({}))),
+            .json(200, root_at("5", running_root())),
+        request_patch(10, &rid),
+        // The first watch sees an unrelated change (an older request's answer), then ends; the
+        // second resumes from it and sees the answer.
+        Step::new("GET", watch_root("6")).later(200, move || {
+            let mut data = running_root();
+            data["scale.request"] =
+                json!(json!({"id": *r1.lock().unwrap(), "workers": 10}).to_string());
+            data["scale.answer"] =
+                json!(json!({"id": "0000000000000000", "workers": 8}).to_string());
+            events(&[("MODIFIED", root_at("7", data))]).into_bytes()
+        }),
+        Step::new("GET", watch_root("7")).later(200, move || {
+            events(&[("MODIFIED", answered("8", &r2, 10, json!({"workers": 10})))]).into_bytes()
+        }),
     ];
     let pods = run(
         steps,
@@ -201,6 +261,67 @@ async fn scale_patches_the_scale_subresource_and_records_the_workers() {
     .await
     .unwrap();
     assert_eq!(pods, 5);
+}
+
+#[tokio::test]
+async fn scale_reports_the_job_masters_refusal_on_one_line() {
+    let rid = Arc::new(Mutex::new(String::new()));
+    let r1 = rid.clone();
+    let steps = vec![
+        Step::new("GET", format!("{}/{ID}", core("configmaps"))).json(200, root_at("5", running_root())),
+        request_patch(6, &rid),
+        Step::new("GET", watch_root("6")).later(200, move || {
+            events(&[("MODIFIED", answered("7", &r1, 6, json!({"error": "job pi-abcd1234 is already being scaled from 4 to 8 workers; try again once that is done"})))]).into_bytes()
+        }),
+    ];
+    let e = run(
+        steps,
+        |kube| async move { scale::scale(&kube, ID, 6).await },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("cannot scale job {ID}: the job master refused: job {ID} is already being scaled from 4 to 8 workers; try again once that is done")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn scale_withdraws_an_unanswered_request_at_the_deadline_and_says_what_to_check() {
+    let rid = Arc::new(Mutex::new(String::new()));
+    let r1 = rid.clone();
+    let steps = vec![
+        Step::new("GET", format!("{}/{ID}", core("configmaps")))
+            .json(200, root_at("5", running_root())),
+        request_patch(6, &rid),
+        // The job master never answers: the watch stays open past the deadline.
+        Step::new("GET", watch_root("6"))
+            .raw(200, "")
+            .delay(Duration::from_secs(600)),
+        Step::new("GET", format!("{}/{ID}", core("configmaps"))).later(200, move || {
+            let mut data = running_root();
+            data["scale.request"] =
+                json!(json!({"id": *r1.lock().unwrap(), "workers": 6}).to_string());
+            serde_json::to_vec(&root_at("9", data)).unwrap()
+        }),
+        Step::new("PATCH", format!("{}/{ID}?", core("configmaps")))
+            .check(|b, _| {
+                assert_eq!(
+                    b,
+                    &json!({"metadata": {"resourceVersion": "9"}, "data": {"scale.request": null}})
+                )
+            })
+            .json(200, root_at("10", running_root())),
+    ];
+    let e = run(steps, |kube| async move {
+        scale::scale_within(&kube, ID, 6, Duration::from_secs(10)).await
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("cannot scale job {ID}: its job master did not answer within 10s, so the request was withdrawn; check that pod {ID}-jm-0 runs and what it logs ('kubectl -n {NS} get pod {ID}-jm-0', 'kubectl -n {NS} logs {ID}-jm-0'), then try again")
+    );
 }
 
 #[tokio::test]

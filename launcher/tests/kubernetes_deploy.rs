@@ -1,5 +1,6 @@
-//! deploy/ and docker/ checked against the code: the job master's Role grants exactly what
-//! the job master uses and is bound to its ServiceAccount alone; the submitter Role grants
+//! deploy/ and docker/ checked against the code: the job master's Role (and the optional node
+//! reader ClusterRole) grant exactly what the job master uses and are bound to its
+//! ServiceAccount alone; the submitter Role grants
 //! everything `t2 doctor kubernetes` checks; nothing is bound to `system:authenticated`; the
 //! namespace is set only in kustomization.yaml, which lists files that exist; the uploader
 //! Service is what `t2 submit` looks for; the image runs as the uid the pod specs expect.
@@ -9,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde_yaml::Value;
-use t2_launcher::kubernetes::permissions::{Permission, JOBMASTER, SUBMITTER};
+use t2_launcher::kubernetes::permissions::{Permission, JOBMASTER, JOBMASTER_NODES, SUBMITTER};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -95,6 +96,24 @@ fn the_job_master_role_grants_exactly_what_it_uses_to_its_service_account_alone(
     assert_eq!(subjects[0]["kind"], "ServiceAccount");
     assert_eq!(subjects[0]["name"], "t2-jobmaster");
     find(&rbac, "ServiceAccount", "t2-jobmaster");
+}
+
+#[test]
+fn the_optional_node_reader_grants_exactly_the_node_list_to_the_job_master_alone() {
+    let nodes = docs("rbac-nodes.yaml");
+    let granted = grants(find(&nodes, "ClusterRole", "t2-node-reader"));
+    let used: BTreeSet<_> = JOBMASTER_NODES.iter().map(key).collect();
+    assert_eq!(
+        granted, used,
+        "ClusterRole t2-node-reader must grant exactly JOBMASTER_NODES"
+    );
+    let binding = find(&nodes, "ClusterRoleBinding", "t2-jobmaster-node-reader");
+    assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+    assert_eq!(binding["roleRef"]["name"], "t2-node-reader");
+    let subjects = binding["subjects"].as_sequence().unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(subjects[0]["kind"], "ServiceAccount");
+    assert_eq!(subjects[0]["name"], "t2-jobmaster");
 }
 
 #[test]

@@ -36,6 +36,13 @@ fn defaults_and_overrides_from_the_command_line() {
     assert_eq!(k.storage.as_ref().unwrap().mount, "/t2/persistent");
     assert_eq!(k.package_timeout, std::time::Duration::from_secs(90));
     assert_eq!(k.service_account, "t2-jobmaster");
+    assert_eq!(
+        (k.rack_label.as_str(), k.datacenter_label.as_str()),
+        (
+            "topology.kubernetes.io/zone",
+            "topology.kubernetes.io/region"
+        )
+    );
 }
 
 #[test]
@@ -96,6 +103,14 @@ fn bad_settings_are_named() {
         (
             "kubernetes: {spread: everywhere}",
             "kubernetes.spread: unknown value `everywhere`",
+        ),
+        (
+            "kubernetes: {datacenter_label: 'my site'}",
+            "kubernetes.datacenter_label: 'my site' is not a valid label key",
+        ),
+        (
+            "kubernetes: {datacenter_lable: x}",
+            "kubernetes.datacenter_lable: unknown key; did you mean 'kubernetes.datacenter_label'?",
         ),
         ("kubernetes: {port: 0}", "kubernetes.port: must be 1-65535"),
         ("kubernetes: {port: 70000}", "kubernetes.port:"),

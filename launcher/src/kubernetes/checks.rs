@@ -81,14 +81,16 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
             return bad("node_selector", format!("'{}' is not a valid label value (at most 63 of letters, digits, '-', '_', '.')", v.escape_default()));
         }
     }
-    if !is_label_key(&s.rack_label) {
-        return bad(
-            "rack_label",
-            format!(
-                "'{}' is not a valid label key",
-                s.rack_label.escape_default()
-            ),
-        );
+    for (key, label) in [
+        ("rack_label", &s.rack_label),
+        ("datacenter_label", &s.datacenter_label),
+    ] {
+        if !is_label_key(label) {
+            return bad(
+                key,
+                format!("'{}' is not a valid label key", label.escape_default()),
+            );
+        }
     }
     if let Some(a) = &s.affinity {
         exact::<Affinity>(a).map_err(|m| KubeError::setting("kubernetes.affinity", m))?;

@@ -89,6 +89,14 @@ pub enum KubeError {
         /// The deadline.
         after: Duration,
     },
+    /// `t2 scale` did not get the job scaled: the job master refused, or did not answer.
+    #[error("cannot scale job {job}: {why}")]
+    ScaleFailed {
+        /// The job ID.
+        job: String,
+        /// The job master's reason, or what to check.
+        why: String,
+    },
     /// The package could not be delivered.
     #[error("cannot deliver the package to {target}: {why}")]
     Distribution {

@@ -12,6 +12,7 @@
 //! - [`follow`]: the job's recorded state until it ends. - [`submit`]: all of it in order.
 //! - [`record`]: what the job master records in the root. - [`jobs`]: list and status.
 //! - [`kill`], [`logs`], [`scale`], [`gc`], [`doctor`] (with [`permissions`]): the commands.
+//! - [`scale_request`]: how `t2 scale` asks the in-cluster job master through the root.
 //! - [`inventory`]: a job's objects by label.
 //! - [`incluster`]: the `t2 pod …` roles inside a job's pods, and the job master's store and
 //!   cluster.
@@ -37,6 +38,7 @@ pub mod permissions;
 pub mod podstate;
 pub mod record;
 pub mod scale;
+pub mod scale_request;
 pub mod settings;
 pub mod submit;
 pub mod wait;

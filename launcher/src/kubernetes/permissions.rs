@@ -1,7 +1,8 @@
 //! Every permission t2 uses, in one table: what people who submit need (Role `t2-submitter`
-//! in deploy/rbac.yaml) and what job masters need (Role `t2-jobmaster`). `t2 doctor
-//! kubernetes` checks the first list with SelfSubjectAccessReviews; the tests check that
-//! deploy/rbac.yaml grants exactly these.
+//! in deploy/rbac.yaml) and what job masters need (Role `t2-jobmaster`, and the optional
+//! ClusterRole `t2-node-reader` in deploy/rbac-nodes.yaml). `t2 doctor kubernetes` checks the
+//! first list with SelfSubjectAccessReviews; the tests check that deploy/ grants exactly the
+//! job master's.
 
 /// One permission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +56,22 @@ const fn p(
 /// What `t2 submit/kill/list/status/logs/scale/gc/doctor` need in the namespace.
 pub const SUBMITTER: &[Permission] = &[
     p("create", "", "configmaps", None, "submit (the job's root)"),
-    p("get", "", "configmaps", None, "status, kill"),
+    p("get", "", "configmaps", None, "status, kill, scale"),
     p("list", "", "configmaps", None, "list, gc, following a job"),
-    p("watch", "", "configmaps", None, "following a job"),
-    p("patch", "", "configmaps", None, "kill, scale"),
+    p(
+        "watch",
+        "",
+        "configmaps",
+        None,
+        "following a job, scale (the job master's answer)",
+    ),
+    p(
+        "patch",
+        "",
+        "configmaps",
+        None,
+        "kill, scale (the request to the job master)",
+    ),
     p(
         "delete",
         "",
@@ -90,7 +103,6 @@ pub const SUBMITTER: &[Permission] = &[
     p("create", "apps", "statefulsets", None, "submit"),
     p("list", "apps", "statefulsets", None, "kill, gc"),
     p("delete", "apps", "statefulsets", None, "gc"),
-    p("patch", "apps", "statefulsets", Some("scale"), "scale"),
     p(
         "list",
         "",
@@ -134,11 +146,25 @@ pub const SUBMITTER: &[Permission] = &[
 pub const JOBMASTER: &[Permission] = &[
     p("get", "", "configmaps", None, "reading its job's root"),
     p(
+        "list",
+        "",
+        "configmaps",
+        None,
+        "scale requests (its job's root, by name)",
+    ),
+    p(
+        "watch",
+        "",
+        "configmaps",
+        None,
+        "scale requests (its job's root, by name)",
+    ),
+    p(
         "patch",
         "",
         "configmaps",
         None,
-        "recording state and restart counts",
+        "recording state, restart counts and answers to scale requests",
     ),
     p(
         "delete",
@@ -162,3 +188,13 @@ pub const JOBMASTER: &[Permission] = &[
         "scaling workers",
     ),
 ];
+
+/// What a job master may do cluster-wide when deploy/rbac-nodes.yaml is applied: read node
+/// labels for its workers' rack and datacenter.
+pub const JOBMASTER_NODES: &[Permission] = &[p(
+    "list",
+    "",
+    "nodes",
+    None,
+    "workers' rack and datacenter (node labels)",
+)];

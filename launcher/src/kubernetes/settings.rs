@@ -20,7 +20,8 @@
 //! | `affinity` / `tolerations` | none | Kubernetes `affinity` and `tolerations` of worker pods, as written in a pod spec |
 //! | `spread` | `none` | `nodes` or `racks`: spread worker pods evenly (topologySpreadConstraints) |
 //! | `spread_strict` | `false` | `true`: never schedule unevenly (DoNotSchedule) |
-//! | `rack_label` | `topology.kubernetes.io/zone` | the node label naming a rack |
+//! | `rack_label` | `topology.kubernetes.io/zone` | the node label naming a rack (spreading; workers' rack) |
+//! | `datacenter_label` | `topology.kubernetes.io/region` | the node label naming a datacenter (workers' datacenter) |
 //! | `cpu_limit` | `false` | also limit CPU to the request (memory is always limited) |
 //! | `upload` | `auto` | `direct` (stream into every pod), `uploader` (upload once), `auto` (uploader when one is found) |
 //! | `uploader_selector` | `app.kubernetes.io/name=t2-uploader` | labels of the uploader's Service |
@@ -172,6 +173,8 @@ pub struct Settings {
     pub spread_strict: bool,
     /// The node label naming a rack.
     pub rack_label: String,
+    /// The node label naming a datacenter.
+    pub datacenter_label: String,
     /// Limit CPU to the request.
     pub cpu_limit: bool,
     /// How the package travels.
@@ -206,6 +209,7 @@ impl Default for Settings {
             spread: Spread::None,
             spread_strict: false,
             rack_label: "topology.kubernetes.io/zone".into(),
+            datacenter_label: "topology.kubernetes.io/region".into(),
             cpu_limit: false,
             upload: UploadMethod::Auto,
             uploader_selector: "app.kubernetes.io/name=t2-uploader".into(),
@@ -243,6 +247,7 @@ const KEYS: &[&str] = &[
     "spread",
     "spread_strict",
     "rack_label",
+    "datacenter_label",
     "cpu_limit",
     "upload",
     "uploader_selector",
@@ -319,6 +324,7 @@ impl Settings {
             "spread" => self.spread = o.spread,
             "spread_strict" => self.spread_strict = o.spread_strict,
             "rack_label" => self.rack_label = o.rack_label,
+            "datacenter_label" => self.datacenter_label = o.datacenter_label,
             "cpu_limit" => self.cpu_limit = o.cpu_limit,
             "upload" => self.upload = o.upload,
             "uploader_selector" => self.uploader_selector = o.uploader_selector,

@@ -21,6 +21,7 @@ use tower_test::mock;
 pub const NS: &str = "t2-jobs";
 
 type BodyCheck = Box<dyn Fn(&Value, &http::HeaderMap) + Send>;
+type LazyBody = Box<dyn FnOnce() -> Vec<u8> + Send>;
 
 /// One expected request and its answer.
 pub struct Step {
@@ -29,6 +30,7 @@ pub struct Step {
     check: Option<BodyCheck>,
     status: u16,
     response: Vec<u8>,
+    lazy: Option<LazyBody>,
     delay: Option<Duration>,
 }
 
@@ -41,6 +43,7 @@ impl Step {
             check: None,
             status: 200,
             response: b"{}".to_vec(),
+            lazy: None,
             delay: None,
         }
     }
@@ -62,6 +65,14 @@ impl Step {
     pub fn raw(mut self, status: u16, body: impl Into<Vec<u8>>) -> Self {
         self.status = status;
         self.response = body.into();
+        self
+    }
+
+    /// Answers with `status` and the body `f` makes when the request arrives (from what
+    /// earlier steps' checks saw, e.g. a random ID the client chose).
+    pub fn later(mut self, status: u16, f: impl FnOnce() -> Vec<u8> + Send + 'static) -> Self {
+        self.status = status;
+        self.lazy = Some(Box::new(f));
         self
     }
 
@@ -121,12 +132,16 @@ pub fn mock_cluster(steps: Vec<Step>) -> (Kube, JoinHandle<Seen>) {
                 }
             }
             seen.push((method, uri));
+            let response = match step.lazy {
+                Some(f) => f(),
+                None => step.response,
+            };
             let body = match step.delay {
-                None => Full::new(Bytes::from(step.response))
+                None => Full::new(Bytes::from(response))
                     .map_err(|never| match never {})
                     .boxed_unsync(),
                 Some(d) => {
-                    let data = Bytes::from(step.response);
+                    let data = Bytes::from(response);
                     let later = futures::stream::once(async move {
                         tokio::time::sleep(d).await;
                         Ok::<_, std::io::Error>(Frame::data(data))

@@ -1,13 +1,14 @@
 //! The job master's cluster on Kubernetes: scaling patches the worker StatefulSet's scale
 //! subresource (and records the number in the root); ending the job records the final state
 //! in the root, then deletes it — garbage collection removes every object the root owns, this
-//! job master's own StatefulSet included.
+//! job master's own StatefulSet included. A worker's node gets its rack and datacenter from
+//! the node's labels ([`NodeLabels`]).
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use t2_jobmaster::cluster::{ClusterError, JobCluster};
-use t2_proto::JobState;
+use t2_proto::{JobState, NodeInfo};
 
 use crate::kubernetes::client::Kube;
 use crate::kubernetes::create::delete_root;
@@ -15,18 +16,29 @@ use crate::kubernetes::error::is_status;
 use crate::kubernetes::manifests::root::keys;
 use crate::kubernetes::names::JobNames;
 use crate::kubernetes::scale::{patch_scale, pods_for};
+use crate::kubernetes::settings::Settings;
+
+use super::nodes::NodeLabels;
 
 /// Job `id` on Kubernetes, seen from its job master.
 pub struct KubeJobCluster {
     kube: Kube,
     id: String,
     workers_per_pod: u32,
+    nodes: NodeLabels,
 }
 
 impl KubeJobCluster {
-    /// The cluster of job `id`, whose pods hold `workers_per_pod` workers.
+    /// The cluster of job `id`, whose pods hold `workers_per_pod` workers (the default rack
+    /// and datacenter labels).
     pub fn new(kube: Kube, id: &str, workers_per_pod: u32) -> Self {
+        Self::with_settings(kube, id, workers_per_pod, &Settings::default())
+    }
+
+    /// [`new`](Self::new) with the rack and datacenter labels of the job's `settings`.
+    pub fn with_settings(kube: Kube, id: &str, workers_per_pod: u32, settings: &Settings) -> Self {
         Self {
+            nodes: NodeLabels::new(kube.clone(), settings),
             kube,
             id: id.into(),
             workers_per_pod: workers_per_pod.max(1),
@@ -69,5 +81,9 @@ impl JobCluster for KubeJobCluster {
         delete_root(&self.kube, &self.id)
             .await
             .map_err(|e| ClusterError(e.to_string()))
+    }
+
+    async fn describe_node(&self, node: NodeInfo) -> NodeInfo {
+        self.nodes.describe(node).await
     }
 }

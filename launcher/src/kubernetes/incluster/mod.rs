@@ -9,12 +9,15 @@
 //! - [`agent`]: `t2 pod agent` — a worker agent whose ID comes from the pod ordinal and
 //!   container index, and whose restart count survives container restarts.
 //! - [`jobmaster`]: `t2 pod jobmaster` — the job master, which records the job's state in its
-//!   root ConfigMap ([`store`]) and deletes the root at the end ([`cluster`]).
+//!   root ConfigMap ([`store`]) and deletes the root at the end ([`cluster`]); [`scaler`]
+//!   carries out `t2 scale` requests, [`nodes`] gives workers their rack and datacenter.
 
 pub mod agent;
 pub mod cluster;
 pub mod env;
 pub mod init;
 pub mod jobmaster;
+pub mod nodes;
 pub mod receive;
+pub mod scaler;
 pub mod store;

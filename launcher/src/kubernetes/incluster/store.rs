@@ -1,8 +1,8 @@
 //! The job master's state store on Kubernetes: the job's root ConfigMap. The job state is
 //! written at once; worker records (state, restart count, address) are batched and written
 //! every [`FLUSH`], so a thousand registrations cost a handful of patches. A restarted job
-//! master reads them back, so restart counts survive it. (Fault-tolerant jobs use ZooKeeper
-//! instead.) The ConfigMap's 1 MiB limit bounds this to roughly 10,000 workers.
+//! master reads them back, so restart counts survive it, and so does the number of workers
+//! of a scaled job (the root's `workers`). (Fault-tolerant jobs use ZooKeeper instead.) The ConfigMap's 1 MiB limit bounds this to roughly 10,000 workers.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -180,5 +180,24 @@ impl JobStateStore for ConfigMapStore {
             .get(keys::STATE)
             .and_then(|s| job_state_from(s))
             .map(|s| (s, data.get(keys::REASON).cloned().unwrap_or_default())))
+    }
+
+    async fn put_num_workers(&self, workers: u32) -> Result<(), StoreError> {
+        let data = BTreeMap::from([(keys::WORKERS.to_string(), workers.to_string())]);
+        patch(&self.kube, &self.id, data).await
+    }
+
+    /// The root's `workers`: the submitted number until the job is scaled.
+    async fn num_workers(&self) -> Result<Option<u32>, StoreError> {
+        let data = self.root().await?;
+        match data.get(keys::WORKERS) {
+            None => Ok(None),
+            Some(w) => w.parse().map(Some).map_err(|_| {
+                StoreError(format!(
+                    "the job's root ConfigMap {} records workers '{w}', not a number",
+                    self.id
+                ))
+            }),
+        }
     }
 }

@@ -35,6 +35,12 @@ pub mod keys {
     pub const REASON: &str = "jobmaster.reason";
     /// Prefix of the per-worker records the job master keeps (`worker.<id>`).
     pub const WORKER_PREFIX: &str = "worker.";
+    /// The latest `t2 scale` request, JSON `{"id": nonce, "workers": N}` (written by
+    /// `t2 scale`, carried out by the job master).
+    pub const SCALE_REQUEST: &str = "scale.request";
+    /// The job master's answer to a scale request, JSON `{"id": nonce, "workers": N}` or
+    /// `{"id": nonce, "error": "why"}`.
+    pub const SCALE_ANSWER: &str = "scale.answer";
 }
 
 /// The root ConfigMap.
