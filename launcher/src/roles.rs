@@ -232,7 +232,7 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
                 "{}",
                 serde_json::json!({
                     "job_id": ctx.job_id(), "worker_id": ctx.worker_id(),
-                    "num_workers": ctx.num_workers(), "restart_count": ctx.restart_count(),
+                    "num_workers": ctx.current_num_workers()?, "restart_count": ctx.restart_count(),
                     "port": ctx.port(), "host": ctx.host(),
                 })
             );

@@ -36,7 +36,7 @@ for _ in $(seq 1 1200); do
   fi
   sleep 0.2
 done
-echo "worker $T2_WORKER_ID done"
+echo "worker $T2_WORKER_ID done; the job has $(t2 worker info | grep -o '"num_workers":[0-9]*' | cut -d: -f2) workers"
 "#,
             stop = stop.display()
         ),
@@ -207,6 +207,10 @@ fn a_running_job_scales_up_then_down_and_still_completes() {
     assert!(all.contains("job scaled from 2 to 4 workers"), "{all}");
     assert!(all.contains("job scaled from 4 to 1 workers"), "{all}");
     assert!(!all.contains("restarting it"), "{all}");
+    assert!(
+        all.contains("[worker-0] worker 0 done; the job has 1 workers"),
+        "{all}"
+    );
     let rec = only_job(h);
     assert_eq!(rec["state"], "COMPLETED", "{rec}");
     assert_eq!(rec["num_workers"], 1, "{rec}");

@@ -489,7 +489,7 @@ impl Supervisor {
             }
             self.num_workers = n;
             self.record.num_workers = n;
-            // Saved first: a new agent reads the job's worker count from the record.
+            // Recorded before they start: `t2 status` and `t2 logs` know them from now on.
             self.save();
             for id in was..n {
                 self.start_agent(id)?;
@@ -707,7 +707,9 @@ fn new_slot(dir: &JobDir, id: u32) -> Result<Slot, LauncherError> {
 async fn stop_group(pid: u32) {
     signal_group(pid, Signal::SIGTERM);
     wait_gone(&[pid], SCALE_DOWN_GRACE).await;
-    signal_group(pid, Signal::SIGKILL);
+    if group_alive(pid) {
+        signal_group(pid, Signal::SIGKILL);
+    }
 }
 
 async fn wait_gone(groups: &[u32], deadline: Duration) {
