@@ -126,14 +126,21 @@ async fn three_pods_receive_the_exact_package_over_exec_in_parallel() {
     let fake = FakeApi::start(JOB, s.pods(3, &[]), Protocol::V5, false).await;
     let bar = Arc::new(ProgressBar::hidden());
     let started = s.deliver(&fake, 3, 8, None, bar.clone()).await.unwrap();
-    assert!(matches!(started, Started::Running(p) if p.running == 4), "{started:?}");
+    assert!(
+        matches!(started, Started::Running(p) if p.running == 4),
+        "{started:?}"
+    );
     for i in 0..3 {
         let pod = format!("{JOB}-{i}");
         let dest = s.pod_dir(&pod).join("package.tar.gz");
         let got = std::fs::read(&dest).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
         assert_eq!(hex::encode(Sha256::digest(&got)), s.sha256, "{pod}");
         assert!(got == s.data, "{pod}: the bytes differ");
-        assert_eq!(files_under(&s.pod_dir(&pod)), vec![dest], "{pod}: only the package");
+        assert_eq!(
+            files_under(&s.pod_dir(&pod)),
+            vec![dest],
+            "{pod}: only the package"
+        );
     }
     let execs = fake.execs();
     assert_eq!(execs.len(), 3, "{execs:#?}");
@@ -146,7 +153,11 @@ async fn three_pods_receive_the_exact_package_over_exec_in_parallel() {
         assert_eq!(e.streams, (true, true, true));
         assert!(e.protocols.contains("v5.channel.k8s.io"), "{}", e.protocols);
     }
-    assert_eq!(bar.position(), 3 * s.data.len() as u64, "every byte counted once");
+    assert_eq!(
+        bar.position(),
+        3 * s.data.len() as u64,
+        "every byte counted once"
+    );
     assert_eq!(fake.unexpected(), Vec::<String>::new());
 }
 
@@ -192,7 +203,11 @@ async fn a_truncated_stream_is_retried_then_fails_naming_the_pod_and_the_receive
     );
     let tries = fake.execs().iter().filter(|c| c.pod == bad).count();
     assert_eq!(tries, ATTEMPTS as usize, "one exec per attempt");
-    assert_eq!(files_under(&s.pod_dir(&bad)), Vec::<PathBuf>::new(), "nothing half-written");
+    assert_eq!(
+        files_under(&s.pod_dir(&bad)),
+        Vec::<PathBuf>::new(),
+        "nothing half-written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -237,7 +252,10 @@ async fn no_more_than_the_bound_of_pods_receive_at_once() {
     let watch = async {
         let until = tokio::time::Instant::now() + Duration::from_secs(60);
         while fake.active() < 2 {
-            assert!(tokio::time::Instant::now() < until, "two sessions never opened");
+            assert!(
+                tokio::time::Instant::now() < until,
+                "two sessions never opened"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         fake.release(5);
@@ -261,7 +279,11 @@ async fn hanging(behaviour: Behaviour) -> (String, FakeApi, Setup) {
         .await
         .unwrap_err()
         .to_string();
-    assert_eq!(bar.position(), 0, "failed attempts are taken off the progress bar");
+    assert_eq!(
+        bar.position(),
+        0,
+        "failed attempts are taken off the progress bar"
+    );
     (e, fake, s)
 }
 
