@@ -20,6 +20,9 @@ use tempfile::TempDir;
 const JOB: &str = "shell-k2j4x9q1";
 /// Every test ends within this, whatever the code under test does.
 const TEST_DEADLINE: Duration = Duration::from_secs(120);
+/// The start's deadline in the tests of failed receives: far above their three quick
+/// refusals and two pauses, far below one attempt's deadline.
+const START_DEADLINE: Duration = Duration::from_secs(20);
 
 /// A package of `size` random bytes in a temporary folder, and the pods' folders.
 struct Setup {
@@ -74,6 +77,27 @@ impl Setup {
         attempt_deadline: Option<Duration>,
         bar: Arc<ProgressBar>,
     ) -> Result<Started, KubeError> {
+        self.deliver_within(
+            fake,
+            pods,
+            parallel,
+            attempt_deadline,
+            bar,
+            Duration::from_secs(90),
+        )
+        .await
+    }
+
+    /// [`Setup::deliver`] with a deadline on the whole start.
+    async fn deliver_within(
+        &self,
+        fake: &FakeApi,
+        pods: usize,
+        parallel: usize,
+        attempt_deadline: Option<Duration>,
+        bar: Arc<ProgressBar>,
+        deadline: Duration,
+    ) -> Result<Started, KubeError> {
         let kube = fake.kube();
         let mut d = ExecDeliverer::new(
             kube.clone(),
@@ -89,7 +113,7 @@ impl Setup {
             job_id: JOB.into(),
             worker_pods: pods,
             unschedulable_deadline: Duration::from_secs(60),
-            deadline: Duration::from_secs(90),
+            deadline,
             deliverer: Some(Arc::new(d)),
             parallel,
         };
@@ -189,8 +213,17 @@ async fn a_truncated_stream_is_retried_then_fails_naming_the_pod_and_the_receive
     )
     .await;
     let bar = Arc::new(ProgressBar::hidden());
+    // Every attempt must end with the pod's answer: one that waited for its deadline instead
+    // would outlast the whole start's.
     let e = s
-        .deliver(&fake, 3, 8, Some(Duration::from_secs(30)), bar)
+        .deliver_within(
+            &fake,
+            3,
+            8,
+            Some(Duration::from_secs(60)),
+            bar,
+            START_DEADLINE,
+        )
         .await
         .unwrap_err()
         .to_string();
@@ -223,7 +256,14 @@ async fn a_pod_refusing_at_once_is_reported_with_its_reason_not_a_timeout() {
     let fake = FakeApi::start(JOB, pods, Protocol::V5, false).await;
     let bar = Arc::new(ProgressBar::hidden());
     let e = s
-        .deliver(&fake, 2, 8, Some(Duration::from_secs(30)), bar)
+        .deliver_within(
+            &fake,
+            2,
+            8,
+            Some(Duration::from_secs(60)),
+            bar,
+            START_DEADLINE,
+        )
         .await
         .unwrap_err()
         .to_string();

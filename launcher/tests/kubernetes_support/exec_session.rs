@@ -5,6 +5,7 @@
 
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -251,6 +252,10 @@ async fn session<S>(
             let _ = tx.send(frame(STATUS, &exit_status(status)));
             drop(tx);
             let _ = writer.await;
+            // A WebSocket close handshake: keep taking what the client still sends until it
+            // has read the answer and goes (dropping the connection at once would make its
+            // kernel discard the unread answer).
+            let _ = tokio::time::timeout(Duration::from_secs(20), &mut pump).await;
             pump.abort();
         }
         _ = &mut pump => {

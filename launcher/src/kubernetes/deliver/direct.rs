@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use indicatif::ProgressBar;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::AttachParams;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
 use tracing::warn;
 
 use super::Deliverer;
@@ -148,13 +150,12 @@ impl ExecDeliverer {
             .ok_or("the exec stream has no status channel")?;
         // Both at once: kube buffers each channel in a small pipe, and a full stderr pipe
         // would stall the stream while stdout is read to its end.
+        let (ended_tx, ended) = watch::channel(false);
         let reader = tokio::spawn(async move {
-            let (mut out, mut err) = (String::new(), String::new());
-            let _ = tokio::join!(
-                stdout.read_to_string(&mut out),
-                stderr.read_to_string(&mut err)
-            );
-            (out, err)
+            tokio::join!(
+                collect(&mut stdout, ended.clone()),
+                collect(&mut stderr, ended)
+            )
         });
         let mut status = pin!(status);
         // The pod may answer before it has taken everything (it failed early): then stop
@@ -167,9 +168,11 @@ impl ExecDeliverer {
             },
             st = &mut status => (st, None),
         };
-        let (out, err) = reader.await.unwrap_or_default();
+        // The status came, or the stream ended: the exec task is done or ending.
         drop(stdin);
         let _ = proc.join().await;
+        let _ = ended_tx.send(true);
+        let (out, err) = reader.await.unwrap_or_default();
         let ok_status = st
             .as_ref()
             .is_none_or(|s| s.status.as_deref() != Some("Failure"));
@@ -187,6 +190,32 @@ impl ExecDeliverer {
         .to_string();
         Err(crate::kubernetes::error::one_line(&why))
     }
+}
+
+/// Reads `r` to its end, or, once `ended` (the exec task finished), what is left in it: a
+/// task that failed drops its end of the pipe without closing it, so no end would come.
+async fn collect(r: &mut (impl AsyncRead + Unpin), mut ended: watch::Receiver<bool>) -> String {
+    let mut text = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        tokio::select! {
+            biased;
+            n = r.read(&mut buf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&buf[..n]),
+            },
+            _ = ended.wait_for(|e| *e) => {
+                while let Some(Ok(n)) = r.read(&mut buf).now_or_never() {
+                    if n == 0 {
+                        break;
+                    }
+                    text.extend_from_slice(&buf[..n]);
+                }
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 #[async_trait]
