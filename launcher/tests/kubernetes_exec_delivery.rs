@@ -282,6 +282,41 @@ async fn a_pod_refusing_at_once_is_reported_with_its_reason_not_a_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_dropped_right_after_the_answer_still_ends_the_attempt_at_once() {
+    // The server drops the connection while the launcher is still sending: kube's stream
+    // task then fails, maybe before it read the answer, and leaves its output pipes
+    // unclosed. Each attempt must still end at once (the start's deadline is far below an
+    // attempt's), with the pod's message when it got through.
+    let s = Setup::new(8 * 1024 * 1024);
+    let blocker = s.dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let mut pods = s.pods(1, &[(0, Behaviour::RunThenDrop)]);
+    pods[0].dest = blocker.join("package.tar.gz");
+    let fake = FakeApi::start(JOB, pods, Protocol::V5, false).await;
+    let bar = Arc::new(ProgressBar::hidden());
+    let e = s
+        .deliver_within(
+            &fake,
+            1,
+            8,
+            Some(Duration::from_secs(60)),
+            bar,
+            START_DEADLINE,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    let bad = format!("{JOB}-0");
+    assert!(
+        e.starts_with(&format!("cannot deliver the package to pod {bad}: "))
+            && e.ends_with(&format!("(after {ATTEMPTS} attempts)"))
+            && !e.contains("did not confirm the package within"),
+        "{e}"
+    );
+    assert_eq!(fake.execs().len(), ATTEMPTS as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_more_than_the_bound_of_pods_receive_at_once() {
     let s = Setup::new(512 * 1024);
     // Gated: a session that is done waits for a permit before it answers, so the first two

@@ -255,7 +255,9 @@ async fn session<S>(
             // A WebSocket close handshake: keep taking what the client still sends until it
             // has read the answer and goes (dropping the connection at once would make its
             // kernel discard the unread answer).
-            let _ = tokio::time::timeout(Duration::from_secs(20), &mut pump).await;
+            if pod.behaviour != Behaviour::RunThenDrop {
+                let _ = tokio::time::timeout(Duration::from_secs(20), &mut pump).await;
+            }
             pump.abort();
         }
         _ = &mut pump => {

@@ -28,6 +28,9 @@ use super::pods;
 pub enum Behaviour {
     /// Runs the command and passes stdin through.
     Run,
+    /// Runs the command, and drops the connection as soon as the answer is out, without
+    /// waiting for the client to read it (what a hasty server may do).
+    RunThenDrop,
     /// Runs the command but closes its stdin after this many bytes.
     TruncateAfter(usize),
     /// Never answers the upgrade request.
