@@ -56,7 +56,8 @@ pub struct ExecDeliverer {
     deadline: Option<Duration>,
 }
 
-/// Why sending stopped: the package file (no point in retrying) or the stream.
+/// Why sending stopped: the package file (end the attempt now: the pod would wait for the
+/// rest), or the stream (then the pod's answer, if any, says more).
 enum SendError {
     Local(String),
     Stream(String),
