@@ -2,6 +2,8 @@
 //! request of a scenario in order (method, path and query, body essentials) and answers it.
 #![allow(dead_code)]
 
+pub mod exec_session;
+pub mod fake_api;
 pub mod jobs;
 pub mod mock;
 pub mod pods;
