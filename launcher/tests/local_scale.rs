@@ -175,7 +175,7 @@ fn a_running_job_scales_up_then_down_and_still_completes() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        format!("job {id}: 1 workers (was 4)")
+        format!("job {id}: 1 worker (was 4)")
     );
     let start = Instant::now();
     while agents[1..].iter().any(|&p| pid_alive(p)) {

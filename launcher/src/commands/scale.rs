@@ -22,7 +22,7 @@ const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 const SCALE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Scales the job (`job` is a valid job ID) to `workers` workers; prints
-/// `job JOB: N workers (was M)`.
+/// `job JOB: N workers (was M)` (`1 worker`).
 pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
     if workers == 0 || workers > MAX_WORKERS {
         return Err(LauncherError::Usage(format!(
@@ -64,8 +64,13 @@ pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
     let answer = crate::runtime()?
         .block_on(ask(job, &addr, token, workers))
         .map_err(LauncherError::Cluster)?;
+    let noun = if answer.num_workers == 1 {
+        "worker"
+    } else {
+        "workers"
+    };
     println!(
-        "job {job}: {} workers (was {})",
+        "job {job}: {} {noun} (was {})",
         answer.num_workers, answer.previous
     );
     Ok(())
