@@ -347,20 +347,27 @@ impl Master {
                 state_name(self.state)
             )));
         }
+        // A reconnect with the same restart count is the same worker process on a new stream:
+        // its old stream is dead from its side even when this job master has not noticed yet
+        // (a network blip rather than a job master restart), so the new stream replaces it.
+        let same_worker = |e: &WorkerEntry| {
+            params.reconnect
+                && e.info.restart_count == info.restart_count
+                && matches!(e.state(), WorkerState::Started | WorkerState::Restarted)
+        };
         if let Some(existing) = self.registry.get(id) {
-            if existing.conn.is_some() && info.restart_count <= existing.info.restart_count {
+            if existing.conn.is_some()
+                && info.restart_count <= existing.info.restart_count
+                && !same_worker(existing)
+            {
                 return Err(Status::already_exists(format!(
                     "worker {id} is already registered (restart count {}); a restarted worker must carry a higher restart count",
                     existing.info.restart_count
                 )));
             }
         }
-        let reconnected = params.reconnect
-            && self.registry.get(id).is_some_and(|e| {
-                e.conn.is_none()
-                    && e.info.restart_count == info.restart_count
-                    && matches!(e.state(), WorkerState::Started | WorkerState::Restarted)
-            });
+        let reconnected = self.registry.get(id).is_some_and(same_worker);
+        let stale_stream = reconnected && self.registry.get(id).is_some_and(|e| e.conn.is_some());
         let restarted = !reconnected
             && (info.restart_count > 0
                 || self
@@ -399,6 +406,8 @@ impl Master {
         self.retired.remove(&id);
         if self.scaled_in.remove(&id) {
             info!(job_id = %self.cfg.job_id, worker_id = id, host = %info.host, port = info.port, workers = self.cfg.num_workers, "worker added by scaling joined");
+        } else if stale_stream {
+            info!(job_id = %self.cfg.job_id, worker_id = id, "worker reconnected on a new stream; its old stream is dropped");
         } else if reconnected {
             info!(job_id = %self.cfg.job_id, worker_id = id, "worker reconnected to the restarted job master");
             self.reconnecting.remove(&id);

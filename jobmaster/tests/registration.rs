@@ -160,3 +160,68 @@ async fn nobody_joining_fails_the_job_at_its_join_deadline() {
         outcome.reason
     );
 }
+
+/// The same worker (same restart count) reconnecting on a new stream, `reconnect: true`.
+fn reconnect(job: &str, token: &str, id: u32) -> WorkerToMaster {
+    let mut msg = register(job, token, PROTOCOL_VERSION, id);
+    if let Some(W::Register(p)) = msg.body.as_mut() {
+        p.reconnect = true;
+    }
+    msg
+}
+
+#[tokio::test]
+async fn a_reconnect_replaces_a_stream_the_job_master_still_thinks_alive() {
+    // A network blip: the worker's stream broke on its side, the job master has not noticed
+    // (no failure yet), and the worker reconnects to the same job master.
+    let mut cfg = JobMasterConfig::new("job-r", "t", 2);
+    cfg.max_restarts = 0;
+    let (addr, jm) = start(cfg).await;
+    let (old_tx, resp) = attach(&addr, register("job-r", "t", PROTOCOL_VERSION, 0)).await;
+    let mut old = resp.unwrap();
+    assert!(matches!(
+        old.next().await,
+        Some(Ok(MasterToWorker {
+            body: Some(M::Registered(_))
+        }))
+    ));
+    // Not a reconnect: still refused while the old stream is registered.
+    let (_tx, resp) = attach(&addr, register("job-r", "t", PROTOCOL_VERSION, 0)).await;
+    assert_eq!(resp.unwrap_err().code(), tonic::Code::AlreadyExists);
+    // A reconnect with the same restart count takes the worker's place.
+    let (new_tx, resp) = attach(&addr, reconnect("job-r", "t", 0)).await;
+    let mut new = resp.expect("a reconnect of the same worker must be accepted");
+    assert!(matches!(
+        new.next().await,
+        Some(Ok(MasterToWorker {
+            body: Some(M::Registered(_))
+        }))
+    ));
+    // The old stream is dropped by the job master; its end is not a failure (max_restarts = 0
+    // would fail the job), and the worker goes on through its new stream.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = old.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the job master must drop the stale stream");
+    let (w1_tx, resp) = attach(&addr, register("job-r", "t", PROTOCOL_VERSION, 1)).await;
+    let w1 = resp.unwrap();
+    for (tx, mut stream) in [(&new_tx, new), (&w1_tx, w1)] {
+        tx.send(WorkerToMaster {
+            body: Some(W::StateChange(t2_proto::StateChangeParams {
+                state: t2_proto::WorkerState::Completed as i32,
+                exit_code: 0,
+                reason: String::new(),
+            })),
+        })
+        .unwrap();
+        // Keep reading so the acknowledgement and the end of the job arrive.
+        tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    }
+    let outcome = tokio::time::timeout(Duration::from_secs(10), jm)
+        .await
+        .expect("job master must end")
+        .unwrap();
+    assert_eq!(outcome.state, JobState::JobCompleted, "{}", outcome.reason);
+    drop(old_tx);
+}
