@@ -3,14 +3,18 @@
 //! removed workers leave the registry and waiting barriers and lists are settled again.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use t2_proto::{master_to_worker::Body, JobScaled, ScaleResult};
 use tokio::sync::oneshot;
 use tonic::Status;
 use tracing::{info, warn};
 
+use crate::cluster::JobCluster;
 use crate::master::{is_final, state_name, Master};
+
+/// The longest a cluster gets to go back to the old number of workers after a missed deadline.
+const SET_BACK_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Where the answer to a scale request goes.
 pub type ScaleReply = oneshot::Sender<Result<ScaleResult, Status>>;
@@ -92,7 +96,8 @@ impl Master {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(e.to_string()),
                         Err(_) => Err(format!(
-                            "the cluster did not scale the workers within {deadline:?}"
+                            "the cluster did not scale the workers within {deadline:?}; {}",
+                            set_back(cluster.as_ref(), previous, deadline).await
                         )),
                     };
                     let _ = done.send(Done {
@@ -216,5 +221,20 @@ impl Master {
     pub(crate) fn id_limit(&self) -> u32 {
         let target = self.scaling.as_ref().map(|p| p.target).unwrap_or(0);
         self.cfg.num_workers.max(target)
+    }
+}
+
+/// After a scale missed its deadline the cluster may still carry it out; asking it for the
+/// previous number again keeps the cluster and the job master agreeing on the count (a
+/// StatefulSet scale is a "set", so the later request wins). Returns what happened, for the
+/// refusal's reason.
+async fn set_back(cluster: &dyn JobCluster, previous: u32, deadline: Duration) -> String {
+    let deadline = deadline.min(SET_BACK_DEADLINE);
+    match tokio::time::timeout(deadline, cluster.scale_workers(previous)).await {
+        Ok(Ok(())) => format!("the cluster was set back to {previous} workers"),
+        Ok(Err(e)) => format!("setting it back to {previous} workers failed too: {e}"),
+        Err(_) => format!(
+            "setting it back to {previous} workers did not finish within {deadline:?} either"
+        ),
     }
 }
