@@ -25,8 +25,10 @@ use crate::kubernetes::settings::{read_settings, Settings};
 
 /// How long the job master tries to reach ZooKeeper at start.
 const ZK_CONNECT_DEADLINE: Duration = Duration::from_secs(15);
-/// How long the cluster may take to scale: under the scaler's RPC deadline, itself under
-/// `t2 scale`'s wait, so a slow API server yields the job master's reason, not a timeout.
+/// How long the cluster may take to scale: this plus the job master's at most 10 s of setting
+/// the old count back after a missed deadline stays under the scaler's RPC deadline (45 s),
+/// itself under `t2 scale`'s wait, so a slow API server yields the job master's reason, not a
+/// timeout.
 const SCALE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The job master's own gRPC address as seen from its pod: loopback when it listens on every
