@@ -8,6 +8,13 @@
 //!   `run_with` adds a state store and a cluster.
 //! - [`service`]: the tonic service: turns streams into events for the master.
 //! - [`master`]: the single task that owns all job state and handles every event in order.
+//!   Its work is split over private modules that each add an `impl Master` block:
+//!   - `register`: registration, restarts and reconnects, and what follows once all joined.
+//!   - `messages`: worker lists, barriers and relayed messages asked for by workers.
+//!   - `failures`: workers completing, failing, being killed or lost.
+//!   - `tick`: silent workers, expired barriers, missed join and rejoin deadlines.
+//!   - `recover`: rebuilding the job from the store after a job master restart.
+//!   - `status`: the job's status and its watchers.
 //! - [`registry`]: the workers, their states, restart counts and connections.
 //! - [`barrier`]: DEFAULT and INIT barriers with timeouts.
 //! - [`scale`]: changing the number of workers of a running job.
@@ -20,12 +27,18 @@ pub mod barrier;
 pub mod cluster;
 pub mod config;
 pub mod error;
+mod failures;
 pub mod master;
+mod messages;
+mod recover;
+mod register;
 pub mod registry;
 pub mod scale;
 pub mod server;
 pub mod service;
+mod status;
 pub mod store;
+mod tick;
 pub mod zkstore;
 
 pub use config::JobMasterConfig;

@@ -1,0 +1,136 @@
+//! Workers completing, failing, being killed or lost: restart them or end the job.
+
+use std::time::Instant;
+
+use t2_proto::{master_to_worker::Body, JobState, StateChangeAck, WorkerFailed, WorkerState};
+use tracing::{info, warn};
+
+use crate::master::Master;
+
+impl Master {
+    pub(crate) async fn on_state_change(&mut self, id: u32, change: t2_proto::StateChangeParams) {
+        let state = change.state();
+        self.registry.send(
+            id,
+            Body::StateAck(StateChangeAck {
+                state: state as i32,
+            }),
+        );
+        match state {
+            WorkerState::Completed => {
+                let Some(e) = self.registry.get_mut(id) else {
+                    return;
+                };
+                e.info.set_state(WorkerState::Completed);
+                e.exit_code = Some(0);
+                let info = e.info.clone();
+                info!(job_id = %self.cfg.job_id, worker_id = id, "worker completed");
+                self.persist_worker(&info).await;
+                self.notify_watchers();
+                self.end_if_all_completed().await;
+            }
+            WorkerState::Failed | WorkerState::FullyFailed | WorkerState::Killed
+                if self.being_removed(id) =>
+            {
+                info!(job_id = %self.cfg.job_id, worker_id = id, "worker removed by scaling stopped");
+                if let Some(e) = self.registry.get_mut(id) {
+                    e.conn = None;
+                }
+            }
+            WorkerState::Failed | WorkerState::FullyFailed => {
+                let reason = if change.reason.is_empty() {
+                    format!("worker {id} exited with code {}", change.exit_code)
+                } else {
+                    change.reason.clone()
+                };
+                if let Some(e) = self.registry.get_mut(id) {
+                    e.exit_code = Some(change.exit_code);
+                    // The stream that follows closes normally; it is not a second failure.
+                    e.conn = None;
+                }
+                self.worker_failed(id, reason).await;
+            }
+            WorkerState::Killed => {
+                if let Some(e) = self.registry.get_mut(id) {
+                    e.info.set_state(WorkerState::Killed);
+                    e.conn = None;
+                }
+                self.worker_failed(id, format!("worker {id} was killed"))
+                    .await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends the job as COMPLETED once every worker has completed.
+    pub(crate) async fn end_if_all_completed(&mut self) {
+        let n = self.cfg.num_workers;
+        let all_done = self.scaling.is_none()
+            && (0..n).all(|i| {
+                self.registry
+                    .get(i)
+                    .is_some_and(|e| e.state() == WorkerState::Completed)
+            });
+        if all_done {
+            self.end(JobState::JobCompleted, String::new()).await;
+        }
+    }
+
+    pub(crate) async fn on_disconnect(&mut self, id: u32, cause: String) {
+        let removed = self.being_removed(id);
+        let Some(e) = self.registry.get_mut(id) else {
+            return;
+        };
+        e.conn = None;
+        if e.state() == WorkerState::Completed {
+            return;
+        }
+        if removed {
+            info!(job_id = %self.cfg.job_id, worker_id = id, %cause, "worker removed by scaling disconnected");
+            return;
+        }
+        warn!(job_id = %self.cfg.job_id, worker_id = id, %cause, "worker lost");
+        self.worker_failed(id, format!("worker {id} lost: {cause}"))
+            .await;
+    }
+
+    /// A worker failed: restart it (by waiting for its supervisor) or fail the job.
+    pub(crate) async fn worker_failed(&mut self, id: u32, reason: String) {
+        let Some(e) = self.registry.get_mut(id) else {
+            return;
+        };
+        let restarts = e.info.restart_count;
+        let out_of_restarts = restarts >= self.cfg.max_restarts;
+        e.info.set_state(if out_of_restarts {
+            WorkerState::FullyFailed
+        } else {
+            WorkerState::Failed
+        });
+        e.conn = None;
+        let info = e.info.clone();
+        self.persist_worker(&info).await;
+        if let Some(done) = self.barriers.worker_failed(id, &reason) {
+            self.complete_barrier(done);
+        }
+        if out_of_restarts {
+            let why = format!(
+                "{reason}; restarted {restarts} time(s), max_restarts = {}",
+                self.cfg.max_restarts
+            );
+            warn!(job_id = %self.cfg.job_id, worker_id = id, reason = %why, "worker fully failed");
+            self.end(JobState::JobFailed, why).await;
+            return;
+        }
+        warn!(job_id = %self.cfg.job_id, worker_id = id, %reason, restart_count = restarts, "worker failed; waiting for its restart");
+        self.rejoin_deadlines
+            .insert(id, Instant::now() + self.cfg.join_timeout);
+        self.registry.broadcast(
+            &Body::WorkerFailed(WorkerFailed {
+                worker_id: id,
+                reason,
+            }),
+            Some(id),
+        );
+        self.notify_watchers();
+    }
+}
