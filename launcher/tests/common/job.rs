@@ -25,8 +25,8 @@ pub fn spawn_submit(home: &Path, pkg: &Path, args: &[impl AsRef<OsStr>]) -> Chil
     cmd.spawn().expect("spawn t2 submit")
 }
 
-/// The arguments that run `examples/pi` on `workers` workers slowly enough to kill some of
-/// them meanwhile: each waits `delay_ms` before it sums `intervals` intervals.
+/// The arguments that run `examples/pi` on `workers` workers long enough to kill some of them
+/// meanwhile: each spends `delay_ms` more computing, and the sum has `intervals` intervals.
 pub fn slow_pi_args(workers: u32, delay_ms: u32, intervals: u64) -> Vec<String> {
     vec![
         "--workers".into(),
