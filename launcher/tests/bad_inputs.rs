@@ -14,9 +14,7 @@ const T: Duration = Duration::from_secs(60);
 /// `want`, and that `$T2_HOME/jobs` holds no job afterwards.
 fn rejects(pkg: &Path, extra: &[&str], want: &str) {
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"]).arg(pkg).args(extra);
-    let out = run(cmd, T);
+    let out = run(submit(home.path(), pkg, extra), T);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(
         !out.status.success(),
@@ -190,9 +188,7 @@ fn bad_names_are_fixed_and_said() {
         &home.path().join("src"),
         "name: My_Job.Name!!\ncommand: [./run.sh]\n",
     );
-    let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"]).arg(&pkg);
-    let out = run(cmd, T);
+    let out = run(submit(home.path(), &pkg, NO_ARGS), T);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(
@@ -213,14 +209,7 @@ fn unknown_job_ids_are_refused() {
         vec!["kill", "nope-12345678"],
         vec!["logs", "../../etc"],
     ] {
-        let out = run(
-            {
-                let mut c = t2(home.path());
-                c.args(&args);
-                c
-            },
-            T,
-        );
+        let out = run_t2(home.path(), &args, T);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?}");
         assert_eq!(err.lines().count(), 1, "{err}");

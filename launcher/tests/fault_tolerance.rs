@@ -4,13 +4,10 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::zk::ZkServer;
 use common::*;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 
 const LONG: Duration = Duration::from_secs(240);
 
@@ -23,21 +20,6 @@ fn ft_args(zk: &ZkServer) -> Vec<String> {
         "-D".into(),
         "zookeeper.session_timeout=3s".into(),
     ]
-}
-
-fn sigkill(pid: u64) {
-    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-}
-
-fn spawn_submit(
-    home: &std::path::Path,
-    pkg: &std::path::Path,
-    args: &[String],
-) -> std::process::Child {
-    let mut cmd = t2(home);
-    cmd.args(["submit", "local"]).arg(pkg).args(args);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.spawn().unwrap()
 }
 
 /// The znodes left under the job's root, via the real client.
@@ -60,34 +42,16 @@ fn znodes_of(zk: &ZkServer, job: &str) -> Vec<String> {
     })
 }
 
-/// Waits for the job master PID in the record to differ from `old` (a restarted one) and be set.
-fn next_jobmaster(home: &std::path::Path, old: u64) -> u64 {
-    let rec = wait_for_record(home, LONG, |r| {
-        r["jobmaster_pid"].as_u64().is_some_and(|p| p != old)
-    });
-    rec["jobmaster_pid"].as_u64().unwrap()
-}
-
 #[test]
 fn a_sigkilled_worker_restarts_from_zookeeper_and_the_others_hear_of_it() {
     let zk = ZkServer::start();
     let home = tempfile::tempdir().unwrap();
     let mut args = ft_args(&zk);
-    args.extend(
-        [
-            "--workers",
-            "4",
-            "-D",
-            "config.delay_ms=3000",
-            "-D",
-            "config.intervals=4000000",
-        ]
-        .map(String::from),
-    );
+    args.extend(slow_pi_args(4, 3000, 4_000_000));
     let child = spawn_submit(home.path(), &repo().join("examples/pi"), &args);
-    let rec = wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
+    let job = RunningJob::wait(home.path(), LONG);
     std::thread::sleep(Duration::from_millis(500));
-    sigkill(rec["workers"][2]["pid"].as_u64().unwrap());
+    let _ = sigkill(job.worker_pid(2));
     let out = wait(child, LONG);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
@@ -102,10 +66,7 @@ fn a_sigkilled_worker_restarts_from_zookeeper_and_the_others_hear_of_it() {
     );
     let rec = only_job(home.path());
     assert_eq!(rec["workers"][2]["restart_count"], 1);
-    assert!(
-        znodes_of(&zk, rec["id"].as_str().unwrap()).is_empty(),
-        "znodes left"
-    );
+    assert!(znodes_of(&zk, &job.id).is_empty(), "znodes left");
 }
 
 /// A job whose workers pass two barriers; worker 0 (first barrier) and worker 1 (second) come
@@ -130,15 +91,14 @@ fn the_job_master_is_sigkilled_three_times_and_the_job_still_completes() {
     let home = tempfile::tempdir().unwrap();
     let job = barrier_job(&home.path().join("src"));
     let child = spawn_submit(home.path(), &job, &ft_args(&zk));
-    let rec = wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
-    let mut jm = rec["jobmaster_pid"].as_u64().unwrap();
-    let id = rec["id"].as_str().unwrap().to_string();
+    let running = RunningJob::wait(home.path(), LONG);
+    let mut jm = running.jobmaster_pid();
     let mut kills = Vec::new();
     for pause in [1000, 1500, 2500] {
         std::thread::sleep(Duration::from_millis(pause));
         kills.push(SystemTime::now());
-        sigkill(jm);
-        jm = next_jobmaster(home.path(), jm);
+        let _ = sigkill(jm);
+        jm = running.next_jobmaster(jm, LONG);
     }
     let out = wait(child, LONG);
     let all = text(&out);
@@ -150,13 +110,7 @@ fn the_job_master_is_sigkilled_three_times_and_the_job_still_completes() {
             .count();
         assert_eq!(ok, 3, "barrier {n}:\n{all}");
     }
-    let log = std::fs::read_to_string(
-        home.path()
-            .join("jobs")
-            .join(&id)
-            .join("logs/jobmaster.log"),
-    )
-    .unwrap();
+    let log = running.log("jobmaster");
     assert_eq!(
         log.matches("job master restarted; state restored").count(),
         3,
@@ -175,8 +129,8 @@ fn the_job_master_is_sigkilled_three_times_and_the_job_still_completes() {
             at.duration_since(*kill_at).unwrap_or_default()
         );
     }
-    assert!(znodes_of(&zk, &id).is_empty(), "znodes left");
-    assert!(pids_mentioning(home.path().join("jobs").join(&id).to_str().unwrap()).is_empty());
+    assert!(znodes_of(&zk, &running.id).is_empty(), "znodes left");
+    running.assert_nothing_left();
 }
 
 #[test]
@@ -191,7 +145,7 @@ fn a_short_zookeeper_outage_is_survived() {
     let mut args = ft_args(&zk);
     args[5] = "zookeeper.session_timeout=6s".into();
     let child = spawn_submit(home.path(), &job, &args);
-    wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
+    RunningJob::wait(home.path(), LONG);
     zk.stop();
     std::thread::sleep(Duration::from_millis(1500));
     zk.restart();
@@ -211,17 +165,13 @@ fn a_long_zookeeper_outage_fails_the_job_naming_zookeeper() {
         "#!/usr/bin/env bash\nsleep 120\n",
     );
     let child = spawn_submit(home.path(), &job, &ft_args(&zk));
-    wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
+    RunningJob::wait(home.path(), LONG);
     let stopped = Instant::now();
     zk.stop();
     let out = wait(child, Duration::from_secs(60));
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
+    let last = last_line(&out);
     assert!(
         last.contains("FAILED") && last.contains("ZooKeeper"),
         "{all}"
@@ -238,25 +188,20 @@ fn without_fault_tolerance_a_jobmaster_crash_fails_the_job_clearly() {
         "name: fragile\nworkers: 2\ncommand: [./run.sh]\n",
         "#!/usr/bin/env bash\nsleep 120\n",
     );
-    let child = spawn_submit(home.path(), &job, &[]);
-    let rec = wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
-    sigkill(rec["jobmaster_pid"].as_u64().unwrap());
+    let child = spawn_submit(home.path(), &job, NO_ARGS);
+    let running = RunningJob::wait(home.path(), LONG);
+    let _ = sigkill(running.jobmaster_pid());
     let out = wait(child, Duration::from_secs(30));
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
+    let last = last_line(&out);
     assert!(
         last.contains("FAILED")
             && last.contains("job master was killed")
             && last.contains("not fault tolerant"),
         "{last}"
     );
-    let id = rec["id"].as_str().unwrap();
-    assert!(pids_mentioning(home.path().join("jobs").join(id).to_str().unwrap()).is_empty());
+    running.assert_nothing_left();
 }
 
 #[test]
@@ -265,47 +210,31 @@ fn soak_twenty_worker_kills_and_three_jobmaster_kills() {
     let zk = ZkServer::start();
     let home = tempfile::tempdir().unwrap();
     let mut args = ft_args(&zk);
-    args.extend(
-        [
-            "--workers",
-            "4",
-            "-D",
-            "max_restarts=40",
-            "-D",
-            "config.delay_ms=2500",
-            "-D",
-            "config.intervals=2000000",
-        ]
-        .map(String::from),
-    );
+    args.extend(["-D", "max_restarts=40"].map(String::from));
+    args.extend(slow_pi_args(4, 2500, 2_000_000));
     let child = spawn_submit(home.path(), &repo().join("examples/pi"), &args);
-    let rec = wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
-    let id = rec["id"].as_str().unwrap().to_string();
+    let running = RunningJob::wait(home.path(), LONG);
     let mut rng = rand::rng();
     let (mut worker_kills, mut jm_kills) = (0, 0);
-    let mut jm = rec["jobmaster_pid"].as_u64().unwrap();
+    let mut jm = running.jobmaster_pid();
     while worker_kills < 20 || jm_kills < 3 {
         std::thread::sleep(Duration::from_millis(rng.random_range(150..400)));
         if jm_kills < 3
             && (worker_kills == 5 || worker_kills == 11 || worker_kills == 17)
             && jm_kills < worker_kills / 5
         {
-            sigkill(jm);
-            jm = next_jobmaster(home.path(), jm);
+            let _ = sigkill(jm);
+            jm = running.next_jobmaster(jm, LONG);
             jm_kills += 1;
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(home.path().join("jobs").join(&id).join("job.json"))
-        else {
-            continue;
-        };
-        let Ok(r) = serde_json::from_str::<serde_json::Value>(&text) else {
+        let Some(r) = running.record() else {
             continue;
         };
         assert_ne!(r["state"], "FAILED", "{r}");
         let victim = rng.random_range(0..4usize);
         if let Some(pid) = r["workers"][victim]["pid"].as_u64() {
-            sigkill(pid);
+            let _ = sigkill(pid);
             worker_kills += 1;
         }
     }
@@ -313,11 +242,8 @@ fn soak_twenty_worker_kills_and_three_jobmaster_kills() {
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(all.contains("pi ~= 3.14159265358"), "{all}");
-    assert!(
-        pids_mentioning(home.path().join("jobs").join(&id).to_str().unwrap()).is_empty(),
-        "processes left"
-    );
-    assert!(znodes_of(&zk, &id).is_empty(), "znodes left");
+    running.assert_nothing_left();
+    assert!(znodes_of(&zk, &running.id).is_empty(), "znodes left");
 }
 
 #[test]

@@ -12,11 +12,8 @@ const LONG: Duration = Duration::from_secs(240);
 #[test]
 fn pi_completes_with_the_right_answer() {
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"])
-        .arg(repo().join("examples/pi"))
-        .args(["--workers", "8"]);
-    let out = run(cmd, LONG);
+    let pi = repo().join("examples/pi");
+    let out = run(submit(home.path(), &pi, &["--workers", "8"]), LONG);
     let all = text(&out);
     assert!(out.status.success(), "pi failed:\n{all}");
     assert!(all.contains("[worker-0] pi ~= 3.14159265358"), "{all}");
@@ -29,11 +26,8 @@ fn pi_completes_with_the_right_answer() {
 #[test]
 fn sixteen_workers_see_the_same_list_and_pass_two_barriers() {
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"])
-        .arg(repo().join("examples/shell"))
-        .args(["--workers", "16"]);
-    let out = run(cmd, LONG);
+    let shell = repo().join("examples/shell");
+    let out = run(submit(home.path(), &shell, &["--workers", "16"]), LONG);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     let lists: Vec<&str> = all.lines().filter(|l| l.contains("worker list:")).collect();
@@ -68,9 +62,7 @@ end=$(date +%s%N)
 echo "result=$r code=$code waited_ms=$(( (end - start) / 1000000 ))"
 "#,
     );
-    let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"]).arg(&job);
-    let out = run(cmd, LONG);
+    let out = run(submit(home.path(), &job, NO_ARGS), LONG);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     let results: Vec<&str> = all.lines().filter(|l| l.contains("result=")).collect();
@@ -92,29 +84,13 @@ echo "result=$r code=$code waited_ms=$(( (end - start) / 1000000 ))"
 #[test]
 fn a_sigkilled_worker_is_noticed_restarted_and_the_job_still_completes() {
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"])
-        .arg(repo().join("examples/pi"))
-        .args([
-            "--workers",
-            "4",
-            "-D",
-            "config.delay_ms=4000",
-            "-D",
-            "config.intervals=4000000",
-        ]);
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    let rec = wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
-    let victim = rec["workers"][2]["pid"].as_u64().expect("worker 2 pid") as i32;
+    let pi = repo().join("examples/pi");
+    let child = spawn_submit(home.path(), &pi, &slow_pi_args(4, 4000, 4_000_000));
+    let job = RunningJob::wait(home.path(), LONG);
+    let victim = job.worker_pid(2);
     std::thread::sleep(Duration::from_millis(500));
     let killed_at = std::time::SystemTime::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(victim),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    sigkill(victim).expect("worker 2 is alive to be killed");
     let out = wait(child, LONG);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
@@ -123,9 +99,7 @@ fn a_sigkilled_worker_is_noticed_restarted_and_the_job_still_completes() {
     assert_eq!(rec["state"], "COMPLETED");
     assert_eq!(rec["workers"][2]["restart_count"], 1, "{rec}");
     // The job master logged the loss, within a second of the kill.
-    let id = rec["id"].as_str().unwrap();
-    let log = std::fs::read_to_string(home.path().join("jobs").join(id).join("logs/jobmaster.log"))
-        .unwrap();
+    let log = job.log("jobmaster");
     let lost = log
         .lines()
         .find(|l| l.contains("worker lost") && l.contains("worker_id=2"))
@@ -143,17 +117,11 @@ fn a_sigkilled_worker_is_noticed_restarted_and_the_job_still_completes() {
 #[test]
 fn a_failing_job_fails_after_max_restarts_naming_worker_and_exit_code() {
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"])
-        .arg(repo().join("examples/fail"));
-    let out = run(cmd, LONG);
+    let fail = repo().join("examples/fail");
+    let out = run(submit(home.path(), &fail, NO_ARGS), LONG);
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
-    let last = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
+    let last = last_line(&out);
     assert!(last.contains("FAILED"), "{all}");
     assert!(last.contains("exited with code 1"), "{last}");
     assert!(last.contains("max_restarts = 2"), "{last}");
@@ -181,106 +149,54 @@ fn kill_from_another_terminal_leaves_nothing_alive() {
         "name: sleeper\nworkers: 3\ncommand: [./run.sh]\n",
         "#!/usr/bin/env bash\necho started; sleep 300\n",
     );
-    let mut cmd = t2(home.path());
-    cmd.args(["submit", "local", "--detach"]).arg(&job);
-    let out = run(cmd, LONG);
-    assert!(out.status.success(), "{}", text(&out));
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let rec = wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
+    let running = RunningJob::submit_detached(home.path(), &job, NO_ARGS, LONG);
+    let id = running.id.clone();
     // Wait for the user programs too.
-    let start = Instant::now();
-    while pids_mentioning("sleep 300").len() < 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "programs did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut pids: Vec<u32> = rec["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|w| w["pid"].as_u64())
-        .map(|p| p as u32)
-        .collect();
-    pids.extend(rec["jobmaster_pid"].as_u64().map(|p| p as u32));
-    pids.extend(rec["supervisor_pid"].as_u64().map(|p| p as u32));
-    let dir = home.path().join("jobs").join(&id);
-    pids.extend(pids_mentioning(dir.to_str().unwrap()));
+    wait_until(
+        Duration::from_secs(30),
+        || pids_mentioning("sleep 300").len() >= 3,
+        || "programs did not start".to_string(),
+    );
+    let pids = running.pids();
     assert!(pids.len() >= 5, "{pids:?}");
 
     let started = Instant::now();
-    let out = run(
-        {
-            let mut c = t2(home.path());
-            c.args(["kill", &id]);
-            c
-        },
-        Duration::from_secs(10),
-    );
+    let out = run_t2(home.path(), &["kill", &id], Duration::from_secs(10));
     assert!(out.status.success(), "{}", text(&out));
-    loop {
-        let alive: Vec<u32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
-        if alive.is_empty() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "still alive 2s after kill: {alive:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(pids_mentioning(dir.to_str().unwrap()).is_empty());
-    let status = run(
-        {
-            let mut c = t2(home.path());
-            c.args(["status", &id, "-o", "json"]);
-            c
-        },
+    // Within 2 s of the kill.
+    wait_all_gone(
+        &pids,
+        Duration::from_secs(2).saturating_sub(started.elapsed()),
+        "2 s after the kill, processes of the job",
+    );
+    running.assert_nothing_left();
+    let status = run_t2(
+        home.path(),
+        &["status", &id, "-o", "json"],
         Duration::from_secs(10),
     );
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["state"], "KILLED");
-    let list = run(
-        {
-            let mut c = t2(home.path());
-            c.arg("list");
-            c
-        },
-        Duration::from_secs(10),
-    );
+    let list = run_t2(home.path(), &["list"], Duration::from_secs(10));
     assert!(text(&list).contains(&id) && text(&list).contains("KILLED"));
 }
 
 #[test]
 fn logs_and_status_work_from_another_terminal() {
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"])
-        .arg(repo().join("examples/shell"))
-        .args(["--workers", "2"]);
-    let out = run(cmd, LONG);
+    let shell = repo().join("examples/shell");
+    let out = run(submit(home.path(), &shell, &["--workers", "2"]), LONG);
     assert!(out.status.success(), "{}", text(&out));
     let id = only_job(home.path())["id"].as_str().unwrap().to_string();
-    let logs = run(
-        {
-            let mut c = t2(home.path());
-            c.args(["logs", &id]);
-            c
-        },
-        Duration::from_secs(10),
-    );
+    let logs = run_t2(home.path(), &["logs", &id], Duration::from_secs(10));
     let l = text(&logs);
     assert!(
         l.contains("[worker-0] worker 0 of 2") && l.contains("[worker-1] worker 1 of 2"),
         "{l}"
     );
-    let one = run(
-        {
-            let mut c = t2(home.path());
-            c.args(["logs", &id, "--worker", "1", "-f"]);
-            c
-        },
+    let one = run_t2(
+        home.path(),
+        &["logs", &id, "--worker", "1", "-f"],
         Duration::from_secs(10),
     );
     let l1 = text(&one);
@@ -288,38 +204,18 @@ fn logs_and_status_work_from_another_terminal() {
         l1.contains("worker 1 of 2") && !l1.contains("worker 0 of 2"),
         "{l1}"
     );
-    let st = run(
-        {
-            let mut c = t2(home.path());
-            c.args(["status", &id]);
-            c
-        },
-        Duration::from_secs(10),
-    );
+    let st = run_t2(home.path(), &["status", &id], Duration::from_secs(10));
     assert!(text(&st).contains("COMPLETED"), "{}", text(&st));
 }
 
 #[test]
 fn a_hung_worker_is_declared_lost_replaced_and_the_job_completes() {
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = t2(home.path());
-    cmd.args(["submit", "local"])
-        .arg(repo().join("examples/pi"))
-        .args([
-            "--workers",
-            "3",
-            "-D",
-            "config.delay_ms=4000",
-            "-D",
-            "config.intervals=3000000",
-            "-D",
-            "heartbeat_timeout=1s",
-        ]);
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    let rec = wait_for_record(home.path(), LONG, |r| r["state"] == "RUNNING");
-    let victim = rec["workers"][1]["pid"].as_u64().expect("worker 1 pid") as i32;
+    let mut args = slow_pi_args(3, 4000, 3_000_000);
+    args.extend(["-D", "heartbeat_timeout=1s"].map(String::from));
+    let child = spawn_submit(home.path(), &repo().join("examples/pi"), &args);
+    let job = RunningJob::wait(home.path(), LONG);
+    let victim = job.worker_pid(1) as i32;
     std::thread::sleep(Duration::from_millis(300));
     // Freeze the agent and its program: alive, sockets open, but silent.
     nix::sys::signal::killpg(
@@ -338,8 +234,6 @@ fn a_hung_worker_is_declared_lost_replaced_and_the_job_completes() {
     );
     let rec = only_job(home.path());
     assert_eq!(rec["workers"][1]["restart_count"], 1, "{rec}");
-    let id = rec["id"].as_str().unwrap();
-    let log = std::fs::read_to_string(home.path().join("jobs").join(id).join("logs/jobmaster.log"))
-        .unwrap();
+    let log = job.log("jobmaster");
     assert!(log.contains("no heartbeat for 1s"), "{log}");
 }

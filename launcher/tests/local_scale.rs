@@ -53,26 +53,23 @@ fn t2_run(home: &Path, args: &[&str]) -> Output {
     run(c, SHORT)
 }
 
+/// Worker `worker`'s log; empty while it does not exist.
 fn worker_log(home: &Path, id: &str, worker: u32) -> String {
-    std::fs::read_to_string(
-        home.join("jobs")
-            .join(id)
-            .join(format!("logs/worker-{worker}.log")),
-    )
-    .unwrap_or_default()
+    job_log(home, id, &format!("worker-{worker}"))
 }
 
 /// Waits until worker `worker`'s log has `needle`.
 fn wait_for_log(home: &Path, id: &str, worker: u32, needle: &str) {
-    let start = Instant::now();
-    while !worker_log(home, id, worker).contains(needle) {
-        assert!(
-            start.elapsed() < LONG,
-            "worker {worker} never logged '{needle}':\n{}",
-            worker_log(home, id, worker)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        LONG,
+        || worker_log(home, id, worker).contains(needle),
+        || {
+            format!(
+                "worker {worker} never logged '{needle}':\n{}",
+                worker_log(home, id, worker)
+            )
+        },
+    );
 }
 
 /// Ends the job (if it still runs) when the test ends, passed or not.
@@ -126,8 +123,7 @@ fn a_running_job_scales_up_then_down_and_still_completes() {
         .stdout(std::fs::File::create(&stdout).unwrap())
         .stderr(std::fs::File::create(&stderr).unwrap());
     let submit = cmd.spawn().unwrap();
-    let rec = wait_for_record(h, LONG, |r| r["state"] == "RUNNING");
-    let id = rec["id"].as_str().unwrap().to_string();
+    let id = RunningJob::wait(h, LONG).id;
     let _cleanup = KillOnDrop(h.to_path_buf(), id.clone());
     for w in 0..2 {
         wait_for_log(h, &id, w, "events live");
@@ -177,18 +173,7 @@ fn a_running_job_scales_up_then_down_and_still_completes() {
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("job {id}: 1 worker (was 4)")
     );
-    let start = Instant::now();
-    while agents[1..].iter().any(|&p| pid_alive(p)) {
-        assert!(
-            start.elapsed() < SHORT,
-            "agents of removed workers still alive: {:?}",
-            agents[1..]
-                .iter()
-                .filter(|&&p| pid_alive(p))
-                .collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_all_gone(&agents[1..], SHORT, "agents of removed workers");
     let rec = wait_for_record(h, LONG, |r| r["num_workers"] == 1);
     assert_eq!(rec["workers"].as_array().unwrap().len(), 1, "{rec}");
     assert!(pid_alive(agents[0]), "worker 0's agent went too: {rec}");
@@ -228,10 +213,7 @@ fn a_running_job_scales_up_then_down_and_still_completes() {
     let l = text(&logs);
     assert!(logs.status.success(), "{l}");
     assert!(l.contains("[worker-3] worker 3 of 4 up"), "{l}");
-    assert!(
-        pids_mentioning(h.join("jobs").join(&id).to_str().unwrap()).is_empty(),
-        "processes of the job are left"
-    );
+    assert_nothing_left(h, &id);
 }
 
 /// `t2 scale` refuses with one line and a non-zero exit.

@@ -12,9 +12,7 @@ use common::*;
 const T: Duration = Duration::from_secs(120);
 
 fn submit_ok(home: &std::path::Path, pkg: &std::path::Path, extra: &[&str]) -> String {
-    let mut cmd = t2(home);
-    cmd.args(["submit", "local"]).arg(pkg).args(extra);
-    let out = run(cmd, T);
+    let out = run(submit(home, pkg, extra), T);
     let all = text(&out);
     assert!(out.status.success(), "{pkg:?}:\n{all}");
     assert!(all.contains("COMPLETED"), "{all}");
@@ -62,7 +60,7 @@ fn a_tarball_made_elsewhere_runs() {
         .status()
         .unwrap();
     assert!(status.success());
-    let all = submit_ok(home.path(), &tgz, &[]);
+    let all = submit_ok(home.path(), &tgz, NO_ARGS);
     assert!(all.contains("[worker-1] tar worker 1"), "{all}");
 }
 

@@ -11,7 +11,10 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use common::{run, shell_job, t2, text};
+use common::{
+    only_job, pids_mentioning, run, run_t2, shell_job, submit, t2, text, wait_until, RunningJob,
+    NO_ARGS,
+};
 use support::*;
 use t2_worker::agent::fetch::{fetch, FetchSpec};
 
@@ -164,17 +167,10 @@ fn finished_job(home: &Path) -> std::path::PathBuf {
         "name: tiny\ncommand: [./run.sh]\n",
         "#!/bin/sh\necho hi\n",
     );
-    let mut cmd = t2(home);
-    cmd.args(["submit", "local"]).arg(&job);
-    let out = run(cmd, LONG);
+    let out = run(submit(home, &job, NO_ARGS), LONG);
     assert!(out.status.success(), "{}", text(&out));
-    let jobs = home.join("jobs");
-    std::fs::read_dir(&jobs)
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path()
+    home.join("jobs")
+        .join(only_job(home)["id"].as_str().unwrap())
 }
 
 #[test]
@@ -236,11 +232,8 @@ fn a_local_job_through_an_uploader_completes_and_its_package_is_gone_afterwards(
     let store = dir.path().join("store");
     let up = Uploader::start(&store, &[]);
     let job = pi_like_job(&dir.path().join("src"));
-    let mut cmd = t2(&home);
-    cmd.args(["submit", "local"])
-        .arg(&job)
-        .args(["--uploader", &up.url])
-        .env("T2_UPLOADER_TOKEN", TOKEN);
+    let mut cmd = submit(&home, &job, &["--uploader", &up.url]);
+    cmd.env("T2_UPLOADER_TOKEN", TOKEN);
     let out = run(cmd, LONG);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
@@ -249,7 +242,7 @@ fn a_local_job_through_an_uploader_completes_and_its_package_is_gone_afterwards(
         "{all}"
     );
     assert_eq!(all.matches(" ran from ").count(), 3, "{all}");
-    let rec = common::only_job(&home);
+    let rec = only_job(&home);
     let id = rec["package_sha256"].as_str().unwrap().to_string();
     // Every agent downloaded its own copy, and the uploader no longer has the package.
     let job_dir = home.join("jobs").join(rec["id"].as_str().unwrap());
@@ -277,21 +270,15 @@ fn a_resubmitted_package_is_not_uploaded_again() {
     let data = std::fs::read(&pkg).unwrap();
     let id = sha256(&data);
     assert_eq!(up.put(&id, &data).status, 201);
-    let mut cmd = t2(&home);
-    cmd.args(["submit", "local"]).arg(&job).args([
-        "--uploader",
-        &up.url,
-        "--uploader-token",
-        TOKEN,
-    ]);
-    let out = run(cmd, LONG);
+    let args = ["--uploader", &up.url, "--uploader-token", TOKEN];
+    let out = run(submit(&home, &job, &args), LONG);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(
         all.contains("already has this package; not uploading it again"),
         "{all}"
     );
-    assert_eq!(common::only_job(&home)["package_sha256"], id.as_str());
+    assert_eq!(only_job(&home)["package_sha256"], id.as_str());
     let m = up.req("GET", "/metrics", &[], b"").text();
     assert!(
         m.contains(&format!(
@@ -307,11 +294,7 @@ fn uploader_local_runs_an_uploader_for_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let job = pi_like_job(&dir.path().join("src"));
-    let mut cmd = t2(&home);
-    cmd.args(["submit", "local"])
-        .arg(&job)
-        .args(["--uploader", "local"]);
-    let out = run(cmd, LONG);
+    let out = run(submit(&home, &job, &["--uploader", "local"]), LONG);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(
@@ -319,7 +302,7 @@ fn uploader_local_runs_an_uploader_for_the_job() {
         "{all}"
     );
     assert!(files_in(&home.join("uploader/packages")).is_empty());
-    assert!(common::pids_mentioning(&home.join("uploader").display().to_string()).is_empty());
+    assert!(pids_mentioning(&home.join("uploader").display().to_string()).is_empty());
 }
 
 #[test]
@@ -331,14 +314,9 @@ fn an_unreachable_uploader_fails_the_submit_with_one_line() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut cmd = t2(&home);
-    cmd.args(["submit", "local"]).arg(&job).args([
-        "--uploader",
-        &format!("http://{free}"),
-        "--uploader-token",
-        "x",
-    ]);
-    let out = run(cmd, LONG);
+    let uploader = format!("http://{free}");
+    let args = ["--uploader", &uploader, "--uploader-token", "x"];
+    let out = run(submit(&home, &job, &args), LONG);
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{err}");
     let line = err
@@ -349,11 +327,7 @@ fn an_unreachable_uploader_fails_the_submit_with_one_line() {
         line.contains(&free.to_string()) && line.contains("connection refused"),
         "{line}"
     );
-    let mut cmd = t2(&home);
-    cmd.args(["submit", "local"])
-        .arg(&job)
-        .args(["--uploader", "https://x"]);
-    let out = run(cmd, LONG);
+    let out = run(submit(&home, &job, &["--uploader", "https://x"]), LONG);
     assert!(
         text(&out).contains("https is not supported"),
         "{}",
@@ -372,16 +346,10 @@ fn a_failed_job_through_an_uploader_also_removes_its_package() {
         "name: failing\nworkers: 2\nmax_restarts: 0\ncommand: [./run.sh]\n",
         "#!/bin/sh\nexit 7\n",
     );
-    let mut cmd = t2(&home);
-    cmd.args(["submit", "local"]).arg(&job).args([
-        "--uploader",
-        &up.url,
-        "--uploader-token",
-        TOKEN,
-    ]);
-    let out = run(cmd, LONG);
+    let args = ["--uploader", &up.url, "--uploader-token", TOKEN];
+    let out = run(submit(&home, &job, &args), LONG);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let rec = common::only_job(&home);
+    let rec = only_job(&home);
     assert_eq!(rec["state"], "FAILED");
     assert_eq!(up.head_status(rec["package_sha256"].as_str().unwrap()), 404);
     assert!(files_in(&store.join("packages")).is_empty());
@@ -396,27 +364,16 @@ fn a_killed_job_with_its_own_uploader_leaves_no_package_and_no_process() {
         "name: sleepy\nworkers: 2\ncommand: [./run.sh]\n",
         "#!/bin/sh\nsleep 60\n",
     );
-    let mut cmd = t2(&home);
-    cmd.args(["submit", "local", "--detach", "--uploader", "local"])
-        .arg(&job);
-    let out = run(cmd, LONG);
-    assert!(out.status.success(), "{}", text(&out));
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    common::wait_for_record(&home, LONG, |r| r["state"] == "RUNNING");
+    let running = RunningJob::submit_detached(&home, &job, &["--uploader", "local"], LONG);
     assert_eq!(files_in(&home.join("uploader/packages")).len(), 1);
-    let mut cmd = t2(&home);
-    cmd.args(["kill", &id]);
-    let out = run(cmd, LONG);
+    let out = run_t2(&home, &["kill", &running.id], LONG);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(common::only_job(&home)["state"], "KILLED");
+    assert_eq!(only_job(&home)["state"], "KILLED");
     assert!(files_in(&home.join("uploader/packages")).is_empty());
     let store = home.join("uploader").display().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !common::pids_mentioning(&store).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the job's uploader outlived it"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        || pids_mentioning(&store).is_empty(),
+        || "the job's uploader outlived it".to_string(),
+    );
 }

@@ -2,7 +2,10 @@
 //! deadline on every run.
 #![allow(dead_code)]
 
+pub mod job;
 pub mod zk;
+
+pub use job::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -89,7 +92,8 @@ pub fn only_job(home: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("job.json")).unwrap()).unwrap()
 }
 
-/// Polls the only job's record until `pred` holds or `deadline` passes.
+/// Polls the only job's record until `pred` holds; panics with the job's record and logs when
+/// the job ends first or `deadline` passes.
 pub fn wait_for_record(
     home: &Path,
     deadline: Duration,
@@ -107,7 +111,8 @@ pub fn wait_for_record(
                         let state = v["state"].as_str().unwrap_or_default();
                         assert!(
                             !matches!(state, "COMPLETED" | "FAILED" | "KILLED"),
-                            "the job ended before the awaited condition: {v}"
+                            "the job ended before the awaited condition: {v}\n{}",
+                            jobs_report(home)
                         );
                     }
                 }
@@ -115,7 +120,8 @@ pub fn wait_for_record(
         }
         assert!(
             start.elapsed() < deadline,
-            "job record condition not met within {deadline:?}"
+            "job record condition not met within {deadline:?}\n{}",
+            jobs_report(home)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
