@@ -224,6 +224,9 @@ pub struct Layer {
     pub text: String,
 }
 
+/// The most workers a job may have, in `workers` and in `t2 scale` on every cluster.
+pub const MAX_WORKERS: u32 = 100_000;
+
 /// The built-in defaults: `conf/local/job.yaml`, compiled in.
 pub const BUILT_IN_DEFAULTS: &str = include_str!("../../conf/local/job.yaml");
 

@@ -6,7 +6,7 @@
 //!   kubernetes implementations, and which cluster a command means.
 //! - `local`: the local cluster (supervisor, processes, output). - `commands`: the local
 //!   cluster's list, status, logs, kill, scale. - `roles`: `t2 jobmaster`, `t2 worker …`.
-//! - `error`: one-line errors.
+//! - `error`: one-line errors. - `jobfiles`: reading a local job's spec and token.
 //! - `uploader`: `t2 uploader` (the package server) and the launcher's client of it.
 //! - `kube_cli`: the command line of the kubernetes cluster (its work is in the library,
 //!   `t2_launcher::kubernetes`): submit, gc, doctor, the in-pod roles.
@@ -15,6 +15,7 @@ mod cli;
 mod cluster;
 mod commands;
 mod error;
+mod jobfiles;
 mod kube_cli;
 mod local;
 mod prepare;

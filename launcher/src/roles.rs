@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use t2_core::jobdir::JobDir;
-use t2_core::spec::JobSpec;
 use t2_jobmaster::JobMasterConfig;
 use t2_proto::NodeInfo;
 use t2_worker::agent::{AgentConfig, AgentError, AgentExit};
@@ -14,25 +13,8 @@ use tracing::{info_span, Instrument};
 
 use crate::cli::{AgentArgs, JobmasterArgs, WorkerCommand};
 use crate::error::LauncherError;
+use crate::jobfiles::{read_spec, read_token};
 use crate::local::supervisor::AGENT_FATAL;
-
-fn read_spec(dir: &JobDir) -> Result<JobSpec, LauncherError> {
-    let text = std::fs::read_to_string(dir.spec_path()).map_err(LauncherError::io(format!(
-        "cannot read {}",
-        dir.spec_path().display()
-    )))?;
-    serde_json::from_str(&text)
-        .map_err(|e| LauncherError::Cluster(format!("{}: {e}", dir.spec_path().display())))
-}
-
-fn read_token(dir: &JobDir) -> Result<String, LauncherError> {
-    std::fs::read_to_string(dir.token_path())
-        .map(|t| t.trim().to_string())
-        .map_err(LauncherError::io(format!(
-            "cannot read {}",
-            dir.token_path().display()
-        )))
-}
 
 fn job_dir(path: &Path) -> Result<(JobDir, String), LauncherError> {
     let id = path

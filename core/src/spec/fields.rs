@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-/// Largest accepted worker count.
-pub(super) const MAX_WORKERS: u64 = 100_000;
+/// Largest accepted worker count ([`super::MAX_WORKERS`], as the field readers take it).
+pub(super) const MAX_WORKERS: u64 = super::MAX_WORKERS as u64;
 
 /// A problem with one key; turned into a [`super::SpecError`] once the file is known.
 #[derive(Debug, Clone, PartialEq)]

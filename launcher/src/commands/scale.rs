@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use t2_core::jobdir::JobDir;
+use t2_core::spec::MAX_WORKERS;
 use t2_proto::job_master_client::JobMasterClient;
 use t2_proto::ScaleParams;
 use tonic::Code;
@@ -14,8 +15,6 @@ use tonic::Code;
 use crate::error::LauncherError;
 use crate::local::process::alive_with;
 
-/// Most workers a job may have (as for `workers` in job.yaml).
-const MAX_WORKERS: u32 = 100_000;
 /// How long the job master may take to be reached.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 /// How long the job master may take to answer.
@@ -54,13 +53,7 @@ pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
             )))
         }
     };
-    let token = std::fs::read_to_string(dir.token_path())
-        .map_err(LauncherError::io(format!(
-            "cannot read {}",
-            dir.token_path().display()
-        )))?
-        .trim()
-        .to_string();
+    let token = crate::jobfiles::read_token(&dir)?;
     let answer = crate::runtime()?
         .block_on(ask(job, &addr, token, workers))
         .map_err(LauncherError::Cluster)?;

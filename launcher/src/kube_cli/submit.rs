@@ -67,10 +67,7 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
     let spec = prepared.spec.clone();
     let settings = read_settings(&spec).map_err(err)?;
     let record = &prepared.record;
-    let token = std::fs::read_to_string(prepared.dir.token_path())
-        .map_err(LauncherError::io("cannot read the job token"))?
-        .trim()
-        .to_string();
+    let token = crate::jobfiles::read_token(&prepared.dir)?;
     let bytes = std::fs::metadata(prepared.dir.package_path())
         .map_err(LauncherError::io("cannot read the package"))?
         .len();

@@ -21,9 +21,7 @@ use super::jobs::get_root;
 use super::manifests::root::keys;
 use super::names::JobNames;
 use super::scale_request::{ScaleAnswer, ScaleRequest};
-
-/// Most workers a job may have.
-pub const MAX_WORKERS: u32 = 100_000;
+use t2_core::spec::MAX_WORKERS;
 
 /// Checks `workers` against `workers_per_pod`; returns the pods.
 pub fn pods_for(workers: u32, workers_per_pod: u32) -> Result<u32, KubeError> {

@@ -74,15 +74,8 @@ struct Slot {
 /// Supervises the job in `dir` to its end; returns the final record.
 pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, LauncherError> {
     let mut record = dir.read_record()?;
-    let spec_text = std::fs::read_to_string(dir.spec_path()).map_err(LauncherError::io(
-        format!("cannot read {}", dir.spec_path().display()),
-    ))?;
-    let spec: JobSpec = serde_json::from_str(&spec_text)
-        .map_err(|e| LauncherError::Cluster(format!("{}: {e}", dir.spec_path().display())))?;
-    let token = std::fs::read_to_string(dir.token_path()).map_err(LauncherError::io(format!(
-        "cannot read {}",
-        dir.token_path().display()
-    )))?;
+    let spec = crate::jobfiles::read_spec(&dir)?;
+    let token = crate::jobfiles::read_token(&dir)?;
     record.supervisor_pid = Some(std::process::id());
     dir.write_record(&record)?;
     // With --uploader: put the package there first; agents then download it.
