@@ -32,6 +32,8 @@
 //! | `zookeeper.addresses` | `""` | ZooKeeper servers, `host:port,host:port` (no spaces; ports 1–65535; IPv6 as `[::1]:2181`) |
 //! | `zookeeper.root` | `/t2` | znode under which jobs live: starts with `/`, no trailing `/`, names of `[A-Za-z0-9._-]`, not under `/zookeeper` |
 //! | `kubernetes` | `{}` | settings of the `kubernetes` cluster (image, volumes, secrets, placement), merged key by key at every depth like `config` and checked by the launcher (see its `kubernetes::settings`) |
+//! | `dashboard` | `""` | the dashboard the job master reports to, `http://host:port[/path]`; `""` for none (`t2 submit --dashboard` / `$T2_DASHBOARD` override it) |
+//! | `dashboard_token` | `""` | the dashboard's token, sent with every report (`--dashboard-token` / `$T2_DASHBOARD_TOKEN`) |
 //! | `zookeeper.session_timeout` | `10s` | ZooKeeper session timeout, 1s–10m: a crashed process's liveness znode goes after this (the server may clamp it to its own limits) |
 //!
 //! Durations are `500ms`, `3s`, `2m`, `1h30m` or a bare number of milliseconds. The defaults
@@ -50,6 +52,7 @@
 //! | `twister2.resource.zookeeper.server.addresses` | `zookeeper.addresses`; also turns `fault_tolerant` on unless the job's `job.yaml` or a `-D` flag sets it |
 //! | `twister2.resource.zookeeper.root.node.path`, `twister2.zookeeper.root.node.path` | `zookeeper.root` |
 //! | `twister2.fault.tolerance.failure.timeout` (ms) | `zookeeper.session_timeout` |
+//! | `twister2.dashboard.host` | `dashboard` |
 
 mod aliases;
 mod assemble;
@@ -191,6 +194,12 @@ pub struct JobSpec {
     /// launcher's Kubernetes backend reads and checks them. Ignored by the local cluster.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kubernetes: BTreeMap<String, serde_json::Value>,
+    /// The dashboard the job master reports to (`http://host:port`), empty for none.
+    #[serde(default)]
+    pub dashboard: String,
+    /// The dashboard's token (reports need it).
+    #[serde(default)]
+    pub dashboard_token: String,
 }
 
 /// ZooKeeper settings of a fault-tolerant job.

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use t2_core::spec::JobSpec;
 
+use crate::reporters::DashboardConfig;
+
 /// Configuration of one job master.
 #[derive(Debug, Clone)]
 pub struct JobMasterConfig {
@@ -29,6 +31,8 @@ pub struct JobMasterConfig {
     pub end_grace: Duration,
     /// Longest the cluster may take to scale the workers before the scale request fails.
     pub scale_timeout: Duration,
+    /// The dashboard to report to, if any.
+    pub dashboard: Option<DashboardConfig>,
 }
 
 impl JobMasterConfig {
@@ -46,6 +50,7 @@ impl JobMasterConfig {
             heartbeat_timeout: spec.heartbeat_timeout,
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
+            dashboard: dashboard_config(spec),
         }
     }
 
@@ -63,6 +68,33 @@ impl JobMasterConfig {
             heartbeat_timeout: Duration::from_secs(3),
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
+            dashboard: None,
         }
     }
+}
+
+/// What the job master tells the dashboard of `spec`, when the spec names one. The cluster is
+/// `local` here; a cluster's job master sets its own name and namespace.
+pub fn dashboard_config(spec: &JobSpec) -> Option<DashboardConfig> {
+    if spec.dashboard.is_empty() {
+        return None;
+    }
+    let mut summary = std::collections::BTreeMap::new();
+    summary.insert("command".to_string(), spec.command.join(" "));
+    summary.insert("workers_per_pod".to_string(), spec.workers_per_pod.to_string());
+    summary.insert("cpu".to_string(), spec.resources.cpu.to_string());
+    summary.insert("memory_mb".to_string(), spec.resources.memory_mb.to_string());
+    summary.insert("max_restarts".to_string(), spec.max_restarts.to_string());
+    summary.insert("fault_tolerant".to_string(), spec.fault_tolerant.to_string());
+    Some(DashboardConfig {
+        url: spec.dashboard.clone(),
+        token: spec.dashboard_token.clone(),
+        name: spec.name.clone(),
+        cluster: "local".into(),
+        namespace: String::new(),
+        user: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_default(),
+        spec: summary,
+    })
 }

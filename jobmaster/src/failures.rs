@@ -25,6 +25,8 @@ impl Master {
                 e.exit_code = Some(0);
                 let info = e.info.clone();
                 info!(job_id = %self.cfg.job_id, worker_id = id, "worker completed");
+                self.report_worker(id);
+                self.report_event("COMPLETED", Some(id), format!("worker {id} completed"));
                 self.persist_worker(&info).await;
                 self.notify_watchers();
                 self.end_if_all_completed().await;
@@ -109,6 +111,13 @@ impl Master {
         e.conn = None;
         let info = e.info.clone();
         self.persist_worker(&info).await;
+        let kind = if reason.starts_with(&format!("worker {id} lost")) {
+            "LOST"
+        } else {
+            "FAILED"
+        };
+        self.report_event(kind, Some(id), reason.clone());
+        self.report_worker(id);
         if let Some(done) = self.barriers.worker_failed(id, &reason) {
             self.complete_barrier(done);
         }

@@ -19,6 +19,8 @@
 //! - [`barrier`]: DEFAULT and INIT barriers with timeouts.
 //! - [`scale`]: changing the number of workers of a running job.
 //! - [`cluster`]: what the job master needs from its cluster (scale workers, end the job).
+//! - [`reporters`]: where the job is reported (the dashboard), through a bounded queue;
+//!   `report` is the master's side of it.
 //! - [`store`]: where durable job state is written (in memory here; ZooKeeper later).
 //! - [`zkstore`]: the ZooKeeper store of fault-tolerant jobs.
 //! - [`error`]: the crate's errors.
@@ -33,6 +35,8 @@ mod messages;
 mod recover;
 mod register;
 pub mod registry;
+mod report;
+pub mod reporters;
 pub mod scale;
 pub mod server;
 pub mod service;

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::barrier::Barriers;
 use crate::cluster::JobCluster;
 use crate::registry::{Connection, Outbox, Registry};
+use crate::reporters::Reporter;
 use crate::scale::{self, ScaleReply};
 use crate::store::JobStateStore;
 use crate::JobMasterConfig;
@@ -116,6 +117,10 @@ pub struct Master {
     pub(crate) retired: BTreeMap<u32, Connection>,
     /// Workers added by a scale-up that have not joined yet.
     pub(crate) scaled_in: BTreeSet<u32>,
+    /// Where the job is reported (the dashboard), if anywhere.
+    pub(crate) reporter: Option<Reporter>,
+    /// When every worker was last handed to the reporter.
+    pub(crate) last_snapshot: Instant,
 }
 
 impl Master {
@@ -146,7 +151,15 @@ impl Master {
             scale_done_rx: Some(scale_done_rx),
             retired: BTreeMap::new(),
             scaled_in: BTreeSet::new(),
+            reporter: None,
+            last_snapshot: now,
         }
+    }
+
+    /// The same master, reporting its job through `reporter` (see [`crate::reporters`]).
+    pub fn with_reporter(mut self, reporter: Option<Reporter>) -> Self {
+        self.reporter = reporter;
+        self
     }
 
     /// The same master, scaling its workers and describing their nodes through `cluster`.
@@ -166,6 +179,7 @@ impl Master {
         if let Some(outcome) = self.recover().await {
             return outcome;
         }
+        self.report_job();
         let store = self.store.clone();
         let lost = async move { store.lost().await };
         tokio::pin!(lost);
@@ -180,7 +194,10 @@ impl Master {
                     Some(ev) => self.handle(ev).await,
                     None => self.end(JobState::JobFailed, "job master lost its event channel".into()).await,
                 },
-                _ = tick.tick() => self.on_tick().await,
+                _ = tick.tick() => {
+                    self.on_tick().await;
+                    self.report_tick();
+                }
                 reason = &mut lost => {
                     warn!(job_id = %self.cfg.job_id, %reason, "state store lost");
                     self.end(JobState::JobFailed, reason).await;
@@ -255,6 +272,7 @@ impl Master {
         self.reason = reason;
         self.persist_job().await;
         self.notify_watchers();
+        self.report_job();
     }
 
     /// Ends the job: answers everyone, tells workers and watchers.
@@ -269,6 +287,12 @@ impl Master {
         {
             self.complete_barrier(done);
         }
+        let why = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {reason}")
+        };
+        self.report_event("JOB", None, format!("job {}{why}", state_name(state)));
         self.set_state(state, reason.clone()).await;
         self.registry.broadcast(
             &Body::JobEnded(JobEnded {

@@ -120,6 +120,21 @@ impl Master {
         } else {
             info!(job_id = %self.cfg.job_id, worker_id = id, host = %info.host, port = info.port, "worker registered");
         }
+        let (kind, what) = if reconnected {
+            ("RECONNECTED", format!("worker {id} reconnected"))
+        } else if restarted {
+            (
+                "RESTARTED",
+                format!("worker {id} rejoined (restart {})", info.restart_count),
+            )
+        } else {
+            (
+                "JOINED",
+                format!("worker {id} joined from {}:{}", info.host, info.port),
+            )
+        };
+        self.report_event(kind, Some(id), what);
+        self.report_worker(id);
         self.notify_watchers();
         Ok((conn, registered))
     }
@@ -134,6 +149,11 @@ impl Master {
         if !self.ever_all_joined {
             self.ever_all_joined = true;
             info!(job_id = %self.cfg.job_id, workers = self.cfg.num_workers, "all workers joined");
+            self.report_event(
+                "JOB",
+                None,
+                format!("all {} workers joined", self.cfg.num_workers),
+            );
             self.set_state(JobState::Running, String::new()).await;
         }
         for id in std::mem::take(&mut self.awaiting_list) {

@@ -7,7 +7,7 @@ use t2_proto::job_master_server::JobMasterServer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cluster::JobCluster;
 use crate::master::{Event, Master};
@@ -52,7 +52,28 @@ pub async fn run_with(
             .with_cluster(cluster.clone());
     let grace = cfg.end_grace;
     let job_id = cfg.job_id.clone();
-    let master = tokio::spawn(Master::new(cfg, store).with_cluster(cluster).run(rx));
+    let (reporter, finisher) = match cfg.dashboard.clone() {
+        Some(d) => {
+            let kill_tx = tx.clone();
+            let kill = move |reason: String| {
+                let _ = kill_tx.send(Event::Kill { reason });
+            };
+            match crate::reporters::dashboard::spawn(d, &cfg.job_id, cfg.num_workers, kill) {
+                Ok((r, f)) => (Some(r), Some(f)),
+                Err(e) => {
+                    warn!(%job_id, error = %e, "not reporting to the dashboard");
+                    (None, None)
+                }
+            }
+        }
+        None => (None, None),
+    };
+    let master = tokio::spawn(
+        Master::new(cfg, store)
+            .with_cluster(cluster)
+            .with_reporter(reporter)
+            .run(rx),
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
@@ -72,8 +93,11 @@ pub async fn run_with(
         }
     };
     info!(%job_id, state = crate::master::state_name(outcome.state), "job master stopping");
-    // Let the final messages reach workers and watchers, then stop serving.
-    tokio::time::sleep(grace).await;
+    // Let the final messages reach workers, watchers and the dashboard, then stop serving.
+    match finisher {
+        Some(f) => tokio::join!(tokio::time::sleep(grace), f.finish()).0,
+        None => tokio::time::sleep(grace).await,
+    }
     let _ = stop_tx.send(());
     match tokio::time::timeout(std::time::Duration::from_secs(2), server).await {
         Ok(Ok(Err(e))) => Err(e.into()),

@@ -72,6 +72,8 @@ pub enum Command {
     Kubernetes(crate::kube_cli::KubeCommand),
     /// Serve job packages over HTTP (the package uploader).
     Uploader(crate::uploader::command::UploaderArgs),
+    /// Serve the dashboard: every job and worker, live, in a browser (and its REST API).
+    Dash(crate::dash::DashArgs),
     /// Build a job's package without running it; prints its sha256 and size.
     #[command(hide = true)]
     Package {
@@ -150,6 +152,13 @@ pub struct SubmitArgs {
     /// The uploader's token (for uploads and deletes).
     #[arg(long, env = "T2_UPLOADER_TOKEN", hide_env_values = true)]
     pub uploader_token: Option<String>,
+    /// The dashboard the job master reports to, http://host:port (overrides the spec's
+    /// `dashboard`).
+    #[arg(long, env = "T2_DASHBOARD", value_name = "URL")]
+    pub dashboard: Option<String>,
+    /// The dashboard's token (overrides the spec's `dashboard_token`).
+    #[arg(long, env = "T2_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub dashboard_token: Option<String>,
     /// Kubernetes flags (-n, --context, --kubeconfig, --dry-run, -o).
     #[command(flatten)]
     pub kube: crate::kube_cli::KubeSubmitArgs,

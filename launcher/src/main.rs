@@ -8,12 +8,14 @@
 //!   cluster's list, status, logs, kill, scale. - `roles`: `t2 jobmaster`, `t2 worker …`.
 //! - `error`: one-line errors. - `jobfiles`: reading a local job's spec and token.
 //! - `uploader`: `t2 uploader` (the package server) and the launcher's client of it.
+//! - `dash`: `t2 dash` (the dashboard, crate `t2-dashboard`).
 //! - `kube_cli`: the command line of the kubernetes cluster (its work is in the library,
 //!   `t2_launcher::kubernetes`): submit, gc, doctor, the in-pod roles.
 
 mod cli;
 mod cluster;
 mod commands;
+mod dash;
 mod error;
 mod jobfiles;
 mod kube_cli;
@@ -31,7 +33,7 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     let cli = Cli::parse();
     let default_level = match &cli.command {
-        Command::Jobmaster(_) | Command::Uploader(_) => "info",
+        Command::Jobmaster(_) | Command::Uploader(_) | Command::Dash(_) => "info",
         Command::Kubernetes(kube_cli::KubeCommand::Pod { .. }) => "info",
         _ => "warn",
     };
@@ -104,6 +106,7 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
             })
         }
         Command::Uploader(args) => runtime()?.block_on(uploader::command::serve(args)),
+        Command::Dash(args) => runtime()?.block_on(dash::serve(args)),
         Command::Package { source, out } => commands::package::run(&source, &out),
         Command::Jobmaster(args) => runtime()?.block_on(roles::jobmaster(args)),
         Command::Worker {

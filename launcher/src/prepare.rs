@@ -59,6 +59,12 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
     if let Some(n) = &args.name {
         overrides.push(format!("name={n}"));
     }
+    if let Some(url) = &args.dashboard {
+        overrides.push(format!("dashboard={url}"));
+    }
+    if let Some(token) = &args.dashboard_token {
+        overrides.push(format!("dashboard_token={token}"));
+    }
     let conf_dir = args.conf_dir.clone().or_else(default_conf_dir);
     let layer = Layer {
         origin,

@@ -14,6 +14,7 @@
 //! | `twister2.resource.zookeeper.root.node.path` | `zookeeper.root` | the key the Twister2 code reads (its default is `/twister2`, t2's is `/t2`) |
 //! | `twister2.zookeeper.root.node.path` | `zookeeper.root` | the key as the Twister2 docs spell it |
 //! | `twister2.fault.tolerance.failure.timeout` | `zookeeper.session_timeout` | milliseconds; in Twister2 the Curator session (and connection) timeout |
+//! | `twister2.dashboard.host` | `dashboard` | the dashboard's URL, `http://host:8080` in the Twister2 guide |
 //!
 //! In Twister2, configuring a ZooKeeper server is what turns fault tolerance on. So setting
 //! `twister2.resource.zookeeper.server.addresses` (to a non-empty list) makes `fault_tolerant`
@@ -75,6 +76,7 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
         "twister2.fault.tolerance.failure.timeout",
         "zookeeper.session_timeout",
     ),
+    ("twister2.dashboard.host", "dashboard"),
 ];
 
 /// The Twister2 key for the ZooKeeper servers; setting it turns fault tolerance on.

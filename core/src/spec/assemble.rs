@@ -194,6 +194,8 @@ impl Merged {
             fault_tolerant,
             zookeeper,
             kubernetes: self.free_map("kubernetes")?,
+            dashboard: self.read("dashboard", fields::dashboard_url)?,
+            dashboard_token: self.read("dashboard_token", fields::token)?,
         })
     }
 

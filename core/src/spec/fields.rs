@@ -229,6 +229,52 @@ pub(super) fn build(v: &Value) -> Result<Option<String>, String> {
     }
 }
 
+/// A dashboard URL: empty for none, else `http://host[:port][/prefix]`.
+pub(super) fn dashboard_url(v: &Value) -> Result<String, String> {
+    let text = match v {
+        Value::Null => return Ok(String::new()),
+        Value::String(s) => s.trim().to_string(),
+        other => {
+            return Err(format!(
+                "must be the dashboard's URL such as http://127.0.0.1:8080, got {}",
+                describe(other)
+            ))
+        }
+    };
+    if text.is_empty() {
+        return Ok(text);
+    }
+    let Some(rest) = text.strip_prefix("http://") else {
+        return Err(format!(
+            "must start with http:// (e.g. http://127.0.0.1:8080), got '{}'",
+            crate::text::one_line(&text)
+        ));
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    let bad_char = |c: char| c.is_whitespace() || matches!(c, '@' | '?' | '#');
+    if host.is_empty() || text.chars().any(bad_char) {
+        return Err(format!(
+            "must be http://host[:port][/path] without spaces, credentials or a query, got '{}'",
+            crate::text::one_line(&text)
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
+/// A token: text without spaces (empty for none).
+pub(super) fn token(v: &Value) -> Result<String, String> {
+    let text = match v {
+        Value::Null => return Ok(String::new()),
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        other => return Err(format!("must be text, got {}", describe(other))),
+    };
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    Ok(text)
+}
+
 /// True for a portable environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
 pub(super) fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();

@@ -25,6 +25,8 @@ pub(super) const PLAIN_KEYS: &[&str] = &[
     "include",
     "max_package_bytes",
     "fault_tolerant",
+    "dashboard",
+    "dashboard_token",
 ];
 
 /// Top-level keys whose value is a map of the user's own keys (`env`, `config`) or of a
@@ -35,7 +37,14 @@ pub(super) const MAP_KEYS: &[&str] = &["env", "config", "kubernetes"];
 pub(super) const RESOURCE_KEYS: &[&str] = &["cpu", "memory_mb", "disk_mb"];
 
 /// Keys set from `-D` as the text given, never parsed as YAML (Twister2 aliases of these too).
-const TEXT_KEYS: &[&str] = &["name", "build", "zookeeper.addresses", "zookeeper.root"];
+const TEXT_KEYS: &[&str] = &[
+    "name",
+    "build",
+    "zookeeper.addresses",
+    "zookeeper.root",
+    "dashboard",
+    "dashboard_token",
+];
 
 /// True when `-D key=...` takes the text as given.
 fn is_text_key(key: &str) -> bool {
@@ -334,6 +343,8 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["resources", "memory_mb"] => fields::whole(v, 1, u64::MAX).map(drop),
         ["resources", "disk_mb"] => fields::whole(v, 0, u64::MAX).map(drop),
         ["fault_tolerant"] => fields::boolean(v).map(drop),
+        ["dashboard"] => fields::dashboard_url(v).map(drop),
+        ["dashboard_token"] => fields::token(v).map(drop),
         ["zookeeper", "addresses"] => zookeeper::addresses(v).map(drop),
         ["zookeeper", "root"] => zookeeper::root(v).map(drop),
         ["zookeeper", "session_timeout"] => zookeeper::session_timeout(v).map(drop),

@@ -88,6 +88,10 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
     ));
     let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec);
     cfg.scale_timeout = SCALE_TIMEOUT;
+    if let Some(d) = cfg.dashboard.as_mut() {
+        d.cluster = "kubernetes".into();
+        d.namespace = namespace.clone();
+    }
     let span = tracing::info_span!("jobmaster", job_id = %id);
     async move {
         info!(%address, "job master serving");
