@@ -6,6 +6,7 @@
 //! - [`package`]: building deterministic job packages and unpacking untrusted ones safely.
 //! - [`jobdir`]: where a job lives under `$T2_HOME` and its on-disk record.
 //! - `zk` (feature `zookeeper`): ZooKeeper znodes and sessions of fault-tolerant jobs.
+//! - [`text`]: user text made safe for one-line messages.
 //! - [`duration`]: human durations (`500ms`, `3s`) in YAML and on the command line.
 
 pub mod duration;
@@ -13,6 +14,6 @@ pub mod jobdir;
 pub mod names;
 pub mod package;
 pub mod spec;
-mod text;
+pub mod text;
 #[cfg(feature = "zookeeper")]
 pub mod zk;

@@ -94,7 +94,14 @@ pub fn dashboard_config(spec: &JobSpec) -> Option<DashboardConfig> {
         namespace: String::new(),
         user: std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_default(),
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata("/proc/self")
+                    .map(|m| format!("uid {}", m.uid()))
+                    .unwrap_or_default()
+            }),
         spec: summary,
     })
 }

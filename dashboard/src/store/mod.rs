@@ -157,3 +157,6 @@ impl Store {
         .map_err(|e| DashboardError::Task(e.to_string()))?
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -33,6 +33,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 pub const FINAL_FLUSH: Duration = Duration::from_millis(800);
 /// Events kept for a dashboard that is away; older ones are dropped (and counted).
 pub const MAX_PENDING_EVENTS: usize = 10_000;
+/// Longest time without a report while the job runs (so a kill gets through).
+pub const IDLE_REPORT: Duration = Duration::from_secs(1);
 /// A worker's heartbeat alone is sent again once it moved by this much.
 pub const HEARTBEAT_REFRESH: i64 = 2_000;
 
@@ -103,6 +105,7 @@ pub fn spawn(
         failing_since: None,
         last_warning: None,
         need_full: false,
+        last_attempt: Instant::now(),
     };
     let task = tokio::spawn(task.run(rx));
     Ok((
@@ -242,6 +245,8 @@ struct Task {
     last_warning: Option<Instant>,
     /// The dashboard asked for the whole state.
     need_full: bool,
+    /// When a report was last tried.
+    last_attempt: Instant,
 }
 
 impl Task {
@@ -249,7 +254,14 @@ impl Task {
         let mut next_send = Instant::now();
         let mut backoff = FIRST_BACKOFF;
         loop {
-            let wait = next_send.saturating_duration_since(Instant::now());
+            // With nothing to say, still report every IDLE_REPORT: a kill asked for on the
+            // dashboard comes back in the answer.
+            let due = if self.mirror.pending() {
+                next_send
+            } else {
+                next_send.max(self.last_attempt + IDLE_REPORT)
+            };
+            let wait = due.saturating_duration_since(Instant::now());
             tokio::select! {
                 u = rx.recv() => match u {
                     Some(u) => {
@@ -260,7 +272,9 @@ impl Task {
                     }
                     None => break,
                 },
-                _ = tokio::time::sleep(wait), if self.mirror.pending() => {
+                _ = tokio::time::sleep(wait) => {
+                    self.mirror.job_dirty = true;
+                    self.last_attempt = Instant::now();
                     if self.send_pending().await {
                         backoff = FIRST_BACKOFF;
                         next_send = Instant::now() + BATCH;
@@ -308,6 +322,10 @@ impl Task {
             info!(job_id = %self.mirror.job.job_id, url = %self.url, after_ms = since.elapsed().as_millis() as u64, "dashboard reachable again; sent the job's whole state");
         }
         self.reachable.store(true, Ordering::Relaxed);
+        if self.mirror.dropped_events > 0 {
+            warn!(job_id = %self.mirror.job.job_id, dropped = self.mirror.dropped_events, "dashboard: the oldest events were dropped while the dashboard was away (at most {MAX_PENDING_EVENTS} are kept)");
+            self.mirror.dropped_events = 0;
+        }
         self.mirror.dirty.clear();
         self.mirror.job_dirty = false;
         self.mirror.full = std::mem::take(&mut self.need_full);
@@ -340,5 +358,98 @@ impl Task {
             self.last_warning = Some(now);
             warn!(job_id = %self.mirror.job.job_id, url = %self.url, %cause, "dashboard: report failed; the job goes on, retrying with backoff");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mirror() -> Mirror {
+        Mirror {
+            job: JobReport {
+                job_id: "j-1".into(),
+                name: "j".into(),
+                cluster: "local".into(),
+                namespace: String::new(),
+                user: String::new(),
+                spec: BTreeMap::new(),
+                state: "STARTING".into(),
+                reason: String::new(),
+                num_workers: 3,
+                started_ms: 1,
+                ended_ms: None,
+            },
+            workers: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            job_dirty: false,
+            events: VecDeque::new(),
+            dropped_events: 0,
+            epoch: 1,
+            next_seq: 1,
+            full: false,
+        }
+    }
+
+    fn worker(id: u32, beat: i64) -> WorkerReport {
+        WorkerReport {
+            worker_id: id,
+            host: "h".into(),
+            port: 1,
+            node: String::new(),
+            rack: String::new(),
+            datacenter: String::new(),
+            state: "STARTED".into(),
+            restart_count: 0,
+            heartbeat_ms: beat,
+            exit_code: None,
+        }
+    }
+
+    #[test]
+    fn snapshots_send_only_changes_and_old_heartbeats() {
+        let mut m = mirror();
+        m.apply(Update::Worker(worker(0, 1000)));
+        assert_eq!(m.reports()[0].workers.len(), 1);
+        m.dirty.clear();
+        let snap = |beat| Update::Snapshot {
+            state: "RUNNING",
+            reason: String::new(),
+            num_workers: 3,
+            workers: vec![worker(0, beat)],
+        };
+        m.apply(snap(1500));
+        assert!(m.dirty.is_empty(), "a fresh heartbeat alone waits");
+        assert!(m.job_dirty, "the state changed");
+        m.apply(snap(1000 + HEARTBEAT_REFRESH));
+        assert_eq!(m.dirty.len(), 1);
+    }
+
+    #[test]
+    fn big_states_are_split_and_events_are_bounded() {
+        let mut m = mirror();
+        for id in 0..(MAX_WORKERS_PER_REPORT as u32 * 2 + 1) {
+            m.apply(Update::Worker(worker(id, 1)));
+        }
+        for _ in 0..MAX_PENDING_EVENTS + 5 {
+            m.apply(Update::Event {
+                kind: "JOINED",
+                worker_id: None,
+                message: String::new(),
+            });
+        }
+        assert_eq!(m.events.len(), MAX_PENDING_EVENTS);
+        assert_eq!(m.dropped_events, 5);
+        let reports = m.reports();
+        assert_eq!(reports.len(), 5, "3 worker chunks, 5 event chunks");
+        let workers: usize = reports.iter().map(|r| r.workers.len()).sum();
+        assert_eq!(workers, MAX_WORKERS_PER_REPORT * 2 + 1);
+        assert!(reports.iter().all(|r| serde_json::to_vec(r).unwrap().len() < super::super::wire::MAX_REPORT_BYTES));
+        m.apply(Update::Job {
+            state: "COMPLETED",
+            reason: String::new(),
+            num_workers: 3,
+        });
+        assert!(m.job.ended_ms.is_some());
     }
 }
