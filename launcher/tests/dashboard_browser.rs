@@ -182,6 +182,8 @@ async fn the_page_shows_jobs_live_and_kills_one_also_behind_a_kubectl_proxy_pref
     wait_texts(&c, "#job-state", "RUNNING", |t| t.first().is_some_and(|s| s == "RUNNING")).await;
     wait_texts(&c, "#joined", "4 joined", |t| t.first().is_some_and(|s| s.starts_with("4 of 4"))).await;
     shot(&c, "3-four-workers").await;
+    let page = texts(&c, "main").await.concat();
+    assert!(!page.contains("null") && !page.contains("undefined"), "{page}");
     std::fs::write(&go, "").unwrap();
     wait_texts(&c, "#job-state", "COMPLETED", |t| t.first().is_some_and(|s| s == "COMPLETED")).await;
     let rows = wait_texts(&c, "#workers-table tbody tr.worker-row", "4 completed rows", |t| {
@@ -208,9 +210,11 @@ async fn the_page_shows_jobs_live_and_kills_one_also_behind_a_kubectl_proxy_pref
     })
     .await;
     mark(&c).await;
-    let never = home.path().join("never");
-    let job = waiting_job(&home.path().join("src2"), "browser-victim", 2, &never);
-    let second = spawn_submit(home.path(), &job, &submit_args);
+    // Its own $T2_HOME, so that the job records there are this job's alone.
+    let home2 = tempfile::tempdir().unwrap();
+    let never = home2.path().join("never");
+    let job = waiting_job(&home2.path().join("src"), "browser-victim", 2, &never);
+    let second = spawn_submit(home2.path(), &job, &submit_args);
     wait_texts(&c, "#jobs-table tbody tr[data-job-id] td:first-child", "the second job", |t| {
         t.iter().any(|n| n == "browser-victim")
     })
@@ -222,7 +226,7 @@ async fn the_page_shows_jobs_live_and_kills_one_also_behind_a_kubectl_proxy_pref
         .expect("a link to the second job");
     link.click().await.unwrap();
     wait_texts(&c, "#job-state", "RUNNING", |t| t.first().is_some_and(|s| s == "RUNNING")).await;
-    let running = RunningJob::wait(home.path(), LONG);
+    let running = RunningJob::wait(home2.path(), LONG);
     c.find(Locator::Css("#kill-token"))
         .await
         .unwrap()

@@ -35,6 +35,9 @@ function since(ms, now) {
   return Math.floor(hr / 24) + "d " + (hr % 24) + "h";
 }
 
+// Replaces the view's content, skipping the parts left out (null).
+function show(...parts) { view.replaceChildren(...parts.flat().filter(p => p !== null && p !== undefined)); }
+
 function stateBadge(s, id) { return h("span", { class: "state " + s, id: id }, s); }
 
 async function getJSON(url) {
@@ -75,7 +78,7 @@ async function renderJobs() {
   search.addEventListener("change", e => { jobsFilter.q = e.target.value; jobsPage = 1; refresh(); });
   const pages = Math.max(1, Math.ceil(data.total / data.per_page));
   const focused = document.activeElement && document.activeElement.id;
-  view.replaceChildren(
+  show(
     h("h1", {}, "Jobs"),
     h("div", { class: "filters" }, stateSel, search, h("span", { class: "muted", id: "jobs-total" }, data.total + " jobs")),
     h("table", { id: "jobs-table" },
@@ -130,7 +133,7 @@ async function renderJob(id) {
     h("span", { class: "kind" }, e.kind + (e.worker_id === null ? "" : " #" + e.worker_id)),
     e.message));
   const tokenInput = h("input", { id: "kill-token", type: "password", placeholder: "dashboard token", value: killToken, autocomplete: "off" });
-  view.replaceChildren(
+  show(
     h("p", {}, h("a", { href: "#/" }, "‹ all jobs")),
     h("h1", {}, j.name + " ", stateBadge(j.state, "job-state")),
     h("dl", { class: "facts" },
@@ -171,7 +174,7 @@ async function renderNodes() {
         h("strong", {}, n.node), h("span", { class: "muted" }, "  " + n.workers.length + " workers"), h("br"),
         n.workers.map(w => h("a", { class: "chip", href: "#/jobs/" + encodeURIComponent(w.job_id) },
           w.job_id + " #" + w.worker_id + " " + w.state))))))));
-  view.replaceChildren(h("h1", {}, "Nodes"), h("div", { class: "filters" }, toggle),
+  show(h("h1", {}, "Nodes"), h("div", { class: "filters" }, toggle),
     dcs.length ? dcs : h("p", { class: "muted" }, "No workers of running jobs."));
 }
 
@@ -187,7 +190,7 @@ function route() {
 async function refresh() {
   refreshTimer = null;
   try { await current.render(); }
-  catch (e) { view.replaceChildren(h("p", { class: "error", id: "error" }, "Cannot load: " + e.message)); }
+  catch (e) { show(h("p", { class: "error", id: "error" }, "Cannot load: " + e.message)); }
 }
 
 function soon() { if (!refreshTimer) refreshTimer = setTimeout(refresh, 150); }
