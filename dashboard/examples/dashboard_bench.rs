@@ -53,7 +53,13 @@ async fn call(
         .expect("request");
     let resp = s.send_request(req).await.expect("response");
     let status = resp.status().as_u16();
-    let len = resp.into_body().collect().await.expect("body").to_bytes().len();
+    let len = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .len();
     (status, len)
 }
 
@@ -144,7 +150,9 @@ async fn timed(addr: &str, path: &str) -> serde_json::Value {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let config = t2_dashboard::DashboardConfig {
         db: dir.path().join("bench.db"),
@@ -172,7 +180,14 @@ async fn main() {
                 .collect(),
             full: true,
         };
-        let (status, _) = call(&mut s, &addr, "POST", REPORT_PATH, serde_json::to_vec(&report).expect("json")).await;
+        let (status, _) = call(
+            &mut s,
+            &addr,
+            "POST",
+            REPORT_PATH,
+            serde_json::to_vec(&report).expect("json"),
+        )
+        .await;
         assert_eq!(status, 200);
     }
     let fill_s = fill.elapsed().as_secs_f64();

@@ -60,7 +60,10 @@ fn job_query(params: &HashMap<String, String>) -> Result<JobQuery, ApiError> {
     };
     Ok(JobQuery {
         states,
-        search: params.get("q").map(|q| q.trim().to_string()).unwrap_or_default(),
+        search: params
+            .get("q")
+            .map(|q| q.trim().to_string())
+            .unwrap_or_default(),
         page: number("page", 1, 1_000_000)?,
         per_page: number("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)?,
     })
@@ -71,7 +74,10 @@ pub(crate) async fn jobs(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let q = job_query(&params)?;
-    let page = s.store.read("list jobs", move |c| store::jobs(c, &q)).await?;
+    let page = s
+        .store
+        .read("list jobs", move |c| store::jobs(c, &q))
+        .await?;
     let mut v = serde_json::to_value(page).map_err(ApiError::internal)?;
     v["now_ms"] = json!(now_ms());
     Ok(Json(v))
@@ -83,9 +89,14 @@ pub(crate) async fn job(
 ) -> Result<Json<Value>, ApiError> {
     t2_core::names::validate_job_id(&id).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let key = id.clone();
-    let found = s.store.read("read a job", move |c| store::job(c, &key)).await?;
+    let found = s
+        .store
+        .read("read a job", move |c| store::job(c, &key))
+        .await?;
     let Some((job, workers, events)) = found else {
-        return Err(ApiError::not_found(format!("no job {id} on this dashboard")));
+        return Err(ApiError::not_found(format!(
+            "no job {id} on this dashboard"
+        )));
     };
     let mut v = serde_json::to_value(job).map_err(ApiError::internal)?;
     v["workers"] = serde_json::to_value(workers).map_err(ApiError::internal)?;

@@ -17,9 +17,7 @@ pub fn check(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("")
     });
-    let plain = headers
-        .get(TOKEN_HEADER)
-        .map(|v| v.to_str().unwrap_or(""));
+    let plain = headers.get(TOKEN_HEADER).map(|v| v.to_str().unwrap_or(""));
     let Some(given) = bearer.or(plain).map(str::trim).filter(|t| !t.is_empty()) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -49,9 +47,15 @@ mod tests {
     #[test]
     fn tokens() {
         let mut h = HeaderMap::new();
-        assert_eq!(check(&h, "s3cret").unwrap_err().status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            check(&h, "s3cret").unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
         h.insert(header::AUTHORIZATION, "Bearer nope".parse().unwrap());
-        assert_eq!(check(&h, "s3cret").unwrap_err().status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            check(&h, "s3cret").unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
         h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
         assert!(check(&h, "s3cret").is_ok());
         let mut proxied = HeaderMap::new();

@@ -46,7 +46,10 @@ pub(crate) async fn kill(
         "" => "killed from the dashboard".to_string(),
         r => format!(
             "killed from the dashboard: {}",
-            t2_core::text::one_line(r).chars().take(300).collect::<String>()
+            t2_core::text::one_line(r)
+                .chars()
+                .take(300)
+                .collect::<String>()
         ),
     };
     let (job, why) = (id.clone(), reason.clone());

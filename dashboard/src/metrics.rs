@@ -62,18 +62,47 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> Result<impl IntoRespon
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
         ));
     };
-    counter("t2_dashboard_reports_total", "Reports from job masters stored.", "counter", get(&m.reports));
-    counter("t2_dashboard_reports_refused_total", "Reports refused (token, size, malformed).", "counter", get(&m.refused));
-    counter("t2_dashboard_worker_updates_total", "Worker records stored from reports.", "counter", get(&m.workers));
-    counter("t2_dashboard_events_total", "Job events stored.", "counter", get(&m.events));
-    counter("t2_dashboard_kill_requests_total", "Kill requests recorded.", "counter", get(&m.kills));
-    counter("t2_dashboard_event_streams", "Open /api/events streams.", "gauge", get(&m.sse));
-    text.push_str("# HELP t2_dashboard_jobs Jobs in the history, by state.\n# TYPE t2_dashboard_jobs gauge\n");
+    counter(
+        "t2_dashboard_reports_total",
+        "Reports from job masters stored.",
+        "counter",
+        get(&m.reports),
+    );
+    counter(
+        "t2_dashboard_reports_refused_total",
+        "Reports refused (token, size, malformed).",
+        "counter",
+        get(&m.refused),
+    );
+    counter(
+        "t2_dashboard_worker_updates_total",
+        "Worker records stored from reports.",
+        "counter",
+        get(&m.workers),
+    );
+    counter(
+        "t2_dashboard_events_total",
+        "Job events stored.",
+        "counter",
+        get(&m.events),
+    );
+    counter(
+        "t2_dashboard_kill_requests_total",
+        "Kill requests recorded.",
+        "counter",
+        get(&m.kills),
+    );
+    counter(
+        "t2_dashboard_event_streams",
+        "Open /api/events streams.",
+        "gauge",
+        get(&m.sse),
+    );
+    text.push_str(
+        "# HELP t2_dashboard_jobs Jobs in the history, by state.\n# TYPE t2_dashboard_jobs gauge\n",
+    );
     for (state, n) in counts {
         text.push_str(&format!("t2_dashboard_jobs{{state=\"{state}\"}} {n}\n"));
     }
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    ))
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

@@ -58,17 +58,23 @@ pub(crate) async fn report(
             "malformed report: {e}; nothing stored"
         )))
     })?;
-    store::validate(&report)
-        .map_err(|m| refused(ApiError::bad_request(format!("bad report: {m}; nothing stored"))))?;
+    store::validate(&report).map_err(|m| {
+        refused(ApiError::bad_request(format!(
+            "bad report: {m}; nothing stored"
+        )))
+    })?;
     let full = report.full;
     let job_id = report.job.job_id.clone();
     let span = tracing::debug_span!("report", %job_id, workers = report.workers.len());
     let _enter = span.enter();
     let ingested = s
         .store
-        .write("store a report", move |c| store::apply(c, &report, now_ms()))
+        .write("store a report", move |c| {
+            store::apply(c, &report, now_ms())
+        })
         .await?;
-    s.metrics.ingested(ingested.workers as u64, ingested.events as u64);
+    s.metrics
+        .ingested(ingested.workers as u64, ingested.events as u64);
     s.changed(&job_id, &ingested.state);
     Ok(Json(ReportReply {
         kill: ingested.kill,

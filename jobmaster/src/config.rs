@@ -81,11 +81,20 @@ pub fn dashboard_config(spec: &JobSpec) -> Option<DashboardConfig> {
     }
     let mut summary = std::collections::BTreeMap::new();
     summary.insert("command".to_string(), spec.command.join(" "));
-    summary.insert("workers_per_pod".to_string(), spec.workers_per_pod.to_string());
+    summary.insert(
+        "workers_per_pod".to_string(),
+        spec.workers_per_pod.to_string(),
+    );
     summary.insert("cpu".to_string(), spec.resources.cpu.to_string());
-    summary.insert("memory_mb".to_string(), spec.resources.memory_mb.to_string());
+    summary.insert(
+        "memory_mb".to_string(),
+        spec.resources.memory_mb.to_string(),
+    );
     summary.insert("max_restarts".to_string(), spec.max_restarts.to_string());
-    summary.insert("fault_tolerant".to_string(), spec.fault_tolerant.to_string());
+    summary.insert(
+        "fault_tolerant".to_string(),
+        spec.fault_tolerant.to_string(),
+    );
     Some(DashboardConfig {
         url: spec.dashboard.clone(),
         token: spec.dashboard_token.clone(),

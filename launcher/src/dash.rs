@@ -44,7 +44,8 @@ pub async fn serve(args: DashArgs) -> Result<i32, LauncherError> {
         "cannot create {}",
         db_dir.display()
     )))?;
-    let needs_home = args.token.as_deref().is_none_or(|t| t.trim().is_empty()) && args.token_file.is_none();
+    let needs_home =
+        args.token.as_deref().is_none_or(|t| t.trim().is_empty()) && args.token_file.is_none();
     if needs_home {
         std::fs::create_dir_all(&home).map_err(LauncherError::io(format!(
             "cannot create {}",
@@ -82,8 +83,12 @@ pub async fn serve(args: DashArgs) -> Result<i32, LauncherError> {
             std::future::pending::<()>().await
         }
     };
-    t2_dashboard::run(listener, t2_dashboard::DashboardConfig { db, token }, shutdown)
-        .await
-        .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+    t2_dashboard::run(
+        listener,
+        t2_dashboard::DashboardConfig { db, token },
+        shutdown,
+    )
+    .await
+    .map_err(|e| LauncherError::Cluster(e.to_string()))?;
     Ok(0)
 }

@@ -54,7 +54,10 @@ impl Driver {
         let url = format!("http://127.0.0.1:{port}");
         let start = Instant::now();
         while common::dash::try_request("GET", &format!("{url}/status")).is_none() {
-            assert!(start.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Driver { child, url }
@@ -111,7 +114,12 @@ async fn texts(c: &Client, css: &str) -> Vec<String> {
 
 /// Waits until the texts of `css` satisfy `ok`; panics with a screenshot name and the last
 /// texts after [`PAGE`].
-async fn wait_texts(c: &Client, css: &str, what: &str, ok: impl Fn(&[String]) -> bool) -> Vec<String> {
+async fn wait_texts(
+    c: &Client,
+    css: &str,
+    what: &str,
+    ok: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
     let start = Instant::now();
     loop {
         let t = texts(c, css).await;
@@ -154,7 +162,8 @@ async fn still_marked(c: &Client) -> bool {
 async fn the_page_shows_jobs_live_and_kills_one_also_behind_a_kubectl_proxy_prefix() {
     let home = tempfile::tempdir().unwrap();
     let dash = Dash::start(home.path(), &home.path().join("dash.db"), "127.0.0.1:0");
-    let proxy = PrefixProxy::start(dash.url.trim_start_matches("http://"), KUBECTL_PROXY_PREFIX).await;
+    let proxy =
+        PrefixProxy::start(dash.url.trim_start_matches("http://"), KUBECTL_PROXY_PREFIX).await;
     let driver = Driver::start();
     let c = browser(&driver, &home.path().join("chromium-profile")).await;
     let submit_args = vec![
@@ -166,33 +175,63 @@ async fn the_page_shows_jobs_live_and_kills_one_also_behind_a_kubectl_proxy_pref
 
     // 1. Straight to the dashboard: a 4-worker job, watched from the jobs list to its page.
     c.goto(&format!("{}/", dash.url)).await.unwrap();
-    wait_texts(&c, "#live", "the live marker", |t| t.first().is_some_and(|t| t == "live")).await;
+    wait_texts(&c, "#live", "the live marker", |t| {
+        t.first().is_some_and(|t| t == "live")
+    })
+    .await;
     mark(&c).await;
     shot(&c, "1-empty").await;
     let go = home.path().join("go");
     let job = waiting_job(&home.path().join("src1"), "browser-four", 4, &go);
     let first = spawn_submit(home.path(), &job, &submit_args);
-    wait_texts(&c, "#jobs-table tbody tr[data-job-id] td:first-child", "the new job", |t| {
-        t.iter().any(|n| n == "browser-four")
-    })
+    wait_texts(
+        &c,
+        "#jobs-table tbody tr[data-job-id] td:first-child",
+        "the new job",
+        |t| t.iter().any(|n| n == "browser-four"),
+    )
     .await;
     shot(&c, "2-job-appeared").await;
     click(&c, "#jobs-table tbody tr[data-job-id] td:first-child a").await;
-    wait_texts(&c, "#workers-table tbody tr.worker-row", "4 worker rows", |t| t.len() == 4).await;
-    wait_texts(&c, "#job-state", "RUNNING", |t| t.first().is_some_and(|s| s == "RUNNING")).await;
-    wait_texts(&c, "#joined", "4 joined", |t| t.first().is_some_and(|s| s.starts_with("4 of 4"))).await;
+    wait_texts(
+        &c,
+        "#workers-table tbody tr.worker-row",
+        "4 worker rows",
+        |t| t.len() == 4,
+    )
+    .await;
+    wait_texts(&c, "#job-state", "RUNNING", |t| {
+        t.first().is_some_and(|s| s == "RUNNING")
+    })
+    .await;
+    wait_texts(&c, "#joined", "4 joined", |t| {
+        t.first().is_some_and(|s| s.starts_with("4 of 4"))
+    })
+    .await;
     shot(&c, "3-four-workers").await;
     let page = texts(&c, "main").await.concat();
-    assert!(!page.contains("null") && !page.contains("undefined"), "{page}");
+    assert!(
+        !page.contains("null") && !page.contains("undefined"),
+        "{page}"
+    );
     std::fs::write(&go, "").unwrap();
-    wait_texts(&c, "#job-state", "COMPLETED", |t| t.first().is_some_and(|s| s == "COMPLETED")).await;
-    let rows = wait_texts(&c, "#workers-table tbody tr.worker-row", "4 completed rows", |t| {
-        t.len() == 4 && t.iter().all(|r| r.contains("COMPLETED"))
+    wait_texts(&c, "#job-state", "COMPLETED", |t| {
+        t.first().is_some_and(|s| s == "COMPLETED")
     })
+    .await;
+    let rows = wait_texts(
+        &c,
+        "#workers-table tbody tr.worker-row",
+        "4 completed rows",
+        |t| t.len() == 4 && t.iter().all(|r| r.contains("COMPLETED")),
+    )
     .await;
     assert_eq!(rows.len(), 4);
     let timeline = texts(&c, "#events li").await;
-    assert!(timeline.iter().any(|e| e.contains("JOINED #3")), "{timeline:?}");
+    assert!(
+        timeline.iter().any(|e| e.contains("JOINED #3")),
+        "{timeline:?}"
+    );
     shot(&c, "4-completed").await;
     assert!(still_marked(&c).await, "the page was reloaded");
     let out = wait(first, LONG);
@@ -200,14 +239,19 @@ async fn the_page_shows_jobs_live_and_kills_one_also_behind_a_kubectl_proxy_pref
 
     // 2. The same page under a kubectl-proxy-style prefix (the proxy drops Authorization, as
     //    the API server's service proxy does): a long job appears live and is killed.
-    c.goto(&format!("{}{}", proxy.url, KUBECTL_PROXY_PREFIX)).await.unwrap();
+    c.goto(&format!("{}{}", proxy.url, KUBECTL_PROXY_PREFIX))
+        .await
+        .unwrap();
     wait_texts(&c, "#live", "the live marker behind the proxy", |t| {
         t.first().is_some_and(|t| t == "live")
     })
     .await;
-    wait_texts(&c, "#jobs-table tbody tr[data-job-id] .state-cell", "the first job", |t| {
-        t.iter().any(|s| s == "COMPLETED")
-    })
+    wait_texts(
+        &c,
+        "#jobs-table tbody tr[data-job-id] .state-cell",
+        "the first job",
+        |t| t.iter().any(|s| s == "COMPLETED"),
+    )
     .await;
     mark(&c).await;
     // Its own $T2_HOME, so that the job records there are this job's alone.
@@ -215,9 +259,12 @@ async fn the_page_shows_jobs_live_and_kills_one_also_behind_a_kubectl_proxy_pref
     let never = home2.path().join("never");
     let job = waiting_job(&home2.path().join("src"), "browser-victim", 2, &never);
     let second = spawn_submit(home2.path(), &job, &submit_args);
-    wait_texts(&c, "#jobs-table tbody tr[data-job-id] td:first-child", "the second job", |t| {
-        t.iter().any(|n| n == "browser-victim")
-    })
+    wait_texts(
+        &c,
+        "#jobs-table tbody tr[data-job-id] td:first-child",
+        "the second job",
+        |t| t.iter().any(|n| n == "browser-victim"),
+    )
     .await;
     shot(&c, "5-proxy-jobs").await;
     let link = c
@@ -225,7 +272,10 @@ async fn the_page_shows_jobs_live_and_kills_one_also_behind_a_kubectl_proxy_pref
         .await
         .expect("a link to the second job");
     link.click().await.unwrap();
-    wait_texts(&c, "#job-state", "RUNNING", |t| t.first().is_some_and(|s| s == "RUNNING")).await;
+    wait_texts(&c, "#job-state", "RUNNING", |t| {
+        t.first().is_some_and(|s| s == "RUNNING")
+    })
+    .await;
     let running = RunningJob::wait(home2.path(), LONG);
     c.find(Locator::Css("#kill-token"))
         .await
@@ -235,9 +285,15 @@ async fn the_page_shows_jobs_live_and_kills_one_also_behind_a_kubectl_proxy_pref
         .unwrap();
     shot(&c, "6-before-kill").await;
     click(&c, "#kill-button").await;
-    wait_texts(&c, "#job-state", "KILLED", |t| t.first().is_some_and(|s| s == "KILLED")).await;
+    wait_texts(&c, "#job-state", "KILLED", |t| {
+        t.first().is_some_and(|s| s == "KILLED")
+    })
+    .await;
     let reason = texts(&c, "#job-reason").await;
-    assert!(reason[0].contains("killed from the dashboard"), "{reason:?}");
+    assert!(
+        reason[0].contains("killed from the dashboard"),
+        "{reason:?}"
+    );
     shot(&c, "7-killed").await;
     assert!(still_marked(&c).await, "the page was reloaded");
     let out = wait(second, LONG);
@@ -249,7 +305,10 @@ async fn the_page_shows_jobs_live_and_kills_one_also_behind_a_kubectl_proxy_pref
     // The nodes page, for the record.
     click(&c, "#nav-nodes").await;
     click(&c, "#nodes-all").await;
-    wait_texts(&c, ".dc h2", "the local datacenter", |t| t.iter().any(|s| s.contains("local"))).await;
+    wait_texts(&c, ".dc h2", "the local datacenter", |t| {
+        t.iter().any(|s| s.contains("local"))
+    })
+    .await;
     shot(&c, "8-nodes").await;
     c.close().await.unwrap();
 }

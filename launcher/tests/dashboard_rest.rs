@@ -69,8 +69,11 @@ fn local_jobs_and_workers_appear_and_the_history_survives_a_dashboard_restart() 
         assert!(kinds.contains(&("COMPLETED".into(), Some(w))), "{kinds:?}");
     }
     assert!(
-        j["events"].as_array().unwrap().iter().any(|e| e["kind"] == "JOB"
-            && e["message"].as_str().unwrap().contains("COMPLETED")),
+        j["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "JOB" && e["message"].as_str().unwrap().contains("COMPLETED")),
         "{j}"
     );
 
@@ -83,7 +86,13 @@ fn local_jobs_and_workers_appear_and_the_history_survives_a_dashboard_restart() 
     assert_eq!(dash.get("/api/jobs?state=RUNNING,FAILED")["total"], 0);
     assert_eq!(dash.get("/api/jobs?q=HELLO")["total"], 1);
     assert_eq!(dash.get("/api/jobs?q=nothing-like-it")["total"], 0);
-    assert_eq!(dash.get("/api/jobs?page=2")["jobs"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        dash.get("/api/jobs?page=2")["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     // Nodes: only running jobs unless asked for all.
     assert_eq!(dash.get("/api/nodes")["datacenters"], serde_json::json!([]));
     let nodes = dash.get("/api/nodes?all=true");
@@ -92,12 +101,18 @@ fn local_jobs_and_workers_appear_and_the_history_survives_a_dashboard_restart() 
     assert_eq!(dc["racks"][0]["rack"], "rack-0");
     assert_eq!(dc["racks"][0]["nodes"][0]["node"], "127.0.0.1");
     assert_eq!(
-        dc["racks"][0]["nodes"][0]["workers"].as_array().unwrap().len(),
+        dc["racks"][0]["nodes"][0]["workers"]
+            .as_array()
+            .unwrap()
+            .len(),
         3
     );
     let (status, metrics) = request("GET", &format!("{}/metrics", dash.url), &[], b"");
     assert_eq!(status, 200);
-    assert!(metrics.contains("t2_dashboard_jobs{state=\"COMPLETED\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("t2_dashboard_jobs{state=\"COMPLETED\"} 1"),
+        "{metrics}"
+    );
     let (status, health) = request("GET", &format!("{}/healthz", dash.url), &[], b"");
     assert_eq!((status, health.trim()), (200, "ok"));
 
@@ -200,7 +215,10 @@ fn a_kill_asked_on_the_dashboard_ends_the_job_killed_and_nothing_is_left() {
     let rec = only_job(home.path());
     assert_eq!(rec["state"], "KILLED");
     assert!(
-        rec["reason"].as_str().unwrap().contains("killed from the dashboard: from the test"),
+        rec["reason"]
+            .as_str()
+            .unwrap()
+            .contains("killed from the dashboard: from the test"),
         "{rec}"
     );
     running.assert_nothing_left();

@@ -204,7 +204,9 @@ pub fn job(
     id: &str,
 ) -> rusqlite::Result<Option<(JobRow, Vec<WorkerRow>, Vec<EventRow>)>> {
     let Some(job) = conn
-        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs j WHERE j.job_id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.job_id = ?1"
+        ))?
         .query_row([id], job_row)
         .optional()?
     else {
@@ -250,7 +252,13 @@ pub fn nodes(conn: &Connection, all: bool) -> rusqlite::Result<serde_json::Value
     type Nodes = BTreeMap<String, Vec<WorkerRow>>;
     let mut tree: BTreeMap<String, BTreeMap<String, Nodes>> = BTreeMap::new();
     for w in rows {
-        let or = |s: &str, d: &str| if s.is_empty() { d.to_string() } else { s.to_string() };
+        let or = |s: &str, d: &str| {
+            if s.is_empty() {
+                d.to_string()
+            } else {
+                s.to_string()
+            }
+        };
         tree.entry(or(&w.datacenter, "default-datacenter"))
             .or_default()
             .entry(or(&w.rack, "default-rack"))
@@ -267,7 +275,9 @@ pub fn nodes(conn: &Connection, all: bool) -> rusqlite::Result<serde_json::Value
                 .map(|(rack, nodes)| {
                     let nodes: Vec<serde_json::Value> = nodes
                         .into_iter()
-                        .map(|(node, workers)| serde_json::json!({"node": node, "workers": workers}))
+                        .map(
+                            |(node, workers)| serde_json::json!({"node": node, "workers": workers}),
+                        )
                         .collect();
                     serde_json::json!({"rack": rack, "nodes": nodes})
                 })

@@ -70,7 +70,10 @@ fn reports_are_idempotent_and_an_ended_job_keeps_its_end() {
     // A late RUNNING report cannot bring it back.
     assert_eq!(apply(&mut c, &r, 8).unwrap().state, "COMPLETED");
     let (job, workers, events) = query::job(&c, "job-aaaa1111").unwrap().unwrap();
-    assert_eq!((job.state.as_str(), job.ended_ms), ("COMPLETED", Some(2000)));
+    assert_eq!(
+        (job.state.as_str(), job.ended_ms),
+        ("COMPLETED", Some(2000))
+    );
     assert_eq!(workers.len(), 2);
     assert_eq!(events.len(), 1);
 }
@@ -78,11 +81,20 @@ fn reports_are_idempotent_and_an_ended_job_keeps_its_end() {
 #[test]
 fn a_kill_request_comes_back_in_the_next_answer_until_the_job_ends() {
     let (_dir, mut c) = open();
-    assert_eq!(ask_kill(&mut c, "job-bbbb2222", "x", 1).unwrap(), KillAsked::Unknown);
+    assert_eq!(
+        ask_kill(&mut c, "job-bbbb2222", "x", 1).unwrap(),
+        KillAsked::Unknown
+    );
     let r = report("job-bbbb2222", "RUNNING", 1000, 1);
     apply(&mut c, &r, 2).unwrap();
-    assert_eq!(ask_kill(&mut c, "job-bbbb2222", "because", 3).unwrap(), KillAsked::Recorded);
-    assert_eq!(apply(&mut c, &r, 4).unwrap().kill.as_deref(), Some("because"));
+    assert_eq!(
+        ask_kill(&mut c, "job-bbbb2222", "because", 3).unwrap(),
+        KillAsked::Recorded
+    );
+    assert_eq!(
+        apply(&mut c, &r, 4).unwrap().kill.as_deref(),
+        Some("because")
+    );
     let killed = report("job-bbbb2222", "KILLED", 1000, 1);
     assert_eq!(apply(&mut c, &killed, 5).unwrap().kill, None);
     assert_eq!(
@@ -96,7 +108,12 @@ fn jobs_are_filtered_searched_and_paged_newest_first() {
     let (_dir, mut c) = open();
     for i in 0..30 {
         let state = if i % 3 == 0 { "FAILED" } else { "COMPLETED" };
-        apply(&mut c, &report(&format!("job-{i:02}-abcd"), state, 1000 + i, 1), 1).unwrap();
+        apply(
+            &mut c,
+            &report(&format!("job-{i:02}-abcd"), state, 1000 + i, 1),
+            1,
+        )
+        .unwrap();
     }
     let q = |states: &[&str], search: &str, page, per_page| JobQuery {
         states: states.iter().map(|s| s.to_string()).collect(),
@@ -110,9 +127,22 @@ fn jobs_are_filtered_searched_and_paged_newest_first() {
     let second = query::jobs(&c, &q(&[], "", 2, 25)).unwrap();
     assert_eq!(second.jobs.len(), 5);
     assert_eq!(second.jobs[4].job_id, "job-00-abcd");
-    assert_eq!(query::jobs(&c, &q(&["FAILED"], "", 1, 25)).unwrap().total, 10);
-    assert_eq!(query::jobs(&c, &q(&[], "NAME-OF-JOB-1", 1, 25)).unwrap().total, 10);
-    assert_eq!(query::jobs(&c, &q(&["FAILED"], "job-2", 1, 25)).unwrap().total, 3);
+    assert_eq!(
+        query::jobs(&c, &q(&["FAILED"], "", 1, 25)).unwrap().total,
+        10
+    );
+    assert_eq!(
+        query::jobs(&c, &q(&[], "NAME-OF-JOB-1", 1, 25))
+            .unwrap()
+            .total,
+        10
+    );
+    assert_eq!(
+        query::jobs(&c, &q(&["FAILED"], "job-2", 1, 25))
+            .unwrap()
+            .total,
+        3
+    );
     assert_eq!(all.jobs[0].workers_running, 1);
 }
 

@@ -134,7 +134,10 @@ struct Mirror {
 impl Mirror {
     fn set_job(&mut self, state: &str, reason: String, num_workers: u32) {
         let final_state = matches!(state, "COMPLETED" | "FAILED" | "KILLED");
-        if self.job.state != state || self.job.reason != reason || self.job.num_workers != num_workers {
+        if self.job.state != state
+            || self.job.reason != reason
+            || self.job.num_workers != num_workers
+        {
             self.job.state = state.to_string();
             self.job.reason = reason;
             self.job.num_workers = num_workers;
@@ -301,9 +304,15 @@ impl Task {
                     return false;
                 }
             };
-            match self.conn.post(REPORT_PATH, &self.token, body, CALL_TIMEOUT).await {
+            match self
+                .conn
+                .post(REPORT_PATH, &self.token, body, CALL_TIMEOUT)
+                .await
+            {
                 Ok((200, answer)) => {
-                    self.mirror.events.drain(..sent_events.min(self.mirror.events.len()));
+                    self.mirror
+                        .events
+                        .drain(..sent_events.min(self.mirror.events.len()));
                     let reply: ReportReply = serde_json::from_slice(&answer).unwrap_or_default();
                     self.on_reply(reply);
                 }
@@ -444,7 +453,9 @@ mod tests {
         assert_eq!(reports.len(), 5, "3 worker chunks, 5 event chunks");
         let workers: usize = reports.iter().map(|r| r.workers.len()).sum();
         assert_eq!(workers, MAX_WORKERS_PER_REPORT * 2 + 1);
-        assert!(reports.iter().all(|r| serde_json::to_vec(r).unwrap().len() < super::super::wire::MAX_REPORT_BYTES));
+        assert!(reports
+            .iter()
+            .all(|r| serde_json::to_vec(r).unwrap().len() < super::super::wire::MAX_REPORT_BYTES));
         m.apply(Update::Job {
             state: "COMPLETED",
             reason: String::new(),

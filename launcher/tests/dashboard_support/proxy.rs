@@ -12,7 +12,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
 /// The path `kubectl proxy` serves the dashboard's Service under.
-pub const KUBECTL_PROXY_PREFIX: &str = "/api/v1/namespaces/default/services/http:t2-dashboard:/proxy/";
+pub const KUBECTL_PROXY_PREFIX: &str =
+    "/api/v1/namespaces/default/services/http:t2-dashboard:/proxy/";
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
