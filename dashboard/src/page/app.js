@@ -95,10 +95,19 @@ async function renderJobs() {
 // ---- one job ----
 let killToken = sessionStorage.getItem("t2-dashboard-token") || "";
 let killMessage = null;
+// The kill form's elements live across re-renders, so typing is never lost to a live update.
+const tokenInput = h("input", { id: "kill-token", type: "password", placeholder: "dashboard token", autocomplete: "off" });
+tokenInput.value = killToken;
+tokenInput.addEventListener("input", () => {
+  killToken = tokenInput.value.trim();
+  sessionStorage.setItem("t2-dashboard-token", killToken);
+});
+const killButton = h("button", { class: "danger", id: "kill-button" }, "Kill job");
+let killTarget = null;
+killButton.addEventListener("click", () => { if (killTarget) killJob(killTarget); });
 
 async function killJob(id) {
-  const input = document.getElementById("kill-token");
-  killToken = input ? input.value.trim() : killToken;
+  killToken = tokenInput.value.trim();
   sessionStorage.setItem("t2-dashboard-token", killToken);
   const r = await fetch("api/jobs/" + encodeURIComponent(id) + "/kill", {
     method: "POST",
@@ -132,7 +141,10 @@ async function renderJob(id) {
     h("span", { class: "muted" }, new Date(e.at_ms).toLocaleTimeString() + "  "),
     h("span", { class: "kind" }, e.kind + (e.worker_id === null ? "" : " #" + e.worker_id)),
     e.message));
-  const tokenInput = h("input", { id: "kill-token", type: "password", placeholder: "dashboard token", value: killToken, autocomplete: "off" });
+  const typing = document.activeElement === tokenInput;
+  killTarget = j.job_id;
+  killButton.disabled = j.kill_requested;
+  killButton.textContent = j.kill_requested ? "Kill requested…" : "Kill job";
   show(
     h("p", {}, h("a", { href: "#/" }, "‹ all jobs")),
     h("h1", {}, j.name + " ", stateBadge(j.state, "job-state")),
@@ -146,9 +158,7 @@ async function renderJob(id) {
       h("dt", {}, "spec"), h("dd", { class: "muted" }, spec || "—")),
     h("div", {}, h("span", { id: "joined" }, joined + " of " + j.num_workers + " workers joined")),
     h("div", { class: "progress", id: "progress" }, h("div", { style: "width:" + pct + "%" })),
-    ended ? null : h("div", { class: "kill" }, tokenInput,
-      h("button", { class: "danger", id: "kill-button", disabled: j.kill_requested, onclick: () => killJob(j.job_id) },
-        j.kill_requested ? "Kill requested…" : "Kill job")),
+    ended ? null : h("div", { class: "kill" }, tokenInput, killButton),
     killMessage ? h("p", { id: "kill-result", class: killMessage.ok ? "muted" : "error" }, killMessage.text) : null,
     h("h2", {}, "Workers"),
     h("table", { id: "workers-table" },
@@ -157,6 +167,7 @@ async function renderJob(id) {
     h("h2", {}, "Events"),
     h("ul", { class: "timeline", id: "events" }, events),
   );
+  if (typing) tokenInput.focus();
 }
 
 // ---- nodes ----
