@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::error::LauncherError;
-use crate::uploader::auth::{self, TokenSource};
+use t2_uploader::auth::{self, TokenSource};
 
 /// `t2 dash`.
 #[derive(Debug, Args)]
