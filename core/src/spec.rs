@@ -32,6 +32,9 @@
 //! | `zookeeper.addresses` | `""` | ZooKeeper servers, `host:port,host:port` (no spaces; ports 1–65535; IPv6 as `[::1]:2181`) |
 //! | `zookeeper.root` | `/t2` | znode under which jobs live: starts with `/`, no trailing `/`, names of `[A-Za-z0-9._-]`, not under `/zookeeper` |
 //! | `kubernetes` | `{}` | settings of the `kubernetes` cluster (image, volumes, secrets, placement), merged key by key at every depth like `config` and checked by the launcher (see its `kubernetes::settings`) |
+//! | `mpi` | off | an OpenMPI job: `true`, or a map that turns it on, `{slots_per_worker: 2, mpirun_args: [--bind-to, none]}` (`-D mpi.slots_per_worker=2` too): worker 0 runs `mpirun` over every worker, whose remote daemons t2's agents start |
+//! | `mpi.slots_per_worker` | `1` | MPI ranks per worker, 1–1024 |
+//! | `mpi.mpirun_args` | `[]` | extra `mpirun` arguments, before the program |
 //! | `zookeeper.session_timeout` | `10s` | ZooKeeper session timeout, 1s–10m: a crashed process's liveness znode goes after this (the server may clamp it to its own limits) |
 //!
 //! Durations are `500ms`, `3s`, `2m`, `1h30m` or a bare number of milliseconds. The defaults
@@ -55,6 +58,7 @@ mod aliases;
 mod assemble;
 mod fields;
 mod layer;
+mod mpi;
 mod suggest;
 #[cfg(test)]
 mod tests;
@@ -191,6 +195,31 @@ pub struct JobSpec {
     /// launcher's Kubernetes backend reads and checks them. Ignored by the local cluster.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kubernetes: BTreeMap<String, serde_json::Value>,
+    /// OpenMPI settings; `mpi.enabled` makes this an MPI job.
+    #[serde(default)]
+    pub mpi: MpiSpec,
+}
+
+/// The OpenMPI settings of a job (`mpi:` in the job spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MpiSpec {
+    /// An MPI job: worker 0's agent runs `mpirun` over every worker (through the others'
+    /// agents); the other agents run only what mpirun asks of them.
+    pub enabled: bool,
+    /// MPI slots (ranks) per worker.
+    pub slots_per_worker: u32,
+    /// Extra `mpirun` arguments, placed before the program.
+    pub mpirun_args: Vec<String>,
+}
+
+impl Default for MpiSpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            slots_per_worker: 1,
+            mpirun_args: Vec::new(),
+        }
+    }
 }
 
 /// ZooKeeper settings of a fault-tolerant job.
@@ -246,6 +275,7 @@ pub fn known_keys() -> Vec<String> {
     keys.extend(layer::MAP_KEYS.iter().map(|k| k.to_string()));
     keys.extend(nested("resources", layer::RESOURCE_KEYS));
     keys.extend(nested("zookeeper", zookeeper::KEYS));
+    keys.extend(nested("mpi", mpi::KEYS));
     keys
 }
 

@@ -29,6 +29,9 @@ pub struct JobMasterConfig {
     pub end_grace: Duration,
     /// Longest the cluster may take to scale the workers before the scale request fails.
     pub scale_timeout: Duration,
+    /// The job ends when worker 0 completes (an MPI job: worker 0 runs `mpirun`, the other
+    /// workers only host its daemons and never complete on their own).
+    pub ends_with_worker_zero: bool,
 }
 
 impl JobMasterConfig {
@@ -46,6 +49,7 @@ impl JobMasterConfig {
             heartbeat_timeout: spec.heartbeat_timeout,
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
+            ends_with_worker_zero: spec.mpi.enabled,
         }
     }
 
@@ -63,6 +67,7 @@ impl JobMasterConfig {
             heartbeat_timeout: Duration::from_secs(3),
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
+            ends_with_worker_zero: false,
         }
     }
 }

@@ -140,6 +140,7 @@ pub fn info_of(e: &WorkerEntry) -> WorkerInfo {
         }),
         restart_count: e.restart_count,
         state: 0,
+        agent_port: 0,
     };
     info.set_state(WorkerState::from_str_name(&e.state).unwrap_or(WorkerState::Started));
     info
