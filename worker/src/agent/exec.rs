@@ -238,11 +238,10 @@ impl Agent for ExecService {
         let worker_id = self.worker_id;
         tokio::spawn(async move {
             let _permit = permit;
-            let mut input_open = true;
             let status = loop {
                 tokio::select! {
                     status = child.wait() => break status.ok(),
-                    msg = inbound.next(), if input_open => match msg {
+                    msg = inbound.next() => match msg {
                         Some(Ok(ExecInput { body: Some(In::Stdin(data)) })) => {
                             if let Some(w) = stdin.as_mut() {
                                 if w.write_all(&data).await.is_err() {
@@ -259,7 +258,6 @@ impl Agent for ExecService {
                         Some(Ok(_)) => {}
                         // The caller is gone: end the command and everything it started.
                         Some(Err(_)) | None => {
-                            input_open = false;
                             warn!(worker_id, pid, "the caller went away; ending its command");
                             break terminate(&mut child, pid).await;
                         }

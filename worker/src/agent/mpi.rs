@@ -96,11 +96,17 @@ pub fn scratch_dir(run_dir: &Path, job_id: &str, worker_id: u32) -> (PathBuf, bo
 pub fn base_env(scratch: &Path) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert("TMPDIR".into(), scratch.display().to_string());
-    if nix::unistd::geteuid().is_root() {
+    if running_as_root() {
         env.insert("OMPI_ALLOW_RUN_AS_ROOT".into(), "1".into());
         env.insert("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM".into(), "1".into());
     }
     env
+}
+
+/// True when this process runs as root (the owner of `/proc/self` is the effective user).
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// The environment of a daemon this worker runs for mpirun: [`base_env`] plus the

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use t2_proto::agent::agent_client::AgentClient;
 use t2_proto::agent::{exec_input::Body as In, exec_output::Body as Out, ExecInput, ExecStart};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncWriteExt, BufReader, Lines};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
