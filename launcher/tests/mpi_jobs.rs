@@ -232,7 +232,8 @@ fn a_crashing_rank_fails_the_job_with_mpiruns_own_message() {
             && reason.contains("Segmentation fault"),
         "reason: {reason}\n{all}"
     );
-    assert_eq!(rec["workers"][0]["exit_code"].as_i64().map(|c| c != 0), Some(true), "{rec}");
+    // mpirun's exit code for a rank killed by SIGSEGV is 128 + 11.
+    assert!(reason.contains("exited with code 139"), "reason: {reason}");
     assert_no_mpi_left(&home);
 }
 

@@ -134,24 +134,30 @@ impl LastLines {
         self.0.push_back(line.to_string());
     }
 
-    /// mpirun's own message: its last block between `-----` rules (how OpenMPI prints
-    /// help messages), or its last line, as one line.
+    /// mpirun's own message: its last block enclosed in `-----` rules (how OpenMPI prints
+    /// its messages; lines outside rules, such as "1 more process has sent help message",
+    /// are skipped), or its last line when it printed no such block, as one line.
     pub fn message(&self) -> Option<String> {
         let rule = |l: &str| l.trim().len() >= 5 && l.trim().chars().all(|c| c == '-');
-        let lines: Vec<&str> = self.0.iter().map(String::as_str).collect();
-        let mut blocks: Vec<Vec<&str>> = vec![Vec::new()];
-        for l in &lines {
+        let mut blocks: Vec<Vec<&str>> = Vec::new();
+        let mut open: Option<Vec<&str>> = None;
+        for l in &self.0 {
             if rule(l) {
-                blocks.push(Vec::new());
-            } else if !l.trim().is_empty() {
-                if let Some(b) = blocks.last_mut() {
+                match open.take() {
+                    Some(b) => blocks.push(b),
+                    None => open = Some(Vec::new()),
+                }
+            } else if let Some(b) = open.as_mut() {
+                if !l.trim().is_empty() {
                     b.push(l.trim());
                 }
             }
         }
-        let block = blocks.into_iter().rev().find(|b| !b.is_empty())?;
-        let text = block.join(" ");
-        let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let block = match blocks.into_iter().rev().find(|b| !b.is_empty()) {
+            Some(b) => b,
+            None => vec![self.0.iter().rev().find(|l| !l.trim().is_empty())?.trim()],
+        };
+        let text: String = block.join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
         Some(if text.len() > MAX_REASON {
             let mut cut = MAX_REASON;
             while !text.is_char_boundary(cut) {
@@ -229,6 +235,8 @@ mod tests {
             "mpirun noticed that process rank 2 with PID 15210 on node 127.0.0.3 exited on",
             "signal 11 (Segmentation fault).",
             "--------------------------------------------------------------------------",
+            "[vm:9] 1 more process has sent help message help-mpi-btl-tcp.txt / client connect fail",
+            "[vm:9] Set MCA parameter \"orte_base_help_aggregate\" to 0 to see all help / error messages",
         ] {
             last.push(l);
         }
@@ -244,6 +252,12 @@ mod tests {
         for i in 0..200 {
             many.push(&format!("line {i}"));
         }
-        assert!(many.message().is_some_and(|m| m.starts_with("line 140 ")));
+        assert_eq!(many.message().as_deref(), Some("line 199"));
+        assert_eq!(many.0.len(), KEEP_LINES);
+        let mut long = LastLines::default();
+        long.push("-----");
+        long.push(&"x".repeat(2000));
+        long.push("-----");
+        assert!(long.message().is_some_and(|m| m.chars().count() == MAX_REASON + 1));
     }
 }
