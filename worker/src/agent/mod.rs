@@ -11,6 +11,7 @@ pub mod http;
 pub mod link;
 pub mod mpi;
 pub mod mpi_role;
+pub mod mpi_ssh;
 pub mod proctree;
 pub mod program;
 pub mod relay;

@@ -10,6 +10,13 @@ use std::path::{Path, PathBuf};
 use t2_core::spec::MpiSpec;
 use t2_proto::WorkerInfo;
 
+/// Set (by the Kubernetes backend) to the folder of an SSH-key Secret (`id_rsa`,
+/// `authorized_keys`) for Twister2's mode: every agent starts sshd on [`SSH_PORT`] and mpirun
+/// reaches the workers with ssh instead of `t2 worker rsh`.
+pub const SSH_DIR_ENV: &str = "T2_MPI_SSH_DIR";
+/// The port of the agents' sshd in that mode (unprivileged: agents do not run as root).
+pub const SSH_PORT: u16 = 2222;
+
 /// How many of mpirun's last stderr lines are kept for the failure reason.
 pub const KEEP_LINES: usize = 60;
 /// The longest failure reason taken from mpirun's output.
@@ -46,14 +53,26 @@ pub fn all_loopback(workers: &[WorkerInfo]) -> bool {
         })
 }
 
-/// The mpirun command line: the hostfile, one rank per slot, t2 as the remote shell,
+/// The remote shell mpirun uses: `t2 worker rsh` (this binary), or ssh with the job's key to
+/// the agents' sshd.
+pub fn rsh_agent(t2: &Path, ssh_key: Option<&Path>) -> String {
+    match ssh_key {
+        None => format!("{} worker rsh", t2.display()),
+        Some(key) => format!(
+            "ssh -p {SSH_PORT} -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR",
+            key.display()
+        ),
+    }
+}
+
+/// The mpirun command line: the hostfile, one rank per slot, `rsh` as the remote shell,
 /// loopback-only transports when `loopback`, the job's own `mpirun_args`, then the program.
 pub fn mpirun_command(
     mpi: &MpiSpec,
     hostfile: &Path,
     num_workers: u32,
     loopback: bool,
-    t2: &Path,
+    rsh: &str,
     program: &[String],
 ) -> Vec<String> {
     let ranks = u64::from(num_workers) * u64::from(mpi.slots_per_worker);
@@ -65,7 +84,7 @@ pub fn mpirun_command(
         ranks.to_string(),
         "--mca".into(),
         "plm_rsh_agent".into(),
-        format!("{} worker rsh", t2.display()),
+        rsh.to_string(),
     ];
     if loopback {
         for key in ["btl_tcp_if_include", "oob_tcp_if_include"] {
@@ -210,7 +229,7 @@ mod tests {
             Path::new("/j/hostfile"),
             4,
             true,
-            Path::new("/usr/bin/t2"),
+            &rsh_agent(Path::new("/usr/bin/t2"), None),
             &["./allreduce".into(), "x".into()],
         );
         let text = cmd.join(" ");
@@ -218,8 +237,10 @@ mod tests {
         assert!(cmd.contains(&"/usr/bin/t2 worker rsh".to_string()));
         assert!(text.contains("--mca btl_tcp_if_include 127.0.0.0/8"));
         assert!(text.ends_with("--bind-to none ./allreduce x"));
-        let remote = mpirun_command(&mpi, Path::new("h"), 1, false, Path::new("t2"), &[]);
+        let remote = mpirun_command(&mpi, Path::new("h"), 1, false, "ssh", &[]);
         assert!(!remote.join(" ").contains("if_include"));
+        let ssh = rsh_agent(Path::new("t2"), Some(Path::new("/s/id_rsa")));
+        assert!(ssh.starts_with("ssh -p 2222 -i /s/id_rsa "), "{ssh}");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct MpiRole {
     scratch_outside: bool,
     last_lines: Arc<Mutex<LastLines>>,
     stderr_pump: Option<tokio::task::JoinHandle<()>>,
+    /// Twister2's mode: the private key mpirun's ssh uses (sshd runs beside the agent).
+    ssh_key: Option<PathBuf>,
 }
 
 impl MpiRole {
@@ -61,7 +63,17 @@ impl MpiRole {
             source,
         })?;
         info!(job_id = %cfg.job_id, worker_id = cfg.worker_id, port, "serving the agent service for mpirun");
+        let ssh_key = match std::env::var_os(mpi::SSH_DIR_ENV) {
+            Some(dir) => Some(super::mpi_ssh::start_sshd(
+                std::path::Path::new(&dir),
+                &scratch,
+                &cfg.host,
+                &known,
+            )?),
+            None => None,
+        };
         Ok(Self {
+            ssh_key,
             known,
             ready,
             service,
@@ -105,6 +117,7 @@ impl MpiRole {
                 source,
             })?;
         let t2 = std::env::current_exe().unwrap_or_else(|_| "t2".into());
+        let rsh = mpi::rsh_agent(&t2, self.ssh_key.as_deref());
         let mut program_words = cfg.spec.command.clone();
         program_words.extend(cfg.spec.args.iter().cloned());
         let command = mpi::mpirun_command(
@@ -112,7 +125,7 @@ impl MpiRole {
             &hostfile,
             workers.len() as u32,
             mpi::all_loopback(workers),
-            &t2,
+            &rsh,
             &program_words,
         );
         let mut env = env.clone();
