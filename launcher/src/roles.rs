@@ -71,8 +71,7 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
             let zk = &spec.zookeeper;
             let session =
                 t2_core::zk::Zk::connect(&zk.addresses, zk.session_timeout, ZK_CONNECT_DEADLINE)
-                    .await
-                    .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+                    .await?;
             let store = t2_jobmaster::zkstore::ZkStore::new(
                 session,
                 &zk.root,
@@ -165,9 +164,7 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
 /// `t2 worker rsh HOST CMD…` (run by mpirun in MPI jobs): the command's exit code, or 255.
 pub async fn rsh(host: String, command: Vec<String>) -> i32 {
     match std::env::var_os(t2_worker::env::AGENT_SOCKET) {
-        Some(socket) => {
-            t2_worker::agent::rsh::run(Path::new(&socket), &host, &command).await
-        }
+        Some(socket) => t2_worker::agent::rsh::run(Path::new(&socket), &host, &command).await,
         None => {
             eprintln!(
                 "t2 worker rsh: {} is not set; this command runs inside a t2 MPI job (mpirun calls it)",
@@ -221,7 +218,7 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
                 ctx.all_workers()?
             };
             let text = serde_json::to_string(&workers)
-                .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+                .map_err(LauncherError::json("cannot encode the worker list"))?;
             println!("{text}");
             Ok(0)
         }
@@ -243,7 +240,7 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
         WorkerCommand::Events => {
             for ev in ctx.events()? {
                 let text = serde_json::to_string(&ev)
-                    .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+                    .map_err(LauncherError::json("cannot encode an event"))?;
                 println!("{text}");
             }
             Ok(0)

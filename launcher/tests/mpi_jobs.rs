@@ -148,7 +148,11 @@ fn eight_ranks_on_four_workers_sum_right_and_every_orted_was_started_by_its_agen
     for orted in snapshot.iter().filter(|p| p.name == "orted") {
         // orted's parent is the `/bin/sh -c` its agent ran, whose parent is that agent.
         let sh = any.get(&orted.ppid).expect("orted's parent");
-        assert_eq!(sh.name, "sh", "orted {} was not started by a shell: {sh:?}", orted.pid);
+        assert_eq!(
+            sh.name, "sh",
+            "orted {} was not started by a shell: {sh:?}",
+            orted.pid
+        );
         let agent = any.get(&sh.ppid).expect("the shell's parent");
         assert!(
             agent.cmdline.contains("worker agent"),
@@ -164,7 +168,10 @@ fn eight_ranks_on_four_workers_sum_right_and_every_orted_was_started_by_its_agen
         );
         // Nothing between it and its agent is ssh or mpirun.
         for p in [orted, *sh] {
-            assert!(!p.cmdline.contains("ssh") && !p.cmdline.contains("mpirun"), "{p:?}");
+            assert!(
+                !p.cmdline.contains("ssh") && !p.cmdline.contains("mpirun"),
+                "{p:?}"
+            );
         }
         daemon_workers.insert(worker);
     }
@@ -176,11 +183,19 @@ fn eight_ranks_on_four_workers_sum_right_and_every_orted_was_started_by_its_agen
     // Every rank is a child of an orted, none of mpirun.
     for rank in snapshot.iter().filter(|p| p.name == "allreduce") {
         let parent = by_pid.get(&rank.ppid).map(|p| p.name.as_str());
-        assert_eq!(parent, Some("orted"), "rank {} has parent {parent:?}", rank.pid);
+        assert_eq!(
+            parent,
+            Some("orted"),
+            "rank {} has parent {parent:?}",
+            rank.pid
+        );
     }
     let mpirun: Vec<&Proc> = snapshot.iter().filter(|p| p.name == "mpirun").collect();
     assert_eq!(mpirun.len(), 1, "{snapshot:?}");
-    assert_eq!(mpirun[0].env.get("T2_WORKER_ID").map(String::as_str), Some("0"));
+    assert_eq!(
+        mpirun[0].env.get("T2_WORKER_ID").map(String::as_str),
+        Some("0")
+    );
 
     let out = wait(child, LONG);
     let all = text(&out);

@@ -1,6 +1,14 @@
-//! Generated gRPC types and services of the t2 protocols: the job master service
-//! (`t2.jobmaster.v1`, re-exported at the top) and the agent-to-agent service
-//! (`t2.agent.v1`, in [`agent`]).
+//! Generated gRPC types and services of the t2 protocols.
+//!
+//! # Layout
+//! - `proto/jobmaster.proto`: the job master service (`JobMaster`): the workers' bidirectional
+//!   stream (registration, heartbeats, worker lists, barriers, messages, events) and the control
+//!   calls (status, kill, scale).
+//! - `proto/agent.proto`: the agent service (`Agent`) agents of an MPI job offer each other:
+//!   running mpirun's daemons on a worker (`t2 worker rsh`).
+//! - [`jobmaster`] (re-exported at the crate root) and [`agent`]: the code tonic and prost
+//!   generate from them at build time (`build.rs`, with `protoc` from `protoc-bin-vendored`).
+//! - [`PROTOCOL_VERSION`]: what a worker presents at registration.
 
 /// The protocol version a worker must present at registration; bumped on incompatible changes.
 /// Version 2 added `WorkerInfo.agent_port` and the agent service.

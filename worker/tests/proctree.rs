@@ -16,8 +16,7 @@ fn finds_and_ends_a_tree_whose_middle_died() {
         .spawn()
         .expect("sh");
     let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().expect("stdout"), &mut out)
-        .expect("read");
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("stdout"), &mut out).expect("read");
     child.wait().expect("wait");
     let orphan: u32 = out.trim().parse().expect("pid");
     assert!(alive(orphan));

@@ -14,7 +14,8 @@ pub(super) const KEYS: &[&str] = &["enabled", "slots_per_worker", "mpirun_args"]
 pub(super) const MAX_SLOTS: u32 = 1024;
 
 /// An example for messages.
-const EXAMPLE: &str = "true, or a map such as {slots_per_worker: 2, mpirun_args: [--bind-to, none]}";
+const EXAMPLE: &str =
+    "true, or a map such as {slots_per_worker: 2, mpirun_args: [--bind-to, none]}";
 
 /// The assignments of one layer's `mpi` value.
 pub(super) fn normalise(v: Value, out: &mut Vec<Assignment>) -> Result<(), Problem> {
@@ -44,7 +45,11 @@ pub(super) fn normalise(v: Value, out: &mut Vec<Assignment>) -> Result<(), Probl
             }
             if !enabled_given {
                 // A map of MPI settings turns MPI on.
-                out.push(Assignment::new(&["mpi", "enabled"], Value::Bool(true), "mpi"));
+                out.push(Assignment::new(
+                    &["mpi", "enabled"],
+                    Value::Bool(true),
+                    "mpi",
+                ));
             }
             Ok(())
         }

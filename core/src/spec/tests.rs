@@ -930,14 +930,20 @@ fn mpi_is_off_by_default_and_turned_on_by_true_or_a_map() {
     let flag = ok(JOB, &["mpi.slots_per_worker=2"]);
     assert!(flag.mpi.enabled);
     assert_eq!(flag.mpi.slots_per_worker, 2);
-    let off = ok(&format!("{JOB}mpi: {{slots_per_worker: 3}}\n"), &["mpi=false"]);
+    let off = ok(
+        &format!("{JOB}mpi: {{slots_per_worker: 3}}\n"),
+        &["mpi=false"],
+    );
     assert!(!off.mpi.enabled);
     assert_eq!(off.mpi.slots_per_worker, 3);
     let args = ok(JOB, &["mpi.mpirun_args=[--bind-to, none]"]);
     assert!(args.mpi.enabled);
     assert_eq!(args.mpi.mpirun_args, vec!["--bind-to", "none"]);
     // A map that says enabled: false keeps it off (a site default of the slot count).
-    let site = ok(&format!("{JOB}mpi: {{enabled: false, slots_per_worker: 4}}\n"), &[]);
+    let site = ok(
+        &format!("{JOB}mpi: {{enabled: false, slots_per_worker: 4}}\n"),
+        &[],
+    );
     assert!(!site.mpi.enabled);
 }
 

@@ -35,7 +35,10 @@ mod tests {
         assert_eq!(all.len(), max as usize);
         for a in [mpi_worker_host(0), mpi_worker_host(max - 1)] {
             let ip: std::net::Ipv4Addr = a.parse().expect("an address");
-            assert!(ip.is_loopback() && ip != std::net::Ipv4Addr::LOCALHOST, "{a}");
+            assert!(
+                ip.is_loopback() && ip != std::net::Ipv4Addr::LOCALHOST,
+                "{a}"
+            );
         }
     }
 }

@@ -17,8 +17,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use t2_proto::agent::agent_server::{Agent, AgentServer};
 use t2_proto::agent::{
-    exec_input::Body as In, exec_output::Body as Out, ExecExit, ExecInput, ExecOutput,
-    ExecStarted,
+    exec_input::Body as In, exec_output::Body as Out, ExecExit, ExecInput, ExecOutput, ExecStarted,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -203,9 +202,10 @@ impl Agent for ExecService {
             ))
         })?;
         let mut ready = self.ready.clone();
-        let env = match tokio::time::timeout(READY_TIMEOUT, ready.wait_for(|e| e.is_some())).await
-        {
-            Ok(Ok(e)) => e.clone().ok_or_else(|| Status::internal("no environment"))?,
+        let env = match tokio::time::timeout(READY_TIMEOUT, ready.wait_for(|e| e.is_some())).await {
+            Ok(Ok(e)) => e
+                .clone()
+                .ok_or_else(|| Status::internal("no environment"))?,
             Ok(Err(_)) => return Err(Status::unavailable("the worker is stopping")),
             Err(_) => {
                 return Err(Status::unavailable(format!(
@@ -231,8 +231,14 @@ impl Agent for ExecService {
         info!(worker_id = self.worker_id, from_worker = start.from_worker, pid, command = %start.command, "running a command for another worker");
         let (tx, rx) = mpsc::channel(QUEUE);
         let _ = tx.send(out(Out::Started(ExecStarted { pid }))).await;
-        let stdout = child.stdout.take().map(|r| pump(r, tx.clone(), Out::Stdout));
-        let stderr = child.stderr.take().map(|r| pump(r, tx.clone(), Out::Stderr));
+        let stdout = child
+            .stdout
+            .take()
+            .map(|r| pump(r, tx.clone(), Out::Stdout));
+        let stderr = child
+            .stderr
+            .take()
+            .map(|r| pump(r, tx.clone(), Out::Stderr));
         let mut stdin = child.stdin.take();
         let known = self.known.clone();
         let worker_id = self.worker_id;
@@ -270,7 +276,10 @@ impl Agent for ExecService {
             known.remove(pid);
             let strays = known.sweep().await;
             if strays > 0 {
-                warn!(worker_id, pid, strays, "ended processes the command left behind");
+                warn!(
+                    worker_id,
+                    pid, strays, "ended processes the command left behind"
+                );
             }
             for pump in [stdout, stderr].into_iter().flatten() {
                 let _ = tokio::time::timeout(DRAIN, pump).await;

@@ -105,7 +105,10 @@ pub fn scratch_dir(run_dir: &Path, job_id: &str, worker_id: u32) -> (PathBuf, bo
     if inside.as_os_str().len() <= 48 {
         (inside, false)
     } else {
-        let short = format!("t2mpi-{}-{worker_id}", &job_id[job_id.len().saturating_sub(8)..]);
+        let short = format!(
+            "t2mpi-{}-{worker_id}",
+            &job_id[job_id.len().saturating_sub(8)..]
+        );
         (std::env::temp_dir().join(short), true)
     }
 }
@@ -176,7 +179,11 @@ impl LastLines {
             Some(b) => b,
             None => vec![self.0.iter().rev().find(|l| !l.trim().is_empty())?.trim()],
         };
-        let text: String = block.join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
+        let text: String = block
+            .join(" ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         Some(if text.len() > MAX_REASON {
             let mut cut = MAX_REASON;
             while !text.is_char_boundary(cut) {
@@ -204,10 +211,7 @@ mod tests {
     #[test]
     fn hostfile_lists_every_worker_in_order() {
         let ws = [w(1, "127.1.0.3"), w(0, "127.1.0.2")];
-        assert_eq!(
-            hostfile(&ws, 2),
-            "127.1.0.2 slots=2\n127.1.0.3 slots=2\n"
-        );
+        assert_eq!(hostfile(&ws, 2), "127.1.0.2 slots=2\n127.1.0.3 slots=2\n");
         assert!(all_loopback(&ws));
         assert!(!all_loopback(&[w(0, "10.0.0.4")]));
         assert_eq!(shared_host(&ws), None);
@@ -267,7 +271,10 @@ mod tests {
         );
         let mut plain = LastLines::default();
         plain.push("mpirun was unable to launch");
-        assert_eq!(plain.message().as_deref(), Some("mpirun was unable to launch"));
+        assert_eq!(
+            plain.message().as_deref(),
+            Some("mpirun was unable to launch")
+        );
         assert_eq!(LastLines::default().message(), None);
         let mut many = LastLines::default();
         for i in 0..200 {
@@ -279,6 +286,8 @@ mod tests {
         long.push("-----");
         long.push(&"x".repeat(2000));
         long.push("-----");
-        assert!(long.message().is_some_and(|m| m.chars().count() == MAX_REASON + 1));
+        assert!(long
+            .message()
+            .is_some_and(|m| m.chars().count() == MAX_REASON + 1));
     }
 }

@@ -53,11 +53,15 @@ impl MpiRole {
             })?;
         let known = Arc::new(Known::default());
         let (ready, ready_rx) = watch::channel(None);
-        let service =
-            ExecService::new(&cfg.job_id, &cfg.token, cfg.worker_id, ready_rx, known.clone())
-                .serve(listener);
-        let (scratch, scratch_outside) =
-            mpi::scratch_dir(&cfg.run_dir, &cfg.job_id, cfg.worker_id);
+        let service = ExecService::new(
+            &cfg.job_id,
+            &cfg.token,
+            cfg.worker_id,
+            ready_rx,
+            known.clone(),
+        )
+        .serve(listener);
+        let (scratch, scratch_outside) = mpi::scratch_dir(&cfg.run_dir, &cfg.job_id, cfg.worker_id);
         std::fs::create_dir_all(&scratch).map_err(|source| AgentError::Io {
             what: format!("cannot create {}", scratch.display()),
             source,
@@ -111,11 +115,14 @@ impl MpiRole {
             )));
         }
         let hostfile = cfg.run_dir.join("hostfile");
-        std::fs::write(&hostfile, mpi::hostfile(workers, cfg.spec.mpi.slots_per_worker))
-            .map_err(|source| AgentError::Io {
-                what: format!("cannot write {}", hostfile.display()),
-                source,
-            })?;
+        std::fs::write(
+            &hostfile,
+            mpi::hostfile(workers, cfg.spec.mpi.slots_per_worker),
+        )
+        .map_err(|source| AgentError::Io {
+            what: format!("cannot write {}", hostfile.display()),
+            source,
+        })?;
         let t2 = std::env::current_exe().unwrap_or_else(|_| "t2".into());
         let rsh = mpi::rsh_agent(&t2, self.ssh_key.as_deref());
         let mut program_words = cfg.spec.command.clone();
@@ -175,7 +182,10 @@ impl MpiRole {
         self.service.abort();
         let killed = self.known.sweep_all().await;
         if killed > 0 {
-            warn!(killed, "ended MPI processes still running when the worker ended");
+            warn!(
+                killed,
+                "ended MPI processes still running when the worker ended"
+            );
         }
         if self.scratch_outside {
             let _ = std::fs::remove_dir_all(&self.scratch);

@@ -52,7 +52,9 @@ pub fn start_sshd(
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
             .arg(&host_key)
             .status()
-            .map_err(io("cannot run ssh-keygen (the image needs openssh-client)".into()))?;
+            .map_err(io(
+                "cannot run ssh-keygen (the image needs openssh-client)".into()
+            ))?;
         if !status.success() {
             return Err(AgentError::Program(format!(
                 "ssh-keygen could not make a host key in {}",
@@ -76,10 +78,14 @@ pub fn start_sshd(
         .arg(&config)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
-    let child = known
-        .spawn(&mut cmd)
-        .map_err(io("cannot start /usr/sbin/sshd (the image needs openssh-server)".into()))?;
-    info!(pid = child.id(), port = SSH_PORT, "sshd started for mpirun (kubernetes.mpi_ssh_secret)");
+    let child = known.spawn(&mut cmd).map_err(io(
+        "cannot start /usr/sbin/sshd (the image needs openssh-server)".into(),
+    ))?;
+    info!(
+        pid = child.id(),
+        port = SSH_PORT,
+        "sshd started for mpirun (kubernetes.mpi_ssh_secret)"
+    );
     // The agent's sweep at its end stops sshd with everything else it started.
     std::mem::forget(child);
     Ok(key)
