@@ -34,6 +34,9 @@
 //! | `kubernetes` | `{}` | settings of the `kubernetes` cluster (image, volumes, secrets, placement), merged key by key at every depth like `config` and checked by the launcher (see its `kubernetes::settings`) |
 //! | `dashboard` | `""` | the dashboard the job master reports to, `http://host:port[/path]`; `""` for none (`t2 submit --dashboard` / `$T2_DASHBOARD` override it) |
 //! | `dashboard_token` | `""` | the dashboard's token, sent with every report (`--dashboard-token` / `$T2_DASHBOARD_TOKEN`) |
+//! | `mpi` | off | an OpenMPI job: `true`, or a map that turns it on, `{slots_per_worker: 2, mpirun_args: [--bind-to, none]}` (`-D mpi.slots_per_worker=2` too): worker 0 runs `mpirun` over every worker, whose remote daemons t2's agents start |
+//! | `mpi.slots_per_worker` | `1` | MPI ranks per worker, 1–1024 |
+//! | `mpi.mpirun_args` | `[]` | extra `mpirun` arguments, before the program |
 //! | `zookeeper.session_timeout` | `10s` | ZooKeeper session timeout, 1s–10m: a crashed process's liveness znode goes after this (the server may clamp it to its own limits) |
 //!
 //! Durations are `500ms`, `3s`, `2m`, `1h30m` or a bare number of milliseconds. The defaults
@@ -58,6 +61,7 @@ mod aliases;
 mod assemble;
 mod fields;
 mod layer;
+mod mpi;
 mod suggest;
 #[cfg(test)]
 mod tests;
@@ -200,6 +204,31 @@ pub struct JobSpec {
     /// The dashboard's token (reports need it).
     #[serde(default)]
     pub dashboard_token: String,
+    /// OpenMPI settings; `mpi.enabled` makes this an MPI job.
+    #[serde(default)]
+    pub mpi: MpiSpec,
+}
+
+/// The OpenMPI settings of a job (`mpi:` in the job spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MpiSpec {
+    /// An MPI job: worker 0's agent runs `mpirun` over every worker (through the others'
+    /// agents); the other agents run only what mpirun asks of them.
+    pub enabled: bool,
+    /// MPI slots (ranks) per worker.
+    pub slots_per_worker: u32,
+    /// Extra `mpirun` arguments, placed before the program.
+    pub mpirun_args: Vec<String>,
+}
+
+impl Default for MpiSpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            slots_per_worker: 1,
+            mpirun_args: Vec::new(),
+        }
+    }
 }
 
 /// ZooKeeper settings of a fault-tolerant job.
@@ -266,6 +295,7 @@ pub fn known_keys() -> Vec<String> {
     keys.extend(layer::MAP_KEYS.iter().map(|k| k.to_string()));
     keys.extend(nested("resources", layer::RESOURCE_KEYS));
     keys.extend(nested("zookeeper", zookeeper::KEYS));
+    keys.extend(nested("mpi", mpi::KEYS));
     keys
 }
 

@@ -33,6 +33,9 @@ pub struct JobMasterConfig {
     pub scale_timeout: Duration,
     /// The dashboard to report to, if any.
     pub dashboard: Option<DashboardConfig>,
+    /// The job ends when worker 0 completes (an MPI job: worker 0 runs `mpirun`, the other
+    /// workers only host its daemons and never complete on their own).
+    pub ends_with_worker_zero: bool,
 }
 
 impl JobMasterConfig {
@@ -51,6 +54,7 @@ impl JobMasterConfig {
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
             dashboard: dashboard_config(spec),
+            ends_with_worker_zero: spec.mpi.enabled,
         }
     }
 
@@ -69,6 +73,7 @@ impl JobMasterConfig {
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
             dashboard: None,
+            ends_with_worker_zero: false,
         }
     }
 }

@@ -28,6 +28,10 @@ impl Master {
                 self.report_worker(id);
                 self.report_event("COMPLETED", Some(id), format!("worker {id} completed"));
                 self.persist_worker(&info).await;
+                if self.cfg.ends_with_worker_zero && id == 0 {
+                    self.complete_with_worker_zero().await;
+                    return;
+                }
                 self.notify_watchers();
                 self.end_if_all_completed().await;
             }
@@ -62,6 +66,26 @@ impl Master {
             }
             _ => {}
         }
+    }
+
+    /// An MPI job: worker 0's `mpirun` succeeded, so every worker's part is done (their
+    /// daemons ended with it); they are recorded COMPLETED and the job ends.
+    async fn complete_with_worker_zero(&mut self) {
+        info!(job_id = %self.cfg.job_id, "worker 0 (mpirun) completed; the MPI job is done");
+        for i in 1..self.cfg.num_workers {
+            let Some(e) = self.registry.get_mut(i) else {
+                continue;
+            };
+            if e.state() == WorkerState::Completed {
+                continue;
+            }
+            e.info.set_state(WorkerState::Completed);
+            e.exit_code = Some(0);
+            let info = e.info.clone();
+            self.persist_worker(&info).await;
+        }
+        self.notify_watchers();
+        self.end(JobState::JobCompleted, String::new()).await;
     }
 
     /// Ends the job as COMPLETED once every worker has completed.

@@ -32,6 +32,26 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
     if s.port == 0 {
         return bad("port", "must be 1-65535, got 0".into());
     }
+    if !s.mpi_ssh_secret.is_empty() {
+        if !spec.mpi.enabled {
+            return bad(
+                "mpi_ssh_secret",
+                "is for MPI jobs only; set `mpi: true` too, or remove it".into(),
+            );
+        }
+        if !is_subdomain(&s.mpi_ssh_secret) {
+            return bad("mpi_ssh_secret", name_message(&s.mpi_ssh_secret));
+        }
+    }
+    if spec.mpi.enabled && spec.workers_per_pod != 1 {
+        return Err(KubeError::setting(
+            "workers_per_pod",
+            format!(
+                "must be 1 for an MPI job (every worker is a host of its own for mpirun, and a pod has one address), got {}",
+                spec.workers_per_pod
+            ),
+        ));
+    }
     if !is_subdomain(&s.service_account) {
         return bad("service_account", name_message(&s.service_account));
     }

@@ -5,7 +5,7 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `image` | `t2:<version>` (`t2:<version>-jre` for `java` jobs) | the image holding `t2` (docker/Dockerfile) |
+//! | `image` | `t2:<version>` (`t2:<version>-jre` for `java` jobs, `t2:<version>-mpi` for MPI jobs) | the image holding `t2` (docker/Dockerfile) |
 //! | `image_pull_policy` | `IfNotPresent` | `Always`, `IfNotPresent` or `Never` |
 //! | `image_pull_secrets` | `[]` | Secrets to pull the image with |
 //! | `service_account` | `t2-jobmaster` | the job master's ServiceAccount (deploy/rbac.yaml) |
@@ -28,6 +28,7 @@
 //! | `parallel_uploads` | `8` | pods receiving the package at once (direct) |
 //! | `package_timeout` | `10m` | how long an init container waits for (or tries to fetch) the package |
 //! | `start_timeout` | `5m` | how long pods may stay unschedulable before the submit fails |
+//! | `mpi_ssh_secret` | none | MPI jobs: an SSH-key Secret (keys `id_rsa`, `id_rsa.pub`, `authorized_keys`, as Twister2's `twister2-openmpi-ssh-key`) mounted into the pods, whose agents then start sshd and mpirun uses ssh instead of `t2 worker rsh` |
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -189,6 +190,8 @@ pub struct Settings {
     /// How long pods may stay unschedulable.
     #[serde(with = "t2_core::duration::serde_human")]
     pub start_timeout: Duration,
+    /// MPI jobs: the SSH-key Secret for OpenMPI over sshd (empty: t2 is the remote shell).
+    pub mpi_ssh_secret: String,
 }
 
 impl Default for Settings {
@@ -216,14 +219,18 @@ impl Default for Settings {
             parallel_uploads: 8,
             package_timeout: Duration::from_secs(600),
             start_timeout: Duration::from_secs(300),
+            mpi_ssh_secret: String::new(),
         }
     }
 }
 
-/// The default image for a job: `t2:<version>`, with a JRE for `java` commands.
+/// The default image for a job: `t2:<version>`, with OpenMPI for MPI jobs, with a JRE for
+/// `java` commands.
 pub fn default_image(spec: &JobSpec) -> String {
     let version = env!("CARGO_PKG_VERSION");
-    if spec.command.first().is_some_and(|c| c == "java") {
+    if spec.mpi.enabled {
+        format!("t2:{version}-mpi")
+    } else if spec.command.first().is_some_and(|c| c == "java") {
         format!("t2:{version}-jre")
     } else {
         format!("t2:{version}")
@@ -254,6 +261,7 @@ const KEYS: &[&str] = &[
     "parallel_uploads",
     "package_timeout",
     "start_timeout",
+    "mpi_ssh_secret",
 ];
 const JOBMASTER_KEYS: &[&str] = &["cpu", "memory_mb"];
 const STORAGE_KEYS: &[&str] = &["class", "size_mb", "shared", "mount"];
@@ -331,6 +339,7 @@ impl Settings {
             "parallel_uploads" => self.parallel_uploads = o.parallel_uploads,
             "package_timeout" => self.package_timeout = o.package_timeout,
             "start_timeout" => self.start_timeout = o.start_timeout,
+            "mpi_ssh_secret" => self.mpi_ssh_secret = o.mpi_ssh_secret,
             _ => {}
         }
     }

@@ -46,6 +46,7 @@ fn worker(id: u32, restarts: u32, state: WorkerState) -> WorkerInfo {
         }),
         restart_count: restarts,
         state: 0,
+        agent_port: 0,
     };
     w.set_state(state);
     w

@@ -1,4 +1,4 @@
-//! The object model without a cluster: golden `--dry-run -o yaml` output of three
+//! The object model without a cluster: golden `--dry-run -o yaml` output of five
 //! representative jobs (regenerate with `UPDATE_GOLDEN=1`), the properties every object must
 //! have (owner, labels, selectors, security), and names that stay DNS-1123 labels.
 
@@ -202,4 +202,44 @@ fn every_name_from_the_longest_job_names_is_a_dns1123_label() {
             }
         }
     }
+}
+
+#[test]
+fn mpi_jobs_mount_the_ssh_secret_only_in_twister2s_mode() {
+    let worker_pod = |job: &jobs::TestJob| {
+        let objects = json_of(&build_objects(&job.info, &job.spec, &job.settings));
+        objects
+            .into_iter()
+            .find(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == job.info.id.as_str())
+            .expect("the worker StatefulSet")["spec"]["template"]["spec"]
+            .clone()
+    };
+    let plain = worker_pod(&jobs::mpi());
+    let agent = &plain["containers"][0];
+    assert_eq!(
+        agent["image"],
+        format!("t2:{}-mpi", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(!plain.to_string().contains("mpi-ssh"), "{plain}");
+    let ssh = worker_pod(&jobs::mpi_ssh());
+    let volume = ssh["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "mpi-ssh")
+        .expect("the SSH-key volume");
+    assert_eq!(volume["secret"]["secretName"], "twister2-openmpi-ssh-key");
+    let agent = &ssh["containers"][0];
+    let mount = agent["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "mpi-ssh")
+        .expect("mounted");
+    assert_eq!(mount["mountPath"], "/etc/t2/mpi-ssh");
+    assert_eq!(mount["readOnly"], true);
+    let env = agent["env"].as_array().unwrap();
+    assert!(env
+        .iter()
+        .any(|e| e["name"] == "T2_MPI_SSH_DIR" && e["value"] == "/etc/t2/mpi-ssh"));
 }

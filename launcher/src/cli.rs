@@ -205,6 +205,17 @@ pub enum WorkerCommand {
     },
     /// Print fault events and messages as JSON lines until the job ends.
     Events,
+    /// Run a command on the worker whose host is HOST, through its agent: OpenMPI's remote
+    /// shell in MPI jobs (mpirun gets `--mca plm_rsh_agent "t2 worker rsh"`). As with ssh, the
+    /// words are joined with spaces and run by /bin/sh -c there; the exit code is the
+    /// command's, 255 when it could not be run.
+    Rsh {
+        /// The target worker's host, as in the MPI hostfile and `t2 worker list`.
+        host: String,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 /// `t2 worker agent`.
@@ -231,4 +242,8 @@ pub struct AgentArgs {
     /// Give up downloading the package after this long.
     #[arg(long, default_value = "2m")]
     pub fetch_timeout: String,
+    /// This worker's address as the others see it (the local cluster gives each worker of an
+    /// MPI job a loopback address of its own).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
 }

@@ -112,6 +112,9 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
         Command::Worker {
             command: WorkerCommand::Agent(args),
         } => Ok(runtime()?.block_on(roles::agent(args))),
+        Command::Worker {
+            command: WorkerCommand::Rsh { host, command },
+        } => Ok(runtime()?.block_on(roles::rsh(host, command))),
         Command::Worker { command } => roles::worker_api(command),
     }
 }

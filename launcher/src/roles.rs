@@ -144,9 +144,9 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
             .join("run")
             .join(format!("worker-{}", args.worker_id)),
         spec,
-        host: "127.0.0.1".into(),
+        host: args.host.clone(),
         node: NodeInfo {
-            node_ip: "127.0.0.1".into(),
+            node_ip: args.host.clone(),
             rack: "rack-0".into(),
             datacenter: "local".into(),
         },
@@ -161,12 +161,26 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         .map_err(|e: AgentError| e.into())
 }
 
+/// `t2 worker rsh HOST CMD…` (run by mpirun in MPI jobs): the command's exit code, or 255.
+pub async fn rsh(host: String, command: Vec<String>) -> i32 {
+    match std::env::var_os(t2_worker::env::AGENT_SOCKET) {
+        Some(socket) => t2_worker::agent::rsh::run(Path::new(&socket), &host, &command).await,
+        None => {
+            eprintln!(
+                "t2 worker rsh: {} is not set; this command runs inside a t2 MPI job (mpirun calls it)",
+                t2_worker::env::AGENT_SOCKET
+            );
+            t2_worker::agent::rsh::RSH_FAILED
+        }
+    }
+}
+
 /// `t2 worker barrier|list|info|send|events`.
 pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
     let ctx = WorkerContext::from_env()?;
     match cmd {
-        WorkerCommand::Agent(_) => Err(LauncherError::Usage(
-            "internal: agent dispatched as API".into(),
+        WorkerCommand::Agent(_) | WorkerCommand::Rsh { .. } => Err(LauncherError::Usage(
+            "internal: agent or rsh dispatched as API".into(),
         )),
         WorkerCommand::Barrier { timeout, init } => {
             let timeout = match timeout {

@@ -10,7 +10,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::fields::{self, MAX_WORKERS};
 use super::layer::ParsedLayer;
-use super::{aliases, zookeeper, JobSpec, Resources, SpecError, ZooKeeperSpec};
+use super::{aliases, mpi, zookeeper, JobSpec, MpiSpec, Resources, SpecError, ZooKeeperSpec};
 
 /// Origin used when a key has no layer (only if the built-in defaults lack it).
 const NOWHERE: &str = "the merged configuration";
@@ -196,6 +196,34 @@ impl Merged {
             kubernetes: self.free_map("kubernetes")?,
             dashboard: self.read("dashboard", fields::dashboard_url)?,
             dashboard_token: self.read("dashboard_token", fields::token)?,
+            mpi: self.mpi()?,
+        })
+    }
+
+    /// The `mpi` settings (the built-in defaults set every key).
+    fn mpi(&self) -> Result<MpiSpec, SpecError> {
+        let entries = self.map("mpi")?;
+        let find = |sub: &str| -> Result<(String, &Value), SpecError> {
+            let key = format!("mpi.{sub}");
+            match entries.iter().find(|(k, _)| k == sub) {
+                Some((_, v)) => Ok((key, *v)),
+                None => Err(SpecError::Missing {
+                    file: NOWHERE.into(),
+                    hint: format!("set `mpi: {{{sub}: ...}}` in job.yaml"),
+                    key,
+                }),
+            }
+        };
+        let (key, v) = find("enabled")?;
+        let enabled = fields::boolean(v).map_err(|m| self.bad(&key, m))?;
+        let (key, v) = find("slots_per_worker")?;
+        let slots_per_worker = mpi::slots(v).map_err(|m| self.bad(&key, m))?;
+        let (key, v) = find("mpirun_args")?;
+        let mpirun_args = mpi::mpirun_args(v).map_err(|m| self.bad(&key, m))?;
+        Ok(MpiSpec {
+            enabled,
+            slots_per_worker,
+            mpirun_args,
         })
     }
 

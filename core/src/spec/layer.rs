@@ -5,7 +5,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::aliases;
 use super::fields::{self, Problem, MAX_WORKERS};
-use super::{zookeeper, SpecError};
+use super::{mpi, zookeeper, SpecError};
 use crate::text::one_line;
 
 /// Top-level keys whose value replaces the previous layer's (not maps).
@@ -143,7 +143,9 @@ pub(super) fn parse_override(flag: &str) -> Result<ParsedLayer, SpecError> {
         let value = match first {
             "env" => text_value(text),
             "zookeeper" if is_text_key(key) => text_value(text),
-            "resources" | "config" | "zookeeper" | "kubernetes" => yaml_value(&origin, text)?,
+            "resources" | "config" | "zookeeper" | "kubernetes" | "mpi" => {
+                yaml_value(&origin, text)?
+            }
             _ => {
                 return Err(super::unknown_key(&origin, key));
             }
@@ -253,6 +255,7 @@ fn normalise(tree: Mapping) -> Result<Vec<Assignment>, Problem> {
                     out.push(Assignment::at(vec![key.clone(), name], sv));
                 }
             }
+            "mpi" => mpi::normalise(v, &mut out)?,
             "config" | "kubernetes" => {
                 let map = sub_map(&key, v, "{iterations: 100}")?;
                 flatten_config(vec![key.clone()], map, &mut out)?;
@@ -348,6 +351,9 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["zookeeper", "addresses"] => zookeeper::addresses(v).map(drop),
         ["zookeeper", "root"] => zookeeper::root(v).map(drop),
         ["zookeeper", "session_timeout"] => zookeeper::session_timeout(v).map(drop),
+        ["mpi", "enabled"] => fields::boolean(v).map(drop),
+        ["mpi", "slots_per_worker"] => mpi::slots(v).map(drop),
+        ["mpi", "mpirun_args"] => mpi::mpirun_args(v).map(drop),
         ["env", _] => fields::env_value(v).map(drop),
         ["config" | "kubernetes", ..] => fields::json(v).map(drop),
         _ => {

@@ -30,6 +30,14 @@ pub(super) fn closest(unknown: &str) -> Option<String> {
                     .map(|k| format!("resources.{k}"))
                     .collect(),
             )
+        } else if unknown.starts_with("mpi.") {
+            (
+                true,
+                super::mpi::KEYS
+                    .iter()
+                    .map(|k| format!("mpi.{k}"))
+                    .collect(),
+            )
         } else if unknown.starts_with("zookeeper.") {
             (
                 true,

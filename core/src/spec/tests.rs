@@ -910,3 +910,61 @@ fn twister2_zookeeper_aliases() {
         "zookeeper.session_timeout"
     )));
 }
+
+#[test]
+fn mpi_is_off_by_default_and_turned_on_by_true_or_a_map() {
+    let spec = ok(JOB, &[]);
+    assert_eq!(spec.mpi, MpiSpec::default());
+    assert!(!spec.mpi.enabled);
+    let on = ok(&format!("{JOB}mpi: true\n"), &[]);
+    assert!(on.mpi.enabled);
+    assert_eq!(on.mpi.slots_per_worker, 1);
+    let map = ok(
+        &format!("{JOB}mpi: {{slots_per_worker: 2, mpirun_args: [--bind-to, none]}}\n"),
+        &[],
+    );
+    assert!(map.mpi.enabled);
+    assert_eq!(map.mpi.slots_per_worker, 2);
+    assert_eq!(map.mpi.mpirun_args, vec!["--bind-to", "none"]);
+    // -D with a dotted key turns it on too, and -D mpi=false turns it back off.
+    let flag = ok(JOB, &["mpi.slots_per_worker=2"]);
+    assert!(flag.mpi.enabled);
+    assert_eq!(flag.mpi.slots_per_worker, 2);
+    let off = ok(
+        &format!("{JOB}mpi: {{slots_per_worker: 3}}\n"),
+        &["mpi=false"],
+    );
+    assert!(!off.mpi.enabled);
+    assert_eq!(off.mpi.slots_per_worker, 3);
+    let args = ok(JOB, &["mpi.mpirun_args=[--bind-to, none]"]);
+    assert!(args.mpi.enabled);
+    assert_eq!(args.mpi.mpirun_args, vec!["--bind-to", "none"]);
+    // A map that says enabled: false keeps it off (a site default of the slot count).
+    let site = ok(
+        &format!("{JOB}mpi: {{enabled: false, slots_per_worker: 4}}\n"),
+        &[],
+    );
+    assert!(!site.mpi.enabled);
+}
+
+#[test]
+fn bad_mpi_values_are_one_line_each() {
+    let e = err(&format!("{JOB}mpi: yes\n"), &[]);
+    let (file, key, message) = bad_value(&e);
+    assert_eq!((file, key), ("job.yaml", "mpi"));
+    assert!(message.contains("must be true, or a map"), "{message}");
+    let e = err(&format!("{JOB}mpi: {{slots_per_worker: 0}}\n"), &[]);
+    assert_eq!(
+        e.to_string(),
+        "job.yaml: 'mpi.slots_per_worker' must be at least 1, got 0"
+    );
+    let e = err(JOB, &["mpi.slots_per_worker=2000"]);
+    assert!(e.to_string().contains("must be at most 1024"), "{e}");
+    let e = err(&format!("{JOB}mpi: {{slot_per_worker: 2}}\n"), &[]);
+    assert_eq!(
+        e.to_string(),
+        "job.yaml: unknown key 'mpi.slot_per_worker'; did you mean 'mpi.slots_per_worker'?"
+    );
+    let e = err(&format!("{JOB}mpi: {{mpirun_args: [[a]]}}\n"), &[]);
+    assert!(e.to_string().contains("item 1 is a list"), "{e}");
+}

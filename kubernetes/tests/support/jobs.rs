@@ -1,4 +1,4 @@
-//! The three representative jobs of the Kubernetes tests, with fixed IDs, tokens and
+//! The representative jobs of the Kubernetes tests, with fixed IDs, tokens and
 //! package hashes so that their objects are the same on every run.
 
 use t2_core::spec::{load_job_spec, JobSpec, Layer};
@@ -123,5 +123,37 @@ kubernetes:
 
 /// All three.
 pub fn all() -> Vec<TestJob> {
-    vec![plain(), storage_secrets_memory(), jar_two_per_pod()]
+    vec![
+        plain(),
+        storage_secrets_memory(),
+        jar_two_per_pod(),
+        mpi(),
+        mpi_ssh(),
+    ]
+}
+
+/// An MPI job (t2 as OpenMPI's remote shell): 4 workers of 2 slots, the `-mpi` image.
+pub fn mpi() -> TestJob {
+    job(
+        "mpi",
+        "mpi-allreduce-m4p1r2s3",
+        None,
+        "name: mpi-allreduce\ncommand: [./allreduce]\nworkers: 4\nmpi: {slots_per_worker: 2}\n",
+    )
+}
+
+/// An MPI job in Twister2's mode: the SSH-key Secret of Twister2's guide mounted for sshd.
+pub fn mpi_ssh() -> TestJob {
+    job(
+        "mpi-ssh",
+        "mpi-allreduce-s5s6h7k8",
+        None,
+        r#"name: mpi-allreduce
+command: [./allreduce]
+workers: 3
+mpi: true
+kubernetes:
+  mpi_ssh_secret: twister2-openmpi-ssh-key
+"#,
+    )
 }

@@ -8,7 +8,7 @@ use nix::unistd::Pid;
 use t2_core::jobdir::{now_rfc3339, JobDir, RecordedState};
 
 use crate::error::LauncherError;
-use crate::local::process::{alive_with, group_alive, pids_with_arg, signal_group};
+use crate::local::process::{alive_with, group_alive, pids_with_arg, pids_with_env, signal_group};
 
 /// How long the supervisor gets to end the job itself before we SIGKILL everything.
 const SUPERVISOR_GRACE: Duration = Duration::from_millis(1500);
@@ -69,7 +69,27 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
     while all.iter().any(|&g| group_alive(g)) && start.elapsed() < Duration::from_millis(400) {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let left: Vec<u32> = all.iter().copied().filter(|&g| group_alive(g)).collect();
+    // And what left those groups but carries the job's ID (MPI daemons and ranks put
+    // themselves in groups of their own).
+    let me = std::process::id();
+    let strays = || -> Vec<u32> {
+        pids_with_env(t2_worker::env::JOB_ID, job)
+            .into_iter()
+            .filter(|&p| p != me)
+            .collect()
+    };
+    for _ in 0..3 {
+        let pids = strays();
+        if pids.is_empty() {
+            break;
+        }
+        for p in pids {
+            let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut left: Vec<u32> = all.iter().copied().filter(|&g| group_alive(g)).collect();
+    left.extend(strays());
     let mut rec = dir.read_record()?;
     if !rec.state.is_final() {
         rec.state = RecordedState::Killed;
@@ -84,7 +104,7 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
     }
     if !left.is_empty() {
         return Err(LauncherError::Failed(format!(
-            "job {job}: processes still alive after SIGKILL (groups {left:?})"
+            "job {job}: processes still alive after SIGKILL (groups or pids {left:?})"
         )));
     }
     println!("job {job} killed");

@@ -78,6 +78,11 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     let token = crate::jobfiles::read_token(&dir)?;
     record.supervisor_pid = Some(std::process::id());
     dir.write_record(&record)?;
+    if spec.mpi.enabled {
+        // MPI daemons and ranks leave their agents' process groups; as a subreaper, this
+        // process inherits any an ended agent orphans, and ends them at teardown.
+        t2_worker::agent::proctree::become_subreaper();
+    }
     // With --uploader: put the package there first; agents then download it.
     let upload = crate::uploader::job::start(&dir, &mut record, foreground).await?;
 
@@ -378,6 +383,12 @@ impl Supervisor {
             ])
             .arg("--restart-count")
             .arg(generation.to_string())
+            .arg("--host")
+            .arg(if self.spec.mpi.enabled {
+                super::hosts::mpi_worker_host(id)
+            } else {
+                super::hosts::DEFAULT_HOST.to_string()
+            })
             .args(crate::uploader::job::agent_args(&self.dir))
             .arg("--job-dir")
             .arg(self.dir.root())
@@ -659,6 +670,18 @@ impl Supervisor {
             signal_group(g, Signal::SIGKILL);
         }
         wait_gone(&groups, Duration::from_millis(500)).await;
+        if self.spec.mpi.enabled {
+            // What left its agent's process group and outlived it (an MPI daemon or rank of a
+            // SIGKILLed agent) was adopted by this subreaper.
+            let left = tokio::task::spawn_blocking(|| {
+                t2_worker::agent::proctree::kill_all_below_me(&[], Duration::from_secs(1))
+            })
+            .await
+            .unwrap_or(0);
+            if left > 0 {
+                warn!(job_id = %self.record.id, left, "ended MPI processes left behind by the workers");
+            }
+        }
         if self.spec.fault_tolerant {
             self.remove_znodes().await;
         }

@@ -24,6 +24,8 @@ pub struct Served {
     pub barrier_timeouts: (Duration, Duration),
     /// How long a `workers --wait` may wait.
     pub join_timeout: Duration,
+    /// The job token, for running commands on other workers' agents (never sent to clients).
+    pub token: String,
 }
 
 /// Binds `path` and serves until the task is dropped.
@@ -49,6 +51,9 @@ async fn handle(stream: UnixStream, served: Served) -> std::io::Result<()> {
         let resp = match serde_json::from_str::<Request>(&line) {
             Ok(Request::Events) => {
                 return stream_events(write, served.link.events.subscribe()).await
+            }
+            Ok(Request::Exec { host, command }) => {
+                return super::relay::relay(lines, write, &served, &host, &command).await
             }
             Ok(req) => answer(req, &served).await,
             Err(e) => failure(format!("bad request: {e}")),
@@ -144,6 +149,7 @@ async fn answer(req: Request, s: &Served) -> Response {
             Err(e) => failure(e.to_string()),
         },
         Request::Events => failure("events is a stream".into()),
+        Request::Exec { .. } => failure("exec is a stream".into()),
     }
 }
 
