@@ -53,6 +53,7 @@
 
 mod aliases;
 mod assemble;
+mod durations;
 mod fields;
 mod layer;
 mod suggest;
