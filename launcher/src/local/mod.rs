@@ -1,6 +1,7 @@
 //! The `local` cluster: a job's job master and workers run as processes on this machine,
 //! supervised by the `t2 submit` process (or, with `--detach`, by a background `t2 supervise`).
 
+pub mod identity;
 pub mod output;
 pub mod process;
 pub mod supervisor;

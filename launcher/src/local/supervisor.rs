@@ -77,6 +77,7 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     let spec = crate::jobfiles::read_spec(&dir)?;
     let token = crate::jobfiles::read_token(&dir)?;
     record.supervisor_pid = Some(std::process::id());
+    record.supervisor_mark = super::identity::mark_of(std::process::id());
     dir.write_record(&record)?;
     // With --uploader: put the package there first; agents then download it.
     let upload = crate::uploader::job::start(&dir, &mut record, foreground).await?;
