@@ -50,7 +50,12 @@ pub(crate) fn describe(d: Duration) -> String {
 
 /// Parses a duration flag or setting from `min` to `max`, naming `what` in the error
 /// (`--fetch-timeout: must be from 1s to 1d, got 2d`).
-pub fn parse_within(what: &str, text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+pub fn parse_within(
+    what: &str,
+    text: &str,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, String> {
     let d = parse_duration(text).map_err(|e| format!("{what}: {e}"))?;
     if d < min || d > max {
         return Err(format!(

@@ -102,11 +102,14 @@ fn kill_after_a_crash_still_ends_the_jobs_orphaned_programs() {
     // A crash: the supervisor, the job master and the agents die at once; the programs are
     // left in the agents' (now leaderless) process groups.
     let rec = running.record().expect("record");
-    let leaders: Vec<u64> = [rec["supervisor_pid"].as_u64(), rec["jobmaster_pid"].as_u64()]
-        .into_iter()
-        .flatten()
-        .chain((0..2).map(|w| running.worker_pid(w)))
-        .collect();
+    let leaders: Vec<u64> = [
+        rec["supervisor_pid"].as_u64(),
+        rec["jobmaster_pid"].as_u64(),
+    ]
+    .into_iter()
+    .flatten()
+    .chain((0..2).map(|w| running.worker_pid(w)))
+    .collect();
     for &pid in &leaders {
         let _ = sigkill(pid);
     }

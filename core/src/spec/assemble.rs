@@ -160,8 +160,12 @@ impl Merged {
                 ),
             ));
         }
-        let heartbeat_interval = self.read("heartbeat_interval", |v| durations::read("heartbeat_interval", v))?;
-        let heartbeat_timeout = self.read("heartbeat_timeout", |v| durations::read("heartbeat_timeout", v))?;
+        let heartbeat_interval = self.read("heartbeat_interval", |v| {
+            durations::read("heartbeat_interval", v)
+        })?;
+        let heartbeat_timeout = self.read("heartbeat_timeout", |v| {
+            durations::read("heartbeat_timeout", v)
+        })?;
         if heartbeat_timeout <= heartbeat_interval {
             return Err(self.bad(
                 "heartbeat_timeout",
@@ -182,8 +186,11 @@ impl Merged {
             env: self.env()?,
             config: self.config()?,
             max_restarts: self.read("max_restarts", |v| fields::whole_u32(v, 0, u32::MAX))?,
-            barrier_timeout: self.read("barrier_timeout", |v| durations::read("barrier_timeout", v))?,
-            init_barrier_timeout: self.read("init_barrier_timeout", |v| durations::read("init_barrier_timeout", v))?,
+            barrier_timeout: self
+                .read("barrier_timeout", |v| durations::read("barrier_timeout", v))?,
+            init_barrier_timeout: self.read("init_barrier_timeout", |v| {
+                durations::read("init_barrier_timeout", v)
+            })?,
             join_timeout: self.read("join_timeout", |v| durations::read("join_timeout", v))?,
             heartbeat_interval,
             heartbeat_timeout,

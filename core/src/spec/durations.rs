@@ -14,8 +14,16 @@ pub(super) const BOUNDS: &[(&str, Duration, Duration)] = &[
     ("barrier_timeout", Duration::from_millis(1), MAX_WAIT),
     ("init_barrier_timeout", Duration::from_millis(1), MAX_WAIT),
     ("join_timeout", Duration::from_millis(1), MAX_WAIT),
-    ("heartbeat_interval", Duration::from_millis(1), Duration::from_secs(60)),
-    ("heartbeat_timeout", Duration::from_millis(1), Duration::from_secs(3600)),
+    (
+        "heartbeat_interval",
+        Duration::from_millis(1),
+        Duration::from_secs(60),
+    ),
+    (
+        "heartbeat_timeout",
+        Duration::from_millis(1),
+        Duration::from_secs(3600),
+    ),
 ];
 
 /// True for a key of [`BOUNDS`].

@@ -57,7 +57,8 @@ pub fn belongs_to_job(pid: u32, root: &Path, job: &str) -> bool {
     let root_bytes = root.as_os_str().as_encoded_bytes();
     let in_args = std::fs::read(format!("{proc_dir}/cmdline"))
         .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == root_bytes));
-    let in_folder = std::fs::read_link(format!("{proc_dir}/cwd")).is_ok_and(|cwd| cwd.starts_with(root));
+    let in_folder =
+        std::fs::read_link(format!("{proc_dir}/cwd")).is_ok_and(|cwd| cwd.starts_with(root));
     let marker = format!("T2_JOB_ID={job}");
     let in_env = std::fs::read(format!("{proc_dir}/environ"))
         .is_ok_and(|e| e.split(|&b| b == 0).any(|v| v == marker.as_bytes()));
@@ -97,7 +98,10 @@ mod tests {
             start_ticks: mark.start_ticks + 1,
             ..mark.clone()
         };
-        assert!(!is_marked(me, &other), "another start time is another process");
+        assert!(
+            !is_marked(me, &other),
+            "another start time is another process"
+        );
         let rebooted = ProcessMark {
             boot_id: "another-boot".into(),
             ..mark
@@ -117,11 +121,27 @@ mod tests {
                 .args(["-c", "sleep 30; :", "sh"])
                 .arg(&root),
         );
-        let mut by_cwd = spawn(std::process::Command::new("sleep").arg("30").current_dir(&root));
-        let mut by_env = spawn(std::process::Command::new("sleep").arg("30").env("T2_JOB_ID", "pi-abc"));
-        let mut stranger = spawn(std::process::Command::new("sleep").arg("30").env("T2_JOB_ID", "pi-abcd"));
+        let mut by_cwd = spawn(
+            std::process::Command::new("sleep")
+                .arg("30")
+                .current_dir(&root),
+        );
+        let mut by_env = spawn(
+            std::process::Command::new("sleep")
+                .arg("30")
+                .env("T2_JOB_ID", "pi-abc"),
+        );
+        let mut stranger = spawn(
+            std::process::Command::new("sleep")
+                .arg("30")
+                .env("T2_JOB_ID", "pi-abcd"),
+        );
         for child in [&by_arg, &by_cwd, &by_env] {
-            assert!(belongs_to_job(child.id(), &root, "pi-abc"), "pid {}", child.id());
+            assert!(
+                belongs_to_job(child.id(), &root, "pi-abc"),
+                "pid {}",
+                child.id()
+            );
         }
         assert!(!belongs_to_job(stranger.id(), &root, "pi-abc"));
         assert!(!belongs_to_job(std::process::id(), &root, "pi-abc"));

@@ -65,13 +65,21 @@ async fn handle(stream: UnixStream, served: Served) -> std::io::Result<()> {
     loop {
         line.clear();
         let limit = MAX_LINE as u64 + 1;
-        if (&mut reader).take(limit).read_until(b'\n', &mut line).await? == 0 {
+        if (&mut reader)
+            .take(limit)
+            .read_until(b'\n', &mut line)
+            .await?
+            == 0
+        {
             return Ok(());
         }
         if line.last() == Some(&b'\n') {
             line.pop();
         } else if line.len() > MAX_LINE {
-            warn!(limit = MAX_LINE, "local API request too long; closing the connection");
+            warn!(
+                limit = MAX_LINE,
+                "local API request too long; closing the connection"
+            );
             let msg = format!(
                 "request longer than {MAX_LINE} bytes; send shorter messages (e.g. a file name)"
             );
