@@ -39,7 +39,9 @@
 //! | `mpi.mpirun_args` | `[]` | extra `mpirun` arguments, before the program |
 //! | `zookeeper.session_timeout` | `10s` | ZooKeeper session timeout, 1s–10m: a crashed process's liveness znode goes after this (the server may clamp it to its own limits) |
 //!
-//! Durations are `500ms`, `3s`, `2m`, `1h30m` or a bare number of milliseconds. The defaults
+//! Durations are `500ms`, `3s`, `2m`, `1h30m` or a bare number of milliseconds, each within
+//! its key's bounds (`spec/durations.rs`: waits up to 7 days, `heartbeat_interval` up to 1m,
+//! `heartbeat_timeout` up to 1h). The defaults
 //! live in `conf/local/job.yaml` ([`BUILT_IN_DEFAULTS`]). Twister2 key names with the same
 //! meaning are accepted too; see [`twister2_aliases`] and the table in `spec/aliases.rs`:
 //!
@@ -59,6 +61,7 @@
 
 mod aliases;
 mod assemble;
+mod durations;
 mod fields;
 mod layer;
 mod mpi;

@@ -125,8 +125,21 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
             format!("must be 1-256, got {}", s.parallel_uploads),
         );
     }
-    if s.package_timeout.is_zero() || s.start_timeout.is_zero() {
-        return bad("package_timeout", "timeouts must be longer than 0".into());
+    for (key, d) in [
+        ("package_timeout", s.package_timeout),
+        ("start_timeout", s.start_timeout),
+    ] {
+        let max = t2_core::duration::MAX_WAIT;
+        if d.is_zero() || d > max {
+            return bad(
+                key,
+                format!(
+                    "must be from 1ms to {}, got {}",
+                    t2_core::duration::format_duration(max),
+                    t2_core::duration::format_duration(d)
+                ),
+            );
+        }
     }
     if parse_selector(&s.uploader_selector).is_none() {
         return bad(

@@ -122,6 +122,14 @@ fn bad_settings_are_named() {
             "kubernetes.package_timeout:",
         ),
         (
+            "kubernetes: {package_timeout: 8d}",
+            "kubernetes.package_timeout: must be from 1ms to 7days, got 8days",
+        ),
+        (
+            "kubernetes: {start_timeout: 18000000000000000000s}",
+            "kubernetes.start_timeout: 18000000000000000000s is too long: at most 1year",
+        ),
+        (
             "kubernetes: {uploader_selector: 'no selector'}",
             "kubernetes.uploader_selector:",
         ),

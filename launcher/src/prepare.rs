@@ -160,6 +160,7 @@ fn write_job(
         submitted_at: now_rfc3339(),
         ended_at: None,
         supervisor_pid: None,
+        supervisor_mark: None,
         jobmaster_pid: None,
         jobmaster_addr: None,
         workers: (0..spec.workers)

@@ -136,8 +136,13 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         },
         package_sha256: Some(record.package_sha256),
         package_url: args.package_url.clone(),
-        fetch_timeout: t2_core::duration::parse_duration(&args.fetch_timeout)
-            .map_err(|e| LauncherError::Usage(format!("--fetch-timeout: {e}")))?,
+        fetch_timeout: t2_core::duration::parse_within(
+            "--fetch-timeout",
+            &args.fetch_timeout,
+            Duration::from_millis(1),
+            t2_core::duration::MAX_WAIT,
+        )
+        .map_err(LauncherError::Usage)?,
         work_dir: dir.worker_dir(args.worker_id),
         run_dir: dir
             .root()
@@ -184,8 +189,13 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
         )),
         WorkerCommand::Barrier { timeout, init } => {
             let timeout = match timeout {
-                Some(t) => t2_core::duration::parse_duration(&t)
-                    .map_err(|e| LauncherError::Usage(format!("--timeout: {e}")))?,
+                Some(t) => t2_core::duration::parse_within(
+                    "--timeout",
+                    &t,
+                    Duration::from_millis(1),
+                    t2_core::duration::MAX_WAIT,
+                )
+                .map_err(LauncherError::Usage)?,
                 None => Duration::ZERO,
             };
             let result = if init {

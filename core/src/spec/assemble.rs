@@ -10,7 +10,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::fields::{self, MAX_WORKERS};
 use super::layer::ParsedLayer;
-use super::{aliases, mpi, zookeeper, JobSpec, MpiSpec, Resources, SpecError, ZooKeeperSpec};
+use super::{aliases, durations, mpi, zookeeper, JobSpec, MpiSpec, Resources, SpecError, ZooKeeperSpec};
 
 /// Origin used when a key has no layer (only if the built-in defaults lack it).
 const NOWHERE: &str = "the merged configuration";
@@ -160,8 +160,12 @@ impl Merged {
                 ),
             ));
         }
-        let heartbeat_interval = self.read("heartbeat_interval", fields::duration)?;
-        let heartbeat_timeout = self.read("heartbeat_timeout", fields::duration)?;
+        let heartbeat_interval = self.read("heartbeat_interval", |v| {
+            durations::read("heartbeat_interval", v)
+        })?;
+        let heartbeat_timeout = self.read("heartbeat_timeout", |v| {
+            durations::read("heartbeat_timeout", v)
+        })?;
         if heartbeat_timeout <= heartbeat_interval {
             return Err(self.bad(
                 "heartbeat_timeout",
@@ -182,9 +186,12 @@ impl Merged {
             env: self.env()?,
             config: self.config()?,
             max_restarts: self.read("max_restarts", |v| fields::whole_u32(v, 0, u32::MAX))?,
-            barrier_timeout: self.read("barrier_timeout", fields::duration)?,
-            init_barrier_timeout: self.read("init_barrier_timeout", fields::duration)?,
-            join_timeout: self.read("join_timeout", fields::duration)?,
+            barrier_timeout: self
+                .read("barrier_timeout", |v| durations::read("barrier_timeout", v))?,
+            init_barrier_timeout: self.read("init_barrier_timeout", |v| {
+                durations::read("init_barrier_timeout", v)
+            })?,
+            join_timeout: self.read("join_timeout", |v| durations::read("join_timeout", v))?,
             heartbeat_interval,
             heartbeat_timeout,
             resources: self.resources()?,

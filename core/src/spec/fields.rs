@@ -95,16 +95,22 @@ pub(super) fn cores(v: &Value) -> Result<f64, String> {
     }
 }
 
-/// A positive duration: `500ms`, `3s`, `2m`, or a whole number of milliseconds.
-pub(super) fn duration(v: &Value) -> Result<Duration, String> {
-    let d = match v {
+/// A duration as written (`500ms`, `3s`, `2m`, or a whole number of milliseconds), unchecked.
+fn raw_duration(v: &Value) -> Option<Duration> {
+    match v {
         Value::Number(n) => n.as_u64().map(Duration::from_millis),
-        Value::String(s) => crate::duration::parse_duration(s).ok(),
+        Value::String(s) => crate::duration::parse_unbounded(s).ok(),
         _ => None,
-    };
-    match d {
+    }
+}
+
+/// A positive duration: `500ms`, `3s`, `2m`, or a whole number of milliseconds, at most
+/// [`crate::duration::MAX_DURATION`] (each key has its own bound too: [`duration_within`]).
+pub(super) fn duration(v: &Value) -> Result<Duration, String> {
+    match raw_duration(v) {
         Some(d) if d.is_zero() => Err("must be longer than 0".into()),
-        Some(d) => Ok(d),
+        Some(d) => crate::duration::at_most(d, crate::duration::MAX_DURATION)
+            .map_err(|e| format!("must be shorter: {e}")),
         None => Err(format!(
             "must be a duration such as 500ms, 3s or 2m, got {}",
             describe(v)
@@ -112,19 +118,17 @@ pub(super) fn duration(v: &Value) -> Result<Duration, String> {
     }
 }
 
-/// A [`duration`] from `min` to `max`.
+/// A positive [`duration`] from `min` to `max`.
 pub(super) fn duration_within(v: &Value, min: Duration, max: Duration) -> Result<Duration, String> {
-    let d = duration(v)?;
-    if d < min || d > max {
-        let f = crate::duration::format_duration;
-        return Err(format!(
+    match raw_duration(v) {
+        Some(d) if !d.is_zero() && (d < min || d > max) => Err(format!(
             "must be from {} to {}, got {}",
-            f(min),
-            f(max),
-            f(d)
-        ));
+            crate::duration::format_duration(min),
+            crate::duration::format_duration(max),
+            crate::duration::describe(d)
+        )),
+        _ => duration(v),
     }
-    Ok(d)
 }
 
 /// `true` or `false` (YAML booleans only: not `yes`, `1` or `"true"`).

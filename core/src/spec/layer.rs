@@ -5,7 +5,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::aliases;
 use super::fields::{self, Problem, MAX_WORKERS};
-use super::{mpi, zookeeper, SpecError};
+use super::{durations, mpi, zookeeper, SpecError};
 use crate::text::one_line;
 
 /// Top-level keys whose value replaces the previous layer's (not maps).
@@ -334,11 +334,7 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["command"] => fields::command(v).map(drop),
         ["args"] => fields::words(v).map(drop),
         ["max_restarts"] => fields::whole_u32(v, 0, u32::MAX).map(drop),
-        ["barrier_timeout"
-        | "init_barrier_timeout"
-        | "join_timeout"
-        | "heartbeat_interval"
-        | "heartbeat_timeout"] => fields::duration(v).map(drop),
+        [key] if durations::is_duration_key(key) => durations::read(key, v).map(drop),
         ["build"] => fields::build(v).map(drop),
         ["include"] => fields::include(v).map(drop),
         ["max_package_bytes"] => fields::whole(v, 1, u64::MAX).map(drop),

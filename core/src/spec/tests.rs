@@ -355,6 +355,65 @@ fn durations_are_checked() {
 }
 
 #[test]
+fn every_duration_key_has_an_upper_bound() {
+    // Once a panic in the job master (an Instant overflow); now one line naming the bound.
+    let e = err(JOB, &["join_timeout=18000000000000000000s"]);
+    assert_eq!(
+        e.to_string(),
+        "-D join_timeout=18000000000000000000s: 'join_timeout' must be from 1ms to 7days, \
+         got 18000000000000000000s"
+    );
+    let cases = [
+        (
+            "barrier_timeout",
+            "8d",
+            "must be from 1ms to 7days, got 8days",
+        ),
+        (
+            "init_barrier_timeout",
+            "18446744073709551615",
+            "must be from 1ms to 7days",
+        ),
+        (
+            "join_timeout",
+            "1000000000000h",
+            "must be from 1ms to 7days",
+        ),
+        ("heartbeat_interval", "2m", "must be from 1ms to 1m, got 2m"),
+        ("heartbeat_timeout", "2h", "must be from 1ms to 1h, got 2h"),
+        (
+            "zookeeper.session_timeout",
+            "99999999999999s",
+            "must be from 1s to 10m",
+        ),
+        (
+            "twister2.worker.controller.max.wait.time.for.all.workers.to.join",
+            "999999999999999",
+            "must be from 1ms to 7days",
+        ),
+    ];
+    for (key, value, message) in cases {
+        let flag = format!("{key}={value}");
+        let e = err(JOB, &[flag.as_str()]);
+        let (_, _, msg) = bad_value(&e);
+        assert!(msg.starts_with(message), "{flag}: {msg}");
+        // The same bound in job.yaml.
+        if !key.contains('.') {
+            let e = err(&format!("{JOB}{key}: '{value}'\n"), &[]);
+            assert!(bad_value(&e).2.starts_with(message), "{key}: {e}");
+        }
+    }
+    for (key, value) in [
+        ("join_timeout", "7d"),
+        ("barrier_timeout", "7d"),
+        ("heartbeat_timeout", "1h"),
+    ] {
+        let flag = format!("{key}={value}");
+        ok(JOB, &[flag.as_str()]);
+    }
+}
+
+#[test]
 fn command_and_name_are_required() {
     let e = err("name: pi\n", &[]);
     match &e {

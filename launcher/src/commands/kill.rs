@@ -1,4 +1,6 @@
-//! `t2 kill JOB`: ends a local job and checks that none of its processes is left.
+//! `t2 kill JOB`: ends a local job and checks that none of its processes is left. It signals
+//! only processes it can tell are the job's ([`crate::local::identity`]), never a PID that
+//! was reused after the job's own process died.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -8,6 +10,7 @@ use nix::unistd::Pid;
 use t2_core::jobdir::{now_rfc3339, JobDir, RecordedState};
 
 use crate::error::LauncherError;
+use crate::local::identity::{belongs_to_job, is_job_group, is_marked};
 use crate::local::process::{alive_with, group_alive, pids_with_arg, pids_with_env, signal_group};
 
 /// How long the supervisor gets to end the job itself before we SIGKILL everything.
@@ -25,13 +28,21 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
         );
         return Ok(());
     }
+    let root = dir.root().to_path_buf();
     let groups: Vec<u32> = record
         .workers
         .iter()
         .filter_map(|w| w.pid)
         .chain(record.jobmaster_pid)
         .collect();
-    let supervisor = record.supervisor_pid.filter(|&p| alive_with(p, "t2"));
+    // The supervisor: the very process recorded (start time and boot), or, for a record
+    // without that mark, one that names the job folder (`t2 supervise --job-dir`).
+    let mark = record.supervisor_mark.clone();
+    let is_supervisor = |pid: u32| match &mark {
+        Some(mark) => is_marked(pid, mark),
+        None => belongs_to_job(pid, &root, job),
+    };
+    let supervisor = record.supervisor_pid.filter(|&p| is_supervisor(p));
     if let Some(pid) = supervisor {
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
         let start = Instant::now();
@@ -40,7 +51,7 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
                 .read_record()
                 .map(|r| r.state.is_final())
                 .unwrap_or(false);
-            if ended && !alive_with(pid, "t2") {
+            if ended && !is_supervisor(pid) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -53,13 +64,17 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
     all.extend(latest.jobmaster_pid);
     // And any process of the job no record names (an agent a scale-down was stopping when its
     // supervisor died): each is the leader of its group.
-    let root = dir.root().to_string_lossy().into_owned();
-    for pid in pids_with_arg(&root) {
+    for pid in pids_with_arg(&root.to_string_lossy()) {
         if pid != std::process::id() && !all.contains(&pid) {
             all.push(pid);
         }
     }
-    if let Some(pid) = supervisor.filter(|&p| alive_with(p, "t2")) {
+    // Only groups with a live member of this job: a recorded PID whose process is gone may
+    // lead someone else's group by now.
+    all.sort_unstable();
+    all.dedup();
+    all.retain(|&g| is_job_group(g, &root, job));
+    if let Some(pid) = supervisor.filter(|&p| is_supervisor(p)) {
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
     }
     for &g in &all {

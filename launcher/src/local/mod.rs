@@ -2,6 +2,7 @@
 //! supervised by the `t2 submit` process (or, with `--detach`, by a background `t2 supervise`).
 
 pub mod hosts;
+pub mod identity;
 pub mod output;
 pub mod process;
 pub mod supervisor;

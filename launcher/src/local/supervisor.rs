@@ -77,6 +77,7 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     let spec = crate::jobfiles::read_spec(&dir)?;
     let token = crate::jobfiles::read_token(&dir)?;
     record.supervisor_pid = Some(std::process::id());
+    record.supervisor_mark = super::identity::mark_of(std::process::id());
     dir.write_record(&record)?;
     if spec.mpi.enabled {
         // MPI daemons and ranks leave their agents' process groups; as a subreaper, this
