@@ -92,7 +92,7 @@ async fn handle(stream: UnixStream, served: Served) -> std::io::Result<()> {
                 return stream_events(write, served.link.events.subscribe()).await
             }
             Ok(Request::Exec { host, command }) => {
-                return super::relay::relay(lines, write, &served, &host, &command).await
+                return super::relay::relay(reader.lines(), write, &served, &host, &command).await
             }
             Ok(req) => answer(req, &served).await,
             Err(e) => failure(format!("bad request: {e}")),
