@@ -126,7 +126,7 @@ pub struct SubmitArgs {
     /// The job: a directory with job.yaml, a .tar.gz, a .jar or an executable.
     pub package: PathBuf,
     /// Number of workers (overrides job.yaml).
-    #[arg(short, long)]
+    #[arg(short, long, allow_hyphen_values = true)]
     pub workers: Option<String>,
     /// Job name (overrides job.yaml; sanitised).
     #[arg(long)]

@@ -7,6 +7,7 @@
 //! - `local`: the local cluster (supervisor, processes, output). - `commands`: the local
 //!   cluster's list, status, logs, kill, scale. - `roles`: `t2 jobmaster`, `t2 worker …`.
 //! - `error`: one-line errors. - `jobfiles`: reading a local job's spec and token.
+//! - `stdout`: printing results so that a closed pipe ends a command quietly.
 //! - `uploader`: `t2 uploader` (the package server) and the launcher's client of it.
 //! - `kube_cli`: the command line of the kubernetes cluster (its work is in the library,
 //!   `t2_launcher::kubernetes`): submit, gc, doctor, the in-pod roles.
@@ -20,6 +21,7 @@ mod kube_cli;
 mod local;
 mod prepare;
 mod roles;
+mod stdout;
 mod uploader;
 
 use clap::Parser;
@@ -47,7 +49,8 @@ fn main() {
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             1
         }
     };

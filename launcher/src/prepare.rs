@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use t2_core::jobdir::{now_rfc3339, JobDir, JobRecord, RecordedState, WorkerRecord};
 use t2_core::names::{new_job_id, sanitize_job_name};
+use t2_core::package::jar::{main_class, MainClass};
 use t2_core::package::{build_package, unpack_package, PackageSource, SourceKind, UnpackLimits};
 use t2_core::spec::{load_job_spec, JobSpec, Layer, SpecError};
 
@@ -37,8 +38,20 @@ pub fn default_conf_dir() -> Option<PathBuf> {
 
 /// Prepares a job under `home` for `cluster`.
 pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared, LauncherError> {
-    let source = PackageSource::detect(&args.package, args.class.as_deref())?;
+    let given = PackageSource::detect(&args.package, args.class.as_deref())?;
+    // A tarball made with `tar czf x.tar.gz shell/` has its job one folder down: unpacked
+    // (safely) and packaged again as that folder, removed when `_unwrapped` drops.
+    let _unwrapped = unwrap_tarball(&given, home)?;
+    let source = match &_unwrapped {
+        Some(u) => u.source.clone(),
+        None => given.clone(),
+    };
     let origin = match source.kind {
+        SourceKind::Directory if _unwrapped.is_some() => format!(
+            "{} ({}/job.yaml)",
+            given.path.display(),
+            source.path.file_name().unwrap_or_default().to_string_lossy()
+        ),
         SourceKind::Directory => source.path.join("job.yaml").display().to_string(),
         SourceKind::Tarball => format!("{} (job.yaml)", source.path.display()),
         _ => format!("{} (generated job.yaml)", source.path.display()),
@@ -49,8 +62,10 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
         hint: "add a job.yaml with at least `command:` (see examples/shell/job.yaml)".into(),
     })?;
     let mut overrides = Vec::new();
-    if !yaml_has_key(&text, "name") {
-        overrides.push(format!("name={}", source.default_name()));
+    // Without a name in job.yaml (`name`, or its Twister2 alias), the package's name is the
+    // default; `-D name=…` and `--name` still win over it.
+    if !yaml_has_key(&text, "name") && !yaml_has_key(&text, "twister2.resource.job.name") {
+        overrides.push(format!("name={}", given.default_name()));
     }
     overrides.extend(args.overrides.iter().cloned());
     if let Some(w) = &args.workers {
@@ -64,7 +79,8 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
         origin,
         text: text.clone(),
     };
-    let spec = load_job_spec(cluster, conf_dir.as_deref(), Some(&layer), &overrides)?;
+    let spec = load_job_spec(cluster, conf_dir.as_deref(), Some(&layer), &overrides)
+        .map_err(|e| as_given(e, args))?;
 
     let name = sanitize_job_name(&spec.name)?;
     if name.changed {
@@ -74,9 +90,14 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
         );
     }
     let id = new_job_id(&name.name);
-    if let (Some(build), SourceKind::Directory) = (&spec.build, &source.kind) {
-        run_build(build, &source.path)?;
+    if let (Some(build), SourceKind::Directory) = (&spec.build, &given.kind) {
+        if args.kube.dry_run {
+            eprintln!("t2: dry run: build step '{build}' skipped (the package is made from the folder as it is)");
+        } else {
+            run_build(build, &source.path)?;
+        }
     }
+    check_jar(&source)?;
     // On Kubernetes the program runs in the image, not on this machine's PATH.
     if cluster == "local" {
         check_command(&spec, &source)?;
@@ -93,6 +114,79 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
             let _ = std::fs::remove_dir_all(dir.root());
             Err(e)
         }
+    }
+}
+
+/// A tarball unpacked into a temporary folder under `$T2_HOME/tmp`, removed on drop.
+struct Unwrapped {
+    /// The one top-level folder of the tarball, as a directory source.
+    source: PackageSource,
+    tmp: PathBuf,
+}
+
+impl Drop for Unwrapped {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+/// When `source` is a tarball without `job.yaml` at its root but with one top-level folder
+/// holding one, that folder (unpacked with the usual checks and limits).
+fn unwrap_tarball(source: &PackageSource, home: &Path) -> Result<Option<Unwrapped>, LauncherError> {
+    if source.kind != SourceKind::Tarball || source.job_yaml()?.is_some() {
+        return Ok(None);
+    }
+    let tmp = home
+        .join("tmp")
+        .join(format!("unpack-{}", hex::encode(rand::random::<[u8; 8]>())));
+    std::fs::create_dir_all(home.join("tmp")).map_err(LauncherError::io(format!(
+        "cannot create {}",
+        home.join("tmp").display()
+    )))?;
+    let mut guard = Unwrapped {
+        source: source.clone(),
+        tmp: tmp.clone(),
+    };
+    unpack_package(&source.path, &tmp, None, &UnpackLimits::default())?;
+    let entries: Vec<PathBuf> = std::fs::read_dir(&tmp)
+        .map_err(LauncherError::io(format!("cannot read {}", tmp.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    match entries.as_slice() {
+        [only] if only.is_dir() && !only.is_symlink() && only.join("job.yaml").is_file() => {
+            guard.source = PackageSource::detect(only, None)?;
+            Ok(Some(guard))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// An error about the `-D workers=…`/`-D name=…` that `--workers`/`--name` became, named as
+/// the flag the user wrote.
+fn as_given(e: SpecError, args: &SubmitArgs) -> SpecError {
+    let flags = [("workers", "--workers", &args.workers), ("name", "--name", &args.name)];
+    let rename = |file: String| {
+        flags
+            .iter()
+            .find_map(|(key, flag, value)| {
+                let v = value.as_ref()?;
+                let passed = args.overrides.iter().any(|o| o == &format!("{key}={v}"));
+                (file == format!("-D {key}={v}") && !passed).then(|| format!("{flag} {v}"))
+            })
+            .unwrap_or(file)
+    };
+    match e {
+        SpecError::BadValue { file, key, message } => SpecError::BadValue {
+            file: rename(file),
+            key,
+            message,
+        },
+        SpecError::Yaml { file, message } => SpecError::Yaml {
+            file: rename(file),
+            message,
+        },
+        other => other,
     }
 }
 
@@ -240,7 +334,27 @@ fn run_build(build: &str, dir: &Path) -> Result<(), LauncherError> {
     }
 }
 
-/// The command must be in the package (paths) or on PATH (bare names).
+/// A jar run as `java -jar` needs a `Main-Class` (on every cluster).
+fn check_jar(source: &PackageSource) -> Result<(), LauncherError> {
+    if source.kind == (SourceKind::Jar { class: None })
+        && main_class(&source.path) == MainClass::Missing
+    {
+        return Err(LauncherError::Usage(format!(
+            "'{}' has no Main-Class in its META-INF/MANIFEST.MF; pass --class with the class to run (e.g. --class org.example.Main)",
+            source.path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// True when `path` has an execute bit.
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+/// The command must be in the package (paths, executable) or on PATH (bare names); a jar needs
+/// java.
 fn check_command(spec: &JobSpec, source: &PackageSource) -> Result<(), LauncherError> {
     let Some(program) = spec.command.first() else {
         return Err(SpecError::Missing {
@@ -268,6 +382,13 @@ fn check_command(spec: &JobSpec, source: &PackageSource) -> Result<(), LauncherE
                 };
                 return Err(LauncherError::Usage(format!(
                     "job.yaml: command '{program}' {where_}"
+                )));
+            }
+            let file = root.join(program);
+            if program.contains('/') && !Path::new(program).is_absolute() && !is_executable(&file) {
+                let rel = program.trim_start_matches("./");
+                return Err(LauncherError::Usage(format!(
+                    "job.yaml: command '{program}' is not executable (chmod +x {rel}), so no worker could start it"
                 )));
             }
         }

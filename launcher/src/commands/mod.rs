@@ -4,6 +4,7 @@
 pub mod kill;
 pub mod list;
 pub mod logs;
+pub mod orphan;
 pub mod package;
 pub mod scale;
 pub mod status;

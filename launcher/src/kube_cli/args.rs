@@ -19,6 +19,26 @@ pub struct KubeFlags {
     pub namespace: Option<String>,
 }
 
+impl KubeSubmitArgs {
+    /// The first of these flags that was given, as the user would write it (for refusing
+    /// them where they do not apply).
+    pub fn first_given(&self) -> Option<&'static str> {
+        if self.dry_run {
+            Some("--dry-run")
+        } else if self.output.is_some() {
+            Some("-o")
+        } else if self.kube.namespace.is_some() {
+            Some("-n/--namespace")
+        } else if self.kube.context.is_some() {
+            Some("--context")
+        } else if self.kube.kubeconfig.is_some() {
+            Some("--kubeconfig")
+        } else {
+            None
+        }
+    }
+}
+
 impl KubeFlags {
     /// As client options.
     pub fn options(&self) -> ClientOptions {
@@ -77,9 +97,9 @@ pub struct KubeSubmitArgs {
     /// Kubernetes: print every object of the job instead of creating anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Format of --dry-run.
-    #[arg(short = 'o', long, value_enum, default_value_t = ObjectFormat::Yaml)]
-    pub output: ObjectFormat,
+    /// Kubernetes: format of --dry-run [default: yaml].
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<ObjectFormat>,
 }
 
 /// What `t2 doctor` checks.

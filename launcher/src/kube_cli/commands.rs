@@ -17,21 +17,21 @@ pub fn run(cmd: KubeCommand) -> Result<i32, LauncherError> {
             let (rt, k) = connect(&kube)?;
             let sweep = rt.block_on(gc::gc(&k, dry_run)).map_err(err)?;
             if sweep.jobs.is_empty() {
-                println!("nothing to sweep in namespace '{}'", k.namespace);
+                crate::stdout::outln!("nothing to sweep in namespace '{}'", k.namespace);
             }
             for (job, why) in &sweep.jobs {
-                println!("job {job}: {why}");
+                crate::stdout::outln!("job {job}: {why}");
             }
             for f in &sweep.deleted {
-                println!("  {} {f}", if dry_run { "would delete" } else { "deleted" });
+                crate::stdout::outln!("  {} {f}", if dry_run { "would delete" } else { "deleted" });
             }
             Ok(0)
         }
         KubeCommand::Doctor { kube, .. } => {
             let (rt, k) = connect(&kube)?;
             let checks = rt.block_on(doctor::doctor(&k, &user())).map_err(err)?;
-            println!("t2 doctor: namespace '{}' on {}", k.namespace, k.server);
-            print!("{}", doctor::render(&checks));
+            crate::stdout::outln!("t2 doctor: namespace '{}' on {}", k.namespace, k.server);
+            crate::stdout::out!("{}", doctor::render(&checks));
             Ok(if checks.iter().all(|c| c.ok) { 0 } else { 1 })
         }
         KubeCommand::Pod { role } => pod(role),
@@ -43,7 +43,7 @@ fn pod(role: PodRole) -> Result<i32, LauncherError> {
     match role {
         PodRole::Init => match rt.block_on(init::run_init()) {
             Ok(line) => {
-                println!("t2-init: {line}");
+                crate::stdout::outln!("t2-init: {line}");
                 Ok(0)
             }
             Err(e) => {
@@ -59,7 +59,7 @@ fn pod(role: PodRole) -> Result<i32, LauncherError> {
             let dest = dest.unwrap_or_else(t2_launcher::kubernetes::incluster::env::package_path);
             match rt.block_on(receive::receive(bytes, &sha256, tokio::io::stdin(), &dest)) {
                 Ok(line) => {
-                    println!("{line}");
+                    crate::stdout::outln!("{line}");
                     Ok(0)
                 }
                 Err(e) => {
