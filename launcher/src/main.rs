@@ -57,6 +57,38 @@ fn main() {
     std::process::exit(code);
 }
 
+/// `t2 version`: this binary's version; the API server's when asked for Kubernetes.
+fn version(target: &kube_cli::ClusterTarget) -> i32 {
+    stdout::outln!("t2 {} (client)", env!("CARGO_PKG_VERSION"));
+    let asked = target.cluster == kube_cli::args::TargetCluster::Kubernetes || target.kube.any();
+    if !asked {
+        return 0;
+    }
+    let answer = cluster::kubernetes::connect(&target.kube).and_then(|(rt, kube)| {
+        let server = kube.server.clone();
+        rt.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                kube.client.apiserver_version(),
+            )
+            .await
+        })
+        .map_err(|_| LauncherError::Cluster(format!("{server} did not answer within 10s")))?
+        .map(|v| format!("{} at {server}", v.git_version))
+        .map_err(|e| LauncherError::Cluster(format!("{server}: {e}")))
+    });
+    match answer {
+        Ok(v) => {
+            stdout::outln!("kubernetes {v}");
+            0
+        }
+        Err(e) => {
+            stdout::outln!("kubernetes: not reachable: {e}");
+            1
+        }
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, LauncherError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -86,6 +118,13 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
             workers,
             target,
         } => cluster::for_job(&job, &target)?.scale(&job, workers),
+        Command::Version { target } => Ok(version(&target)),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "t2", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Kubernetes(c) => kube_cli::commands::run(c),
         Command::Supervise { job_dir } => {
             let id = job_dir

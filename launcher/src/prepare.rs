@@ -29,25 +29,62 @@ pub struct Prepared {
     pub record: JobRecord,
 }
 
-/// The default configuration folder: `$T2_CONF_DIR`, else `conf/` beside the sources this
-/// binary was built from, else none (built-in defaults only).
-pub fn default_conf_dir() -> Option<PathBuf> {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
-    built.is_dir().then_some(built)
+/// The configuration folder when neither `--conf-dir` nor `$T2_CONF_DIR` names one: the first
+/// that exists of `$T2_HOME/conf`, `$XDG_CONFIG_HOME/t2` (else `~/.config/t2`), `/etc/t2`,
+/// `conf/` beside the executable (or one level up, as in `bin/t2` + `conf/`), and `conf/`
+/// beside the sources this binary was built from; else none (built-in defaults only).
+pub fn default_conf_dir(home: &Path) -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    let mut candidates = vec![home.join("conf")];
+    candidates.extend(xdg.map(|x| x.join("t2")));
+    candidates.push(PathBuf::from("/etc/t2"));
+    if let Some(d) = exe_dir {
+        candidates.push(d.join("conf"));
+        candidates.extend(d.parent().map(|p| p.join("conf")));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf"));
+    candidates.into_iter().find(|c| c.is_dir())
+}
+
+/// The configuration folder a submit reads: `--conf-dir`/`$T2_CONF_DIR` when given (it must
+/// hold `CLUSTER/*.yaml`, or it would be silently ignored), else [`default_conf_dir`].
+fn find_conf_dir(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Option<PathBuf>, LauncherError> {
+    let Some(dir) = &args.conf_dir else {
+        return Ok(default_conf_dir(home));
+    };
+    let has_yaml = std::fs::read_dir(dir.join(cluster))
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+        })
+        .unwrap_or(false);
+    if !dir.is_dir() || !has_yaml {
+        return Err(LauncherError::Usage(format!(
+            "--conf-dir/T2_CONF_DIR {}: holds no {cluster}/*.yaml, so nothing in it would be read; point it at a folder like the repository's conf/ (conf/{cluster}/job.yaml)",
+            dir.display()
+        )));
+    }
+    Ok(Some(dir.clone()))
 }
 
 /// Prepares a job under `home` for `cluster`.
 pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared, LauncherError> {
     let given = PackageSource::detect(&args.package, args.class.as_deref())?;
     // A tarball made with `tar czf x.tar.gz shell/` has its job one folder down: unpacked
-    // (safely) and packaged again as that folder, removed when `_unwrapped` drops.
-    let _unwrapped = unwrap_tarball(&given, home)?;
-    let source = match &_unwrapped {
+    // (safely) and packaged again as that folder, removed when `unwrapped` drops.
+    let unwrapped = unwrap_tarball(&given, home)?;
+    let source = match &unwrapped {
         Some(u) => u.source.clone(),
         None => given.clone(),
     };
     let origin = match source.kind {
-        SourceKind::Directory if _unwrapped.is_some() => format!(
+        SourceKind::Directory if unwrapped.is_some() => format!(
             "{} ({}/job.yaml)",
             given.path.display(),
             source.path.file_name().unwrap_or_default().to_string_lossy()
@@ -74,13 +111,15 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
     if let Some(n) = &args.name {
         overrides.push(format!("name={n}"));
     }
-    let conf_dir = args.conf_dir.clone().or_else(default_conf_dir);
+    let conf_dir = find_conf_dir(args, home, cluster)?;
     let layer = Layer {
         origin,
         text: text.clone(),
     };
-    let spec = load_job_spec(cluster, conf_dir.as_deref(), Some(&layer), &overrides)
+    let mut spec = load_job_spec(cluster, conf_dir.as_deref(), Some(&layer), &overrides)
         .map_err(|e| as_given(e, args))?;
+    // `t2 submit local job -- a b`: as spark-submit and `ray job submit --` pass them.
+    spec.args.extend(args.program_args.iter().cloned());
 
     let name = sanitize_job_name(&spec.name)?;
     if name.changed {

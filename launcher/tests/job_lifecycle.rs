@@ -165,6 +165,10 @@ fn final_worker_states_are_right() {
         assert_eq!(w["state"], "COMPLETED", "{st}");
         assert_eq!(w["exit_code"], 0, "{st}");
     }
+    // The workers' unpacked copies are gone; the logs and the record stay.
+    let dir = home.path().join("jobs").join(&id);
+    assert!(!dir.join("workers").exists(), "unpacked copies left");
+    assert!(dir.join("logs/worker-5.log").is_file() && dir.join("job.json").is_file());
 
     let home = tempfile::tempdir().unwrap();
     let out = run(submit(home.path(), &repo().join("examples/fail"), NO_ARGS), LONG);

@@ -71,6 +71,25 @@ fn kubernetes_flags_are_refused_for_local_jobs() {
 }
 
 #[test]
+fn errors_name_the_flags_the_user_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = hello(&tmp.path().join("hello"));
+    rejects(&pkg, &["-w", "0"], "--workers 0: 'workers' must be at least 1");
+    rejects(
+        &pkg,
+        &["-w", "-2"],
+        "--workers -2: 'workers' must be a positive whole number",
+    );
+    let empty = tmp.path().join("empty-conf");
+    std::fs::create_dir_all(&empty).unwrap();
+    rejects(
+        &pkg,
+        &["--conf-dir", empty.to_str().unwrap()],
+        "holds no local/*.yaml",
+    );
+}
+
+#[test]
 fn a_kubernetes_dry_run_does_not_run_the_build_step() {
     let home = tempfile::tempdir().unwrap();
     let src = home.path().join("built");
@@ -198,4 +217,18 @@ fn a_tarball_with_one_top_level_folder_is_accepted() {
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(all.contains("wrapped hello"), "{all}");
+}
+
+#[test]
+fn arguments_after_a_double_dash_reach_the_program() {
+    let home = tempfile::tempdir().unwrap();
+    let pkg = shell_job(
+        &home.path().join("src"),
+        "name: echo\ncommand: [./run.sh]\nargs: [first]\n",
+        "#!/bin/sh\necho \"$# [$1] [$2] [$3]\"\n",
+    );
+    let out = run(submit(home.path(), &pkg, &["--", "a b", "c"]), T);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("[worker-0] 3 [first] [a b] [c]"), "{all}");
 }

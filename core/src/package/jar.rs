@@ -124,10 +124,11 @@ fn parse_main_class(text: &str) -> Option<String> {
     let mut lines: Vec<String> = Vec::new();
     for raw in text.split('\n') {
         let line = raw.trim_end_matches('\r');
-        match (line.strip_prefix(' '), lines.last_mut()) {
-            (Some(more), Some(last)) => last.push_str(more),
-            _ => lines.push(line.to_string()),
+        if let (Some(more), Some(last)) = (line.strip_prefix(' '), lines.last_mut()) {
+            last.push_str(more);
+            continue;
         }
+        lines.push(line.to_string());
     }
     lines.iter().find_map(|l| {
         let (k, v) = l.split_once(':')?;

@@ -96,6 +96,7 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     };
     sup.collect_exits().await;
     sup.finish_workers(state);
+    sup.remove_worker_copies();
     sup.record.state = state;
     sup.record.reason = (!reason.is_empty()).then_some(reason);
     sup.record.ended_at = Some(now_rfc3339());
@@ -642,6 +643,19 @@ impl Supervisor {
                 "worker {id} is unresponsive; killing it so it can be restarted"
             ));
             signal_group(pid, Signal::SIGKILL);
+        }
+    }
+
+    /// Removes the workers' unpacked copies of the package (and downloaded packages) once every
+    /// process of the job is gone; the logs, the record and the package stay.
+    fn remove_worker_copies(&self) {
+        for folder in ["workers", "run"] {
+            let path = self.dir.root().join(folder);
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    warn!(job_id = %self.record.id, path = %path.display(), error = %e, "cannot remove the workers' copies");
+                }
+            }
         }
     }
 
