@@ -43,7 +43,9 @@ Examples:
 Exit codes: 0 COMPLETED, 1 FAILED (or a bad input), 3 KILLED.")]
     Submit(SubmitArgs),
     /// List jobs.
-    #[command(after_help = "Examples:\n  t2 list\n  t2 list -n t2        Kubernetes jobs of namespace t2")]
+    #[command(
+        after_help = "Examples:\n  t2 list\n  t2 list -n t2        Kubernetes jobs of namespace t2"
+    )]
     List {
         /// Which cluster (Kubernetes: with --cluster kubernetes, -n or --context).
         #[command(flatten)]
@@ -62,7 +64,9 @@ Exit codes: 0 COMPLETED, 1 FAILED (or a bad input), 3 KILLED.")]
         target: crate::kube_cli::ClusterTarget,
     },
     /// Print a job's worker output.
-    #[command(after_help = "Examples:\n  t2 logs pi-1a2b3c4d               every worker, lines prefixed [worker-I]\n  t2 logs pi-1a2b3c4d --worker 3 -f   one worker, until the job ends")]
+    #[command(
+        after_help = "Examples:\n  t2 logs pi-1a2b3c4d               every worker, lines prefixed [worker-I]\n  t2 logs pi-1a2b3c4d --worker 3 -f   one worker, until the job ends"
+    )]
     Logs {
         /// Job ID.
         job: String,
@@ -77,7 +81,9 @@ Exit codes: 0 COMPLETED, 1 FAILED (or a bad input), 3 KILLED.")]
         target: crate::kube_cli::ClusterTarget,
     },
     /// Kill a job and every process of it.
-    #[command(after_help = "Example:\n  t2 kill pi-1a2b3c4d     (a foreground t2 submit of it prints `job … KILLED` and exits 3)")]
+    #[command(
+        after_help = "Example:\n  t2 kill pi-1a2b3c4d     (a foreground t2 submit of it prints `job … KILLED` and exits 3)"
+    )]
     Kill {
         /// Job ID.
         job: String,
@@ -85,8 +91,18 @@ Exit codes: 0 COMPLETED, 1 FAILED (or a bad input), 3 KILLED.")]
         #[command(flatten)]
         target: crate::kube_cli::ClusterTarget,
     },
+    /// Delete an ended local job: its record, logs and package.
+    #[command(
+        after_help = "Example:\n  t2 delete pi-1a2b3c4d      (a job still running must be killed first: t2 kill JOB)"
+    )]
+    Delete {
+        /// Job ID.
+        job: String,
+    },
     /// Change the number of workers of a running job.
-    #[command(after_help = "Example:\n  t2 scale elastic-1a2b3c4d 4     workers 2 and 3 start and join; running ones get job_scaled")]
+    #[command(
+        after_help = "Example:\n  t2 scale elastic-1a2b3c4d 4     workers 2 and 3 start and join; running ones get job_scaled"
+    )]
     Scale {
         /// Job ID.
         job: String,
@@ -97,14 +113,18 @@ Exit codes: 0 COMPLETED, 1 FAILED (or a bad input), 3 KILLED.")]
         target: crate::kube_cli::ClusterTarget,
     },
     /// Print t2's version, and the Kubernetes API server's when one is reachable.
-    #[command(after_help = "Examples:\n  t2 version\n  t2 version -n t2     also ask the cluster of the current kubeconfig context")]
+    #[command(
+        after_help = "Examples:\n  t2 version\n  t2 version -n t2     also ask the cluster of the current kubeconfig context"
+    )]
     Version {
         /// Which cluster (Kubernetes is asked only with --cluster kubernetes or a flag).
         #[command(flatten)]
         target: crate::kube_cli::ClusterTarget,
     },
     /// Print a shell completion script.
-    #[command(after_help = "Examples:\n  t2 completion bash > /etc/bash_completion.d/t2\n  t2 completion zsh > \"${fpath[1]}/_t2\"\n  t2 completion fish > ~/.config/fish/completions/t2.fish")]
+    #[command(
+        after_help = "Examples:\n  t2 completion bash > /etc/bash_completion.d/t2\n  t2 completion zsh > \"${fpath[1]}/_t2\"\n  t2 completion fish > ~/.config/fish/completions/t2.fish"
+    )]
     Completion {
         /// bash, zsh or fish (also elvish, powershell).
         shell: clap_complete::Shell,

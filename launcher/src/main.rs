@@ -119,6 +119,10 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
             target,
         } => cluster::for_job(&job, &target)?.scale(&job, workers),
         Command::Version { target } => Ok(version(&target)),
+        Command::Delete { job } => {
+            t2_core::names::validate_job_id(&job)?;
+            commands::delete::delete(&t2_core::jobdir::t2_home()?, &job).map(|_| 0)
+        }
         Command::Completion { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();

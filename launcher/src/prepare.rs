@@ -54,7 +54,11 @@ pub fn default_conf_dir(home: &Path) -> Option<PathBuf> {
 
 /// The configuration folder a submit reads: `--conf-dir`/`$T2_CONF_DIR` when given (it must
 /// hold `CLUSTER/*.yaml`, or it would be silently ignored), else [`default_conf_dir`].
-fn find_conf_dir(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Option<PathBuf>, LauncherError> {
+fn find_conf_dir(
+    args: &SubmitArgs,
+    home: &Path,
+    cluster: &str,
+) -> Result<Option<PathBuf>, LauncherError> {
     let Some(dir) = &args.conf_dir else {
         return Ok(default_conf_dir(home));
     };
@@ -87,7 +91,11 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
         SourceKind::Directory if unwrapped.is_some() => format!(
             "{} ({}/job.yaml)",
             given.path.display(),
-            source.path.file_name().unwrap_or_default().to_string_lossy()
+            source
+                .path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
         ),
         SourceKind::Directory => source.path.join("job.yaml").display().to_string(),
         SourceKind::Tarball => format!("{} (job.yaml)", source.path.display()),
@@ -204,7 +212,10 @@ fn unwrap_tarball(source: &PackageSource, home: &Path) -> Result<Option<Unwrappe
 /// An error about the `-D workers=…`/`-D name=…` that `--workers`/`--name` became, named as
 /// the flag the user wrote.
 fn as_given(e: SpecError, args: &SubmitArgs) -> SpecError {
-    let flags = [("workers", "--workers", &args.workers), ("name", "--name", &args.name)];
+    let flags = [
+        ("workers", "--workers", &args.workers),
+        ("name", "--name", &args.name),
+    ];
     let rename = |file: String| {
         flags
             .iter()

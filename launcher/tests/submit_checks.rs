@@ -74,7 +74,11 @@ fn kubernetes_flags_are_refused_for_local_jobs() {
 fn errors_name_the_flags_the_user_wrote() {
     let tmp = tempfile::tempdir().unwrap();
     let pkg = hello(&tmp.path().join("hello"));
-    rejects(&pkg, &["-w", "0"], "--workers 0: 'workers' must be at least 1");
+    rejects(
+        &pkg,
+        &["-w", "0"],
+        "--workers 0: 'workers' must be at least 1",
+    );
     rejects(
         &pkg,
         &["-w", "-2"],

@@ -68,7 +68,11 @@ fn read_manifest(path: &Path) -> Result<Option<String>, ()> {
     f.read_exact(&mut cd).map_err(drop)?;
     let mut at = 0usize;
     for _ in 0..entries {
-        if !cd.get(at..).ok_or(())?.starts_with(&[0x50, 0x4b, 0x01, 0x02]) {
+        if !cd
+            .get(at..)
+            .ok_or(())?
+            .starts_with(&[0x50, 0x4b, 0x01, 0x02])
+        {
             return Err(());
         }
         let method = u16_at(&cd, at + 10).ok_or(())?;

@@ -82,7 +82,10 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
         rec.jobmaster_pid = None;
         for w in &mut rec.workers {
             w.pid = None;
-            if !matches!(w.state.as_str(), "COMPLETED" | "FAILED" | "KILLED" | "FULLY_FAILED") {
+            if !matches!(
+                w.state.as_str(),
+                "COMPLETED" | "FAILED" | "KILLED" | "FULLY_FAILED"
+            ) {
                 w.state = "KILLED".into();
             }
         }

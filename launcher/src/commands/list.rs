@@ -11,7 +11,10 @@ pub fn run(home: &Path) {
     }
     crate::stdout::outln!(
         "{:<40} {:<10} {:<9} {:>7}  SUBMITTED",
-        "JOB", "CLUSTER", "STATE", "WORKERS"
+        "JOB",
+        "CLUSTER",
+        "STATE",
+        "WORKERS"
     );
     for j in jobs {
         crate::stdout::outln!(

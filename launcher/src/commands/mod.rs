@@ -1,6 +1,7 @@
 //! The local cluster's job control commands, which work from any terminal: list, status, logs,
-//! kill, scale; and the hidden `t2 package`.
+//! kill, scale, delete, gc; and the hidden `t2 package`.
 
+pub mod delete;
 pub mod kill;
 pub mod list;
 pub mod logs;

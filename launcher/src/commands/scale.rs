@@ -64,7 +64,8 @@ pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
     };
     crate::stdout::outln!(
         "job {job}: {} {noun} (was {})",
-        answer.num_workers, answer.previous
+        answer.num_workers,
+        answer.previous
     );
     Ok(())
 }

@@ -112,11 +112,21 @@ pub enum DoctorTarget {
 /// Commands of the Kubernetes cluster.
 #[derive(Debug, Subcommand)]
 pub enum KubeCommand {
-    /// Delete what finished or broken Kubernetes jobs left in the namespace (by label).
+    /// Delete ended jobs: local job folders, or (with a Kubernetes flag) what finished or
+    /// broken Kubernetes jobs left in the namespace.
+    #[command(
+        after_help = "Examples:\n  t2 gc                      every ended local job (record, logs, package)\n  t2 gc --older-than 7d      local jobs that ended over a week ago\n  t2 gc -n t2 --dry-run      what Kubernetes jobs of namespace t2 left"
+    )]
     Gc {
         /// Only show what would be deleted.
         #[arg(long)]
         dry_run: bool,
+        /// Local: only jobs that ended longer ago than this (e.g. 7d, 12h).
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+        /// Which cluster: local unless --cluster kubernetes or a Kubernetes flag says otherwise.
+        #[arg(long, value_enum, default_value_t = TargetCluster::Auto)]
+        cluster: TargetCluster,
         /// Kubernetes flags.
         #[command(flatten)]
         kube: KubeFlags,

@@ -1,10 +1,10 @@
-//! The Kubernetes-only commands: `t2 gc`, `t2 doctor kubernetes`, and the hidden `t2 pod …`
-//! roles. (`t2 list/status/logs/kill/scale` of Kubernetes jobs are `cluster::kubernetes`.)
+//! The Kubernetes commands: `t2 gc` (local jobs too), `t2 doctor kubernetes`, and the hidden
+//! `t2 pod …` roles. (`t2 list/status/logs/kill/scale` of Kubernetes jobs are `cluster::kubernetes`.)
 
 use t2_launcher::kubernetes::incluster::{agent, init, jobmaster, receive};
 use t2_launcher::kubernetes::{doctor, gc};
 
-use super::args::{KubeCommand, PodRole};
+use super::args::{KubeCommand, PodRole, TargetCluster};
 use super::{err, user};
 use crate::cluster::kubernetes::connect;
 use crate::error::LauncherError;
@@ -13,7 +13,28 @@ use crate::roles::sigterm;
 /// The Kubernetes-only commands.
 pub fn run(cmd: KubeCommand) -> Result<i32, LauncherError> {
     match cmd {
-        KubeCommand::Gc { dry_run, kube } => {
+        KubeCommand::Gc {
+            dry_run,
+            older_than,
+            cluster,
+            kube,
+        } if cluster == TargetCluster::Local || (cluster == TargetCluster::Auto && !kube.any()) => {
+            let age = older_than
+                .map(|a| {
+                    t2_core::duration::parse_duration(&a)
+                        .map_err(|e| LauncherError::Usage(format!("--older-than: {e}")))
+                })
+                .transpose()?;
+            crate::commands::delete::gc(&t2_core::jobdir::t2_home()?, age, dry_run)?;
+            Ok(0)
+        }
+        KubeCommand::Gc {
+            older_than: Some(_),
+            ..
+        } => Err(LauncherError::Usage(
+            "--older-than is for local jobs; on Kubernetes 't2 gc' sweeps every ended job".into(),
+        )),
+        KubeCommand::Gc { dry_run, kube, .. } => {
             let (rt, k) = connect(&kube)?;
             let sweep = rt.block_on(gc::gc(&k, dry_run)).map_err(err)?;
             if sweep.jobs.is_empty() {

@@ -37,7 +37,12 @@ pub async fn run(prepared: Prepared, detach: bool) -> Result<RecordedState, Laun
             record.state,
             started.elapsed()
         ),
-        None => writeln!(out, "job {id} {} in {:.1?}", record.state, started.elapsed()),
+        None => writeln!(
+            out,
+            "job {id} {} in {:.1?}",
+            record.state,
+            started.elapsed()
+        ),
     };
     Ok(record.state)
 }

@@ -403,7 +403,13 @@ impl Supervisor {
         let prefix = format!("[worker-{id}]");
         if let Some(out) = child.stdout.take() {
             let which = output::Stream::Out;
-            output::pump(out, which, prefix.clone(), slot.log.clone(), self.term.clone());
+            output::pump(
+                out,
+                which,
+                prefix.clone(),
+                slot.log.clone(),
+                self.term.clone(),
+            );
         }
         if let Some(err) = child.stderr.take() {
             let which = output::Stream::Err;
@@ -618,7 +624,10 @@ impl Supervisor {
         let max = self.spec.max_restarts;
         for w in &mut self.record.workers {
             w.pid = None;
-            if !matches!(w.state.as_str(), "COMPLETED" | "FAILED" | "KILLED" | "FULLY_FAILED") {
+            if !matches!(
+                w.state.as_str(),
+                "COMPLETED" | "FAILED" | "KILLED" | "FULLY_FAILED"
+            ) {
                 let failed_for_good = w.restart_count >= max && w.exit_code.is_some_and(|c| c != 0);
                 w.state = match job {
                     RecordedState::Completed => "COMPLETED",

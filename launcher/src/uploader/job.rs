@@ -79,7 +79,10 @@ const NO_PACKAGE: &str = "000000000000000000000000000000000000000000000000000000
 /// unreachable uploader leaves nothing behind: a DELETE of a package no job has needs the
 /// token and changes nothing. `local` (started by the supervisor) and no uploader pass.
 pub fn check(url: Option<&str>, token: Option<&str>) -> Result<(), LauncherError> {
-    let Some(url) = url.map(str::trim).filter(|u| !u.is_empty() && *u != "local") else {
+    let Some(url) = url
+        .map(str::trim)
+        .filter(|u| !u.is_empty() && *u != "local")
+    else {
         return Ok(());
     };
     let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
