@@ -267,6 +267,13 @@ fn logs_follow_shows_workers_added_by_scale() {
 #[test]
 fn delete_and_gc_remove_ended_local_jobs_only() {
     let home = tempfile::tempdir().unwrap();
+    // The running job first: RunningJob::wait reads every job under the home.
+    let slow = shell_job(
+        &home.path().join("slow"),
+        "name: slow\ncommand: [./run.sh]\n",
+        "#!/bin/sh\nsleep 300\n",
+    );
+    let running = RunningJob::submit_detached(home.path(), &slow, NO_ARGS, LONG);
     let quick = ticker(home.path(), 1, 1);
     for _ in 0..2 {
         let out = run(submit(home.path(), &quick, NO_ARGS), LONG);
@@ -276,13 +283,9 @@ fn delete_and_gc_remove_ended_local_jobs_only() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|id| *id != running.id)
         .collect();
-    let slow = shell_job(
-        &home.path().join("slow"),
-        "name: slow\ncommand: [./run.sh]\n",
-        "#!/bin/sh\nsleep 300\n",
-    );
-    let running = RunningJob::submit_detached(home.path(), &slow, NO_ARGS, LONG);
+    assert_eq!(ended.len(), 2, "{ended:?}");
     let refused = t2_local(home.path(), &["delete", &running.id]);
     assert!(!refused.status.success(), "{}", text(&refused));
     assert!(text(&refused).contains(&format!("t2 kill {}", running.id)));
