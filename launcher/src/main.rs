@@ -10,7 +10,7 @@
 //! - `stdout`: printing results so that a closed pipe ends a command quietly.
 //! - `uploader`: `t2 uploader` (the package server) and the launcher's client of it.
 //! - `kube_cli`: the command line of the kubernetes cluster (its work is in the library,
-//!   `t2_launcher::kubernetes`): submit, gc, doctor, the in-pod roles.
+//!   `t2_kubernetes`): submit, gc, doctor, the in-pod roles.
 
 mod cli;
 mod cluster;
