@@ -22,7 +22,7 @@ Examples:
 
 /// t2: launch distributed jobs on one machine or on Kubernetes.
 #[derive(Debug, Parser)]
-#[command(name = "t2", version, about, long_about = None, after_help = ENVIRONMENT)]
+#[command(name = "t2", version, long_about = None, after_help = ENVIRONMENT)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
