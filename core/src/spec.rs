@@ -10,7 +10,7 @@
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `name` | the package's file or directory name | job name, made a valid name by [`crate::names`] |
-//! | `command` | — (required) | program and arguments: a list (`[./run.sh, -v]`) or a string split on whitespace |
+//! | `command` | — (required) | program and arguments: a list (`[./run.sh, -v]`) or a string split as a shell would (`python3 -c "print('a b')"`; quotes, no expansion) |
 //! | `args` | `[]` | extra arguments appended after `command` |
 //! | `workers` | `1` | number of workers, 1–100000 |
 //! | `workers_per_pod` | `1` | workers per pod (Kubernetes); must divide `workers` |

@@ -62,7 +62,7 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
     let spec = read_spec(&dir)?;
     let token = read_token(&dir)?;
     let (listener, addr) = crate::roles::listen(&args.listen).await?;
-    println!("T2_JOBMASTER_ADDR=http://{addr}");
+    crate::stdout::outln!("T2_JOBMASTER_ADDR=http://{addr}");
     let cfg = JobMasterConfig::from_spec(&id, &token, &spec);
     let shutdown = sigterm();
     let span = info_span!("jobmaster", job_id = %id);
@@ -205,16 +205,16 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
             };
             match result {
                 Ok(()) => {
-                    println!("SUCCESS");
+                    crate::stdout::outln!("SUCCESS");
                     Ok(0)
                 }
                 Err(t2_worker::WorkerError::BarrierTimedOut(msg)) => {
-                    println!("TIMED_OUT");
+                    crate::stdout::outln!("TIMED_OUT");
                     eprintln!("t2: {msg}");
                     Ok(3)
                 }
                 Err(t2_worker::WorkerError::JobFaulty(msg)) => {
-                    println!("JOB_FAULTY");
+                    crate::stdout::outln!("JOB_FAULTY");
                     eprintln!("t2: {msg}");
                     Ok(4)
                 }
@@ -229,11 +229,11 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
             };
             let text = serde_json::to_string(&workers)
                 .map_err(LauncherError::json("cannot encode the worker list"))?;
-            println!("{text}");
+            crate::stdout::outln!("{text}");
             Ok(0)
         }
         WorkerCommand::Info => {
-            println!(
+            crate::stdout::outln!(
                 "{}",
                 serde_json::json!({
                     "job_id": ctx.job_id(), "worker_id": ctx.worker_id(),
@@ -251,7 +251,7 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
             for ev in ctx.events()? {
                 let text = serde_json::to_string(&ev)
                     .map_err(LauncherError::json("cannot encode an event"))?;
-                println!("{text}");
+                crate::stdout::outln!("{text}");
             }
             Ok(0)
         }

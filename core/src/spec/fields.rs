@@ -158,11 +158,17 @@ pub(super) fn text(v: &Value) -> Result<String, String> {
     }
 }
 
-/// A list of words: a YAML list of scalars, or one string split on whitespace; null is empty.
+/// A list of words: a YAML list of scalars, or one string split as a shell would (quotes and
+/// backslashes, no expansion); null is empty.
 pub(super) fn words(v: &Value) -> Result<Vec<String>, String> {
     match v {
         Value::Null => Ok(Vec::new()),
-        Value::String(s) => Ok(s.split_whitespace().map(str::to_string).collect()),
+        Value::String(s) => shell_words::split(s).map_err(|_| {
+            format!(
+                "has an unclosed quote: {}; close it, or write the command as a list such as [sh, -c, 'echo hi']",
+                describe(v)
+            )
+        }),
         Value::Sequence(items) => items
             .iter()
             .enumerate()

@@ -13,8 +13,11 @@ use crate::error::LauncherError;
 use crate::local::identity::{belongs_to_job, is_job_group, is_marked};
 use crate::local::process::{alive_with, group_alive, pids_with_arg, pids_with_env, signal_group};
 
-/// How long the supervisor gets to end the job itself before we SIGKILL everything.
-const SUPERVISOR_GRACE: Duration = Duration::from_millis(1500);
+/// How long the supervisor gets to end the job itself (tell the job master, SIGTERM, then
+/// SIGKILL its processes, record KILLED, print it in the foreground) before we SIGKILL
+/// everything. It needs about 1.5 s; too short a grace kills a foreground `t2 submit` before
+/// it can say `job … KILLED`.
+const SUPERVISOR_GRACE: Duration = Duration::from_secs(5);
 
 /// Kills the job (`job` is a valid job ID); fails if any of its processes is still alive
 /// afterwards.
@@ -22,7 +25,7 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
     let dir = JobDir::existing(home, job)?;
     let record = dir.read_record()?;
     if record.state.is_final() {
-        println!(
+        crate::stdout::outln!(
             "job {job} has already ended ({}); nothing to kill",
             record.state
         );
@@ -114,6 +117,12 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
         rec.jobmaster_pid = None;
         for w in &mut rec.workers {
             w.pid = None;
+            if !matches!(
+                w.state.as_str(),
+                "COMPLETED" | "FAILED" | "KILLED" | "FULLY_FAILED"
+            ) {
+                w.state = "KILLED".into();
+            }
         }
         dir.write_record(&rec)?;
     }
@@ -122,6 +131,6 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
             "job {job}: processes still alive after SIGKILL (groups or pids {left:?})"
         )));
     }
-    println!("job {job} killed");
+    crate::stdout::outln!("job {job} killed");
     Ok(())
 }

@@ -224,7 +224,12 @@ async fn stream_events(
                 message: String::from_utf8_lossy(&m).into(),
             },
             Ok(Pushed::JobEnded(e)) => EventLine::JobEnded {
-                state: format!("{:?}", e.state()),
+                // The names `t2 status` uses (COMPLETED, FAILED, KILLED), not the enum's.
+                state: e
+                    .state()
+                    .as_str_name()
+                    .trim_start_matches("JOB_")
+                    .to_string(),
                 reason: e.reason,
             },
             Ok(Pushed::Reconnected) => EventLine::JobMasterRestarted {},
