@@ -4,6 +4,7 @@
 //! - [`names`]: job-name sanitising and job IDs (DESIGN §6).
 //! - [`spec`]: the job spec (`job.yaml`), layered configuration and validation.
 //! - [`package`]: building deterministic job packages and unpacking untrusted ones safely.
+//! - [`topology`]: racks and datacenters from the job spec's lists; the local cluster's simulated nodes.
 //! - [`jobdir`]: where a job lives under `$T2_HOME` and its on-disk record.
 //! - `zk` (feature `zookeeper`): ZooKeeper znodes and sessions of fault-tolerant jobs.
 //! - [`duration`]: human durations (`500ms`, `3s`) in YAML and on the command line.
@@ -13,6 +14,7 @@ pub mod jobdir;
 pub mod names;
 pub mod package;
 pub mod spec;
+pub mod topology;
 mod text;
 #[cfg(feature = "zookeeper")]
 pub mod zk;

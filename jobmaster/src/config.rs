@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use t2_core::spec::JobSpec;
+use t2_core::topology::TopologySpec;
 
 /// Configuration of one job master.
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct JobMasterConfig {
     pub end_grace: Duration,
     /// Longest the cluster may take to scale the workers before the scale request fails.
     pub scale_timeout: Duration,
+    /// The racks and datacenters lists, when the job takes its topology from them (the
+    /// cluster is then not asked to describe workers' nodes).
+    pub topology: Option<TopologySpec>,
 }
 
 impl JobMasterConfig {
@@ -46,6 +50,10 @@ impl JobMasterConfig {
             heartbeat_timeout: spec.heartbeat_timeout,
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
+            topology: spec
+                .topology
+                .from_config()
+                .then(|| spec.topology.clone()),
         }
     }
 
@@ -63,6 +71,7 @@ impl JobMasterConfig {
             heartbeat_timeout: Duration::from_secs(3),
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
+            topology: None,
         }
     }
 }

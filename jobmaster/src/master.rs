@@ -2,7 +2,8 @@
 //! are no locks and no races between registrations, failures, barriers and timeouts.
 //!
 //! This module holds the state, the event loop and the job's end; the handlers are `impl Master`
-//! blocks in `register`, `messages`, `failures`, `tick`, `recover`, `status` and [`crate::scale`].
+//! blocks in `register`, `messages`, `failures`, `tick`, `recover`, `status`, `topology` and
+//! [`crate::scale`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -116,6 +117,8 @@ pub struct Master {
     pub(crate) retired: BTreeMap<u32, Connection>,
     /// Workers added by a scale-up that have not joined yet.
     pub(crate) scaled_in: BTreeSet<u32>,
+    /// Node IPs the topology lists do not name (warned about once each).
+    pub(crate) unlisted_nodes: BTreeSet<String>,
 }
 
 impl Master {
@@ -146,6 +149,7 @@ impl Master {
             scale_done_rx: Some(scale_done_rx),
             retired: BTreeMap::new(),
             scaled_in: BTreeSet::new(),
+            unlisted_nodes: BTreeSet::new(),
         }
     }
 

@@ -74,6 +74,11 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
         );
     }
     let id = new_job_id(&name.name);
+    if cluster == "local" {
+        if let Some(line) = crate::local::topology::check(&spec)? {
+            eprintln!("t2: {line}");
+        }
+    }
     if let (Some(build), SourceKind::Directory) = (&spec.build, &source.kind) {
         run_build(build, &source.path)?;
     }

@@ -5,7 +5,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::aliases;
 use super::fields::{self, Problem, MAX_WORKERS};
-use super::{zookeeper, SpecError};
+use super::{topology, zookeeper, SpecError};
 use crate::text::one_line;
 
 /// Top-level keys whose value replaces the previous layer's (not maps).
@@ -134,7 +134,9 @@ pub(super) fn parse_override(flag: &str) -> Result<ParsedLayer, SpecError> {
         let value = match first {
             "env" => text_value(text),
             "zookeeper" if is_text_key(key) => text_value(text),
-            "resources" | "config" | "zookeeper" | "kubernetes" => yaml_value(&origin, text)?,
+            "resources" | "config" | "zookeeper" | "kubernetes" | "topology" => {
+                yaml_value(&origin, text)?
+            }
             _ => {
                 return Err(super::unknown_key(&origin, key));
             }
@@ -228,6 +230,17 @@ fn normalise(tree: Mapping) -> Result<Vec<Assignment>, Problem> {
                     if !zookeeper::KEYS.contains(&sub.as_str()) {
                         return Err(Problem::Unknown {
                             key: format!("zookeeper.{sub}"),
+                        });
+                    }
+                    out.push(Assignment::at(vec![key.clone(), sub], sv));
+                }
+            }
+            "topology" => {
+                let example = "{from: config, racks: {rack-a: [10.0.0.11]}}";
+                for (sub, sv) in sub_map(&key, v, example)? {
+                    if !topology::KEYS.contains(&sub.as_str()) {
+                        return Err(Problem::Unknown {
+                            key: format!("topology.{sub}"),
                         });
                     }
                     out.push(Assignment::at(vec![key.clone(), sub], sv));
@@ -337,6 +350,10 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["zookeeper", "addresses"] => zookeeper::addresses(v).map(drop),
         ["zookeeper", "root"] => zookeeper::root(v).map(drop),
         ["zookeeper", "session_timeout"] => zookeeper::session_timeout(v).map(drop),
+        ["topology", "from"] => topology::from(v).map(drop),
+        ["topology", "racks"] => topology::racks(v).map(drop),
+        ["topology", "datacenters"] => topology::datacenters(v).map(drop),
+        ["topology", "strict"] => fields::boolean(v).map(drop),
         ["env", _] => fields::env_value(v).map(drop),
         ["config" | "kubernetes", ..] => fields::json(v).map(drop),
         _ => {

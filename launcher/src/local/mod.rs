@@ -4,6 +4,7 @@
 pub mod output;
 pub mod process;
 pub mod supervisor;
+pub mod topology;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
