@@ -65,6 +65,14 @@ pub(super) fn closest(unknown: &str) -> Option<String> {
             if !nested && c.contains('.') && !aliases::is_alias(&c) {
                 d = d.min(damerau_levenshtein(&target, &norm(last_segment(&c))));
             }
+            // The guide's short Twister2 keys (`kubernetes.racks.list`) share a first segment
+            // with many unrelated keys: only a near miss suggests them.
+            let guide_alias = aliases::is_alias(&c) && !c.starts_with("twister2.");
+            let limit = if guide_alias {
+                target.chars().count().div_ceil(5).max(1)
+            } else {
+                limit
+            };
             (d <= limit).then_some((d, c))
         })
         .min_by_key(|(d, _)| *d)
