@@ -14,7 +14,7 @@ pub mod jobdir;
 pub mod names;
 pub mod package;
 pub mod spec;
-pub mod topology;
 mod text;
+pub mod topology;
 #[cfg(feature = "zookeeper")]
 pub mod zk;

@@ -50,10 +50,7 @@ impl JobMasterConfig {
             heartbeat_timeout: spec.heartbeat_timeout,
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
-            topology: spec
-                .topology
-                .from_config()
-                .then(|| spec.topology.clone()),
+            topology: spec.topology.from_config().then(|| spec.topology.clone()),
         }
     }
 

@@ -59,7 +59,11 @@ impl Master {
 fn order(topology: Option<&TopologySpec>, a: &WorkerInfo, b: &WorkerInfo) -> Ordering {
     let node = |w: &WorkerInfo| w.node.clone().unwrap_or_default();
     let (na, nb) = (node(a), node(b));
-    let rank = |n: &NodeInfo| topology.and_then(|t| t.rank(&n.node_ip)).unwrap_or(usize::MAX);
+    let rank = |n: &NodeInfo| {
+        topology
+            .and_then(|t| t.rank(&n.node_ip))
+            .unwrap_or(usize::MAX)
+    };
     rank(&na)
         .cmp(&rank(&nb))
         .then_with(|| na.datacenter.cmp(&nb.datacenter))

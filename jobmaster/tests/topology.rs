@@ -151,7 +151,13 @@ async fn workers_are_placed_from_the_lists_and_listed_rack_by_rack() {
     let cluster = Arc::new(Counting::default());
     let (addr, _jm) = start(cfg, cluster.clone()).await;
     // Worker IDs do not follow racks: 0 and 3 are green, 1 is blue, 2 is on no listed node.
-    let nodes = ["10.0.2.1", "10.0.1.1", "192.168.9.9", "10.0.2.2", "192.168.9.9"];
+    let nodes = [
+        "10.0.2.1",
+        "10.0.1.1",
+        "192.168.9.9",
+        "10.0.2.2",
+        "192.168.9.9",
+    ];
     let mut held = Vec::new();
     for (id, ip) in nodes.iter().enumerate() {
         let (tx, resp) = join(&addr, "job-t", id as u32, ip).await;

@@ -367,7 +367,10 @@ async fn config_lists_and_node_labels_give_the_same_mapping_for_the_same_cluster
             (labelled.rack.as_str(), labelled.datacenter.as_str()),
             "node {ip}"
         );
-        assert_eq!((listed.rack.as_str(), listed.datacenter.as_str()), (*rack, *dc));
+        assert_eq!(
+            (listed.rack.as_str(), listed.datacenter.as_str()),
+            (*rack, *dc)
+        );
     }
 }
 

@@ -212,7 +212,8 @@ fn packing_is_pod_affinity_on_the_rack_label_preferred_or_required() {
     let (workers, _) = statefulsets(&objects);
     let pod = &workers["spec"]["template"]["spec"];
     let selector = &workers["spec"]["selector"]["matchLabels"];
-    let preferred = &pod["affinity"]["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
+    let preferred =
+        &pod["affinity"]["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
     assert_eq!(preferred[0]["weight"], 100, "{pod}");
     let term = &preferred[0]["podAffinityTerm"];
     // The rack label came from Twister2's `rack.labey.key`; the pods attract the job's own.
@@ -229,12 +230,16 @@ fn packing_is_pod_affinity_on_the_rack_label_preferred_or_required() {
     let (workers, _) = statefulsets(&objects);
     let affinity = &workers["spec"]["template"]["spec"]["affinity"];
     let required = &affinity["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
-    assert_eq!(required[0]["topologyKey"], "kubernetes.io/hostname", "{affinity}");
+    assert_eq!(
+        required[0]["topologyKey"], "kubernetes.io/hostname",
+        "{affinity}"
+    );
     assert!(affinity["podAffinity"]
         .get("preferredDuringSchedulingIgnoredDuringExecution")
         .is_none());
     assert_eq!(
-        affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"][0]["key"],
+        affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchExpressions"][0]["key"],
         "disk"
     );
     // Packing and spreading contradict each other: one clear error.
@@ -242,9 +247,16 @@ fn packing_is_pod_affinity_on_the_rack_label_preferred_or_required() {
         "name: a\ncommand: [./a]\nkubernetes: {pack: racks, spread: racks}\n",
         &[],
     );
-    let e = t2_launcher::kubernetes::read_settings(&both).unwrap_err().to_string();
-    assert!(e.contains("kubernetes.pack") && e.contains("cannot be used with kubernetes.spread"), "{e}");
+    let e = t2_launcher::kubernetes::read_settings(&both)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("kubernetes.pack") && e.contains("cannot be used with kubernetes.spread"),
+        "{e}"
+    );
     let bad = support::jobs::spec("name: a\ncommand: [./a]\nkubernetes: {pack: zones}\n", &[]);
-    let e = t2_launcher::kubernetes::read_settings(&bad).unwrap_err().to_string();
+    let e = t2_launcher::kubernetes::read_settings(&bad)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("kubernetes.pack"), "{e}");
 }

@@ -26,9 +26,7 @@ fn expected_place(id: u32) -> (String, String, String) {
 /// The text after `[worker-ID] PREFIX` on each line of `out` that has it.
 fn worker_lines<'a>(out: &'a str, id: u32, prefix: &str) -> Vec<&'a str> {
     let tag = format!("[worker-{id}] {prefix}");
-    out.lines()
-        .filter_map(|l| l.strip_prefix(&tag))
-        .collect()
+    out.lines().filter_map(|l| l.strip_prefix(&tag)).collect()
 }
 
 /// The value after `key` in `line` (words separated by spaces).
@@ -65,7 +63,10 @@ fn rack_allreduce_on_three_racks_in_two_datacenters() {
         assert_eq!(field(&line, "datacenter"), dc, "worker {id}: {line}");
         // The listener the program bound: its node's address, the port t2 reserved there.
         let bound = field(&line, "on");
-        assert!(bound.starts_with(&format!("{node}:")), "worker {id}: {line}");
+        assert!(
+            bound.starts_with(&format!("{node}:")),
+            "worker {id}: {line}"
+        );
 
         let hier = worker_lines(&all, id, &format!("worker {id} hierarchical: "));
         let ring = worker_lines(&all, id, &format!("worker {id} flat-ring: "));
@@ -118,7 +119,10 @@ fn rack_allreduce_on_three_racks_in_two_datacenters() {
     assert_eq!(hier_sent, 22, "{summary}");
     // 2·(12−1) steps, 12 messages each; 3 of the ring's 12 edges cross a rack.
     assert_eq!((ring_sent, ring_across), (264, 66), "{summary}");
-    assert!(summary.contains("hierarchical 22 messages, 4 across racks"), "{summary}");
+    assert!(
+        summary.contains("hierarchical 22 messages, 4 across racks"),
+        "{summary}"
+    );
 }
 
 /// A job whose workers print their worker list (`t2 worker list`, `T2_WORKERS_FILE`) and host.
@@ -147,7 +151,12 @@ fn places(list: &serde_json::Value) -> Vec<(u64, String, String, String)> {
         .iter()
         .map(|w| {
             let s = |k: &str| w[k].as_str().unwrap_or_default().to_string();
-            (w["id"].as_u64().unwrap(), s("node"), s("rack"), s("datacenter"))
+            (
+                w["id"].as_u64().unwrap(),
+                s("node"),
+                s("rack"),
+                s("datacenter"),
+            )
         })
         .collect()
 }
@@ -175,7 +184,11 @@ fn twister2_guide_keys_from_a_conf_file() {
     let job = list_job(&tmp.path().join("job"), 8);
     let conf_dir = tmp.path().join("conf");
     let out = run(
-        submit(tmp.path(), &job, &["--conf-dir", conf_dir.to_str().unwrap()]),
+        submit(
+            tmp.path(),
+            &job,
+            &["--conf-dir", conf_dir.to_str().unwrap()],
+        ),
         LONG,
     );
     let all = text(&out);
@@ -234,7 +247,11 @@ fn a_node_missing_from_the_lists_gets_rack_unknown_and_one_warning() {
     let tmp = tempfile::tempdir().unwrap();
     let job = list_job(&tmp.path().join("job"), 2);
     let out = run(
-        submit(tmp.path(), &job, &["-D", "topology.racks={r1: [10.0.0.1, 10.0.0.2]}"]),
+        submit(
+            tmp.path(),
+            &job,
+            &["-D", "topology.racks={r1: [10.0.0.1, 10.0.0.2]}"],
+        ),
         LONG,
     );
     let all = text(&out);
@@ -248,7 +265,11 @@ fn a_node_missing_from_the_lists_gets_rack_unknown_and_one_warning() {
     );
     let (listed, _) = lists(&all, 0);
     for (id, node, rack, dc) in places(&listed) {
-        assert_eq!((node.as_str(), rack.as_str(), dc.as_str()), ("127.0.0.1", "unknown", "unknown"), "worker {id}");
+        assert_eq!(
+            (node.as_str(), rack.as_str(), dc.as_str()),
+            ("127.0.0.1", "unknown", "unknown"),
+            "worker {id}"
+        );
     }
     // Without lists, as before: one node, rack-0 of datacenter local.
     let out = run(submit(tmp.path(), &job, NO_ARGS), LONG);
@@ -257,6 +278,10 @@ fn a_node_missing_from_the_lists_gets_rack_unknown_and_one_warning() {
     assert!(!all.contains("warning"), "{all}");
     let (listed, _) = lists(&all, 1);
     for (id, node, rack, dc) in places(&listed) {
-        assert_eq!((node.as_str(), rack.as_str(), dc.as_str()), ("127.0.0.1", "rack-0", "local"), "worker {id}");
+        assert_eq!(
+            (node.as_str(), rack.as_str(), dc.as_str()),
+            ("127.0.0.1", "rack-0", "local"),
+            "worker {id}"
+        );
     }
 }

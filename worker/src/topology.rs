@@ -53,7 +53,11 @@ impl Topology {
     pub fn from_workers(workers: &[WorkerEntry]) -> Self {
         let mut t = Topology::default();
         for w in workers {
-            let dc = match t.datacenters.iter().position(|d| d.datacenter == w.datacenter) {
+            let dc = match t
+                .datacenters
+                .iter()
+                .position(|d| d.datacenter == w.datacenter)
+            {
                 Some(i) => &mut t.datacenters[i],
                 None => {
                     t.datacenters.push(DatacenterGroup {

@@ -225,10 +225,10 @@ impl Merged {
                 .find(|(k, _)| k == sub)
                 .map_or(&Value::Null, |(_, v)| *v)
         };
-        let from = topology::from(get("from"))
-            .map_err(|m| self.bad_as_written("topology.from", m))?;
-        let racks = topology::racks(get("racks"))
-            .map_err(|m| self.bad_as_written("topology.racks", m))?;
+        let from =
+            topology::from(get("from")).map_err(|m| self.bad_as_written("topology.from", m))?;
+        let racks =
+            topology::racks(get("racks")).map_err(|m| self.bad_as_written("topology.racks", m))?;
         let datacenters = topology::datacenters(get("datacenters"))
             .map_err(|m| self.bad_as_written("topology.datacenters", m))?;
         let strict = match get("strict") {

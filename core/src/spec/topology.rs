@@ -65,11 +65,7 @@ fn entries<'a>(v: &'a Value, example: &str) -> Result<Vec<(String, &'a Value)>, 
                         }
                     }
                     other => {
-                        return Err(malformed(format!(
-                            "{} as item {}",
-                            describe(other),
-                            i + 1
-                        )))
+                        return Err(malformed(format!("{} as item {}", describe(other), i + 1)))
                     }
                 }
             }
@@ -186,7 +182,8 @@ mod tests {
     #[test]
     fn both_list_forms_read_the_same() {
         let map = racks(&y("{a: [10.0.0.1, 10.0.0.2], b: ['10.0.1.1']}")).expect("map");
-        let twister2 = racks(&y("- a: ['10.0.0.1', '10.0.0.2']\n- b: ['10.0.1.1']\n")).expect("list");
+        let twister2 =
+            racks(&y("- a: ['10.0.0.1', '10.0.0.2']\n- b: ['10.0.1.1']\n")).expect("list");
         assert_eq!(map, twister2);
         assert_eq!(map[1].nodes, vec!["10.0.1.1"]);
         let dcs = datacenters(&y("- dc1: ['a']\n- dc2: [b]\n")).expect("dcs");
@@ -199,11 +196,23 @@ mod tests {
     #[test]
     fn bad_lists_say_what_is_wrong() {
         let cases = [
-            ("a: [node01.ip]", "lists 'node01.ip' in rack 'a', which is not an IP address"),
-            ("{a: [10.0.0.1], b: [10.0.0.1]}", "lists node 10.0.0.1 in rack 'a' and in rack 'b'; a node is in one rack"),
+            (
+                "a: [node01.ip]",
+                "lists 'node01.ip' in rack 'a', which is not an IP address",
+            ),
+            (
+                "{a: [10.0.0.1], b: [10.0.0.1]}",
+                "lists node 10.0.0.1 in rack 'a' and in rack 'b'; a node is in one rack",
+            ),
             ("a: [10.0.0.1, 10.0.0.1]", "twice in rack 'a'"),
-            ("a: 10.0.0.1", "gives 'a' '10.0.0.1', not a list of node IP addresses"),
-            ("blue-rack", "must be a map such as {blue-rack: [10.0.0.11, 10.0.0.12]}"),
+            (
+                "a: 10.0.0.1",
+                "gives 'a' '10.0.0.1', not a list of node IP addresses",
+            ),
+            (
+                "blue-rack",
+                "must be a map such as {blue-rack: [10.0.0.11, 10.0.0.12]}",
+            ),
             ("[[10.0.0.1]]", "got a list as item 1"),
             ("a: [[10.0.0.1]]", "lists a list in 'a'"),
             ("{'my rack': [10.0.0.1]}", "has a name with spaces"),
@@ -213,12 +222,20 @@ mod tests {
             assert!(e.contains(want), "{text}: {e}");
         }
         let e = datacenters(&y("{dc1: [a], dc2: [b, a]}")).unwrap_err();
-        assert!(e.contains("lists rack 'a' in datacenter 'dc1' and in datacenter 'dc2'"), "{e}");
+        assert!(
+            e.contains("lists rack 'a' in datacenter 'dc1' and in datacenter 'dc2'"),
+            "{e}"
+        );
         let e = from(&y("nodes")).unwrap_err();
         assert!(e.contains("got 'nodes'"), "{e}");
         let dcs = datacenters(&y("{dc1: [a, b]}")).expect("dcs");
         let listed = racks(&y("{a: [10.0.0.1]}")).expect("racks");
         let e = check_racks_listed(&dcs, &listed, "topology.racks").unwrap_err();
-        assert!(e.starts_with("names rack 'b' in datacenter 'dc1', but topology.racks has no node list for it"), "{e}");
+        assert!(
+            e.starts_with(
+                "names rack 'b' in datacenter 'dc1', but topology.racks has no node list for it"
+            ),
+            "{e}"
+        );
     }
 }

@@ -37,11 +37,7 @@ fn conf(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-fn load(
-    files: &[(&str, &str)],
-    job_text: &str,
-    flags: &[&str],
-) -> Result<JobSpec, SpecError> {
+fn load(files: &[(&str, &str)], job_text: &str, flags: &[&str]) -> Result<JobSpec, SpecError> {
     let dir = conf(files);
     let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
     load_job_spec("local", Some(dir.path()), Some(&job(job_text)), &flags)
@@ -118,11 +114,19 @@ fn t2_keys_in_job_yaml_and_flags() {
     assert!(s.topology.from_config(), "auto: racks are listed");
     assert_eq!(place(&s, "127.0.0.6"), pair("r3", "west"));
     assert!(!s.topology.strict);
-    let s = ok(&[], &text, &["topology.strict=true", "topology.from=labels"]);
+    let s = ok(
+        &[],
+        &text,
+        &["topology.strict=true", "topology.from=labels"],
+    );
     assert!(s.topology.strict);
     assert!(!s.topology.from_config());
     // A whole list from -D, in either form.
-    let s = ok(&[], JOB, &["topology.racks={a: [127.0.0.2], b: [127.0.0.3]}"]);
+    let s = ok(
+        &[],
+        JOB,
+        &["topology.racks={a: [127.0.0.2], b: [127.0.0.3]}"],
+    );
     assert_eq!(place(&s, "127.0.0.3"), pair("b", UNKNOWN));
     let s = ok(
         &[],
@@ -134,8 +138,8 @@ fn t2_keys_in_job_yaml_and_flags() {
         ],
     );
     assert_eq!(place(&s, "127.0.0.2"), pair("a", "dc"));
-    let back: JobSpec = serde_json::from_str(&serde_json::to_string(&s).expect("json"))
-        .expect("round trip");
+    let back: JobSpec =
+        serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("round trip");
     assert_eq!(back, s);
 }
 
@@ -147,7 +151,11 @@ fn lists_replace_and_the_section_merges() {
         &format!("{JOB}topology:\n  racks: {{c: [10.0.0.3]}}\n"),
         &[],
     );
-    assert_eq!(s.topology.racks.len(), 1, "the job's list replaces the site's");
+    assert_eq!(
+        s.topology.racks.len(),
+        1,
+        "the job's list replaces the site's"
+    );
     assert_eq!(s.topology.racks[0].name, "c");
     assert!(s.topology.strict, "strict from the site's file stays");
     let s = ok(&[("topology.yaml", site)], JOB, &["topology.racks={}"]);
@@ -160,20 +168,28 @@ fn bad_topology_is_one_clear_error_each() {
     // A rack listed in two datacenters.
     let e = err(
         &[],
-        &format!("{JOB}topology:\n  datacenters: {{dc1: [a], dc2: [a]}}\n  racks: {{a: [10.0.0.1]}}\n"),
+        &format!(
+            "{JOB}topology:\n  datacenters: {{dc1: [a], dc2: [a]}}\n  racks: {{a: [10.0.0.1]}}\n"
+        ),
         &[],
     );
     assert!(e.contains("job.yaml: 'topology.datacenters' lists rack 'a' in datacenter 'dc1' and in datacenter 'dc2'; a rack is in one datacenter"), "{e}");
     // A node IP in two racks, written the Twister2 way.
     let e = err(
-        &[("resource.yaml", "kubernetes.racks.list:\n- a: ['10.0.0.1']\n- b: ['10.0.0.2', '10.0.0.1']\n")],
+        &[(
+            "resource.yaml",
+            "kubernetes.racks.list:\n- a: ['10.0.0.1']\n- b: ['10.0.0.2', '10.0.0.1']\n",
+        )],
         JOB,
         &[],
     );
     assert!(e.contains("resource.yaml: 'kubernetes.racks.list' lists node 10.0.0.1 in rack 'a' and in rack 'b'; a node is in one rack"), "{e}");
     // A datacenter naming a rack without a list (the lists come from different layers).
     let e = err(
-        &[("dc.yaml", "kubernetes.datacenters.list:\n- dc1: ['blue-rack', 'green-rack']\n")],
+        &[(
+            "dc.yaml",
+            "kubernetes.datacenters.list:\n- dc1: ['blue-rack', 'green-rack']\n",
+        )],
         &format!("{JOB}topology:\n  racks: {{blue-rack: [10.0.0.1]}}\n"),
         &[],
     );
@@ -185,16 +201,33 @@ fn bad_topology_is_one_clear_error_each() {
     assert!(e.contains("-D kubernetes.racks.list=[{a: 10.0.0.1}]: 'kubernetes.racks.list' gives 'a' '10.0.0.1', not a list of node IP addresses"), "{e}");
     // A non-IP entry.
     let e = err(&[], JOB, &["topology.racks={a: [10.0.0.1, node-7]}"]);
-    assert!(e.contains("'topology.racks' lists 'node-7' in rack 'a', which is not an IP address"), "{e}");
+    assert!(
+        e.contains("'topology.racks' lists 'node-7' in rack 'a', which is not an IP address"),
+        "{e}"
+    );
     // Lists asked for but none given; a bad switch; unknown keys.
     let e = err(&[], JOB, &["topology.from=config"]);
-    assert!(e.contains("'topology.from' asks for racks from the configuration, but no racks are listed"), "{e}");
+    assert!(
+        e.contains(
+            "'topology.from' asks for racks from the configuration, but no racks are listed"
+        ),
+        "{e}"
+    );
     let e = err(&[], JOB, &["kubernetes.node.locations.from.config=yes"]);
-    assert!(e.contains("'kubernetes.node.locations.from.config' must be true"), "{e}");
+    assert!(
+        e.contains("'kubernetes.node.locations.from.config' must be true"),
+        "{e}"
+    );
     let e = err(&[], JOB, &["topology.strict=1"]);
-    assert!(e.contains("'topology.strict' must be true or false, got 1"), "{e}");
+    assert!(
+        e.contains("'topology.strict' must be true or false, got 1"),
+        "{e}"
+    );
     let e = err(&[], &format!("{JOB}topology:\n  rack: {{}}\n"), &[]);
-    assert!(e.contains("unknown key 'topology.rack'; did you mean 'topology.racks'?"), "{e}");
+    assert!(
+        e.contains("unknown key 'topology.rack'; did you mean 'topology.racks'?"),
+        "{e}"
+    );
     let e = err(&[], &format!("{JOB}kubernetes.rack.list: []\n"), &[]);
     assert!(e.contains("did you mean 'kubernetes.racks.list'?"), "{e}");
 }

@@ -79,7 +79,10 @@ impl Mailbox {
                 }
                 Err(e) => {
                     return Err(e).with_context(|| {
-                        format!("cannot send '{tag}' to {}:{} within {DEADLINE:?}", addr.0, addr.1)
+                        format!(
+                            "cannot send '{tag}' to {}:{} within {DEADLINE:?}",
+                            addr.0, addr.1
+                        )
                     })
                 }
             }
@@ -120,7 +123,9 @@ impl Mailbox {
 
 /// One message from a connection: `TAG FROM N V1 … VN`.
 fn read_message(stream: TcpStream) -> Option<((String, u32), Vec<u64>)> {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line).ok()?;
     let mut parts = line.split_whitespace();

@@ -36,7 +36,11 @@ fn main() -> Result<()> {
     );
     if me == 0 {
         for (dc, rack) in topology.racks() {
-            println!("rack {} (datacenter {dc}): workers {:?}", rack.rack, rack.workers());
+            println!(
+                "rack {} (datacenter {dc}): workers {:?}",
+                rack.rack,
+                rack.workers()
+            );
         }
     }
     let mail = Mailbox::start(listener, me);
@@ -45,7 +49,9 @@ fn main() -> Result<()> {
         workers: &workers,
         me,
     };
-    let values: Vec<u64> = (0..length as u64).map(|k| (me as u64 + 1) * (k + 1)).collect();
+    let values: Vec<u64> = (0..length as u64)
+        .map(|k| (me as u64 + 1) * (k + 1))
+        .collect();
     let n = workers.len() as u64;
     let expected: u64 = (0..length as u64).map(|k| (k + 1) * n * (n + 1) / 2).sum();
 

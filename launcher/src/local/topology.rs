@@ -41,7 +41,8 @@ pub fn check(spec: &JobSpec) -> Result<Option<String>, LauncherError> {
         count(&|p| p.rack.as_str()),
         count(&|p| p.datacenter.as_str()),
     );
-    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     Ok(Some(format!(
         "simulating {} in {} and {} on loopback addresses",
         plural(used, "node", "nodes"),
