@@ -1,4 +1,4 @@
-//! The object model without a cluster: golden `--dry-run -o yaml` output of three
+//! The object model without a cluster: golden `--dry-run -o yaml` output of four
 //! representative jobs (regenerate with `UPDATE_GOLDEN=1`), the properties every object must
 //! have (owner, labels, selectors, security), and names that stay DNS-1123 labels.
 
