@@ -246,16 +246,12 @@ fn packing_is_pod_affinity_on_the_rack_label_preferred_or_required() {
         "name: a\ncommand: [./a]\nkubernetes: {pack: racks, spread: racks}\n",
         &[],
     );
-    let e = t2_kubernetes::read_settings(&both)
-        .unwrap_err()
-        .to_string();
+    let e = t2_kubernetes::read_settings(&both).unwrap_err().to_string();
     assert!(
         e.contains("kubernetes.pack") && e.contains("cannot be used with kubernetes.spread"),
         "{e}"
     );
     let bad = support::jobs::spec("name: a\ncommand: [./a]\nkubernetes: {pack: zones}\n", &[]);
-    let e = t2_kubernetes::read_settings(&bad)
-        .unwrap_err()
-        .to_string();
+    let e = t2_kubernetes::read_settings(&bad).unwrap_err().to_string();
     assert!(e.contains("kubernetes.pack"), "{e}");
 }
