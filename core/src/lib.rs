@@ -4,6 +4,7 @@
 //! - [`names`]: job-name sanitising and job IDs (DESIGN §6).
 //! - [`spec`]: the job spec (`job.yaml`), layered configuration and validation.
 //! - [`package`]: building deterministic job packages and unpacking untrusted ones safely.
+//! - [`topology`]: racks and datacenters from the job spec's lists; the local cluster's simulated nodes.
 //! - [`jobdir`]: where a job lives under `$T2_HOME` and its on-disk record.
 //! - `zk` (feature `zookeeper`): ZooKeeper znodes and sessions of fault-tolerant jobs.
 //! - [`text`]: user text made safe for one-line messages.
@@ -17,5 +18,6 @@ pub mod package;
 pub mod secret;
 pub mod spec;
 pub mod text;
+pub mod topology;
 #[cfg(feature = "zookeeper")]
 pub mod zk;

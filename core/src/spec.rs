@@ -1,7 +1,7 @@
 //! The job spec (`job.yaml`) and layered configuration:
 //! built-in defaults ← `conf/<cluster>/*.yaml` ← job spec ← `-D key=value`.
 //!
-//! Each layer overrides the ones before it. `env`, `config`, `resources` and `zookeeper` merge
+//! Each layer overrides the ones before it. `env`, `config`, `resources`, `zookeeper` and `topology` merge
 //! key by key (`config` at every depth); every other key replaces the earlier value. Every layer is checked
 //! on its own, so an error names the file (or `-D` flag) and key at fault, on one line.
 //!
@@ -37,6 +37,10 @@
 //! | `mpi` | off | an OpenMPI job: `true`, or a map that turns it on, `{slots_per_worker: 2, mpirun_args: [--bind-to, none]}` (`-D mpi.slots_per_worker=2` too): worker 0 runs `mpirun` over every worker, whose remote daemons t2's agents start |
 //! | `mpi.slots_per_worker` | `1` | MPI ranks per worker, 1–1024 |
 //! | `mpi.mpirun_args` | `[]` | extra `mpirun` arguments, before the program |
+//! | `topology.from` | `auto` | where workers' racks and datacenters come from: `config` (the lists below), `labels` (node labels, Kubernetes), or `auto` (`config` when `racks` lists any rack) |
+//! | `topology.racks` | `{}` | rack → node IP addresses, `{rack-a: [10.0.0.11, 10.0.0.12]}` (or Twister2's list of one-entry maps); a node is in one rack; on the local cluster loopback addresses (127.0.0.0/8) become simulated nodes |
+//! | `topology.datacenters` | `{}` | datacenter → racks, `{dc1: [rack-a]}`; a rack is in one datacenter, and every rack named needs a node list |
+//! | `topology.strict` | `false` | a worker on a node the lists do not name fails the submit (or the job) instead of getting rack and datacenter `unknown` |
 //! | `zookeeper.session_timeout` | `10s` | ZooKeeper session timeout, 1s–10m: a crashed process's liveness znode goes after this (the server may clamp it to its own limits) |
 //!
 //! Durations are `500ms`, `3s`, `2m`, `1h30m` or a bare number of milliseconds, each within
@@ -58,6 +62,9 @@
 //! | `twister2.resource.zookeeper.root.node.path`, `twister2.zookeeper.root.node.path` | `zookeeper.root` |
 //! | `twister2.fault.tolerance.failure.timeout` (ms) | `zookeeper.session_timeout` |
 //! | `twister2.dashboard.host` | `dashboard` |
+//! | `kubernetes.node.locations.from.config` (`true`/`false`) | `topology.from` (`config`/`labels`) |
+//! | `kubernetes.datacenters.list`, `kubernetes.racks.list` | `topology.datacenters`, `topology.racks` |
+//! | `rack.labey.key`, `datacenter.labey.key` (sic) | `kubernetes.rack_label`, `kubernetes.datacenter_label` |
 
 mod aliases;
 mod assemble;
@@ -68,6 +75,9 @@ mod mpi;
 mod suggest;
 #[cfg(test)]
 mod tests;
+mod topology;
+#[cfg(test)]
+mod topology_tests;
 mod zookeeper;
 
 use std::collections::BTreeMap;
@@ -78,6 +88,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::text;
+use crate::topology::TopologySpec;
 
 /// Errors found while reading or validating configuration; each displays as one readable line.
 #[derive(Debug, Error)]
@@ -197,6 +208,9 @@ pub struct JobSpec {
     /// Where ZooKeeper is (used when `fault_tolerant`).
     #[serde(default)]
     pub zookeeper: ZooKeeperSpec,
+    /// Racks and datacenters of the nodes, and where they come from.
+    #[serde(default)]
+    pub topology: TopologySpec,
     /// Settings of the `kubernetes` cluster, free-form here (merged like `config`); the
     /// launcher's Kubernetes backend reads and checks them. Ignored by the local cluster.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -299,6 +313,7 @@ pub fn known_keys() -> Vec<String> {
     keys.extend(nested("resources", layer::RESOURCE_KEYS));
     keys.extend(nested("zookeeper", zookeeper::KEYS));
     keys.extend(nested("mpi", mpi::KEYS));
+    keys.extend(nested("topology", topology::KEYS));
     keys
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use t2_core::spec::JobSpec;
+use t2_core::topology::TopologySpec;
 
 use crate::reporters::DashboardConfig;
 
@@ -36,6 +37,9 @@ pub struct JobMasterConfig {
     /// The job ends when worker 0 completes (an MPI job: worker 0 runs `mpirun`, the other
     /// workers only host its daemons and never complete on their own).
     pub ends_with_worker_zero: bool,
+    /// The racks and datacenters lists, when the job takes its topology from them (the
+    /// cluster is then not asked to describe workers' nodes).
+    pub topology: Option<TopologySpec>,
 }
 
 impl JobMasterConfig {
@@ -55,6 +59,7 @@ impl JobMasterConfig {
             scale_timeout: Duration::from_secs(60),
             dashboard: dashboard_config(spec),
             ends_with_worker_zero: spec.mpi.enabled,
+            topology: spec.topology.from_config().then(|| spec.topology.clone()),
         }
     }
 
@@ -74,6 +79,7 @@ impl JobMasterConfig {
             scale_timeout: Duration::from_secs(60),
             dashboard: None,
             ends_with_worker_zero: false,
+            topology: None,
         }
     }
 }

@@ -15,6 +15,7 @@
 //!   - `tick`: silent workers, expired barriers, missed join and rejoin deadlines.
 //!   - `recover`: rebuilding the job from the store after a job master restart.
 //!   - `status`: the job's status and its watchers.
+//!   - `topology`: workers' racks and datacenters from the job's lists; the worker list order.
 //! - [`registry`]: the workers, their states, restart counts and connections.
 //! - [`barrier`]: DEFAULT and INIT barriers with timeouts.
 //! - [`scale`]: changing the number of workers of a running job.
@@ -43,6 +44,7 @@ pub mod service;
 mod status;
 pub mod store;
 mod tick;
+mod topology;
 pub mod zkstore;
 
 pub use config::JobMasterConfig;

@@ -2,7 +2,8 @@
 //! are no locks and no races between registrations, failures, barriers and timeouts.
 //!
 //! This module holds the state, the event loop and the job's end; the handlers are `impl Master`
-//! blocks in `register`, `messages`, `failures`, `tick`, `recover`, `status` and [`crate::scale`].
+//! blocks in `register`, `messages`, `failures`, `tick`, `recover`, `status`, `topology` and
+//! [`crate::scale`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -121,6 +122,8 @@ pub struct Master {
     pub(crate) reporter: Option<Reporter>,
     /// When every worker was last handed to the reporter.
     pub(crate) last_snapshot: Instant,
+    /// Node IPs the topology lists do not name (warned about once each).
+    pub(crate) unlisted_nodes: BTreeSet<String>,
 }
 
 impl Master {
@@ -153,6 +156,7 @@ impl Master {
             scaled_in: BTreeSet::new(),
             reporter: None,
             last_snapshot: now,
+            unlisted_nodes: BTreeSet::new(),
         }
     }
 

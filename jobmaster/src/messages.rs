@@ -26,7 +26,7 @@ impl Master {
                         .or_default()
                         .push(req.request_id);
                 } else {
-                    let workers = self.registry.worker_list();
+                    let workers = self.worker_list();
                     self.registry.send(
                         id,
                         Body::Workers(ListWorkersResult {

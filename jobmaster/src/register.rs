@@ -73,6 +73,12 @@ impl Master {
             _ => WorkerState::Started,
         };
         info.set_state(state);
+        if let Err(refused) = self.place(&mut info) {
+            // Strict lists: the job cannot run as configured.
+            let reason = refused.message().to_string();
+            self.end(JobState::JobFailed, reason).await;
+            return Err(refused);
+        }
         let conn = self.next_conn;
         self.next_conn += 1;
         if let Err(e) = self.store.put_worker(&info).await {
@@ -145,7 +151,7 @@ impl Master {
         if self.scaling.is_some() || !self.registry.all_joined(self.cfg.num_workers) {
             return;
         }
-        let list = self.registry.worker_list();
+        let list = self.worker_list();
         if !self.ever_all_joined {
             self.ever_all_joined = true;
             info!(job_id = %self.cfg.job_id, workers = self.cfg.num_workers, "all workers joined");

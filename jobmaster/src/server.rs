@@ -47,9 +47,16 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<JobOutcome, JobMasterError> {
     let (tx, rx) = mpsc::unbounded_channel();
+    // With topology lists the job master places workers itself; the cluster describes nodes
+    // (node labels) only without them.
+    let describer = if cfg.topology.is_some() {
+        None
+    } else {
+        cluster.clone()
+    };
     let service =
         JobMasterService::new(tx.clone(), &cfg.job_id, &cfg.token, cfg.heartbeat_interval)
-            .with_cluster(cluster.clone());
+            .with_cluster(describer);
     let grace = cfg.end_grace;
     let job_id = cfg.job_id.clone();
     let (reporter, finisher) = match cfg.dashboard.clone() {

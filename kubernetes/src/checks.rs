@@ -9,7 +9,7 @@ use serde_json::Value;
 use t2_core::spec::JobSpec;
 
 use super::error::KubeError;
-use super::settings::Settings;
+use super::settings::{Pack, Settings, Spread};
 
 /// Folders of `/t2` that t2 itself uses inside pods.
 const RESERVED: &[&str] = &["/t2", "/t2/package", "/t2/work", "/t2/run", "/etc/t2"];
@@ -111,6 +111,12 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
                 format!("'{}' is not a valid label key", label.escape_default()),
             );
         }
+    }
+    if s.pack != Pack::None && s.spread != Spread::None {
+        return bad(
+            "pack",
+            "cannot be used with kubernetes.spread: packing workers together and spreading them apart contradict each other; keep one".into(),
+        );
     }
     if let Some(a) = &s.affinity {
         exact::<Affinity>(a).map_err(|m| KubeError::setting("kubernetes.affinity", m))?;

@@ -20,6 +20,8 @@
 //! | `affinity` / `tolerations` | none | Kubernetes `affinity` and `tolerations` of worker pods, as written in a pod spec |
 //! | `spread` | `none` | `nodes` or `racks`: spread worker pods evenly (topologySpreadConstraints) |
 //! | `spread_strict` | `false` | `true`: never schedule unevenly (DoNotSchedule) |
+//! | `pack` | `none` | `racks` or `nodes`: pack worker pods into as few racks (`rack_label`) or nodes as the scheduler can (pod affinity to the job's other workers) |
+//! | `pack_strict` | `false` | `true`: a worker pod must join a rack (node) that already has one of the job's workers (required pod affinity), else it is preferred (weight 100) |
 //! | `rack_label` | `topology.kubernetes.io/zone` | the node label naming a rack (spreading; workers' rack) |
 //! | `datacenter_label` | `topology.kubernetes.io/region` | the node label naming a datacenter (workers' datacenter) |
 //! | `cpu_limit` | `false` | also limit CPU to the request (memory is always limited) |
@@ -71,6 +73,18 @@ pub enum Spread {
     /// Evenly over nodes.
     Nodes,
     /// Evenly over racks (`rack_label`).
+    Racks,
+}
+
+/// Where worker pods are packed together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pack {
+    /// No packing.
+    None,
+    /// Into as few nodes as possible.
+    Nodes,
+    /// Into as few racks (`rack_label`) as possible.
     Racks,
 }
 
@@ -172,6 +186,10 @@ pub struct Settings {
     pub spread: Spread,
     /// Never schedule unevenly.
     pub spread_strict: bool,
+    /// Packing of worker pods.
+    pub pack: Pack,
+    /// Packing is required (else preferred).
+    pub pack_strict: bool,
     /// The node label naming a rack.
     pub rack_label: String,
     /// The node label naming a datacenter.
@@ -211,6 +229,8 @@ impl Default for Settings {
             tolerations: Vec::new(),
             spread: Spread::None,
             spread_strict: false,
+            pack: Pack::None,
+            pack_strict: false,
             rack_label: "topology.kubernetes.io/zone".into(),
             datacenter_label: "topology.kubernetes.io/region".into(),
             cpu_limit: false,
@@ -253,6 +273,8 @@ const KEYS: &[&str] = &[
     "tolerations",
     "spread",
     "spread_strict",
+    "pack",
+    "pack_strict",
     "rack_label",
     "datacenter_label",
     "cpu_limit",
@@ -331,6 +353,8 @@ impl Settings {
             "tolerations" => self.tolerations = o.tolerations,
             "spread" => self.spread = o.spread,
             "spread_strict" => self.spread_strict = o.spread_strict,
+            "pack" => self.pack = o.pack,
+            "pack_strict" => self.pack_strict = o.pack_strict,
             "rack_label" => self.rack_label = o.rack_label,
             "datacenter_label" => self.datacenter_label = o.datacenter_label,
             "cpu_limit" => self.cpu_limit = o.cpu_limit,

@@ -1,4 +1,4 @@
-//! The object model without a cluster: golden `--dry-run -o yaml` output of five
+//! The object model without a cluster: golden `--dry-run -o yaml` output of the
 //! representative jobs (regenerate with `UPDATE_GOLDEN=1`), the properties every object must
 //! have (owner, labels, selectors, security), and names that stay DNS-1123 labels.
 
@@ -242,4 +242,56 @@ fn mpi_jobs_mount_the_ssh_secret_only_in_twister2s_mode() {
     assert!(env
         .iter()
         .any(|e| e["name"] == "T2_MPI_SSH_DIR" && e["value"] == "/etc/t2/mpi-ssh"));
+}
+
+#[test]
+fn packing_is_pod_affinity_on_the_rack_label_preferred_or_required() {
+    let packed = jobs::rack_packed();
+    let objects = json_of(&build_objects(&packed.info, &packed.spec, &packed.settings));
+    let (workers, _) = statefulsets(&objects);
+    let pod = &workers["spec"]["template"]["spec"];
+    let selector = &workers["spec"]["selector"]["matchLabels"];
+    let preferred =
+        &pod["affinity"]["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
+    assert_eq!(preferred[0]["weight"], 100, "{pod}");
+    let term = &preferred[0]["podAffinityTerm"];
+    // The rack label came from Twister2's `rack.labey.key`; the pods attract the job's own.
+    assert_eq!(term["topologyKey"], "example.com/rack");
+    assert_eq!(&term["labelSelector"]["matchLabels"], selector);
+    assert!(pod.get("topologySpreadConstraints").is_none());
+
+    // Required, over nodes, added beside the user's own node affinity.
+    let yaml = "name: a\ncommand: [./a]\nworkers: 2\nkubernetes:\n  pack: nodes\n  pack_strict: true\n  affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: disk, operator: In, values: [ssd]}]}]}}}\n";
+    let spec = support::jobs::spec(yaml, &[]);
+    let settings = t2_kubernetes::read_settings(&spec).expect("settings");
+    let info = support::jobs::info("a-12345678", None);
+    let objects = json_of(&build_objects(&info, &spec, &settings));
+    let (workers, _) = statefulsets(&objects);
+    let affinity = &workers["spec"]["template"]["spec"]["affinity"];
+    let required = &affinity["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+    assert_eq!(
+        required[0]["topologyKey"], "kubernetes.io/hostname",
+        "{affinity}"
+    );
+    assert!(affinity["podAffinity"]
+        .get("preferredDuringSchedulingIgnoredDuringExecution")
+        .is_none());
+    assert_eq!(
+        affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchExpressions"][0]["key"],
+        "disk"
+    );
+    // Packing and spreading contradict each other: one clear error.
+    let both = support::jobs::spec(
+        "name: a\ncommand: [./a]\nkubernetes: {pack: racks, spread: racks}\n",
+        &[],
+    );
+    let e = t2_kubernetes::read_settings(&both).unwrap_err().to_string();
+    assert!(
+        e.contains("kubernetes.pack") && e.contains("cannot be used with kubernetes.spread"),
+        "{e}"
+    );
+    let bad = support::jobs::spec("name: a\ncommand: [./a]\nkubernetes: {pack: zones}\n", &[]);
+    let e = t2_kubernetes::read_settings(&bad).unwrap_err().to_string();
+    assert!(e.contains("kubernetes.pack"), "{e}");
 }

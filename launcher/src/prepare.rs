@@ -143,7 +143,12 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
         );
     }
     let id = new_job_id(&name.name);
-    if let (Some(build), SourceKind::Directory) = (&spec.build, &given.kind) {
+    if cluster == "local" {
+        if let Some(line) = crate::local::topology::check(&spec)? {
+            eprintln!("t2: {line}");
+        }
+    }
+    if let (Some(build), SourceKind::Directory) = (&spec.build, &source.kind) {
         if args.kube.dry_run {
             eprintln!("t2: dry run: build step '{build}' skipped (the package is made from the folder as it is)");
         } else {

@@ -119,6 +119,17 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         None => read_token(&dir)?,
     };
     let record = dir.read_record()?;
+    // An MPI job's workers are hosts of their own for mpirun (their --host); otherwise the
+    // worker's (simulated) node from the topology.
+    let node = if spec.mpi.enabled {
+        NodeInfo {
+            node_ip: args.host.clone(),
+            rack: "rack-0".into(),
+            datacenter: "local".into(),
+        }
+    } else {
+        local_node(&spec, args.worker_id)
+    };
     let cfg = AgentConfig {
         job_id: id.clone(),
         worker_id: args.worker_id,
@@ -148,13 +159,9 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
             .root()
             .join("run")
             .join(format!("worker-{}", args.worker_id)),
+        host: node.node_ip.clone(),
+        node,
         spec,
-        host: args.host.clone(),
-        node: NodeInfo {
-            node_ip: args.host.clone(),
-            rack: "rack-0".into(),
-            datacenter: "local".into(),
-        },
         connect_timeout: Duration::from_secs(30),
         term_grace: Duration::from_secs(2),
     };
@@ -177,6 +184,33 @@ pub async fn rsh(host: String, command: Vec<String>) -> i32 {
             );
             t2_worker::agent::rsh::RSH_FAILED
         }
+    }
+}
+
+/// Worker `id`'s node on this machine: its simulated node when the job's topology lists
+/// loopback addresses (the job master fills in rack and datacenter from the lists), else
+/// 127.0.0.1 in `rack-0` of datacenter `local`.
+fn local_node(spec: &t2_core::spec::JobSpec, id: u32) -> NodeInfo {
+    match spec
+        .topology
+        .local_node(id, spec.workers, spec.workers_per_pod)
+    {
+        Some(place) => NodeInfo {
+            node_ip: place.node,
+            rack: String::new(),
+            datacenter: String::new(),
+        },
+        // Lists without loopback addresses: this machine is a node they do not name.
+        None if spec.topology.from_config() => NodeInfo {
+            node_ip: "127.0.0.1".into(),
+            rack: String::new(),
+            datacenter: String::new(),
+        },
+        None => NodeInfo {
+            node_ip: "127.0.0.1".into(),
+            rack: "rack-0".into(),
+            datacenter: "local".into(),
+        },
     }
 }
 

@@ -10,7 +10,11 @@ use serde_yaml::{Mapping, Value};
 
 use super::fields::{self, MAX_WORKERS};
 use super::layer::ParsedLayer;
-use super::{aliases, durations, mpi, zookeeper, JobSpec, MpiSpec, Resources, SpecError, ZooKeeperSpec};
+use super::{
+    aliases, durations, mpi, topology, zookeeper, JobSpec, MpiSpec, Resources, SpecError,
+    ZooKeeperSpec,
+};
+use crate::topology::{TopologySource, TopologySpec};
 
 /// Origin used when a key has no layer (only if the built-in defaults lack it).
 const NOWHERE: &str = "the merged configuration";
@@ -30,6 +34,8 @@ pub(super) struct Merged {
     tree: Mapping,
     /// Dotted key → the layer that last set it (top-level keys included).
     origins: BTreeMap<String, String>,
+    /// Dotted key → the key as the layer that last set it wrote it (a Twister2 alias, say).
+    spelled: BTreeMap<String, String>,
     /// True once the job's own layers set `fault_tolerant`.
     fault_tolerant_set_by_job: bool,
     /// True when `twister2.resource.zookeeper.server.addresses` turns fault tolerance on
@@ -47,6 +53,7 @@ impl Merged {
                 self.origins
                     .insert(a.path[..depth].join("."), layer.origin.clone());
             }
+            self.spelled.insert(a.path.join("."), a.written.clone());
             match a.path.iter().map(String::as_str).collect::<Vec<_>>()[..] {
                 ["fault_tolerant"] if source == Source::Job => {
                     self.fault_tolerant_set_by_job = true;
@@ -69,6 +76,20 @@ impl Merged {
             .get(key)
             .cloned()
             .unwrap_or_else(|| NOWHERE.into())
+    }
+
+    /// `key` as the layer that set it wrote it.
+    fn spelled(&self, key: &str) -> String {
+        self.spelled.get(key).cloned().unwrap_or_else(|| key.into())
+    }
+
+    /// [`bad`](Self::bad), naming the key as the user wrote it.
+    fn bad_as_written(&self, key: &str, message: String) -> SpecError {
+        SpecError::BadValue {
+            file: self.origin(key),
+            key: self.spelled(key),
+            message,
+        }
     }
 
     fn bad(&self, key: &str, message: String) -> SpecError {
@@ -200,6 +221,7 @@ impl Merged {
             max_package_bytes: self.read("max_package_bytes", |v| fields::whole(v, 1, u64::MAX))?,
             fault_tolerant,
             zookeeper,
+            topology: self.topology()?,
             kubernetes: self.free_map("kubernetes")?,
             dashboard: self.read("dashboard", fields::dashboard_url)?,
             dashboard_token: self.read("dashboard_token", fields::token)?,
@@ -231,6 +253,42 @@ impl Merged {
             enabled,
             slots_per_worker,
             mpirun_args,
+        })
+    }
+
+    /// The `topology` section, with the check that needs both lists.
+    fn topology(&self) -> Result<TopologySpec, SpecError> {
+        let entries = self.map("topology")?;
+        let get = |sub: &str| {
+            entries
+                .iter()
+                .find(|(k, _)| k == sub)
+                .map_or(&Value::Null, |(_, v)| *v)
+        };
+        let from =
+            topology::from(get("from")).map_err(|m| self.bad_as_written("topology.from", m))?;
+        let racks =
+            topology::racks(get("racks")).map_err(|m| self.bad_as_written("topology.racks", m))?;
+        let datacenters = topology::datacenters(get("datacenters"))
+            .map_err(|m| self.bad_as_written("topology.datacenters", m))?;
+        let strict = match get("strict") {
+            Value::Null => false,
+            v => fields::boolean(v).map_err(|m| self.bad_as_written("topology.strict", m))?,
+        };
+        let racks_key = self.spelled("topology.racks");
+        topology::check_racks_listed(&datacenters, &racks, &racks_key)
+            .map_err(|m| self.bad_as_written("topology.datacenters", m))?;
+        if from == TopologySource::Config && racks.is_empty() {
+            return Err(self.bad_as_written(
+                "topology.from",
+                format!("asks for racks from the configuration, but no racks are listed; list them in {racks_key} (rack: [node IPs]) or take them from node labels"),
+            ));
+        }
+        Ok(TopologySpec {
+            from,
+            datacenters,
+            racks,
+            strict,
         })
     }
 

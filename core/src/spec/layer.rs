@@ -5,7 +5,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::aliases;
 use super::fields::{self, Problem, MAX_WORKERS};
-use super::{durations, mpi, zookeeper, SpecError};
+use super::{durations, mpi, topology, zookeeper, SpecError};
 use crate::text::one_line;
 
 /// Top-level keys whose value replaces the previous layer's (not maps).
@@ -143,7 +143,7 @@ pub(super) fn parse_override(flag: &str) -> Result<ParsedLayer, SpecError> {
         let value = match first {
             "env" => text_value(text),
             "zookeeper" if is_text_key(key) => text_value(text),
-            "resources" | "config" | "zookeeper" | "kubernetes" | "mpi" => {
+            "resources" | "config" | "zookeeper" | "kubernetes" | "mpi" | "topology" => {
                 yaml_value(&origin, text)?
             }
             _ => {
@@ -239,6 +239,17 @@ fn normalise(tree: Mapping) -> Result<Vec<Assignment>, Problem> {
                     if !zookeeper::KEYS.contains(&sub.as_str()) {
                         return Err(Problem::Unknown {
                             key: format!("zookeeper.{sub}"),
+                        });
+                    }
+                    out.push(Assignment::at(vec![key.clone(), sub], sv));
+                }
+            }
+            "topology" => {
+                let example = "{from: config, racks: {rack-a: [10.0.0.11]}}";
+                for (sub, sv) in sub_map(&key, v, example)? {
+                    if !topology::KEYS.contains(&sub.as_str()) {
+                        return Err(Problem::Unknown {
+                            key: format!("topology.{sub}"),
                         });
                     }
                     out.push(Assignment::at(vec![key.clone(), sub], sv));
@@ -350,6 +361,10 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["mpi", "enabled"] => fields::boolean(v).map(drop),
         ["mpi", "slots_per_worker"] => mpi::slots(v).map(drop),
         ["mpi", "mpirun_args"] => mpi::mpirun_args(v).map(drop),
+        ["topology", "from"] => topology::from(v).map(drop),
+        ["topology", "racks"] => topology::racks(v).map(drop),
+        ["topology", "datacenters"] => topology::datacenters(v).map(drop),
+        ["topology", "strict"] => fields::boolean(v).map(drop),
         ["env", _] => fields::env_value(v).map(drop),
         ["config" | "kubernetes", ..] => fields::json(v).map(drop),
         _ => {

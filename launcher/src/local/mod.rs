@@ -6,6 +6,7 @@ pub mod identity;
 pub mod output;
 pub mod process;
 pub mod supervisor;
+pub mod topology;
 
 use std::io::Write;
 use std::process::Stdio;
