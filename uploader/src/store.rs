@@ -284,4 +284,26 @@ mod tests {
         assert_eq!(store.totals(), Totals::default());
         assert_eq!(Store::open(dir.path()).unwrap().totals(), Totals::default());
     }
+
+    #[test]
+    fn a_release_racing_a_commit_never_removes_the_committed_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = PackageId::parse(&"b".repeat(64)).unwrap();
+        for _ in 0..200 {
+            let tmp = store.temp_path(&id);
+            std::fs::write(&tmp, b"12345").unwrap();
+            store.commit(&tmp, &id, 5, Some("job-a")).unwrap();
+            let again = store.temp_path(&id);
+            std::fs::write(&again, b"12345").unwrap();
+            std::thread::scope(|s| {
+                s.spawn(|| store.commit(&again, &id, 5, Some("job-b")).unwrap());
+                s.spawn(|| store.release(&id, Some("job-a")).unwrap());
+            });
+            // job-b's upload succeeded, so its package is there, whatever the order.
+            assert!(store.path(&id).is_file(), "a committed package was removed");
+            assert_eq!(store.release(&id, Some("job-b")).unwrap(), Some(0));
+        }
+        assert_eq!(store.totals(), Totals::default());
+    }
 }
