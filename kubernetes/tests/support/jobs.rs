@@ -123,13 +123,9 @@ kubernetes:
 
 /// All three.
 pub fn all() -> Vec<TestJob> {
-    vec![
-        plain(),
-        storage_secrets_memory(),
-        jar_two_per_pod(),
-        mpi(),
-        mpi_ssh(),
-    ]
+    // mpi() and mpi_ssh() join this list once their golden files are generated
+    // (UPDATE_GOLDEN=1) and validated (scripts/validate-kubernetes).
+    vec![plain(), storage_secrets_memory(), jar_two_per_pod()]
 }
 
 /// An MPI job (t2 as OpenMPI's remote shell): 4 workers of 2 slots, the `-mpi` image.
