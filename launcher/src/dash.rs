@@ -89,6 +89,6 @@ pub async fn serve(args: DashArgs) -> Result<i32, LauncherError> {
         shutdown,
     )
     .await
-    .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+    .map_err(|e| LauncherError::Failed(e.to_string()))?;
     Ok(0)
 }
