@@ -1,0 +1,210 @@
+//! Controlling running jobs on a real control plane: `t2 kill` mid-job (everything gone by
+//! garbage collection), `t2 gc` sweeping a job whose job master never started, and the job
+//! master's pod deleted mid-job (its StatefulSet makes a new one, which reads the root back;
+//! the workers reconnect; the job completes).
+
+mod kube_real_support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, ListParams};
+use kube_real_support::{eventually, job_id, text, TestNs};
+
+const DEADLINE: Duration = Duration::from_secs(240);
+
+/// A job whose workers pass a barrier, then run until `stop` exists, then complete.
+pub fn until_file_job(dir: &Path, workers: u32, stop: &Path) -> PathBuf {
+    let job = dir.join("until-file");
+    std::fs::create_dir_all(&job).unwrap();
+    std::fs::write(
+        job.join("job.yaml"),
+        format!(
+            "name: until-file\nworkers: {workers}\nmax_restarts: 2\nenv:\n  STOP_FILE: {}\ncommand: [./run.sh]\n",
+            stop.display()
+        ),
+    )
+    .unwrap();
+    let script = job.join("run.sh");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/env bash\nset -euo pipefail\necho \"worker ${T2_WORKER_ID} of ${T2_NUM_WORKERS} up (restart ${T2_RESTART_COUNT})\"\necho \"barrier: $(t2 worker barrier --timeout 120s)\"\nwhile [ ! -e \"$STOP_FILE\" ]; do sleep 0.2; done\necho \"worker ${T2_WORKER_ID}: stop file seen\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    job
+}
+
+/// Submits `job` detached; returns the job ID once it runs.
+async fn submit_detached(ns: &TestNs, job: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "submit",
+        "kubernetes",
+        job.to_str().unwrap(),
+        "--detach",
+    ];
+    args.extend_from_slice(extra);
+    let out = ns.run(&args, DEADLINE).await;
+    assert!(
+        out.status.success(),
+        "{}\nruntime:\n{}",
+        text(&out),
+        ns.runtime.report()
+    );
+    job_id(&out)
+}
+
+/// Waits until every worker printed its barrier line.
+async fn wait_barrier(ns: &TestNs, id: &str, workers: u32) {
+    eventually("every worker past its barrier", DEADLINE, || async {
+        (0..workers)
+            .all(|w| {
+                ns.runtime
+                    .log(&format!("{id}-{w}"), "worker-0")
+                    .contains("barrier: SUCCESS")
+            })
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_mid_job_removes_everything_through_garbage_collection() {
+    let ns = TestNs::new("kill").await;
+    let stop = ns.home.path().join("stop");
+    let job = until_file_job(ns.home.path(), 2, &stop);
+    let id = submit_detached(&ns, &job, &[]).await;
+    wait_barrier(&ns, &id, 2).await;
+    assert!(!ns.leftovers(&id).await.is_empty());
+    let out = ns.run(&["kill", &id], Duration::from_secs(120)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    // The root is gone at once; the rest goes through garbage collection.
+    let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    assert!(cms.get_opt(&id).await.unwrap().is_none(), "root still there");
+    ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+    // And the runtime stopped every container of the job's pods.
+    eventually("the job's containers stopped", Duration::from_secs(30), || async {
+        let ev = ns.runtime.events();
+        ["-jm-0/jobmaster", "-0/worker-0", "-1/worker-0"]
+            .iter()
+            .all(|c| {
+                ev.iter().any(|e| {
+                    e.starts_with(&format!("{id}{c} stopped"))
+                        || e.starts_with(&format!("{id}{c} killed"))
+                })
+            })
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gc_sweeps_a_job_whose_job_master_never_started() {
+    let ns = TestNs::new("gc").await;
+    let stop = ns.home.path().join("stop");
+    let job = until_file_job(ns.home.path(), 2, &stop);
+    // The job master's ServiceAccount does not exist, so the StatefulSet controller cannot
+    // make its pod; the submit is killed while it waits, as a closed laptop would.
+    let mut c = ns.t2();
+    c.args([
+        "submit",
+        "kubernetes",
+        job.to_str().unwrap(),
+        "-D",
+        "kubernetes.service_account=nobody-here",
+        "-n",
+        &ns.name,
+    ]);
+    let mut child = c.spawn().unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    let root = eventually("the root ConfigMap", Duration::from_secs(60), || async {
+        cms.list(&ListParams::default().labels("app.kubernetes.io/component=job"))
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()
+    })
+    .await;
+    let id = root.metadata.name.unwrap();
+    eventually("the job's StatefulSets", Duration::from_secs(60), || async {
+        let left = ns.leftovers(&id).await;
+        left.iter()
+            .any(|l| l == &format!("statefulset.apps/{id}-jm"))
+            .then_some(())
+    })
+    .await;
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    // No pod of the job master, ever.
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    assert!(pods.get_opt(&format!("{id}-jm-0")).await.unwrap().is_none());
+    let out = ns.run(&["gc"], Duration::from_secs(120)).await;
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains(&format!("job {id}")), "gc names the job: {all}");
+    ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn job_master_pod_deleted_mid_job_is_recreated_and_the_job_completes() {
+    let ns = TestNs::new("jmdel").await;
+    let stop = ns.home.path().join("stop");
+    let job = until_file_job(ns.home.path(), 2, &stop);
+    let mut c = ns.t2();
+    c.args(["submit", "kubernetes", job.to_str().unwrap(), "-n", &ns.name]);
+    let submit = c.spawn().unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    let id = eventually("the root ConfigMap", Duration::from_secs(60), || async {
+        cms.list(&ListParams::default().labels("app.kubernetes.io/component=job"))
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()?
+            .metadata
+            .name
+    })
+    .await;
+    wait_barrier(&ns, &id, 2).await;
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let jm = format!("{id}-jm-0");
+    let old_uid = pods.get(&jm).await.unwrap().metadata.uid.unwrap();
+    pods.delete(&jm, &DeleteParams::default()).await.unwrap();
+    // The StatefulSet controller makes a new one; the runtime starts its job master.
+    eventually("a new job master pod running", DEADLINE, || async {
+        let p = pods.get_opt(&jm).await.ok()??;
+        let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
+        (running && p.metadata.uid.as_deref() != Some(old_uid.as_str())).then_some(())
+    })
+    .await;
+    eventually("the new job master serving", DEADLINE, || async {
+        ns.runtime
+            .events()
+            .iter()
+            .filter(|e| e.starts_with(&format!("{jm}/jobmaster started")))
+            .nth(1)
+            .map(|_| ())
+    })
+    .await;
+    std::fs::write(&stop, "stop").unwrap();
+    let out = match tokio::time::timeout(DEADLINE, submit.wait_with_output()).await {
+        Ok(o) => o.unwrap(),
+        Err(_) => panic!("submit did not end\n{}", ns.runtime.report()),
+    };
+    let all = text(&out);
+    assert!(
+        out.status.success() && all.contains(&format!("job {id} COMPLETED")),
+        "{all}\nruntime:\n{}",
+        ns.runtime.report()
+    );
+    // Workers were not restarted: each agent ran once.
+    for w in 0..2 {
+        let log = ns.runtime.log(&format!("{id}-{w}"), "worker-0");
+        assert!(log.contains("stop file seen"), "worker {w}:\n{log}");
+        assert!(!log.contains("(restart 1)"), "worker {w} restarted:\n{log}");
+    }
+    ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+}
