@@ -95,7 +95,7 @@ pub fn plane() -> &'static Plane {
 
 /// Starts (or reuses) a control plane in a fixed folder; returns its admin kubeconfig.
 fn start_shared() -> PathBuf {
-    let uid = nix::unistd::getuid();
+    let uid = std::env::var("USER").unwrap_or_else(|_| "user".into());
     let state = std::env::temp_dir().join(format!("t2-kube-real-{uid}"));
     eprintln!(
         "T2_TEST_KUBECONFIG is not set: starting (or reusing) a control plane with 'scripts/kube-up --state {} --reuse' (a cold build of the binaries takes a while); stop it with 'scripts/kube-down {}'",

@@ -112,7 +112,7 @@ pub async fn token_for(
             "token",
             &sa,
             &PostParams::default(),
-            serde_json::to_vec(&body).map_err(|e| e.to_string())?,
+            &body,
         )
         .await
         .map_err(|e| format!("TokenRequest for ServiceAccount {ns}/{sa}: {e}"))?;

@@ -83,7 +83,7 @@ impl Proxies {
     }
 
     /// Starts Service `name`'s forwarders (once); returns its stand-in address.
-    pub async fn ensure(self: &Self, name: &str) -> Result<Ipv4Addr, String> {
+    pub async fn ensure(&self, name: &str) -> Result<Ipv4Addr, String> {
         let ip = standin_ip(&self.ns, name);
         let mut running = self.running.lock().await;
         if running.contains_key(name) {

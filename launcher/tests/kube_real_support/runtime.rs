@@ -55,7 +55,10 @@ struct Shared {
 impl Shared {
     fn note(&self, line: String) {
         if let Ok(mut e) = self.events.lock() {
-            e.push(line);
+            // A retried failure is noted once.
+            if e.last() != Some(&line) {
+                e.push(line);
+            }
         }
     }
 }
