@@ -58,7 +58,7 @@ async fn submit_detached(ns: &TestNs, job: &Path, extra: &[&str]) -> String {
 
 /// Waits until every worker printed its barrier line.
 async fn wait_barrier(ns: &TestNs, id: &str, workers: u32) {
-    eventually("every worker past its barrier", DEADLINE, || async {
+    ns.until("every worker past its barrier", DEADLINE, || async {
         (0..workers)
             .all(|w| {
                 ns.runtime
@@ -85,7 +85,7 @@ async fn kill_mid_job_removes_everything_through_garbage_collection() {
     assert!(cms.get_opt(&id).await.unwrap().is_none(), "root still there");
     ns.assert_all_gone(&id, Duration::from_secs(90)).await;
     // And the runtime stopped every container of the job's pods.
-    eventually("the job's containers stopped", Duration::from_secs(30), || async {
+    ns.until("the job's containers stopped", Duration::from_secs(30), || async {
         let ev = ns.runtime.events();
         ["-jm-0/jobmaster", "-0/worker-0", "-1/worker-0"]
             .iter()
@@ -106,7 +106,8 @@ async fn gc_sweeps_a_job_whose_job_master_never_started() {
     let stop = ns.home.path().join("stop");
     let job = until_file_job(ns.home.path(), 2, &stop);
     // The job master's ServiceAccount does not exist, so the StatefulSet controller cannot
-    // make its pod; the submit is killed while it waits, as a closed laptop would.
+    // make its pod; the submit is killed while it waits, as a closed laptop would. (Short
+    // start deadlines, so that gc may call the job broken soon.)
     let mut c = ns.t2();
     c.args([
         "submit",
@@ -114,6 +115,10 @@ async fn gc_sweeps_a_job_whose_job_master_never_started() {
         job.to_str().unwrap(),
         "-D",
         "kubernetes.service_account=nobody-here",
+        "-D",
+        "kubernetes.start_timeout=3s",
+        "-D",
+        "kubernetes.package_timeout=3s",
         "-n",
         &ns.name,
     ]);
@@ -141,10 +146,19 @@ async fn gc_sweeps_a_job_whose_job_master_never_started() {
     // No pod of the job master, ever.
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
     assert!(pods.get_opt(&format!("{id}-jm-0")).await.unwrap().is_none());
-    let out = ns.run(&["gc"], Duration::from_secs(120)).await;
-    let all = text(&out);
-    assert!(out.status.success(), "{all}");
-    assert!(all.contains(&format!("job {id}")), "gc names the job: {all}");
+    // Once the root is older than the submit's own deadline (6 s here), gc sweeps it.
+    let all = ns
+        .until("t2 gc sweeping the job", Duration::from_secs(90), || async {
+            let out = ns.run(&["gc"], Duration::from_secs(120)).await;
+            let all = text(&out);
+            assert!(out.status.success(), "{all}");
+            all.contains(&format!("job {id}")).then_some(all)
+        })
+        .await;
+    assert!(
+        all.contains("job master never started") && all.contains(&format!("ConfigMap/{id}")),
+        "gc says why and deletes the root: {all}"
+    );
     ns.assert_all_gone(&id, Duration::from_secs(90)).await;
 }
 
@@ -174,13 +188,13 @@ async fn job_master_pod_deleted_mid_job_is_recreated_and_the_job_completes() {
     let old_uid = pods.get(&jm).await.unwrap().metadata.uid.unwrap();
     pods.delete(&jm, &DeleteParams::default()).await.unwrap();
     // The StatefulSet controller makes a new one; the runtime starts its job master.
-    eventually("a new job master pod running", DEADLINE, || async {
+    ns.until("a new job master pod running", DEADLINE, || async {
         let p = pods.get_opt(&jm).await.ok()??;
         let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
         (running && p.metadata.uid.as_deref() != Some(old_uid.as_str())).then_some(())
     })
     .await;
-    eventually("the new job master serving", DEADLINE, || async {
+    ns.until("the new job master serving", DEADLINE, || async {
         ns.runtime
             .events()
             .iter()

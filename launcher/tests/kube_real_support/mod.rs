@@ -233,6 +233,24 @@ pub struct TestNs {
 }
 
 impl TestNs {
+    /// [`eventually`], with the runtime's report in the panic message.
+    pub async fn until<T, F, Fut>(&self, what: &str, deadline: Duration, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            if start.elapsed() > deadline {
+                panic!("{what}: not within {deadline:?}\nruntime:\n{}", self.runtime.report());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// A fresh namespace `kr-PREFIX-xxxxx`.
     pub async fn new(prefix: &str) -> TestNs {
         let plane = plane();
