@@ -29,7 +29,7 @@ pub fn until_file_job(dir: &Path, workers: u32, stop: &Path) -> PathBuf {
     let script = job.join("run.sh");
     std::fs::write(
         &script,
-        "#!/usr/bin/env bash\nset -euo pipefail\necho \"worker ${T2_WORKER_ID} of ${T2_NUM_WORKERS} up (restart ${T2_RESTART_COUNT})\"\necho \"barrier: $(t2 worker barrier --timeout 120s)\"\nwhile [ ! -e \"$STOP_FILE\" ]; do sleep 0.2; done\necho \"worker ${T2_WORKER_ID}: stop file seen\"\n",
+        "#!/usr/bin/env bash\nset -euo pipefail\necho \"worker ${T2_WORKER_ID} of ${T2_NUM_WORKERS} up (restart ${T2_RESTART_COUNT})\"\necho \"barrier: $(t2 worker barrier --timeout 120s)\"\nt2 worker events &\nwhile [ ! -e \"$STOP_FILE\" ]; do sleep 0.2; done\necho \"worker ${T2_WORKER_ID}: stop file seen\"\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -220,5 +220,66 @@ async fn job_master_pod_deleted_mid_job_is_recreated_and_the_job_completes() {
         assert!(log.contains("stop file seen"), "worker {w}:\n{log}");
         assert!(!log.contains("(restart 1)"), "worker {w} restarted:\n{log}");
     }
+    ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scale_up_then_down_through_the_scale_subresource() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let ns = TestNs::new("scale").await;
+    let stop = ns.home.path().join("stop");
+    let job = until_file_job(ns.home.path(), 4, &stop);
+    let id = submit_detached(&ns, &job, &["-D", "kubernetes.package_timeout=20s"]).await;
+    wait_barrier(&ns, &id, 4).await;
+    let out = ns.run(&["scale", &id, "8"], Duration::from_secs(120)).await;
+    let all = text(&out);
+    assert!(out.status.success(), "{all}\nruntime:\n{}", ns.runtime.report());
+    assert!(all.contains("8 workers (was 4)"), "{all}");
+    let sts: Api<StatefulSet> = Api::namespaced(ns.client.clone(), &ns.name);
+    let replicas = sts.get_scale(&id).await.unwrap().spec.unwrap().replicas;
+    assert_eq!(replicas, Some(8), "the scale subresource");
+    // The StatefulSet controller makes pods 4..7; the running workers are told.
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    for w in 4..8 {
+        let name = format!("{id}-{w}");
+        ns.until(&format!("pod {name}"), DEADLINE, || async {
+            pods.get_opt(&name).await.ok()?.map(|_| ())
+        })
+        .await;
+    }
+    ns.until("worker 0 told of the scale", DEADLINE, || async {
+        ns.runtime
+            .log(&format!("{id}-0"), "worker-0")
+            .contains("job_scaled")
+            .then_some(())
+    })
+    .await;
+    // Direct delivery: nobody streams the package into pods made after the submit; their init
+    // container says so, with the fix, within package_timeout.
+    ns.until("pod 4's init container giving up", DEADLINE, || async {
+        ns.runtime
+            .log(&format!("{id}-4"), "t2-init")
+            .contains("need an uploader")
+            .then_some(())
+    })
+    .await;
+    let out = ns.run(&["scale", &id, "4"], Duration::from_secs(120)).await;
+    let all = text(&out);
+    assert!(out.status.success(), "{all}\nruntime:\n{}", ns.runtime.report());
+    assert!(all.contains("4 workers (was 8)"), "{all}");
+    assert_eq!(sts.get_scale(&id).await.unwrap().spec.unwrap().replicas, Some(4));
+    for w in 4..8 {
+        let name = format!("{id}-{w}");
+        ns.until(&format!("pod {name} gone"), DEADLINE, || async {
+            pods.get_opt(&name).await.ok()?.is_none().then_some(())
+        })
+        .await;
+    }
+    std::fs::write(&stop, "stop").unwrap();
+    ns.until("the job's root gone (the job ended)", DEADLINE, || async {
+        let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+        cms.get_opt(&id).await.ok()?.is_none().then_some(())
+    })
+    .await;
     ns.assert_all_gone(&id, Duration::from_secs(90)).await;
 }

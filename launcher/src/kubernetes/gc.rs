@@ -16,8 +16,10 @@ use super::client::Kube;
 use super::error::{is_status, KubeError, Op};
 use super::follow::is_final;
 use super::inventory::{list_objects, Found};
-use super::jobs::list_jobs;
-use super::manifests::labels::{all_jobs_selector, job_selector, ROLE, ROLE_JOBMASTER};
+use super::manifests::labels::{
+    all_jobs_selector, job_selector, APP, APP_VALUE, COMPONENT, ROLE, ROLE_JOBMASTER,
+};
+use super::record;
 use super::manifests::root::keys;
 use super::settings::{read_settings, Settings};
 
@@ -60,10 +62,22 @@ pub async fn delete_found(kube: &Kube, f: &Found) -> Result<(), KubeError> {
 
 /// Sweeps the namespace; with `dry` nothing is deleted.
 pub async fn gc(kube: &Kube, dry: bool) -> Result<Sweep, KubeError> {
-    let roots: BTreeMap<String, String> = list_jobs(kube)
-        .await?
+    let selector = format!("{APP}={APP_VALUE},{COMPONENT}=job");
+    let root_list = kube
+        .api::<ConfigMap>()
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| {
+            Op::collection("list", "configmaps", &kube.namespace).error(&kube.server, e)
+        })?;
+    let root_objects: BTreeMap<String, ConfigMap> = root_list
+        .items
         .into_iter()
-        .map(|r| (r.id, r.state))
+        .filter_map(|cm| Some((cm.metadata.name.clone()?, cm)))
+        .collect();
+    let roots: BTreeMap<String, String> = root_objects
+        .iter()
+        .map(|(id, cm)| (id.clone(), record::state(&cm.data.clone().unwrap_or_default()).0))
         .collect();
     let objects = list_objects(kube, &all_jobs_selector(), false).await?;
     let jobs: BTreeSet<String> = objects
@@ -75,7 +89,7 @@ pub async fn gc(kube: &Kube, dry: bool) -> Result<Sweep, KubeError> {
     for job in jobs {
         let why = match roots.get(&job) {
             Some(state) if is_final(state) => format!("{state}, but its objects are still there"),
-            Some(_) => match never_started(kube, &job).await? {
+            Some(_) => match never_started(kube, &job, &root_objects[&job]).await? {
                 Some(why) => why,
                 None => continue,
             },
@@ -99,14 +113,11 @@ pub async fn gc(kube: &Kube, dry: bool) -> Result<Sweep, KubeError> {
 
 /// Why job `id` (whose root records no final state) is broken because its job master never
 /// started, or `None` while it may still start or runs.
-async fn never_started(kube: &Kube, id: &str) -> Result<Option<String>, KubeError> {
-    let root = match kube.api::<ConfigMap>().get(id).await {
-        Ok(r) => r,
-        Err(e) if is_status(&e, 404) => return Ok(None),
-        Err(e) => {
-            return Err(Op::named("get", "configmaps", &kube.namespace, id).error(&kube.server, e))
-        }
-    };
+async fn never_started(
+    kube: &Kube,
+    id: &str,
+    root: &ConfigMap,
+) -> Result<Option<String>, KubeError> {
     let data = root.data.clone().unwrap_or_default();
     if data.contains_key(keys::STATE) {
         return Ok(None);
