@@ -72,7 +72,10 @@ async fn a_node_selector_no_node_has_fails_the_submit_within_start_timeout() {
     assert!(!out.status.success(), "{all}");
     assert!(all.contains("could not be scheduled"), "{all}");
     // The scheduler's own reason.
-    assert!(all.contains("node(s) didn't match"), "the scheduler's words: {all}");
+    assert!(
+        all.contains("node(s) didn't match"),
+        "the scheduler's words: {all}"
+    );
     let id = kube_real_support::job_id(&out);
     ns.assert_all_gone(&id, Duration::from_secs(90)).await;
 }
@@ -115,8 +118,25 @@ async fn dry_run_yaml_is_accepted_by_a_server_side_dry_run() {
     }
     assert!(all.contains("(server dry run)"), "{all}");
     // Nothing was created.
-    let got = kubectl(&["get", "configmaps,statefulsets", "-n", &ns.name, "-l", "app.kubernetes.io/name=t2", "-o", "name"], None).await;
-    assert!(String::from_utf8_lossy(&got.stdout).trim().is_empty(), "{}", text(&got));
+    let got = kubectl(
+        &[
+            "get",
+            "configmaps,statefulsets",
+            "-n",
+            &ns.name,
+            "-l",
+            "app.kubernetes.io/name=t2",
+            "-o",
+            "name",
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&got.stdout).trim().is_empty(),
+        "{}",
+        text(&got)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -144,7 +164,15 @@ async fn a_t2_submitter_passes_doctor_and_submits_and_a_user_without_it_is_refus
     let out = ns.finish(c, &["doctor"], DEADLINE).await;
     assert!(out.status.success(), "doctor as alice: {}", text(&out));
     let mut c = ns.t2_with(&alice);
-    c.args(["submit", "kubernetes", "examples/shell", "--workers", "2", "-n", &ns.name]);
+    c.args([
+        "submit",
+        "kubernetes",
+        "examples/shell",
+        "--workers",
+        "2",
+        "-n",
+        &ns.name,
+    ]);
     let out = ns.finish(c, &["submit as alice"], DEADLINE).await;
     let all = text(&out);
     assert!(
@@ -161,15 +189,45 @@ async fn a_t2_submitter_passes_doctor_and_submits_and_a_user_without_it_is_refus
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
     assert!(
-        all.contains("fix:") && all.contains("create rolebinding") && all.contains("--role=t2-submitter"),
+        all.contains("fix:")
+            && all.contains("create rolebinding")
+            && all.contains("--role=t2-submitter"),
         "doctor prints the fix: {all}"
     );
     let mut c = ns.t2_with(&bob);
-    c.args(["submit", "kubernetes", "examples/shell", "--workers", "2", "-n", &ns.name]);
+    c.args([
+        "submit",
+        "kubernetes",
+        "examples/shell",
+        "--workers",
+        "2",
+        "-n",
+        &ns.name,
+    ]);
     let out = ns.finish(c, &["submit as bob"], DEADLINE).await;
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
-    assert!(all.contains("forbidden") || all.contains("Forbidden") || all.contains("not allowed"), "{all}");
-    let got = kubectl(&["get", "configmaps", "-n", &ns.name, "-l", "app.kubernetes.io/name=t2", "-o", "name"], None).await;
-    assert!(String::from_utf8_lossy(&got.stdout).trim().is_empty(), "bob made nothing: {}", text(&got));
+    assert!(
+        all.contains("forbidden") || all.contains("Forbidden") || all.contains("not allowed"),
+        "{all}"
+    );
+    let got = kubectl(
+        &[
+            "get",
+            "configmaps",
+            "-n",
+            &ns.name,
+            "-l",
+            "app.kubernetes.io/name=t2",
+            "-o",
+            "name",
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&got.stdout).trim().is_empty(),
+        "bob made nothing: {}",
+        text(&got)
+    );
 }

@@ -39,12 +39,7 @@ pub fn until_file_job(dir: &Path, workers: u32, stop: &Path) -> PathBuf {
 
 /// Submits `job` detached; returns the job ID once it runs.
 async fn submit_detached(ns: &TestNs, job: &Path, extra: &[&str]) -> String {
-    let mut args = vec![
-        "submit",
-        "kubernetes",
-        job.to_str().unwrap(),
-        "--detach",
-    ];
+    let mut args = vec!["submit", "kubernetes", job.to_str().unwrap(), "--detach"];
     args.extend_from_slice(extra);
     let out = ns.run(&args, DEADLINE).await;
     assert!(
@@ -82,21 +77,28 @@ async fn kill_mid_job_removes_everything_through_garbage_collection() {
     assert!(out.status.success(), "{}", text(&out));
     // The root is gone at once; the rest goes through garbage collection.
     let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
-    assert!(cms.get_opt(&id).await.unwrap().is_none(), "root still there");
+    assert!(
+        cms.get_opt(&id).await.unwrap().is_none(),
+        "root still there"
+    );
     ns.assert_all_gone(&id, Duration::from_secs(90)).await;
     // And the runtime stopped every container of the job's pods.
-    ns.until("the job's containers stopped", Duration::from_secs(30), || async {
-        let ev = ns.runtime.events();
-        ["-jm-0/jobmaster", "-0/worker-0", "-1/worker-0"]
-            .iter()
-            .all(|c| {
-                ev.iter().any(|e| {
-                    e.starts_with(&format!("{id}{c} stopped"))
-                        || e.starts_with(&format!("{id}{c} killed"))
+    ns.until(
+        "the job's containers stopped",
+        Duration::from_secs(30),
+        || async {
+            let ev = ns.runtime.events();
+            ["-jm-0/jobmaster", "-0/worker-0", "-1/worker-0"]
+                .iter()
+                .all(|c| {
+                    ev.iter().any(|e| {
+                        e.starts_with(&format!("{id}{c} stopped"))
+                            || e.starts_with(&format!("{id}{c} killed"))
+                    })
                 })
-            })
-            .then_some(())
-    })
+                .then_some(())
+        },
+    )
     .await;
 }
 
@@ -134,12 +136,16 @@ async fn gc_sweeps_a_job_whose_job_master_never_started() {
     })
     .await;
     let id = root.metadata.name.unwrap();
-    eventually("the job's StatefulSets", Duration::from_secs(60), || async {
-        let left = ns.leftovers(&id).await;
-        left.iter()
-            .any(|l| l == &format!("statefulset.apps/{id}-jm"))
-            .then_some(())
-    })
+    eventually(
+        "the job's StatefulSets",
+        Duration::from_secs(60),
+        || async {
+            let left = ns.leftovers(&id).await;
+            left.iter()
+                .any(|l| l == &format!("statefulset.apps/{id}-jm"))
+                .then_some(())
+        },
+    )
     .await;
     child.kill().await.unwrap();
     let _ = child.wait().await;
@@ -148,12 +154,16 @@ async fn gc_sweeps_a_job_whose_job_master_never_started() {
     assert!(pods.get_opt(&format!("{id}-jm-0")).await.unwrap().is_none());
     // Once the root is older than the submit's own deadline (6 s here), gc sweeps it.
     let all = ns
-        .until("t2 gc sweeping the job", Duration::from_secs(90), || async {
-            let out = ns.run(&["gc"], Duration::from_secs(120)).await;
-            let all = text(&out);
-            assert!(out.status.success(), "{all}");
-            all.contains(&format!("job {id}")).then_some(all)
-        })
+        .until(
+            "t2 gc sweeping the job",
+            Duration::from_secs(90),
+            || async {
+                let out = ns.run(&["gc"], Duration::from_secs(120)).await;
+                let all = text(&out);
+                assert!(out.status.success(), "{all}");
+                all.contains(&format!("job {id}")).then_some(all)
+            },
+        )
         .await;
     assert!(
         all.contains("job master never started") && all.contains(&format!("ConfigMap/{id}")),
@@ -168,7 +178,13 @@ async fn job_master_pod_deleted_mid_job_is_recreated_and_the_job_completes() {
     let stop = ns.home.path().join("stop");
     let job = until_file_job(ns.home.path(), 2, &stop);
     let mut c = ns.t2();
-    c.args(["submit", "kubernetes", job.to_str().unwrap(), "-n", &ns.name]);
+    c.args([
+        "submit",
+        "kubernetes",
+        job.to_str().unwrap(),
+        "-n",
+        &ns.name,
+    ]);
     let submit = c.spawn().unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
     let id = eventually("the root ConfigMap", Duration::from_secs(60), || async {
@@ -233,7 +249,11 @@ async fn scale_up_then_down_through_the_scale_subresource() {
     wait_barrier(&ns, &id, 4).await;
     let out = ns.run(&["scale", &id, "8"], Duration::from_secs(120)).await;
     let all = text(&out);
-    assert!(out.status.success(), "{all}\nruntime:\n{}", ns.runtime.report());
+    assert!(
+        out.status.success(),
+        "{all}\nruntime:\n{}",
+        ns.runtime.report()
+    );
     assert!(all.contains("8 workers (was 4)"), "{all}");
     let sts: Api<StatefulSet> = Api::namespaced(ns.client.clone(), &ns.name);
     let replicas = sts.get_scale(&id).await.unwrap().spec.unwrap().replicas;
@@ -265,9 +285,16 @@ async fn scale_up_then_down_through_the_scale_subresource() {
     .await;
     let out = ns.run(&["scale", &id, "4"], Duration::from_secs(120)).await;
     let all = text(&out);
-    assert!(out.status.success(), "{all}\nruntime:\n{}", ns.runtime.report());
+    assert!(
+        out.status.success(),
+        "{all}\nruntime:\n{}",
+        ns.runtime.report()
+    );
     assert!(all.contains("4 workers (was 8)"), "{all}");
-    assert_eq!(sts.get_scale(&id).await.unwrap().spec.unwrap().replicas, Some(4));
+    assert_eq!(
+        sts.get_scale(&id).await.unwrap().spec.unwrap().replicas,
+        Some(4)
+    );
     for w in 4..8 {
         let name = format!("{id}-{w}");
         ns.until(&format!("pod {name} gone"), DEADLINE, || async {

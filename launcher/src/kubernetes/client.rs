@@ -165,8 +165,15 @@ async fn incluster_from_dir(dir: &std::path::Path) -> Result<Config, KubeError> 
             ))
         })
     };
-    let (host, port) = (var("KUBERNETES_SERVICE_HOST")?, var("KUBERNETES_SERVICE_PORT")?);
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let (host, port) = (
+        var("KUBERNETES_SERVICE_HOST")?,
+        var("KUBERNETES_SERVICE_PORT")?,
+    );
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
     let namespace = std::fs::read_to_string(dir.join("namespace"))
         .map(|n| n.trim().to_string())
         .unwrap_or_else(|_| "default".into());
@@ -184,7 +191,10 @@ async fn incluster_from_dir(dir: &std::path::Path) -> Result<Config, KubeError> 
         "current-context": "in-cluster",
     });
     let kc: Kubeconfig = serde_json::from_value(kc).map_err(|e| {
-        KubeError::Config(format!("cannot use the ServiceAccount files in {}: {e}", dir.display()))
+        KubeError::Config(format!(
+            "cannot use the ServiceAccount files in {}: {e}",
+            dir.display()
+        ))
     })?;
     Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await

@@ -19,8 +19,8 @@ use super::inventory::{list_objects, Found};
 use super::manifests::labels::{
     all_jobs_selector, job_selector, APP, APP_VALUE, COMPONENT, ROLE, ROLE_JOBMASTER,
 };
-use super::record;
 use super::manifests::root::keys;
+use super::record;
 use super::settings::{read_settings, Settings};
 
 /// What `t2 gc` did (or, dry, would do).
@@ -77,7 +77,12 @@ pub async fn gc(kube: &Kube, dry: bool) -> Result<Sweep, KubeError> {
         .collect();
     let roots: BTreeMap<String, String> = root_objects
         .iter()
-        .map(|(id, cm)| (id.clone(), record::state(&cm.data.clone().unwrap_or_default()).0))
+        .map(|(id, cm)| {
+            (
+                id.clone(),
+                record::state(&cm.data.clone().unwrap_or_default()).0,
+            )
+        })
         .collect();
     let objects = list_objects(kube, &all_jobs_selector(), false).await?;
     let jobs: BTreeSet<String> = objects

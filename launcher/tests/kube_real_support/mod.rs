@@ -245,7 +245,10 @@ impl TestNs {
                 return v;
             }
             if start.elapsed() > deadline {
-                panic!("{what}: not within {deadline:?}\nruntime:\n{}", self.runtime.report());
+                panic!(
+                    "{what}: not within {deadline:?}\nruntime:\n{}",
+                    self.runtime.report()
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -267,11 +270,21 @@ impl TestNs {
         assert!(out.status.success(), "create namespace: {}", text(&out));
         let rbac = repo().join("deploy/rbac.yaml");
         let out = kubectl(
-            &["apply", "-n", &name, "-f", rbac.to_str().expect("utf-8 path")],
+            &[
+                "apply",
+                "-n",
+                &name,
+                "-f",
+                rbac.to_str().expect("utf-8 path"),
+            ],
             None,
         )
         .await;
-        assert!(out.status.success(), "apply deploy/rbac.yaml: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "apply deploy/rbac.yaml: {}",
+            text(&out)
+        );
         let runtime = runtime::Runtime::start(client.clone(), &name, plane).await;
         TestNs {
             name,
@@ -332,7 +345,13 @@ impl TestNs {
     /// server lists (`kubectl api-resources`), as `kind/name`.
     pub async fn leftovers(&self, id: &str) -> Vec<String> {
         let out = kubectl(
-            &["api-resources", "--verbs=list", "--namespaced", "-o", "name"],
+            &[
+                "api-resources",
+                "--verbs=list",
+                "--namespaced",
+                "-o",
+                "name",
+            ],
             None,
         )
         .await;

@@ -72,7 +72,11 @@ pub fn field(pod: &Pod, path: &str) -> Result<String, String> {
         p if p.starts_with("metadata.annotations['") => {
             map_key(&meta.annotations, p, "metadata.annotations['")
         }
-        other => return Err(format!("fieldRef {other} is not supported by the test runtime")),
+        other => {
+            return Err(format!(
+                "fieldRef {other} is not supported by the test runtime"
+            ))
+        }
     })
 }
 
@@ -108,12 +112,7 @@ pub async fn token_for(
     });
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let r: serde_json::Value = api
-        .create_subresource(
-            "token",
-            &sa,
-            &PostParams::default(),
-            &body,
-        )
+        .create_subresource("token", &sa, &PostParams::default(), &body)
         .await
         .map_err(|e| format!("TokenRequest for ServiceAccount {ns}/{sa}: {e}"))?;
     r["status"]["token"]
@@ -265,7 +264,8 @@ pub fn map_path(mounts: &[(String, PathBuf)], path: &str) -> Option<PathBuf> {
         if path == mp {
             Some(dir.clone())
         } else {
-            path.strip_prefix(&format!("{mp}/")).map(|rest| dir.join(rest))
+            path.strip_prefix(&format!("{mp}/"))
+                .map(|rest| dir.join(rest))
         }
     })
 }
@@ -362,7 +362,10 @@ pub async fn container_env(
                     .cloned()
                     .ok_or_else(|| format!("ConfigMap {} has no key {}", m.name, m.key))?
             } else {
-                return Err(format!("env {}: a source the test runtime does not know", e.name));
+                return Err(format!(
+                    "env {}: a source the test runtime does not know",
+                    e.name
+                ));
             }
         } else {
             String::new()

@@ -95,7 +95,13 @@ impl Proxies {
             .await
             .map_err(|e| format!("Service {}/{name} (named in the pod's env): {e}", self.ns))?;
         let mut handles = Vec::new();
-        for p in svc.spec.clone().unwrap_or_default().ports.unwrap_or_default() {
+        for p in svc
+            .spec
+            .clone()
+            .unwrap_or_default()
+            .ports
+            .unwrap_or_default()
+        {
             let port = u16::try_from(p.port).map_err(|_| format!("port {}", p.port))?;
             let listener = TcpListener::bind((ip, port))
                 .await
@@ -161,14 +167,15 @@ async fn backend(client: &Client, ns: &str, name: &str, target: &IntOrString) ->
     let ip = pod.status.as_ref()?.pod_ip.clone()?;
     let port = match target {
         IntOrString::Int(n) => *n,
-        IntOrString::String(port_name) => pod
-            .spec
-            .as_ref()?
-            .containers
-            .iter()
-            .flat_map(|c| c.ports.clone().unwrap_or_default())
-            .find(|p| p.name.as_deref() == Some(port_name))?
-            .container_port,
+        IntOrString::String(port_name) => {
+            pod.spec
+                .as_ref()?
+                .containers
+                .iter()
+                .flat_map(|c| c.ports.clone().unwrap_or_default())
+                .find(|p| p.name.as_deref() == Some(port_name))?
+                .container_port
+        }
     };
     Some(format!("{ip}:{port}"))
 }

@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::Client;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -101,7 +103,11 @@ impl Runtime {
 
     /// Everything that happened so far.
     pub fn events(&self) -> Vec<String> {
-        self.shared.events.lock().map(|e| e.clone()).unwrap_or_default()
+        self.shared
+            .events
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
     }
 
     /// The output of container `container` of pod `pod` so far (all its runs).
@@ -119,7 +125,12 @@ impl Runtime {
     /// The events and the last lines of every container's output, for failure messages.
     pub fn report(&self) -> String {
         let mut out = self.events().join("\n");
-        let logs = self.shared.logs.lock().map(|l| l.clone()).unwrap_or_default();
+        let logs = self
+            .shared
+            .logs
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default();
         for ((pod, c), path) in logs {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
@@ -135,7 +146,12 @@ impl Runtime {
         if let Some(t) = self.task.take() {
             t.abort();
         }
-        let groups = self.shared.groups.lock().map(|g| g.clone()).unwrap_or_default();
+        let groups = self
+            .shared
+            .groups
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default();
         for g in groups {
             kill_group(g, nix::sys::signal::Signal::SIGKILL);
         }
@@ -201,7 +217,10 @@ struct PodRun {
 }
 
 fn kwok_api(kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kwok.x-k8s.io", "v1alpha1", kind), plural)
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kwok.x-k8s.io", "v1alpha1", kind),
+        plural,
+    )
 }
 
 async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
@@ -225,7 +244,11 @@ async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .filter_map(|p| Some((p.metadata.uid.clone()?, p)))
             .collect();
-        let gone: Vec<String> = runs.keys().filter(|u| !live.contains_key(*u)).cloned().collect();
+        let gone: Vec<String> = runs
+            .keys()
+            .filter(|u| !live.contains_key(*u))
+            .cloned()
+            .collect();
         for uid in gone {
             if let Some(r) = runs.remove(&uid) {
                 terminate(&ctx, r);
@@ -247,7 +270,8 @@ async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
                 ),
             });
             if let Err(e) = step(&ctx, pod, &uid, r).await {
-                ctx.shared.note(format!("pod {}: {e} (trying again)", r.name));
+                ctx.shared
+                    .note(format!("pod {}: {e} (trying again)", r.name));
             }
         }
     }
@@ -260,7 +284,8 @@ async fn run(ctx: Ctx, mut stop: watch::Receiver<bool>) {
 
 /// Stops a pod's processes (SIGTERM, SIGKILL after its grace period) in the background.
 fn terminate(ctx: &Ctx, r: PodRun) {
-    ctx.shared.note(format!("pod {} deleted: stopping its containers", r.name));
+    ctx.shared
+        .note(format!("pod {} deleted: stopping its containers", r.name));
     let shared = ctx.shared.clone();
     tokio::spawn(async move {
         for p in &r.procs {
@@ -282,7 +307,10 @@ fn terminate(ctx: &Ctx, r: PodRun) {
                     Err(_) => {
                         kill_group(p.pgid, nix::sys::signal::Signal::SIGKILL);
                         let _ = child.wait().await;
-                        shared.note(format!("{}/{} killed after the grace period", r.name, p.name));
+                        shared.note(format!(
+                            "{}/{} killed after the grace period",
+                            r.name, p.name
+                        ));
                     }
                 }
             }
@@ -304,10 +332,17 @@ async fn step(ctx: &Ctx, pod: &Pod, uid: &str, r: &mut PodRun) -> Result<(), Str
     }
     let spec = pod.spec.clone().unwrap_or_default();
     if r.files.is_none() {
-        let root = ctx.root.join("pods").join(format!("{}-{}", r.name, &uid[..8.min(uid.len())]));
+        let root = ctx
+            .root
+            .join("pods")
+            .join(format!("{}-{}", r.name, &uid[..8.min(uid.len())]));
         let files = podspec::prepare(&ctx.client, pod, &root).await?;
         register_exec_and_logs(ctx, pod, &spec_containers(pod), &files).await?;
-        ctx.shared.note(format!("pod {} ({uid}): volumes made in {}", r.name, root.display()));
+        ctx.shared.note(format!(
+            "pod {} ({uid}): volumes made in {}",
+            r.name,
+            root.display()
+        ));
         r.files = Some(files);
     }
     let files = r.files.clone().unwrap_or_default();
@@ -328,7 +363,8 @@ async fn step(ctx: &Ctx, pod: &Pod, uid: &str, r: &mut PodRun) -> Result<(), Str
                 if let Ok(Some(st)) = child.try_wait() {
                     p.child = None;
                     let code = st.code().unwrap_or(128);
-                    ctx.shared.note(format!("{}/{} exited {code}", r.name, p.name));
+                    ctx.shared
+                        .note(format!("{}/{} exited {code}", r.name, p.name));
                     if code == 0 && i + 1 < inits.len() {
                         let next = start(ctx, pod, &inits[i + 1], &files, 0).await?;
                         r.procs.push(next);
@@ -337,13 +373,13 @@ async fn step(ctx: &Ctx, pod: &Pod, uid: &str, r: &mut PodRun) -> Result<(), Str
                         annotate(ctx, &r.name, &[(INIT, "done")]).await?;
                         r.init = InitState::Done;
                     } else {
-                        let log = ctx
-                            .shared
-                            .logs
-                            .lock()
-                            .ok()
-                            .and_then(|l| l.get(&(r.name.clone(), inits[i].name.clone())).cloned());
-                        let text = log.and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+                        let log =
+                            ctx.shared.logs.lock().ok().and_then(|l| {
+                                l.get(&(r.name.clone(), inits[i].name.clone())).cloned()
+                            });
+                        let text = log
+                            .and_then(|p| std::fs::read_to_string(p).ok())
+                            .unwrap_or_default();
                         let lines: Vec<&str> = text.lines().collect();
                         let tail = lines[lines.len().saturating_sub(5)..].join("\n");
                         annotate(
@@ -386,12 +422,15 @@ async fn step(ctx: &Ctx, pod: &Pod, uid: &str, r: &mut PodRun) -> Result<(), Str
         if let Some(child) = p.child.as_mut() {
             if let Ok(Some(st)) = child.try_wait() {
                 p.child = None;
-                let backoff = Duration::from_secs(1 << p.starts.min(4).saturating_sub(1)).min(Duration::from_secs(8));
+                let backoff = Duration::from_secs(1 << p.starts.min(4).saturating_sub(1))
+                    .min(Duration::from_secs(8));
                 ctx.shared.note(format!(
                     "{}/{} exited {} (run {}); restarting in {backoff:?}",
                     r.name,
                     p.name,
-                    st.code().map(|c| c.to_string()).unwrap_or_else(|| st.to_string()),
+                    st.code()
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| st.to_string()),
                     p.starts
                 ));
                 p.again_at = Some(Instant::now() + backoff);
@@ -525,12 +564,18 @@ async fn start(
     let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
     argv.extend(c.args.clone().unwrap_or_default());
     let Some(program) = argv.first().cloned() else {
-        return Err(format!("container {} has no command (the image's entrypoint is not known here)", c.name));
+        return Err(format!(
+            "container {} has no command (the image's entrypoint is not known here)",
+            c.name
+        ));
     };
     let program = if program.contains('/') {
         PathBuf::from(program)
     } else {
-        ctx.exec_path.join(&program).canonicalize().unwrap_or_else(|_| PathBuf::from(program))
+        ctx.exec_path
+            .join(&program)
+            .canonicalize()
+            .unwrap_or_else(|_| PathBuf::from(program))
     };
     let log_path = files.root.join("logs").join(format!("{}.log", c.name));
     let log = std::fs::OpenOptions::new()
@@ -559,7 +604,10 @@ async fn start(
     if let Ok(mut g) = ctx.shared.groups.lock() {
         g.insert(pgid);
     }
-    ctx.shared.note(format!("{name}/{} started (run {run}, pid {pgid}): {argv:?}", c.name));
+    ctx.shared.note(format!(
+        "{name}/{} started (run {run}, pid {pgid}): {argv:?}",
+        c.name
+    ));
     Ok(Proc {
         name: c.name.clone(),
         child: Some(child),
