@@ -1,4 +1,12 @@
 //! Generated gRPC types and services of the t2 job master protocol.
+//!
+//! # Layout
+//! - `proto/jobmaster.proto`: the one service (`JobMaster`): the workers' bidirectional stream
+//!   (registration, heartbeats, worker lists, barriers, messages, events) and the control calls
+//!   (status, kill, scale).
+//! - [`jobmaster`]: the code tonic and prost generate from it at build time (`build.rs`, with
+//!   `protoc` from `protoc-bin-vendored`), re-exported at the crate root.
+//! - [`PROTOCOL_VERSION`]: what a worker presents at registration.
 
 /// The protocol version a worker must present at registration; bumped on incompatible changes.
 pub const PROTOCOL_VERSION: u32 = 1;
