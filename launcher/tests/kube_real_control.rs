@@ -254,7 +254,7 @@ async fn scale_up_then_down_through_the_scale_subresource() {
         "{all}\nruntime:\n{}",
         ns.runtime.report()
     );
-    assert!(all.contains("8 workers (was 4)"), "{all}");
+    assert!(all.contains("8 workers in 8 pods"), "{all}");
     let sts: Api<StatefulSet> = Api::namespaced(ns.client.clone(), &ns.name);
     let replicas = sts.get_scale(&id).await.unwrap().spec.unwrap().replicas;
     assert_eq!(replicas, Some(8), "the scale subresource");
@@ -290,7 +290,7 @@ async fn scale_up_then_down_through_the_scale_subresource() {
         "{all}\nruntime:\n{}",
         ns.runtime.report()
     );
-    assert!(all.contains("4 workers (was 8)"), "{all}");
+    assert!(all.contains("4 workers in 4 pods"), "{all}");
     assert_eq!(
         sts.get_scale(&id).await.unwrap().spec.unwrap().replicas,
         Some(4)
