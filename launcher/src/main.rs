@@ -75,9 +75,9 @@ fn version(target: &kube_cli::ClusterTarget) -> i32 {
             )
             .await
         })
-        .map_err(|_| LauncherError::Cluster(format!("{server} did not answer within 10s")))?
+        .map_err(|_| LauncherError::Failed(format!("{server} did not answer within 10s")))?
         .map(|v| format!("{} at {server}", v.git_version))
-        .map_err(|e| LauncherError::Cluster(format!("{server}: {e}")))
+        .map_err(|e| LauncherError::Failed(format!("{server}: {e}")))
     });
     match answer {
         Ok(v) => {

@@ -11,7 +11,7 @@ use t2_core::jobdir::{now_rfc3339, JobDir, RecordedState};
 
 use crate::error::LauncherError;
 use crate::local::identity::{belongs_to_job, is_job_group, is_marked};
-use crate::local::process::{alive_with, group_alive, pids_with_arg, pids_with_env, signal_group};
+use crate::local::process::{group_alive, pids_with_arg, pids_with_env, signal_group};
 
 /// How long the supervisor gets to end the job itself (tell the job master, SIGTERM, then
 /// SIGKILL its processes, record KILLED, print it in the foreground) before we SIGKILL

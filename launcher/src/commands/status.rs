@@ -15,7 +15,7 @@ pub fn run(home: &Path, job: &str, output: Output) -> Result<(), LauncherError> 
     let record = JobDir::existing(home, job)?.read_record()?;
     let orphaned = super::orphan::is_orphaned(&record);
     let mut value = serde_json::to_value(&record)
-        .map_err(|e| LauncherError::Cluster(format!("cannot encode the status: {e}")))?;
+        .map_err(|e| LauncherError::Failed(format!("cannot encode the status: {e}")))?;
     value["orphaned"] = orphaned.into();
     print_as(output, &value, |_| render(&record))
 }

@@ -98,7 +98,7 @@ pub fn check(url: Option<&str>, token: Option<&str>) -> Result<(), LauncherError
             let text = e.to_string();
             let prefix = format!("{}: ", client.package_url(NO_PACKAGE));
             let cause = text.split_once(&prefix).map_or(text.as_str(), |(_, c)| c);
-            Err(LauncherError::Cluster(
+            Err(LauncherError::Failed(
                 if cause.starts_with("401") || cause.starts_with("403") {
                     format!("--uploader {url} refused the token ({cause}); pass its token with --uploader-token or T2_UPLOADER_TOKEN")
                 } else {
