@@ -198,11 +198,11 @@ pub fn jobs(conn: &Connection, q: &JobQuery) -> rusqlite::Result<JobPage> {
     })
 }
 
+/// One job with its workers and its newest events (oldest first).
+pub type JobDetail = (JobRow, Vec<WorkerRow>, Vec<EventRow>);
+
 /// Job `id` with its workers and its newest events (oldest first), if known.
-pub fn job(
-    conn: &Connection,
-    id: &str,
-) -> rusqlite::Result<Option<(JobRow, Vec<WorkerRow>, Vec<EventRow>)>> {
+pub fn job(conn: &Connection, id: &str) -> rusqlite::Result<Option<JobDetail>> {
     let Some(job) = conn
         .prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs j WHERE j.job_id = ?1"
