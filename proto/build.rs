@@ -6,6 +6,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY-free: build scripts are single-threaded; tonic-prost-build reads PROTOC.
     std::env::set_var("PROTOC", protoc);
     println!("cargo:rerun-if-changed=proto/jobmaster.proto");
-    tonic_prost_build::configure().compile_protos(&["proto/jobmaster.proto"], &["proto"])?;
+    tonic_prost_build::configure()
+        // `bytes` fields as `bytes::Bytes`: a worker table or a user message fanned out to
+        // every worker is shared (reference-counted), not copied once per stream.
+        .bytes(["."])
+        .compile_protos(&["proto/jobmaster.proto"], &["proto"])?;
     Ok(())
 }

@@ -29,6 +29,9 @@ pub struct JobMasterConfig {
     pub end_grace: Duration,
     /// Longest the cluster may take to scale the workers before the scale request fails.
     pub scale_timeout: Duration,
+    /// Test hook: hold the final job status back from watchers this long (zero: never). The
+    /// local job master takes it from `T2_TEST_DELAY_FINAL_STATUS_MS`.
+    pub final_status_delay: Duration,
 }
 
 impl JobMasterConfig {
@@ -46,6 +49,7 @@ impl JobMasterConfig {
             heartbeat_timeout: spec.heartbeat_timeout,
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
+            final_status_delay: Duration::ZERO,
         }
     }
 
@@ -63,6 +67,7 @@ impl JobMasterConfig {
             heartbeat_timeout: Duration::from_secs(3),
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
+            final_status_delay: Duration::ZERO,
         }
     }
 }

@@ -27,7 +27,11 @@ impl Master {
             .registry
             .iter()
             .filter(|e| {
-                e.conn.is_some() && now.duration_since(e.last_seen) > self.cfg.heartbeat_timeout
+                // Silent when neither the master nor the stream's own task heard from it.
+                e.conn.as_ref().is_some_and(|c| {
+                    now.duration_since(e.last_seen).min(c.silent_for())
+                        > self.cfg.heartbeat_timeout
+                })
             })
             .map(|e| e.info.worker_id)
             .collect();
@@ -35,7 +39,9 @@ impl Master {
             let cause = format!("no heartbeat for {:?}", self.cfg.heartbeat_timeout);
             if let Some(e) = self.registry.get(id) {
                 if let Some(c) = &e.conn {
-                    let _ = c.outbox.send(Err(Status::deadline_exceeded(cause.clone())));
+                    let _ = c
+                        .outbox
+                        .try_send(Err(Status::deadline_exceeded(cause.clone())));
                 }
             }
             self.on_disconnect(id, cause).await;

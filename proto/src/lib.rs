@@ -1,4 +1,8 @@
-//! Generated gRPC types and services of the t2 job master protocol.
+//! Generated gRPC types and services of the t2 job master protocol, and the compact worker
+//! list ([`table`]) with the message-size limits ([`limits`]) that let it scale.
+
+pub mod limits;
+pub mod table;
 
 /// The protocol version a worker must present at registration; bumped on incompatible changes.
 pub const PROTOCOL_VERSION: u32 = 1;
