@@ -9,7 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // `bytes` fields as `bytes::Bytes`: a worker table or a user message fanned out to
         // every worker is shared (reference-counted), not copied once per stream.
-        .bytes(["."])
+        .bytes(".")
         .compile_protos(&["proto/jobmaster.proto"], &["proto"])?;
     Ok(())
 }

@@ -343,7 +343,7 @@ impl Supervisor {
     }
 
     async fn start_watch(&mut self) -> Result<(), LauncherError> {
-        let mut client = JobMasterClient::connect(self.jm_addr.clone())
+        let client = JobMasterClient::connect(self.jm_addr.clone())
             .await
             .map_err(|e| {
                 LauncherError::Cluster(format!(
