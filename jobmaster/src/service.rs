@@ -180,32 +180,12 @@ impl JobMaster for JobMasterService {
         let (conn, _registered) = reply_rx
             .await
             .map_err(|_| Status::unavailable("the job has ended"))??;
-        // Heartbeats to the worker come from here, independent of the master task, for as
-        // long as the stream is open.
-        // A weak sender: the stream still ends when the master drops its side.
-        let interval = self.heartbeat_interval;
+        // The job master answers each heartbeat of the worker with one of its own, from the
+        // stream's task: the worker hears from it at its own interval, independent of the
+        // master task, and no timer per stream is needed (10 000 workers, 40 000 beats a
+        // second each way). A weak sender: the stream still ends when the master drops its side.
         let weak = out_tx.downgrade();
         drop(out_tx);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            let mut seq = 0u64;
-            loop {
-                tick.tick().await;
-                seq += 1;
-                let beat = MasterToWorker {
-                    body: Some(Body::Heartbeat(Heartbeat { seq })),
-                };
-                // A full queue needs no heartbeat on top: the worker has plenty to read.
-                match weak.upgrade() {
-                    Some(tx) => match tx.try_send(Ok(beat)) {
-                        Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
-                        Err(mpsc::error::TrySendError::Closed(_)) => return,
-                    },
-                    None => return,
-                }
-            }
-        });
-
         let events = self.events.clone();
         let span = info_span!("worker_stream", job_id = %self.job_id, worker_id, conn);
         tokio::spawn(
@@ -215,7 +195,18 @@ impl JobMaster for JobMasterService {
                     match inbound.next().await {
                         Some(Ok(WorkerToMaster { body: Some(body) })) => {
                             beat.store(now_ms(), Ordering::Relaxed);
-                            if let worker_to_master::Body::Heartbeat(_) = body {
+                            if let worker_to_master::Body::Heartbeat(Heartbeat { seq }) = body {
+                                let answer = MasterToWorker {
+                                    body: Some(Body::Heartbeat(Heartbeat { seq })),
+                                };
+                                // A full queue needs no heartbeat on top: the worker has
+                                // plenty to read.
+                                match weak.upgrade() {
+                                    Some(tx) => {
+                                        let _ = tx.try_send(Ok(answer));
+                                    }
+                                    None => break "the job master dropped the stream".to_string(),
+                                }
                                 continue;
                             }
                             if let worker_to_master::Body::Message(m) = &body {

@@ -127,7 +127,10 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
     tracing::info!(job_id = %id, state = t2_jobmaster::master::state_name(outcome.state), reason = %outcome.reason, "job master done");
     // The supervisor reads this before it sees the process exit, so how the job ended never
     // depends on the last status over the watch stream arriving first.
-    println!(
+    // Nobody may be reading any more (a closed pipe): that is no reason to fail.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stdout(),
         "{OUTCOME_PREFIX}{} {}",
         t2_jobmaster::master::state_name(outcome.state),
         outcome.reason.replace(['\n', '\r'], " ")

@@ -37,7 +37,13 @@ struct Shared {
     /// byte-for-byte the same (decoding 10 000 lists of 10 000 in one process would measure
     /// this load generator, not the job master).
     reference: OnceLock<Result<Vec<u8>, String>>,
+    /// Registered workers' outgoing queues, in [`PHASES`] groups by worker ID.
+    beaters: Mutex<Vec<Vec<mpsc::Sender<WorkerToMaster>>>>,
 }
+
+/// Heartbeat groups: every interval each worker sends one heartbeat, group by group spread
+/// over the interval (agents are not in step), from one timer for all rather than 10 000.
+const PHASES: usize = 10;
 
 impl Shared {
     fn fail(&self, why: String) {
@@ -68,7 +74,7 @@ fn check_list(bytes: &[u8], n: u32) -> Result<(), String> {
 }
 
 /// Starts `t2 jobmaster` for an N-worker job in a temporary T2_HOME; returns it and its address.
-fn start_jobmaster(t2: &str, n: u32, home: &std::path::Path) -> anyhow::Result<(std::process::Child, String, std::path::PathBuf)> {
+fn start_jobmaster(t2: &str, n: u32, home: &std::path::Path) -> anyhow::Result<(std::process::Child, String, std::path::PathBuf, Duration)> {
     let id = format!("jmscale-{n}");
     let dir = JobDir::new(home, &id);
     std::fs::create_dir_all(dir.logs_dir())?;
@@ -76,7 +82,7 @@ fn start_jobmaster(t2: &str, n: u32, home: &std::path::Path) -> anyhow::Result<(
         "local",
         None,
         None,
-        &["command=true".to_string(), format!("workers={n}")],
+        &["name=jmscale".to_string(), "command=[\"true\"]".to_string(), format!("workers={n}")],
     )?;
     std::fs::write(dir.spec_path(), serde_json::to_string(&spec)?)?;
     std::fs::write(dir.token_path(), TOKEN)?;
@@ -94,20 +100,47 @@ fn start_jobmaster(t2: &str, n: u32, home: &std::path::Path) -> anyhow::Result<(
         .with_context(|| format!("cannot start {t2} jobmaster"))?;
     let stdout = child.stdout.take().context("job master has no stdout")?;
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
+    let mut stdout = BufReader::new(stdout);
+    stdout.read_line(&mut line)?;
+    // Keep reading, as the supervisor does (the job master reports its outcome there too).
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let Some(addr) = line.trim().strip_prefix("T2_JOBMASTER_ADDR=") else {
         bail!("the job master did not print its address (got '{}'); see {}", line.trim(), log_path.display());
     };
-    Ok((child, addr.to_string(), log_path))
+    Ok((child, addr.to_string(), log_path, spec.heartbeat_interval))
 }
 
 /// Runs one N-worker round against a fresh job master; returns its figures.
 pub async fn run(t2: &str, n: u32, hold: Duration) -> anyhow::Result<serde_json::Value> {
     let home = std::env::temp_dir().join(format!("t2-jmscale-{}", std::process::id()));
-    let (mut jm, addr, log_path) = start_jobmaster(t2, n, &home)?;
+    let (mut jm, addr, log_path, interval) = start_jobmaster(t2, n, &home)?;
     let pid = jm.id();
     let job_id = format!("jmscale-{n}");
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        beaters: Mutex::new(vec![Vec::new(); PHASES]),
+        ..Shared::default()
+    });
+    {
+        // Heartbeats at the job's interval (the default, 250 ms), as agents send them.
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval / PHASES as u32);
+            let mut seq = 0u64;
+            loop {
+                tick.tick().await;
+                seq += 1;
+                let group = (seq as usize) % PHASES;
+                let beat = WorkerToMaster {
+                    body: Some(W::Heartbeat(Heartbeat { seq: seq / PHASES as u64 })),
+                };
+                if let Ok(mut beaters) = shared.beaters.lock() {
+                    beaters[group].retain(|tx| {
+                        !matches!(tx.try_send(beat.clone()), Err(mpsc::error::TrySendError::Closed(_)))
+                    });
+                }
+            }
+        });
+    }
     let (complete_tx, complete_rx) = watch::channel(false);
 
     // Peak memory and CPU of the job master, sampled until it exits.
@@ -166,6 +199,11 @@ pub async fn run(t2: &str, n: u32, hold: Duration) -> anyhow::Result<serde_json:
     wait_for("completion", n as usize, PHASE_DEADLINE, || shared.ended.load(Relaxed), &failed).await?;
     mark("complete");
     let exit = tokio::task::spawn_blocking(move || jm.wait()).await??;
+    if !exit.success() {
+        let kept = std::env::temp_dir().join(format!("jobmaster-scale-{n}.log"));
+        let _ = std::fs::copy(&log_path, &kept);
+        eprintln!("the job master exited with {exit}; its log is in {}", kept.display());
+    }
     let _ = std::fs::remove_dir_all(&home);
 
     let phase = |name: &str| marks.iter().position(|m| m.0 == name);
@@ -252,21 +290,12 @@ async fn worker(
         other => bail!("expected Registered, got {other:?}"),
     };
     shared.registered.fetch_add(1, Relaxed);
-    // Heartbeats at the interval the job master asks for, from their own task, as the agent.
-    let hb_tx = tx.clone();
-    let interval = Duration::from_millis(registered.heartbeat_interval_ms.max(10));
-    let heartbeats = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        let mut seq = 0;
-        loop {
-            tick.tick().await;
-            seq += 1;
-            let beat = WorkerToMaster { body: Some(W::Heartbeat(Heartbeat { seq })) };
-            if let Err(mpsc::error::TrySendError::Closed(_)) = hb_tx.try_send(beat) {
-                return;
-            }
-        }
-    });
+    if registered.num_workers != n {
+        bail!("the job master says the job has {} workers, not {n}", registered.num_workers);
+    }
+    if let Ok(mut beaters) = shared.beaters.lock() {
+        beaters[id as usize % PHASES].push(tx.clone());
+    }
     let barrier = |k: u64| {
         W::Barrier(BarrierParams {
             request_id: k,
@@ -334,6 +363,6 @@ async fn worker(
             }
         }
     };
-    heartbeats.abort();
+    drop(tx);
     result
 }
