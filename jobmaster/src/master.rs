@@ -114,6 +114,10 @@ pub struct Master {
     /// Failed (or newly added) workers and when they must be back by.
     pub(crate) rejoin_deadlines: BTreeMap<u32, Instant>,
     pub(crate) last_tick: Instant,
+    /// Since when most workers look silent (see `tick`).
+    pub(crate) behind_since: Option<Instant>,
+    /// When the last registration was admitted.
+    pub(crate) last_registration: Option<Instant>,
     /// Workers a restarted job master waits for, and when it was restored.
     pub(crate) reconnecting: BTreeSet<u32>,
     pub(crate) restored_at: Option<Instant>,
@@ -153,6 +157,8 @@ impl Master {
             started: now,
             rejoin_deadlines: BTreeMap::new(),
             last_tick: now,
+            behind_since: None,
+            last_registration: None,
             reconnecting: BTreeSet::new(),
             restored_at: None,
             awaiting_list: BTreeSet::new(),

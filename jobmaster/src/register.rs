@@ -151,6 +151,7 @@ impl Master {
                     }
                 }
                 Ok(()) => {
+                    self.last_registration = Some(Instant::now());
                     for (a, outbox, beat, reply) in admitted {
                         let conn = self.admit(a, Connection {
                             id: 0,

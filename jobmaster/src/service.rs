@@ -177,20 +177,22 @@ impl JobMaster for JobMasterService {
             reply: reply_tx,
         })
         .await?;
-        let (conn, _registered) = reply_rx
+        let (conn, registered) = reply_rx
             .await
             .map_err(|_| Status::unavailable("the job has ended"))??;
-        // The job master answers each heartbeat of the worker with one of its own, from the
-        // stream's task: the worker hears from it at its own interval, independent of the
-        // master task, and no timer per stream is needed (10 000 workers, 40 000 beats a
-        // second each way). A weak sender: the stream still ends when the master drops its side.
+        // The job master answers the worker's heartbeats with its own, from the stream's task:
+        // independent of the master task, no timer per stream (10 000 workers send 40 000
+        // heartbeats a second), and at most every quarter of the heartbeat timeout. A weak sender: the stream still ends when the master drops its side.
         let weak = out_tx.downgrade();
         drop(out_tx);
+        let answer_every = (registered.heartbeat_timeout_ms / 4).max(registered.heartbeat_interval_ms);
+        let answer_every = Duration::from_millis(answer_every);
         let events = self.events.clone();
         let span = info_span!("worker_stream", job_id = %self.job_id, worker_id, conn);
         tokio::spawn(
             async move {
                 let mut rate = Bucket::new(MESSAGES_PER_SECOND, Instant::now());
+                let mut answered = Instant::now() - answer_every;
                 let cause = loop {
                     match inbound.next().await {
                         Some(Ok(WorkerToMaster { body: Some(body) })) => {
@@ -199,13 +201,17 @@ impl JobMaster for JobMasterService {
                                 let answer = MasterToWorker {
                                     body: Some(Body::Heartbeat(Heartbeat { seq })),
                                 };
-                                // A full queue needs no heartbeat on top: the worker has
-                                // plenty to read.
-                                match weak.upgrade() {
-                                    Some(tx) => {
-                                        let _ = tx.try_send(Ok(answer));
+                                // At most every quarter of the heartbeat timeout: enough for
+                                // the worker to notice a dead job master in time, a quarter
+                                // of the writes. A full queue needs no heartbeat on top.
+                                if answered.elapsed() >= answer_every {
+                                    answered = Instant::now();
+                                    match weak.upgrade() {
+                                        Some(tx) => {
+                                            let _ = tx.try_send(Ok(answer));
+                                        }
+                                        None => break "the job master dropped the stream".to_string(),
                                     }
-                                    None => break "the job master dropped the stream".to_string(),
                                 }
                                 continue;
                             }
