@@ -116,6 +116,8 @@ pub struct Master {
     pub(crate) last_tick: Instant,
     /// Since when most workers look silent (see `tick`).
     pub(crate) behind_since: Option<Instant>,
+    /// When the job master last caught up on heartbeats after being behind.
+    pub(crate) caught_up_at: Option<Instant>,
     /// When the last registration was admitted.
     pub(crate) last_registration: Option<Instant>,
     /// Workers a restarted job master waits for, and when it was restored.
@@ -158,6 +160,7 @@ impl Master {
             rejoin_deadlines: BTreeMap::new(),
             last_tick: now,
             behind_since: None,
+            caught_up_at: None,
             last_registration: None,
             reconnecting: BTreeSet::new(),
             restored_at: None,

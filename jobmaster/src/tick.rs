@@ -78,8 +78,13 @@ impl Master {
             }
         }
         if connected < 20 || fresh * 10 >= connected * 9 {
-            self.behind_since = None;
-            return false;
+            // Caught up: the streams read last still get one heartbeat timeout.
+            if self.behind_since.take().is_some() {
+                self.caught_up_at = Some(now);
+            }
+            return self
+                .caught_up_at
+                .is_some_and(|at| now.duration_since(at) < self.cfg.heartbeat_timeout);
         }
         let since = *self.behind_since.get_or_insert_with(|| {
             warn!(job_id = %self.cfg.job_id, fresh, connected, "the job master is behind on heartbeats (only {fresh} of {connected} workers heard from lately); silence verdicts wait");
