@@ -7,11 +7,13 @@
 //! - [`jobdir`]: where a job lives under `$T2_HOME` and its on-disk record.
 //! - `zk` (feature `zookeeper`): ZooKeeper znodes and sessions of fault-tolerant jobs.
 //! - [`duration`]: human durations (`500ms`, `3s`) in YAML and on the command line.
+//! - [`secret`]: owner-only files for tokens, and constant-time token comparison.
 
 pub mod duration;
 pub mod jobdir;
 pub mod names;
 pub mod package;
+pub mod secret;
 pub mod spec;
 mod text;
 #[cfg(feature = "zookeeper")]

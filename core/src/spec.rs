@@ -227,6 +227,17 @@ pub struct Layer {
 /// The most workers a job may have, in `workers` and in `t2 scale` on every cluster.
 pub const MAX_WORKERS: u32 = 100_000;
 
+/// Checks a worker count for `t2 scale` (every cluster): 1 to [`MAX_WORKERS`]. The error is
+/// the one line to show, e.g. "the number of workers must be 1-100000, got 0".
+pub fn check_worker_count(workers: u32) -> Result<u32, String> {
+    if workers == 0 || workers > MAX_WORKERS {
+        return Err(format!(
+            "the number of workers must be 1-{MAX_WORKERS}, got {workers}"
+        ));
+    }
+    Ok(workers)
+}
+
 /// The built-in defaults: `conf/local/job.yaml`, compiled in.
 pub const BUILT_IN_DEFAULTS: &str = include_str!("../../conf/local/job.yaml");
 

@@ -8,10 +8,27 @@ use async_trait::async_trait;
 use t2_proto::{JobState, NodeInfo};
 use thiserror::Error;
 
-/// A cluster operation that failed.
+/// A cluster operation that failed; it displays as one line, with the backend's own error kept
+/// as its source.
 #[derive(Debug, Error)]
-#[error("{0}")]
-pub struct ClusterError(pub String);
+pub enum ClusterError {
+    /// The cluster will not do it, for the reason given.
+    #[error("{0}")]
+    Refused(String),
+    /// The backend failed (an API error, a lost connection, ...).
+    #[error(transparent)]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// The job's final state could not be recorded before removing it.
+    #[error("cannot record the final state: {0}")]
+    RecordFinalState(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ClusterError {
+    /// A backend error, kept as the source.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(e))
+    }
+}
 
 /// The job master's view of its cluster.
 #[async_trait]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
+use t2_core::secret::constant_time_eq;
 use t2_proto::job_master_server::JobMaster;
 use t2_proto::{
     master_to_worker::Body, worker_to_master, Heartbeat, JobStatus, KillParams, KillResult,
@@ -99,14 +100,7 @@ impl JobMasterService {
     }
 
     fn check_token(&self, given: &str, who: &str) -> Result<(), Status> {
-        // Constant-time enough for our purposes: compare full strings only after lengths.
-        if given.len() == self.token.len()
-            && given
-                .bytes()
-                .zip(self.token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-        {
+        if constant_time_eq(given.as_bytes(), self.token.as_bytes()) {
             Ok(())
         } else {
             Err(Status::unauthenticated(format!(

@@ -82,7 +82,7 @@ impl JobCluster for TestCluster {
             gate.acquire().await.unwrap().forget();
         }
         match &self.refuse {
-            Some(msg) => Err(ClusterError(msg.clone())),
+            Some(msg) => Err(ClusterError::Refused(msg.clone())),
             None => Ok(()),
         }
     }

@@ -26,12 +26,30 @@ pub enum LauncherError {
     /// Job master failure.
     #[error(transparent)]
     JobMaster(#[from] t2_jobmaster::JobMasterError),
+    /// The Kubernetes cluster failed or refused.
+    #[error(transparent)]
+    Kubernetes(#[from] t2_kubernetes::KubeError),
+    /// The package uploader (server or client) failed.
+    #[error(transparent)]
+    Uploader(#[from] t2_uploader::error::UploaderError),
+    /// ZooKeeper could not be reached or used.
+    #[error(transparent)]
+    ZooKeeper(#[from] t2_core::zk::ZkError),
     /// Bad command-line usage.
     #[error("{0}")]
     Usage(String),
-    /// Something the cluster backend could not do.
+    /// Something t2 could not do, said in one line, with no underlying error to keep.
     #[error("{0}")]
-    Cluster(String),
+    Failed(String),
+    /// JSON that could not be read or written.
+    #[error("{what}: {source}")]
+    Json {
+        /// What was being read or written.
+        what: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
     /// I/O with context.
     #[error("{what}: {source}")]
     Io {
@@ -44,6 +62,12 @@ pub enum LauncherError {
 }
 
 impl LauncherError {
+    /// A JSON error with context.
+    pub fn json(what: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Self {
+        let what = what.into();
+        move |source| Self::Json { what, source }
+    }
+
     /// An I/O error with context.
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let what = what.into();

@@ -12,8 +12,7 @@ pub fn read_spec(dir: &JobDir) -> Result<JobSpec, LauncherError> {
         "cannot read {}",
         dir.spec_path().display()
     )))?;
-    serde_json::from_str(&text)
-        .map_err(|e| LauncherError::Cluster(format!("{}: {e}", dir.spec_path().display())))
+    serde_json::from_str(&text).map_err(LauncherError::json(dir.spec_path().display().to_string()))
 }
 
 /// The job token (the `token` file, mode 0600), without surrounding whitespace.

@@ -9,7 +9,7 @@
 //! - `error`: one-line errors. - `jobfiles`: reading a local job's spec and token.
 //! - `uploader`: `t2 uploader` (the package server) and the launcher's client of it.
 //! - `kube_cli`: the command line of the kubernetes cluster (its work is in the library,
-//!   `t2_launcher::kubernetes`): submit, gc, doctor, the in-pod roles.
+//!   `t2_kubernetes`): submit, gc, doctor, the in-pod roles.
 
 mod cli;
 mod cluster;

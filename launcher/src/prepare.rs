@@ -2,13 +2,13 @@
 //! name the job, run its build step, check its command, and write the job folder (package,
 //! spec, token, record). On any error the job folder is removed again.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use t2_core::jobdir::{now_rfc3339, JobDir, JobRecord, RecordedState, WorkerRecord};
 use t2_core::names::{new_job_id, sanitize_job_name};
 use t2_core::package::{build_package, unpack_package, PackageSource, SourceKind, UnpackLimits};
+use t2_core::secret::Existing;
 use t2_core::spec::{load_job_spec, JobSpec, Layer, SpecError};
 
 use crate::cli::SubmitArgs;
@@ -137,7 +137,7 @@ fn write_job(
         let _ = std::fs::remove_dir_all(&check);
     }
     let spec_json = serde_json::to_string_pretty(spec)
-        .map_err(|e| LauncherError::Cluster(format!("cannot encode the job spec: {e}")))?;
+        .map_err(LauncherError::json("cannot encode the job spec"))?;
     std::fs::write(dir.spec_path(), spec_json).map_err(LauncherError::io(format!(
         "cannot write {}",
         dir.spec_path().display()
@@ -177,21 +177,9 @@ fn new_token() -> String {
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), LauncherError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(LauncherError::io(format!(
-            "cannot create {}",
-            path.display()
-        )))?;
-    f.write_all(text.as_bytes())
-        .map_err(LauncherError::io(format!(
-            "cannot write {}",
-            path.display()
-        )))
+    t2_core::secret::write_private(path, text, Existing::Refuse).map_err(LauncherError::io(
+        format!("cannot create {}", path.display()),
+    ))
 }
 
 /// Runs the job's build step in its folder, with a deadline.

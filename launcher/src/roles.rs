@@ -103,8 +103,7 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
             let zk = &spec.zookeeper;
             let session =
                 t2_core::zk::Zk::connect(&zk.addresses, zk.session_timeout, ZK_CONNECT_DEADLINE)
-                    .await
-                    .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+                    .await?;
             let store = t2_jobmaster::zkstore::ZkStore::new(
                 session,
                 &zk.root,
@@ -247,7 +246,7 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
                 ctx.all_workers()?
             };
             let text = serde_json::to_string(&workers)
-                .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+                .map_err(LauncherError::json("cannot encode the worker list"))?;
             println!("{text}");
             Ok(0)
         }
@@ -269,7 +268,7 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
         WorkerCommand::Events => {
             for ev in ctx.events()? {
                 let text = serde_json::to_string(&ev)
-                    .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+                    .map_err(LauncherError::json("cannot encode an event"))?;
                 println!("{text}");
             }
             Ok(0)

@@ -12,9 +12,9 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 use kubernetes_support::fake_api::{Behaviour, FakeApi, FakePod, Protocol};
 use sha2::{Digest, Sha256};
-use t2_launcher::kubernetes::deliver::direct::{receive_command, ExecDeliverer, ATTEMPTS};
-use t2_launcher::kubernetes::wait::{wait_started, StartWait, Started};
-use t2_launcher::kubernetes::KubeError;
+use t2_kubernetes::deliver::direct::{receive_command, ExecDeliverer, ATTEMPTS};
+use t2_kubernetes::wait::{wait_started, StartWait, Started};
+use t2_kubernetes::KubeError;
 use tempfile::TempDir;
 
 const JOB: &str = "shell-k2j4x9q1";

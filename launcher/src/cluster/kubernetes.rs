@@ -1,10 +1,10 @@
 //! The Kubernetes cluster behind the [`Cluster`] trait: each command connects with the
-//! kubectl-style flags and calls the library (`t2_launcher::kubernetes`).
+//! kubectl-style flags and calls the library (`t2_kubernetes`).
 
 use std::io::Write;
 use std::time::Duration;
 
-use t2_launcher::kubernetes::{client, jobs, kill, logs, scale, Kube};
+use t2_kubernetes::{client, jobs, kill, logs, scale, Kube};
 
 use super::{print_as, Cluster};
 use crate::cli::{Output, SubmitArgs};
@@ -81,7 +81,7 @@ impl Cluster for KubernetesCluster {
             println!("job {job} killed; all its objects are gone");
             Ok(0)
         } else {
-            Err(LauncherError::Cluster(format!(
+            Err(LauncherError::Failed(format!(
                 "job {job} was killed, but after {}s these are still there: {}; Kubernetes may still be removing them (check with 'kubectl -n {} get all -l t2.io/job={job}', or run 't2 gc' later)",
                 KILL_WAIT.as_secs(),
                 kill::describe(&r.leftovers),

@@ -97,7 +97,7 @@ pub fn print_as<T: Serialize>(
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(value)
-                .map_err(|e| LauncherError::Cluster(format!("cannot encode the status: {e}")))?
+                .map_err(LauncherError::json("cannot encode the status"))?
         ),
         Output::Text => print!("{}", text(value)),
     }

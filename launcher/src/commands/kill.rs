@@ -83,7 +83,7 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
         dir.write_record(&rec)?;
     }
     if !left.is_empty() {
-        return Err(LauncherError::Cluster(format!(
+        return Err(LauncherError::Failed(format!(
             "job {job}: processes still alive after SIGKILL (groups {left:?})"
         )));
     }

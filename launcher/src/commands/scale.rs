@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use t2_core::jobdir::JobDir;
-use t2_core::spec::MAX_WORKERS;
+use t2_core::spec::check_worker_count;
 use t2_proto::job_master_client::JobMasterClient;
 use t2_proto::ScaleParams;
 use tonic::Code;
@@ -23,15 +23,15 @@ const SCALE_DEADLINE: Duration = Duration::from_secs(30);
 /// Scales the job (`job` is a valid job ID) to `workers` workers; prints
 /// `job JOB: N workers (was M)` (`1 worker`).
 pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
-    if workers == 0 || workers > MAX_WORKERS {
+    if let Err(e) = check_worker_count(workers) {
         return Err(LauncherError::Usage(format!(
-            "job {job}: the number of workers must be 1-{MAX_WORKERS}, got {workers} (to end the job, use 't2 kill {job}')"
+            "job {job}: {e} (to end the job, use 't2 kill {job}')"
         )));
     }
     let dir = JobDir::existing(home, job)?;
     let record = dir.read_record()?;
     if record.state.is_final() {
-        return Err(LauncherError::Cluster(format!(
+        return Err(LauncherError::Failed(format!(
             "job {job} has ended ({}); only a running job can be scaled",
             record.state
         )));
@@ -39,7 +39,7 @@ pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
     match record.supervisor_pid {
         Some(pid) if alive_with(pid, "t2") => {}
         _ => {
-            return Err(LauncherError::Cluster(format!(
+            return Err(LauncherError::Failed(format!(
                 "job {job} has no running supervisor, so nothing would start or stop its workers; end it with 't2 kill {job}'"
             )))
         }
@@ -47,7 +47,7 @@ pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
     let addr = match record.jobmaster_addr {
         Some(addr) if !addr.is_empty() => addr,
         _ => {
-            return Err(LauncherError::Cluster(format!(
+            return Err(LauncherError::Failed(format!(
                 "job {job} is {}: its job master is not listening yet; try again in a moment",
                 record.state
             )))
@@ -56,7 +56,7 @@ pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
     let token = crate::jobfiles::read_token(&dir)?;
     let answer = crate::runtime()?
         .block_on(ask(job, &addr, token, workers))
-        .map_err(LauncherError::Cluster)?;
+        .map_err(LauncherError::Failed)?;
     let noun = if answer.num_workers == 1 {
         "worker"
     } else {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
-use t2_launcher::kubernetes::ClientOptions;
+use t2_kubernetes::ClientOptions;
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, Default, Args)]

@@ -1,8 +1,8 @@
 //! The Kubernetes-only commands: `t2 gc`, `t2 doctor kubernetes`, and the hidden `t2 pod …`
 //! roles. (`t2 list/status/logs/kill/scale` of Kubernetes jobs are `cluster::kubernetes`.)
 
-use t2_launcher::kubernetes::incluster::{agent, init, jobmaster, receive};
-use t2_launcher::kubernetes::{doctor, gc};
+use t2_kubernetes::incluster::{agent, init, jobmaster, receive};
+use t2_kubernetes::{doctor, gc};
 
 use super::args::{KubeCommand, PodRole};
 use super::{err, user};
@@ -56,7 +56,7 @@ fn pod(role: PodRole) -> Result<i32, LauncherError> {
             sha256,
             dest,
         } => {
-            let dest = dest.unwrap_or_else(t2_launcher::kubernetes::incluster::env::package_path);
+            let dest = dest.unwrap_or_else(t2_kubernetes::incluster::env::package_path);
             match rt.block_on(receive::receive(bytes, &sha256, tokio::io::stdin(), &dest)) {
                 Ok(line) => {
                     println!("{line}");

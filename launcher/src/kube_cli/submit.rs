@@ -7,10 +7,10 @@ use std::path::Path;
 
 use t2_core::jobdir::t2_home;
 use t2_core::package::{PackageSource, SourceKind};
-use t2_launcher::kubernetes::client::load_config;
-use t2_launcher::kubernetes::manifests::{to_json_list, DRY_RUN_UID};
-use t2_launcher::kubernetes::submit::{submit, Outcome, SubmitPlan};
-use t2_launcher::kubernetes::{build_objects, client, read_settings, to_yaml, JobInfo};
+use t2_kubernetes::client::load_config;
+use t2_kubernetes::manifests::{to_json_list, DRY_RUN_UID};
+use t2_kubernetes::submit::{submit, Outcome, SubmitPlan};
+use t2_kubernetes::{build_objects, client, read_settings, to_yaml, JobInfo};
 
 use super::args::ObjectFormat;
 use super::{err, user};
@@ -99,7 +99,7 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
             ObjectFormat::Json => println!(
                 "{}",
                 serde_json::to_string_pretty(&to_json_list(&objects))
-                    .map_err(|e| LauncherError::Cluster(e.to_string()))?
+                    .map_err(LauncherError::json("cannot encode the objects"))?
             ),
         }
         eprintln!(

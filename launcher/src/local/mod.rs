@@ -65,7 +65,7 @@ async fn detach_supervisor(dir: &JobDir, id: &str) -> Result<RecordedState, Laun
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Err(LauncherError::Cluster(format!(
+    Err(LauncherError::Failed(format!(
         "the supervisor of job {id} did not start within 10s; see {}",
         dir.logs_dir().join("supervisor.log").display()
     )))

@@ -306,7 +306,7 @@ impl Supervisor {
         let stdout = child
             .stdout
             .take()
-            .ok_or_else(|| LauncherError::Cluster("job master has no stdout".into()))?;
+            .ok_or_else(|| LauncherError::Failed("job master has no stdout".into()))?;
         let mut lines = BufReader::new(stdout).lines();
         let first = tokio::time::timeout(JM_START_DEADLINE, lines.next_line()).await;
         let addr = match first {
@@ -314,7 +314,7 @@ impl Supervisor {
             _ => None,
         };
         let Some(addr) = addr else {
-            return Err(LauncherError::Cluster(format!(
+            return Err(LauncherError::Failed(format!(
                 "the job master did not start within {JM_START_DEADLINE:?}; see {}",
                 self.dir.jobmaster_log().display()
             )));
@@ -346,7 +346,7 @@ impl Supervisor {
         let client = JobMasterClient::connect(self.jm_addr.clone())
             .await
             .map_err(|e| {
-                LauncherError::Cluster(format!(
+                LauncherError::Failed(format!(
                     "cannot reach the job master at {}: {e}",
                     self.jm_addr
                 ))
@@ -361,7 +361,7 @@ impl Supervisor {
             })
             .await
             .map_err(|s| {
-                LauncherError::Cluster(format!(
+                LauncherError::Failed(format!(
                     "job master refused to report status: {}",
                     s.message()
                 ))

@@ -7,10 +7,10 @@ use std::time::Duration;
 use clap::Args;
 use t2_core::duration::parse_duration;
 
-use super::auth::{self, TokenSource};
-use super::limits::{parse_size, Limits};
-use super::server::{run, UploaderConfig};
 use crate::error::LauncherError;
+use t2_uploader::auth::{self, TokenSource};
+use t2_uploader::limits::{parse_size, Limits};
+use t2_uploader::server::{run, UploaderConfig};
 
 /// `t2 uploader`.
 #[derive(Debug, Args)]
@@ -123,9 +123,7 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
             _ => parent_gone(parent).await,
         }
     };
-    run(listener, config, shutdown)
-        .await
-        .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+    run(listener, config, shutdown).await?;
     Ok(0)
 }
 

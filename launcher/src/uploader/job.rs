@@ -13,10 +13,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tracing::{info, warn};
 
-use super::auth::write_private;
-use super::client::{Deleted, Uploaded, UploaderClient};
 use crate::error::LauncherError;
 use crate::local::process::t2_exe;
+use t2_uploader::auth::write_private;
+use t2_uploader::client::{Deleted, Uploaded, UploaderClient};
 
 /// The job folder's record of the choice.
 const SETTINGS: &str = "uploader.json";
@@ -59,12 +59,11 @@ pub fn configure(
             })?
             .to_string()
     };
-    write_private(&dir.root().join(TOKEN), &token)
-        .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+    write_private(&dir.root().join(TOKEN), &token)?;
     let text = serde_json::to_string(&Settings {
         url: url.to_string(),
     })
-    .map_err(|e| LauncherError::Cluster(format!("cannot encode the uploader settings: {e}")))?;
+    .map_err(LauncherError::json("cannot encode the uploader settings"))?;
     let path = dir.root().join(SETTINGS);
     std::fs::write(&path, text).map_err(LauncherError::io(format!(
         "cannot write {}",
@@ -118,9 +117,9 @@ async fn start_inner(
     foreground: bool,
     settings: &str,
 ) -> Result<JobUpload, LauncherError> {
-    let settings: Settings = serde_json::from_str(settings).map_err(|e| {
-        LauncherError::Cluster(format!("{}: {e}", dir.root().join(SETTINGS).display()))
-    })?;
+    let settings: Settings = serde_json::from_str(settings).map_err(LauncherError::json(
+        dir.root().join(SETTINGS).display().to_string(),
+    ))?;
     let token_path = dir.root().join(TOKEN);
     let token = std::fs::read_to_string(&token_path)
         .map_err(LauncherError::io(format!(
@@ -135,8 +134,7 @@ async fn start_inner(
     } else {
         (settings.url, None)
     };
-    let client = UploaderClient::new(&url, Some(token))
-        .map_err(|e| LauncherError::Cluster(e.to_string()))?;
+    let client = UploaderClient::new(&url, Some(token))?;
     let mut upload = JobUpload {
         client,
         sha256: record.package_sha256.clone(),
@@ -166,7 +164,7 @@ async fn start_inner(
         Ok(s) => s,
         Err(e) => {
             upload.stop_local().await;
-            return Err(LauncherError::Cluster(e.to_string()));
+            return Err(e.into());
         }
     };
     let package_url = upload.client.package_url(&upload.sha256);
@@ -225,7 +223,7 @@ async fn start_local(dir: &JobDir, token_file: &Path) -> Result<(String, Child),
     let stdout = child
         .stdout
         .take()
-        .ok_or_else(|| LauncherError::Cluster("the local uploader has no stdout".into()))?;
+        .ok_or_else(|| LauncherError::Failed("the local uploader has no stdout".into()))?;
     let mut lines = BufReader::new(stdout).lines();
     let first = tokio::time::timeout(START_DEADLINE, lines.next_line()).await;
     let Some(url) = first
@@ -234,7 +232,7 @@ async fn start_local(dir: &JobDir, token_file: &Path) -> Result<(String, Child),
         .and_then(|l| l.strip_prefix("T2_UPLOADER_ADDR=").map(str::to_string))
     else {
         let _ = child.kill().await;
-        return Err(LauncherError::Cluster(format!(
+        return Err(LauncherError::Failed(format!(
             "the local uploader did not start within {START_DEADLINE:?}; see {}",
             log_path.display()
         )));

@@ -13,7 +13,7 @@ use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use t2_launcher::kubernetes::incluster::env::PACKAGE_PATH_OVERRIDE;
+use t2_kubernetes::incluster::env::PACKAGE_PATH_OVERRIDE;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;

@@ -15,8 +15,8 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{json, Value};
-use t2_launcher::kubernetes::manifests::labels::job_selector;
-use t2_launcher::kubernetes::Kube;
+use t2_kubernetes::manifests::labels::job_selector;
+use t2_kubernetes::Kube;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 

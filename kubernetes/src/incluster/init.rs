@@ -1,0 +1,61 @@
+//! `t2 pod init`, the init container of worker pods: puts the verified package at the
+//! package path. With `T2_PACKAGE_URL` it downloads it from the uploader (retried, resumed,
+//! sha256 checked, all within `T2_PACKAGE_TIMEOUT`); otherwise it waits that long for the
+//! launcher to stream it in (`t2 pod receive`). It never hangs: at the deadline it fails the
+//! pod with one line that says what to do, which the submit's pod watch then reports.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::env::{self, package_path};
+use super::receive::file_sha256;
+use crate::manifests::pod::env as names;
+
+/// How often the package path is looked at while waiting.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Runs the init container; the error is the line to print.
+pub async fn run_init() -> Result<String, String> {
+    let sha256 = env::required(names::PACKAGE_SHA256)?.to_ascii_lowercase();
+    let bytes: u64 = env::number(names::PACKAGE_BYTES)?;
+    let timeout = env::duration(names::PACKAGE_TIMEOUT, Duration::from_secs(600))?;
+    let dest = package_path();
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    if let Ok(url) = env::required(names::PACKAGE_URL) {
+        let spec = t2_worker::agent::fetch::FetchSpec {
+            url: url.clone(),
+            dest: dest.clone(),
+            sha256: sha256.clone(),
+            deadline: timeout,
+            max_bytes: bytes.max(1),
+        };
+        t2_worker::agent::fetch::fetch(&spec)
+            .await
+            .map_err(|e| format!("cannot download the package: {e}"))?;
+        return Ok(format!("package {sha256} downloaded from {url}"));
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        if dest.is_file() {
+            let got = file_sha256(&dest).await?;
+            if got == sha256 {
+                return Ok(format!("package {sha256} received"));
+            }
+            return Err(format!(
+                "the package at {} has sha256 {got}, expected {sha256}; submit the job again",
+                dest.display()
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "no package arrived within {}: 't2 submit' streams it into each pod and must keep running until every pod has it; pods created later (a rescheduled pod, scaling up) need an uploader (deploy/uploader.yaml)",
+                t2_core::duration::format_duration(timeout)
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

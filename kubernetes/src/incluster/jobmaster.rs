@@ -1,0 +1,114 @@
+//! `t2 pod jobmaster`: the job master inside the cluster. It finds its job from the pod's
+//! environment and the root ConfigMap (mounted spec, token from the job's Secret), serves on
+//! `T2_LISTEN`, records the job's state in the root ([`ConfigMapStore`], or ZooKeeper for
+//! fault-tolerant jobs), scales and describes nodes through [`KubeJobCluster`], carries out
+//! `t2 scale` requests written into the root ([`Scaler`], through its own `Scale` RPC on
+//! loopback), and at the end records the final state and
+//! deletes the root ([`KubeJobCluster::end_job`]), which removes the whole job.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use t2_jobmaster::cluster::JobCluster;
+use t2_jobmaster::store::JobStateStore;
+use t2_jobmaster::JobMasterConfig;
+use tracing::{info, warn, Instrument};
+
+use super::cluster::KubeJobCluster;
+use super::env;
+use super::scaler::Scaler;
+use super::store::ConfigMapStore;
+use crate::client::{connect, ClientOptions};
+use crate::manifests::pod::env as names;
+use crate::settings::{read_settings, Settings};
+
+/// How long the job master tries to reach ZooKeeper at start.
+const ZK_CONNECT_DEADLINE: Duration = Duration::from_secs(15);
+/// How long the cluster may take to scale: this plus the job master's at most 10 s of setting
+/// the old count back after a missed deadline stays under the scaler's RPC deadline (45 s),
+/// itself under `t2 scale`'s wait, so a slow API server yields the job master's reason, not a
+/// timeout.
+const SCALE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The job master's own gRPC address as seen from its pod: loopback when it listens on every
+/// address, else the address it listens on.
+pub fn loopback_endpoint(local: std::net::SocketAddr) -> String {
+    let ip = match local.ip() {
+        std::net::IpAddr::V4(a) if a.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(a) if a.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, local.port()))
+}
+
+/// Runs the job master until the job ends (or `shutdown`); returns the exit code.
+pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<i32, String> {
+    let id = env::required(names::JOB_ID)?;
+    let token = env::required(names::JOB_TOKEN)?;
+    let listen = std::env::var(names::LISTEN).unwrap_or_else(|_| "0.0.0.0:7710".into());
+    let namespace = env::required(names::NAMESPACE)?;
+    let spec = env::job_spec()?;
+    let kube = connect(&ClientOptions {
+        namespace: Some(namespace.clone()),
+        ..ClientOptions::default()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let port = local.port();
+    let address = format!("http://{id}-jm.{namespace}.svc:{port}");
+    let loopback = loopback_endpoint(local);
+    let store: Arc<dyn JobStateStore> = if spec.fault_tolerant {
+        let zk = &spec.zookeeper;
+        let session =
+            t2_core::zk::Zk::connect(&zk.addresses, zk.session_timeout, ZK_CONNECT_DEADLINE)
+                .await
+                .map_err(|e| e.to_string())?;
+        Arc::new(t2_jobmaster::zkstore::ZkStore::new(
+            session, &zk.root, &id, &address,
+        ))
+    } else {
+        Arc::new(ConfigMapStore::new(kube.clone(), &id))
+    };
+    let settings = read_settings(&spec).unwrap_or_else(|e| {
+        warn!(job_id = %id, error = %e, "the job's kubernetes settings do not read; using the default rack and datacenter labels");
+        Settings::default()
+    });
+    let cluster = Arc::new(KubeJobCluster::with_settings(
+        kube.clone(),
+        &id,
+        spec.workers_per_pod,
+        &settings,
+    ));
+    let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec);
+    cfg.scale_timeout = SCALE_TIMEOUT;
+    let span = tracing::info_span!("jobmaster", job_id = %id);
+    async move {
+        info!(%address, "job master serving");
+        let scaler = tokio::spawn(
+            Scaler::new(kube, &id, &loopback, &token)
+                .run()
+                .in_current_span(),
+        );
+        let jc: Arc<dyn JobCluster> = cluster.clone();
+        let outcome =
+            t2_jobmaster::server::run_with(listener, cfg, store, Some(jc), shutdown).await;
+        scaler.abort();
+        let outcome = outcome.map_err(|e| e.to_string())?;
+        let state = t2_jobmaster::master::state_name(outcome.state);
+        info!(state, reason = %outcome.reason, "job ended; removing it from the cluster");
+        if let Err(e) = cluster.end_job(outcome.state, &outcome.reason).await {
+            warn!(error = %e, "could not remove the job; 't2 gc' will");
+            return Err(format!("job {id} {state}, but removing it failed: {e}"));
+        }
+        Ok(0)
+    }
+    .instrument(span)
+    .await
+}

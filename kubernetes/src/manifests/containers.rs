@@ -1,0 +1,163 @@
+//! The containers of a job's pods, all running the one `t2` binary of the image:
+//! `t2 pod init` (fetches or receives the package), one `t2 pod agent` per worker of a pod
+//! (worker ID = ordinal × workers_per_pod + container index), and `t2 pod jobmaster`.
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvFromSource, EnvVar, Probe, ResourceRequirements, SecretEnvSource,
+    TCPSocketAction, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use t2_core::duration::format_duration;
+use t2_core::spec::JobSpec;
+
+use super::placement::container_security;
+use super::pod::{cpu, env, field, mib, quantities, secret_key, var, INIT_CONTAINER, JM_CONTAINER};
+use super::services::GRPC_PORT_NAME;
+use super::token::TOKEN_KEY;
+use super::JobInfo;
+use crate::settings::Settings;
+
+/// The name of worker container `index`.
+pub fn worker_container_name(index: u32) -> String {
+    format!("worker-{index}")
+}
+
+fn base(name: &str, s: &Settings, role: &str) -> Container {
+    Container {
+        name: name.into(),
+        image: Some(s.image.clone()),
+        image_pull_policy: Some(s.image_pull_policy.as_str().into()),
+        command: Some(vec!["t2".into(), "pod".into(), role.into()]),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Container::default()
+    }
+}
+
+/// Env vars every container of the job has.
+fn job_env(job: &JobInfo) -> Vec<EnvVar> {
+    vec![
+        var(env::JOB_ID, &job.id),
+        field(env::NAMESPACE, "metadata.namespace"),
+        field(env::POD_NAME, "metadata.name"),
+    ]
+}
+
+/// The init container of worker pods: puts the verified package at `/t2/package/`.
+pub fn init_container(job: &JobInfo, s: &Settings, work: &VolumeMount) -> Container {
+    let mut e = job_env(job);
+    e.push(var(env::PACKAGE_SHA256, &job.package_sha256));
+    e.push(var(env::PACKAGE_BYTES, job.package_bytes.to_string()));
+    e.push(var(
+        env::PACKAGE_TIMEOUT,
+        format_duration(s.package_timeout),
+    ));
+    if let Some(url) = &job.package_url {
+        e.push(var(env::PACKAGE_URL, url));
+    }
+    Container {
+        env: Some(e),
+        volume_mounts: Some(vec![work.clone()]),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(&[("cpu", cpu(0.1)), ("memory", mib(64))])),
+            limits: Some(quantities(&[("memory", mib(256))])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(container_security(true)),
+        ..base(INIT_CONTAINER, s, "init")
+    }
+}
+
+/// Worker container `index` of a worker pod.
+pub fn worker_container(
+    job: &JobInfo,
+    spec: &JobSpec,
+    s: &Settings,
+    index: u32,
+    mounts: &[VolumeMount],
+    extra_env: &[EnvVar],
+) -> Container {
+    let mut e = job_env(job);
+    e.extend([
+        field(env::POD_IP, "status.podIP"),
+        field(env::NODE_IP, "status.hostIP"),
+        field(env::NODE_NAME, "spec.nodeName"),
+        var(env::CONTAINER_INDEX, index.to_string()),
+        var(env::WORKERS_PER_POD, spec.workers_per_pod.to_string()),
+        var(env::JOB_MASTER, job.jobmaster_url(s)),
+        secret_key(env::JOB_TOKEN, &job.names().token_secret(), TOKEN_KEY),
+        var(env::PACKAGE_SHA256, &job.package_sha256),
+    ]);
+    e.extend(extra_env.iter().cloned());
+    let env_from: Vec<EnvFromSource> = s
+        .secrets
+        .iter()
+        .filter(|sec| sec.env)
+        .map(|sec| EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: sec.name.clone(),
+                optional: None,
+            }),
+            ..EnvFromSource::default()
+        })
+        .collect();
+    let r = &spec.resources;
+    let mut requests = vec![("cpu", cpu(r.cpu)), ("memory", mib(r.memory_mb))];
+    if r.disk_mb > 0 {
+        requests.push(("ephemeral-storage", mib(r.disk_mb)));
+    }
+    let mut limits = vec![("memory", mib(r.memory_mb))];
+    if s.cpu_limit {
+        limits.push(("cpu", cpu(r.cpu)));
+    }
+    Container {
+        env: Some(e),
+        env_from: (!env_from.is_empty()).then_some(env_from),
+        volume_mounts: Some(mounts.to_vec()),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(&requests)),
+            limits: Some(quantities(&limits)),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(container_security(false)),
+        ..base(&worker_container_name(index), s, "agent")
+    }
+}
+
+/// The job master's container.
+pub fn jobmaster_container(job: &JobInfo, s: &Settings, job_mount: &VolumeMount) -> Container {
+    let mut e = job_env(job);
+    e.push(var(env::LISTEN, format!("0.0.0.0:{}", s.port)));
+    e.push(secret_key(
+        env::JOB_TOKEN,
+        &job.names().token_secret(),
+        TOKEN_KEY,
+    ));
+    Container {
+        env: Some(e),
+        ports: Some(vec![ContainerPort {
+            name: Some(GRPC_PORT_NAME.into()),
+            container_port: i32::from(s.port),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::String(GRPC_PORT_NAME.into()),
+                host: None,
+            }),
+            period_seconds: Some(2),
+            ..Probe::default()
+        }),
+        volume_mounts: Some(vec![job_mount.clone()]),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(&[
+                ("cpu", cpu(s.jobmaster.cpu)),
+                ("memory", mib(s.jobmaster.memory_mb)),
+            ])),
+            limits: Some(quantities(&[("memory", mib(s.jobmaster.memory_mb))])),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(container_security(true)),
+        ..base(JM_CONTAINER, s, "jobmaster")
+    }
+}

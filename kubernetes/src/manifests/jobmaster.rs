@@ -1,0 +1,51 @@
+//! The job master StatefulSet `<id>-jm`: one pod running `t2 pod jobmaster` under the job
+//! master's ServiceAccount (the only pod of the job with an API token; deploy/rbac.yaml gives
+//! it a namespaced Role with only the verbs it uses).
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use t2_core::spec::JobSpec;
+
+use super::containers::jobmaster_container;
+use super::labels::{owned_meta, pod_labels, selector, ROLE_JOBMASTER};
+use super::placement;
+use super::volumes::job_volume;
+use super::workers::pull_secrets;
+use super::JobInfo;
+use crate::settings::Settings;
+
+/// The job master StatefulSet.
+pub fn jobmaster_statefulset(job: &JobInfo, _spec: &JobSpec, s: &Settings) -> StatefulSet {
+    let (volume, mount) = job_volume(job);
+    let pod = PodSpec {
+        containers: vec![jobmaster_container(job, s, &mount)],
+        volumes: Some(vec![volume]),
+        service_account_name: Some(s.service_account.clone()),
+        automount_service_account_token: Some(true),
+        enable_service_links: Some(false),
+        restart_policy: Some("Always".into()),
+        termination_grace_period_seconds: Some(10),
+        security_context: Some(placement::pod_security()),
+        image_pull_secrets: pull_secrets(s),
+        tolerations: placement::tolerations(s),
+        ..PodSpec::default()
+    };
+    StatefulSet {
+        metadata: owned_meta(job, job.names().jobmaster(), ROLE_JOBMASTER),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(1),
+            selector: selector(job, ROLE_JOBMASTER),
+            service_name: Some(job.names().jobmaster_service()),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels(job, ROLE_JOBMASTER)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}

@@ -1,0 +1,187 @@
+//! The volumes of a job's pods: the work area `/t2` (package and unpacked workers), the job
+//! spec from the root ConfigMap, the optional in-memory and volatile emptyDirs, persistent
+//! storage (a claim per worker pod, or one shared ReadWriteMany claim) and user Secrets as
+//! files.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::StatefulSetPersistentVolumeClaimRetentionPolicy;
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, EmptyDirVolumeSource, EnvVar, KeyToPath, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, SecretVolumeSource, Volume,
+    VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use t2_core::spec::JobSpec;
+
+use super::labels::{labels, owned_meta};
+use super::pod::{env, mib, var, JOB_CONFIG_DIR, MEMORY_DIR, T2_DIR, VOLATILE_DIR};
+use super::root::keys;
+use super::JobInfo;
+use crate::settings::Settings;
+
+/// The work-area volume.
+pub const WORK: &str = "t2";
+/// The job-spec volume.
+pub const JOB: &str = "job";
+/// The in-memory volume.
+pub const MEMORY: &str = "memory";
+/// The volatile-disk volume.
+pub const VOLATILE: &str = "volatile";
+/// The persistent volume (claim template or shared claim).
+pub const DATA: &str = "data";
+
+/// Volumes, mounts and env vars of worker pods.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerVolumes {
+    /// The pod's volumes (per-worker claims come from the claim template instead).
+    pub volumes: Vec<Volume>,
+    /// Mounts of each worker container.
+    pub mounts: Vec<VolumeMount>,
+    /// Env vars naming the optional folders.
+    pub env: Vec<EnvVar>,
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}
+
+fn empty_dir(name: &str, medium: Option<&str>, size_mb: Option<u64>) -> Volume {
+    Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: medium.map(String::from),
+            size_limit: size_mb.map(mib),
+        }),
+        ..Volume::default()
+    }
+}
+
+/// The work area, mounted by every container of worker pods.
+pub fn work_volume() -> (Volume, VolumeMount) {
+    (empty_dir(WORK, None, None), mount(WORK, T2_DIR, false))
+}
+
+/// The job spec from the root ConfigMap.
+pub fn job_volume(job: &JobInfo) -> (Volume, VolumeMount) {
+    let v = Volume {
+        name: JOB.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: job.names().root(),
+            items: Some(vec![KeyToPath {
+                key: keys::SPEC.into(),
+                path: keys::SPEC.into(),
+                mode: None,
+            }]),
+            ..ConfigMapVolumeSource::default()
+        }),
+        ..Volume::default()
+    };
+    (v, mount(JOB, JOB_CONFIG_DIR, true))
+}
+
+/// Everything worker containers mount.
+pub fn worker_volumes(job: &JobInfo, spec: &JobSpec, s: &Settings) -> WorkerVolumes {
+    let mut out = WorkerVolumes::default();
+    for (v, m) in [work_volume(), job_volume(job)] {
+        out.volumes.push(v);
+        out.mounts.push(m);
+    }
+    if s.memory_volume_mb > 0 {
+        out.volumes
+            .push(empty_dir(MEMORY, Some("Memory"), Some(s.memory_volume_mb)));
+        out.mounts.push(mount(MEMORY, MEMORY_DIR, false));
+        out.env.push(var(env::MEMORY_DIR, MEMORY_DIR));
+    }
+    if spec.resources.disk_mb > 0 {
+        let size = spec.resources.disk_mb * u64::from(spec.workers_per_pod);
+        out.volumes.push(empty_dir(VOLATILE, None, Some(size)));
+        out.mounts.push(mount(VOLATILE, VOLATILE_DIR, false));
+        out.env.push(var(env::VOLATILE_DIR, VOLATILE_DIR));
+    }
+    if let Some(st) = &s.storage {
+        if st.shared {
+            out.volumes.push(Volume {
+                name: DATA.into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: job.names().shared_claim(),
+                    read_only: None,
+                }),
+                ..Volume::default()
+            });
+        }
+        out.mounts.push(mount(DATA, &st.mount, false));
+        out.env.push(var(env::PERSISTENT_DIR, &st.mount));
+    }
+    for (i, sec) in s.secrets.iter().enumerate() {
+        if let Some(path) = &sec.mount {
+            let name = format!("secret-{i}");
+            out.volumes.push(Volume {
+                name: name.clone(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(sec.name.clone()),
+                    default_mode: Some(0o440),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+            out.mounts.push(mount(&name, path, true));
+        }
+    }
+    out
+}
+
+fn claim_spec(access: &str, class: Option<&String>, size_mb: u64) -> PersistentVolumeClaimSpec {
+    PersistentVolumeClaimSpec {
+        access_modes: Some(vec![access.into()]),
+        storage_class_name: class.cloned(),
+        resources: Some(VolumeResourceRequirements {
+            requests: Some(BTreeMap::from([("storage".to_string(), mib(size_mb))])),
+            limits: None,
+        }),
+        ..PersistentVolumeClaimSpec::default()
+    }
+}
+
+/// The shared ReadWriteMany claim `<id>-data`, when storage is shared.
+pub fn shared_claim(job: &JobInfo, s: &Settings) -> Option<PersistentVolumeClaim> {
+    let st = s.storage.as_ref().filter(|st| st.shared)?;
+    Some(PersistentVolumeClaim {
+        metadata: owned_meta(job, job.names().shared_claim(), "storage"),
+        spec: Some(claim_spec("ReadWriteMany", st.class.as_ref(), st.size_mb)),
+        ..PersistentVolumeClaim::default()
+    })
+}
+
+/// The claim template of per-worker storage, and the policy that deletes the claims with
+/// the StatefulSet (so garbage collection reaches them too).
+pub fn claim_templates(
+    job: &JobInfo,
+    spec: &JobSpec,
+    s: &Settings,
+) -> Option<(
+    Vec<PersistentVolumeClaim>,
+    StatefulSetPersistentVolumeClaimRetentionPolicy,
+)> {
+    let st = s.storage.as_ref().filter(|st| !st.shared)?;
+    let size = st.size_mb * u64::from(spec.workers_per_pod);
+    let template = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(job.names().claim_template().into()),
+            labels: Some(labels(job, "storage")),
+            ..ObjectMeta::default()
+        },
+        spec: Some(claim_spec("ReadWriteOnce", st.class.as_ref(), size)),
+        ..PersistentVolumeClaim::default()
+    };
+    let policy = StatefulSetPersistentVolumeClaimRetentionPolicy {
+        when_deleted: Some("Delete".into()),
+        when_scaled: Some("Retain".into()),
+    };
+    Some((vec![template], policy))
+}

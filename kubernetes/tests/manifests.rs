@@ -1,0 +1,205 @@
+//! The object model without a cluster: golden `--dry-run -o yaml` output of three
+//! representative jobs (regenerate with `UPDATE_GOLDEN=1`), the properties every object must
+//! have (owner, labels, selectors, security), and names that stay DNS-1123 labels.
+
+mod support;
+
+use std::path::PathBuf;
+
+use support::jobs;
+use t2_kubernetes::manifests::{build_objects, to_yaml, Object};
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/kubernetes")
+        .join(format!("{name}.yaml"))
+}
+
+#[test]
+fn dry_run_yaml_matches_the_golden_files() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    for job in jobs::all() {
+        let yaml = to_yaml(&build_objects(&job.info, &job.spec, &job.settings));
+        let path = golden_path(job.name);
+        if update {
+            std::fs::write(&path, &yaml).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+                path.display()
+            )
+        });
+        if want != yaml {
+            let line = want
+                .lines()
+                .zip(yaml.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(want.lines().count().min(yaml.lines().count()));
+            panic!(
+                "{} differs from the generated objects at line {}:\n  golden:    {:?}\n  generated: {:?}\n(run with UPDATE_GOLDEN=1 to accept the new output)",
+                path.display(),
+                line + 1,
+                want.lines().nth(line),
+                yaml.lines().nth(line)
+            );
+        }
+    }
+}
+
+fn json_of(objects: &[Object]) -> Vec<serde_json::Value> {
+    objects.iter().map(Object::to_json).collect()
+}
+
+#[test]
+fn the_root_comes_first_and_owns_everything_else_with_the_job_labels() {
+    for job in jobs::all() {
+        let objects = json_of(&build_objects(&job.info, &job.spec, &job.settings));
+        let root = &objects[0];
+        assert_eq!(root["kind"], "ConfigMap");
+        assert_eq!(root["metadata"]["name"], job.info.id.as_str());
+        assert!(root["metadata"].get("ownerReferences").is_none());
+        for o in &objects {
+            let labels = &o["metadata"]["labels"];
+            assert_eq!(labels["app.kubernetes.io/name"], "t2");
+            assert_eq!(labels["t2.io/job"], job.info.id.as_str());
+            assert_eq!(labels["t2.io/owner"], "alice");
+            assert_eq!(o["metadata"]["namespace"], "t2-jobs");
+        }
+        for o in &objects[1..] {
+            let refs = o["metadata"]["ownerReferences"].as_array().unwrap();
+            assert_eq!(refs.len(), 1, "one owner: {}", o["metadata"]["name"]);
+            assert_eq!(refs[0]["kind"], "ConfigMap");
+            assert_eq!(refs[0]["name"], job.info.id.as_str());
+            assert!(
+                refs[0].get("controller").is_none(),
+                "never a controller owner"
+            );
+        }
+    }
+}
+
+fn statefulsets(objects: &[serde_json::Value]) -> (serde_json::Value, serde_json::Value) {
+    let sts: Vec<_> = objects
+        .iter()
+        .filter(|o| o["kind"] == "StatefulSet")
+        .collect();
+    assert_eq!(sts.len(), 2);
+    let jm = sts
+        .iter()
+        .find(|s| s["metadata"]["name"].as_str().unwrap().ends_with("-jm"))
+        .unwrap();
+    let w = sts
+        .iter()
+        .find(|s| !s["metadata"]["name"].as_str().unwrap().ends_with("-jm"))
+        .unwrap();
+    ((*w).clone(), (*jm).clone())
+}
+
+#[test]
+fn worker_pods_are_parallel_tokenless_with_distinct_selectors_and_one_container_per_worker() {
+    for job in jobs::all() {
+        let objects = json_of(&build_objects(&job.info, &job.spec, &job.settings));
+        let (w, jm) = statefulsets(&objects);
+        assert_ne!(w["spec"]["selector"], jm["spec"]["selector"]);
+        assert_eq!(w["spec"]["podManagementPolicy"], "Parallel");
+        let pods = job.spec.workers / job.spec.workers_per_pod;
+        assert_eq!(w["spec"]["replicas"], pods);
+        let pod = &w["spec"]["template"]["spec"];
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(pod["enableServiceLinks"], false);
+        assert_eq!(jm["spec"]["template"]["spec"]["enableServiceLinks"], false);
+        assert_eq!(
+            jm["spec"]["template"]["spec"]["serviceAccountName"],
+            "t2-jobmaster"
+        );
+        let containers = pod["containers"].as_array().unwrap();
+        assert_eq!(containers.len() as u32, job.spec.workers_per_pod);
+        for (i, c) in containers.iter().enumerate() {
+            let env = c["env"].as_array().unwrap();
+            let get = |n: &str| env.iter().find(|e| e["name"] == n).cloned();
+            assert_eq!(get("T2_CONTAINER_INDEX").unwrap()["value"], i.to_string());
+            assert_eq!(
+                get("T2_WORKERS_PER_POD").unwrap()["value"],
+                job.spec.workers_per_pod.to_string()
+            );
+            assert_eq!(
+                get("T2_POD_NAME").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+                "metadata.name"
+            );
+            assert_eq!(
+                get("T2_JOB_TOKEN").unwrap()["valueFrom"]["secretKeyRef"]["name"],
+                format!("{}-token", job.info.id)
+            );
+        }
+        let init = &pod["initContainers"][0];
+        assert_eq!(init["name"], "t2-init");
+        assert_eq!(init["command"], serde_json::json!(["t2", "pod", "init"]));
+        let url = init["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "T2_PACKAGE_URL")
+            .cloned();
+        assert_eq!(url.is_some(), job.info.package_url.is_some());
+        // The headless worker Service publishes pods before they are ready.
+        let svc = objects
+            .iter()
+            .find(|o| o["kind"] == "Service" && o["metadata"]["name"] == job.info.id.as_str())
+            .unwrap();
+        assert_eq!(svc["spec"]["clusterIP"], "None");
+        assert_eq!(svc["spec"]["publishNotReadyAddresses"], true);
+        assert_eq!(
+            svc["spec"]["selector"],
+            w["spec"]["selector"]["matchLabels"]
+        );
+    }
+}
+
+#[test]
+fn java_jobs_get_the_jre_image_by_default() {
+    let jar = jobs::jar_two_per_pod();
+    assert_eq!(
+        jar.settings.image,
+        format!("t2:{}-jre", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(
+        jobs::plain().settings.image,
+        format!("t2:{}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn every_name_from_the_longest_job_names_is_a_dns1123_label() {
+    use t2_core::names::{is_dns1123_label, new_job_id, sanitize_job_name, MAX_NAME_LEN};
+    use t2_kubernetes::names::JobNames;
+    let longest = [
+        "a".repeat(MAX_NAME_LEN),
+        "z9".repeat(MAX_NAME_LEN),
+        format!("{}-x", "b".repeat(MAX_NAME_LEN - 2)),
+        "Very_Long.Job-Name_With_Ugly.Characters_And_More_2024".to_string(),
+        format!("{}{}", "q-".repeat(40), "r"),
+    ];
+    for raw in longest {
+        let name = sanitize_job_name(&raw).unwrap().name;
+        assert!(name.len() <= MAX_NAME_LEN);
+        for _ in 0..20 {
+            let id = new_job_id(&name);
+            t2_core::names::validate_job_id(&id).unwrap();
+            for n in JobNames::new(&id).all_for_check() {
+                assert!(
+                    is_dns1123_label(&n),
+                    "'{n}' ({} chars) from job name '{raw}'",
+                    n.len()
+                );
+            }
+            // And the names in the generated objects themselves.
+            let mut job = jobs::storage_secrets_memory();
+            job.info.id = id.clone();
+            for o in build_objects(&job.info, &job.spec, &job.settings) {
+                assert!(is_dns1123_label(&o.name()), "{} {}", o.kind(), o.name());
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The `kubernetes` section of a job spec: layered like every key, and every bad value is one
+//! line naming the key and what to write.
+
+mod support;
+
+use support::jobs::spec;
+use t2_kubernetes::read_settings;
+use t2_kubernetes::settings::{PullPolicy, Spread, UploadMethod};
+
+fn err(yaml: &str) -> String {
+    let s = spec(&format!("name: x\ncommand: [./x]\n{yaml}"), &[]);
+    let e = read_settings(&s)
+        .expect_err("should be rejected")
+        .to_string();
+    assert!(!e.contains('\n'), "one line: {e}");
+    e
+}
+
+#[test]
+fn defaults_and_overrides_from_the_command_line() {
+    let s = spec(
+        "name: x\ncommand: [./x]\nkubernetes: {image: a/b:1, spread: nodes}\n",
+        &[
+            "kubernetes.image=registry.local:5000/t2:dev",
+            "kubernetes.storage.size_mb=100",
+            "kubernetes.package_timeout=90s",
+        ],
+    );
+    let k = read_settings(&s).unwrap();
+    assert_eq!(k.image, "registry.local:5000/t2:dev");
+    assert_eq!(k.spread, Spread::Nodes);
+    assert_eq!(k.image_pull_policy, PullPolicy::IfNotPresent);
+    assert_eq!(k.upload, UploadMethod::Auto);
+    assert_eq!(k.storage.as_ref().unwrap().size_mb, 100);
+    assert_eq!(k.storage.as_ref().unwrap().mount, "/t2/persistent");
+    assert_eq!(k.package_timeout, std::time::Duration::from_secs(90));
+    assert_eq!(k.service_account, "t2-jobmaster");
+    assert_eq!(
+        (k.rack_label.as_str(), k.datacenter_label.as_str()),
+        (
+            "topology.kubernetes.io/zone",
+            "topology.kubernetes.io/region"
+        )
+    );
+}
+
+#[test]
+fn bad_settings_are_named() {
+    let cases = [
+        (
+            "kubernetes: {imag: x}",
+            "kubernetes.imag: unknown key; did you mean 'kubernetes.image'?",
+        ),
+        (
+            "kubernetes: {image: 'Foo Bar'}",
+            "kubernetes.image: 'Foo Bar' is not a valid image reference",
+        ),
+        (
+            "kubernetes: {image: 'ghcr.io/Team/t2'}",
+            "is not a valid image reference",
+        ),
+        (
+            "kubernetes: {image_pull_policy: Sometimes}",
+            "kubernetes.image_pull_policy: unknown value `Sometimes`",
+        ),
+        (
+            "kubernetes: {storage: {size_mb: 0}}",
+            "kubernetes.storage.size_mb: must be at least 1",
+        ),
+        (
+            "kubernetes: {storage: {size: 1}}",
+            "kubernetes.storage.size: unknown key; did you mean 'kubernetes.storage.size_mb'?",
+        ),
+        (
+            "kubernetes: {storage: {size_mb: 1, mount: /t2/work/x}}",
+            "kubernetes.storage.mount: '/t2/work/x' must be an absolute folder",
+        ),
+        (
+            "kubernetes: {storage: {size_mb: 1, mount: relative}}",
+            "must be an absolute folder",
+        ),
+        (
+            "kubernetes: {secrets: [{name: s3}]}",
+            "kubernetes.secrets[0]: say how to give Secret 's3' to workers",
+        ),
+        (
+            "kubernetes: {secrets: [{name: S3_Creds, env: true}]}",
+            "kubernetes.secrets[0].name: 'S3_Creds' is not a valid Kubernetes name",
+        ),
+        (
+            "kubernetes: {node_selector: {'bad key!': x}}",
+            "kubernetes.node_selector: 'bad key!' is not a valid label key",
+        ),
+        (
+            "kubernetes: {affinity: {nodeAffinty: {}}}",
+            "kubernetes.affinity: 'nodeAffinty' is not a field Kubernetes knows here",
+        ),
+        (
+            "kubernetes: {tolerations: [{key: a, operater: Exists}]}",
+            "kubernetes.tolerations[0]: 'operater' is not a field",
+        ),
+        (
+            "kubernetes: {spread: everywhere}",
+            "kubernetes.spread: unknown value `everywhere`",
+        ),
+        (
+            "kubernetes: {datacenter_label: 'my site'}",
+            "kubernetes.datacenter_label: 'my site' is not a valid label key",
+        ),
+        (
+            "kubernetes: {datacenter_lable: x}",
+            "kubernetes.datacenter_lable: unknown key; did you mean 'kubernetes.datacenter_label'?",
+        ),
+        ("kubernetes: {port: 0}", "kubernetes.port: must be 1-65535"),
+        ("kubernetes: {port: 70000}", "kubernetes.port:"),
+        (
+            "kubernetes: {parallel_uploads: 0}",
+            "kubernetes.parallel_uploads: must be 1-256",
+        ),
+        (
+            "kubernetes: {package_timeout: soon}",
+            "kubernetes.package_timeout:",
+        ),
+        (
+            "kubernetes: {uploader_selector: 'no selector'}",
+            "kubernetes.uploader_selector:",
+        ),
+        (
+            "kubernetes: {jobmaster: {cpu: 0}}",
+            "kubernetes.jobmaster.cpu: must be between 0 and 1024",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let e = err(yaml);
+        assert!(e.contains(want), "{yaml}\n  got:  {e}\n  want: {want}");
+    }
+}

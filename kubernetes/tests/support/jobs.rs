@@ -1,0 +1,127 @@
+//! The three representative jobs of the Kubernetes tests, with fixed IDs, tokens and
+//! package hashes so that their objects are the same on every run.
+
+use t2_core::spec::{load_job_spec, JobSpec, Layer};
+use t2_kubernetes::manifests::DRY_RUN_UID;
+use t2_kubernetes::{read_settings, JobInfo, Settings};
+
+/// A job: its info, spec and settings.
+pub struct TestJob {
+    /// Golden file stem.
+    pub name: &'static str,
+    /// What objects are made from.
+    pub info: JobInfo,
+    /// The merged spec.
+    pub spec: JobSpec,
+    /// The checked settings.
+    pub settings: Settings,
+}
+
+/// The spec from `job_yaml` layered for the kubernetes cluster (no conf folder).
+pub fn spec(job_yaml: &str, overrides: &[&str]) -> JobSpec {
+    let layer = Layer {
+        origin: "job.yaml".into(),
+        text: job_yaml.into(),
+    };
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    load_job_spec("kubernetes", None, Some(&layer), &o).expect("spec")
+}
+
+/// Fixed job info for `id`.
+pub fn info(id: &str, package_url: Option<String>) -> JobInfo {
+    JobInfo {
+        id: id.into(),
+        owner: "alice".into(),
+        namespace: "t2-jobs".into(),
+        token: "0123456789abcdef0123456789abcdef".into(),
+        package_sha256: "5e1f".repeat(16),
+        package_bytes: 123_456,
+        package_url,
+        submitted_at: "2025-01-02T03:04:05Z".into(),
+        root_uid: DRY_RUN_UID.into(),
+    }
+}
+
+fn job(name: &'static str, id: &str, url: Option<String>, yaml: &str) -> TestJob {
+    let spec = spec(yaml, &[]);
+    let settings = read_settings(&spec).expect("settings");
+    TestJob {
+        name,
+        info: info(id, url),
+        spec,
+        settings,
+    }
+}
+
+/// A plain job: 4 workers, defaults everywhere.
+pub fn plain() -> TestJob {
+    job(
+        "plain",
+        "shell-k2j4x9q1",
+        None,
+        "name: shell\ncommand: [./run.sh]\nworkers: 4\n",
+    )
+}
+
+/// Per-worker persistent storage, user Secrets (env and files), an in-memory volume, a
+/// volatile disk, a node selector, tolerations and spreading over nodes.
+pub fn storage_secrets_memory() -> TestJob {
+    job(
+        "storage-secrets-memory",
+        "etl-nightly-0a1b2c3d",
+        None,
+        r#"name: etl-nightly
+command: [./etl, --all]
+workers: 3
+resources: {cpu: 1.5, memory_mb: 2048, disk_mb: 1024}
+kubernetes:
+  image: registry.example.com/data/t2:0.1.0
+  image_pull_policy: Always
+  image_pull_secrets: [regcred]
+  memory_volume_mb: 256
+  storage: {class: fast-ssd, size_mb: 10240}
+  secrets:
+    - {name: s3-credentials, env: true}
+    - {name: tls-keys, mount: /etc/keys}
+  node_selector: {disktype: ssd}
+  tolerations:
+    - {key: dedicated, operator: Equal, value: batch, effect: NoSchedule}
+  spread: nodes
+  cpu_limit: true
+"#,
+    )
+}
+
+/// A jar with 2 workers per pod, shared ReadWriteMany storage, delivered by the uploader,
+/// spread strictly over racks.
+pub fn jar_two_per_pod() -> TestJob {
+    job(
+        "jar-two-per-pod",
+        "wordcount-zz99yy88",
+        Some(format!(
+            "http://t2-uploader.t2-jobs.svc:8080/packages/{}",
+            "5e1f".repeat(16)
+        )),
+        r#"name: wordcount
+command: [java, -cp, wordcount.jar, org.example.WordCount]
+workers: 4
+workers_per_pod: 2
+resources: {cpu: 2, memory_mb: 1024}
+kubernetes:
+  storage: {size_mb: 2048, shared: true, mount: /data}
+  spread: racks
+  spread_strict: true
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+          - matchExpressions:
+              - {key: kubernetes.io/arch, operator: In, values: [amd64]}
+"#,
+    )
+}
+
+/// All three.
+pub fn all() -> Vec<TestJob> {
+    vec![plain(), storage_secrets_memory(), jar_two_per_pod()]
+}
