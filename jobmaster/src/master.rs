@@ -318,7 +318,11 @@ impl Master {
         if is_final(state) && !self.cfg.final_status_delay.is_zero() {
             // Test hook: the final status reaches watchers late (after the job master has
             // gone), as a slow watch stream would have it.
-            let (board, status, delay) = (self.board.clone(), self.status(), self.cfg.final_status_delay);
+            let (board, status, delay) = (
+                self.board.clone(),
+                self.status(),
+                self.cfg.final_status_delay,
+            );
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 board.send_replace(status);

@@ -103,7 +103,8 @@ impl Master {
             W::Message(msg) => {
                 // Messages from user code are relayed to every other worker (one shared copy
                 // of the payload), within the job's fan-out budget.
-                let cost = msg.payload.len().max(1) as f64 * self.cfg.num_workers.saturating_sub(1).max(1) as f64;
+                let cost = msg.payload.len().max(1) as f64
+                    * self.cfg.num_workers.saturating_sub(1).max(1) as f64;
                 if !self.fan_out.0.take(cost, Instant::now()) {
                     warn!(job_id = %self.cfg.job_id, worker_id = id, bytes = msg.payload.len(), workers = self.cfg.num_workers, "user message dropped: the job fans out at most {} MiB of messages a second", FAN_OUT_BYTES_PER_SECOND as u64 >> 20);
                     return;

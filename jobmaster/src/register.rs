@@ -153,11 +153,14 @@ impl Master {
                 Ok(()) => {
                     self.last_registration = Some(Instant::now());
                     for (a, outbox, beat, reply) in admitted {
-                        let conn = self.admit(a, Connection {
-                            id: 0,
-                            outbox,
-                            beat,
-                        });
+                        let conn = self.admit(
+                            a,
+                            Connection {
+                                id: 0,
+                                outbox,
+                                beat,
+                            },
+                        );
                         let _ = reply.send(Ok(conn));
                     }
                     self.notify_watchers();
@@ -193,8 +196,10 @@ impl Master {
         let _ = conn.outbox.try_send(Ok(t2_proto::MasterToWorker {
             body: Some(Body::Registered(registered)),
         }));
-        conn.beat
-            .store(crate::registry::now_ms(), std::sync::atomic::Ordering::Relaxed);
+        conn.beat.store(
+            crate::registry::now_ms(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let conn_id = conn.id;
         self.registry.insert(WorkerEntry {
             info: info.clone(),

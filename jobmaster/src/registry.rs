@@ -194,7 +194,10 @@ impl Registry {
 
     /// Queues `body` on `conn` without waiting; a full queue marks the worker as lagging.
     pub fn push(&self, id: u32, conn: &Connection, body: Body) {
-        match conn.outbox.try_send(Ok(MasterToWorker { body: Some(body) })) {
+        match conn
+            .outbox
+            .try_send(Ok(MasterToWorker { body: Some(body) }))
+        {
             // A closed outbox means the stream is going away; its disconnect event follows.
             Ok(()) | Err(TrySendError::Closed(_)) => {}
             Err(TrySendError::Full(_)) => {

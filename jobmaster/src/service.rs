@@ -179,7 +179,8 @@ impl JobMaster for JobMasterService {
         // heartbeats a second), and at most every quarter of the heartbeat timeout. A weak sender: the stream still ends when the master drops its side.
         let weak = out_tx.downgrade();
         drop(out_tx);
-        let answer_every = (registered.heartbeat_timeout_ms / 4).max(registered.heartbeat_interval_ms);
+        let answer_every =
+            (registered.heartbeat_timeout_ms / 4).max(registered.heartbeat_interval_ms);
         let answer_every = Duration::from_millis(answer_every);
         let events = self.events.clone();
         let span = info_span!("worker_stream", job_id = %self.job_id, worker_id, conn);

@@ -40,8 +40,7 @@ impl Master {
             .filter(|e| {
                 // Silent when neither the master nor the stream's own task heard from it.
                 e.conn.as_ref().is_some_and(|c| {
-                    now.duration_since(e.last_seen).min(c.silent_for())
-                        > self.cfg.heartbeat_timeout
+                    now.duration_since(e.last_seen).min(c.silent_for()) > self.cfg.heartbeat_timeout
                 })
             })
             .map(|e| e.info.worker_id)

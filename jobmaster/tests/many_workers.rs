@@ -83,7 +83,10 @@ async fn worker(addr: String, id: u32, seen: Arc<Seen>) -> Result<(), String> {
         };
         match msg {
             M::AllJoined(j) => {
-                let Some(list) = pieces.push(j.piece, j.pieces, &j.table).map_err(|e| e.to_string())? else {
+                let Some(list) = pieces
+                    .push(j.piece, j.pieces, &j.table)
+                    .map_err(|e| e.to_string())?
+                else {
                     continue;
                 };
                 let first = seen.first_list.get_or_init(|| list.clone());
@@ -99,7 +102,11 @@ async fn worker(addr: String, id: u32, seen: Arc<Seen>) -> Result<(), String> {
             }
             M::Barrier(b) => {
                 if b.result() != BarrierResult::Success {
-                    break Err(format!("worker {id}: barrier {:?}: {}", b.result(), b.reason));
+                    break Err(format!(
+                        "worker {id}: barrier {:?}: {}",
+                        b.result(),
+                        b.reason
+                    ));
                 }
                 seen.barriers.fetch_add(1, Relaxed);
                 send(W::StateChange(StateChangeParams {
@@ -149,7 +156,12 @@ async fn two_thousand_workers_join_get_one_list_pass_a_barrier_and_complete() {
     let errors = tokio::time::timeout(HANG_GUARD, all)
         .await
         .expect("hang guard: 2000 workers did not finish");
-    assert!(errors.is_empty(), "{} worker(s) failed, first: {}", errors.len(), errors[0]);
+    assert!(
+        errors.is_empty(),
+        "{} worker(s) failed, first: {}",
+        errors.len(),
+        errors[0]
+    );
     let outcome = tokio::time::timeout(HANG_GUARD, jm)
         .await
         .expect("hang guard: the job master did not end")
@@ -163,5 +175,7 @@ async fn two_thousand_workers_join_get_one_list_pass_a_barrier_and_complete() {
     let list = table::decode(seen.first_list.get().unwrap()).unwrap();
     let ids: Vec<u32> = list.iter().map(|w| w.worker_id).collect();
     assert_eq!(ids, (0..N).collect::<Vec<_>>());
-    assert!(list.iter().all(|w| w.port == 30_000 + w.worker_id && w.host == "127.0.0.1"));
+    assert!(list
+        .iter()
+        .all(|w| w.port == 30_000 + w.worker_id && w.host == "127.0.0.1"));
 }

@@ -226,7 +226,9 @@ impl Worker {
 
     async fn all_joined(&mut self) -> Vec<WorkerInfo> {
         self.until("AllJoined", |b| match b {
-            M::AllJoined(j) => Some(t2_proto::table::decode_single(j.piece, j.pieces, &j.table).unwrap()),
+            M::AllJoined(j) => {
+                Some(t2_proto::table::decode_single(j.piece, j.pieces, &j.table).unwrap())
+            }
             _ => None,
         })
         .await

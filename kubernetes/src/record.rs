@@ -101,7 +101,10 @@ mod tests {
     fn a_few_thousand_workers_fit_and_ten_thousand_are_refused_with_the_largest_that_fits() {
         assert!(check_fits(5_000, 4_000).is_ok());
         let err = check_fits(10_000, 4_000).unwrap_err();
-        assert!(err.starts_with("10000 workers do not fit the job's root ConfigMap"), "{err}");
+        assert!(
+            err.starts_with("10000 workers do not fit the job's root ConfigMap"),
+            "{err}"
+        );
         let fit: u32 = err
             .split("use at most ")
             .nth(1)
@@ -109,6 +112,10 @@ mod tests {
             .and_then(|n| n.parse().ok())
             .expect("names a worker count");
         assert!(check_fits(fit, 4_000).is_ok(), "{fit} must fit");
-        assert!(check_fits(fit + 1, 4_000).is_err(), "{} must not fit", fit + 1);
+        assert!(
+            check_fits(fit + 1, 4_000).is_err(),
+            "{} must not fit",
+            fit + 1
+        );
     }
 }

@@ -52,7 +52,9 @@ pub async fn listen(
         .await
         .map_err(LauncherError::io(format!("cannot listen on {listen}")))?
         .next()
-        .ok_or_else(|| LauncherError::Usage(format!("cannot listen on {listen}: no such address")))?;
+        .ok_or_else(|| {
+            LauncherError::Usage(format!("cannot listen on {listen}: no such address"))
+        })?;
     let socket = if wanted.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
     } else {

@@ -160,7 +160,9 @@ impl Assembler {
 pub fn decode_single(piece: u32, pieces: u32, bytes: &[u8]) -> Result<Vec<WorkerInfo>, TableError> {
     match Assembler::default().push(piece, pieces, bytes)? {
         Some(all) => decode(&all),
-        None => Err(TableError::Pieces(format!("piece {piece} of {pieces} is not the whole list"))),
+        None => Err(TableError::Pieces(format!(
+            "piece {piece} of {pieces} is not the whole list"
+        ))),
     }
 }
 

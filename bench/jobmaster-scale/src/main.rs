@@ -43,7 +43,9 @@ fn main() -> anyhow::Result<()> {
             let addr = arg(&args, "--zk").context("--zk HOST:PORT is required")?;
             rt.block_on(zk::run(&addr, workers))?
         }
-        _ => bail!("usage: jobmaster-scale t2|zk --workers N [--t2 PATH --hold SECS | --zk HOST:PORT]"),
+        _ => bail!(
+            "usage: jobmaster-scale t2|zk --workers N [--t2 PATH --hold SECS | --zk HOST:PORT]"
+        ),
     };
     println!("{report}");
     // Thousands of streams and sessions: do not wait for each to close politely.

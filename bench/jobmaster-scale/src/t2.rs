@@ -13,8 +13,8 @@ use t2_core::jobdir::JobDir;
 use t2_proto::job_master_client::JobMasterClient;
 use t2_proto::{
     master_to_worker::Body as M, table, worker_to_master::Body as W, BarrierParams, BarrierResult,
-    BarrierType, Heartbeat, JobState, RegisterParams, StateChangeParams, WorkerInfo,
-    WorkerState, WorkerToMaster, PROTOCOL_VERSION,
+    BarrierType, Heartbeat, JobState, RegisterParams, StateChangeParams, WorkerInfo, WorkerState,
+    WorkerToMaster, PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -63,7 +63,10 @@ fn port_of(id: u32) -> u32 {
 fn check_list(bytes: &[u8], n: u32) -> Result<(), String> {
     let workers = table::decode(bytes).map_err(|e| e.to_string())?;
     if workers.len() != n as usize {
-        return Err(format!("worker list has {} workers, not {n}", workers.len()));
+        return Err(format!(
+            "worker list has {} workers, not {n}",
+            workers.len()
+        ));
     }
     for (i, w) in workers.iter().enumerate() {
         if w.worker_id != i as u32 || w.port != port_of(i as u32) || w.host != "127.0.0.1" {
@@ -74,7 +77,11 @@ fn check_list(bytes: &[u8], n: u32) -> Result<(), String> {
 }
 
 /// Starts `t2 jobmaster` for an N-worker job in a temporary T2_HOME; returns it and its address.
-fn start_jobmaster(t2: &str, n: u32, home: &std::path::Path) -> anyhow::Result<(std::process::Child, String, std::path::PathBuf, Duration)> {
+fn start_jobmaster(
+    t2: &str,
+    n: u32,
+    home: &std::path::Path,
+) -> anyhow::Result<(std::process::Child, String, std::path::PathBuf, Duration)> {
     let id = format!("jmscale-{n}");
     let dir = JobDir::new(home, &id);
     std::fs::create_dir_all(dir.logs_dir())?;
@@ -82,7 +89,11 @@ fn start_jobmaster(t2: &str, n: u32, home: &std::path::Path) -> anyhow::Result<(
         "local",
         None,
         None,
-        &["name=jmscale".to_string(), "command=[\"true\"]".to_string(), format!("workers={n}")],
+        &[
+            "name=jmscale".to_string(),
+            "command=[\"true\"]".to_string(),
+            format!("workers={n}"),
+        ],
     )?;
     std::fs::write(dir.spec_path(), serde_json::to_string(&spec)?)?;
     std::fs::write(dir.token_path(), TOKEN)?;
@@ -105,7 +116,11 @@ fn start_jobmaster(t2: &str, n: u32, home: &std::path::Path) -> anyhow::Result<(
     // Keep reading, as the supervisor does (the job master reports its outcome there too).
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let Some(addr) = line.trim().strip_prefix("T2_JOBMASTER_ADDR=") else {
-        bail!("the job master did not print its address (got '{}'); see {}", line.trim(), log_path.display());
+        bail!(
+            "the job master did not print its address (got '{}'); see {}",
+            line.trim(),
+            log_path.display()
+        );
     };
     Ok((child, addr.to_string(), log_path, spec.heartbeat_interval))
 }
@@ -131,11 +146,16 @@ pub async fn run(t2: &str, n: u32, hold: Duration) -> anyhow::Result<serde_json:
                 seq += 1;
                 let group = (seq as usize) % PHASES;
                 let beat = WorkerToMaster {
-                    body: Some(W::Heartbeat(Heartbeat { seq: seq / PHASES as u64 })),
+                    body: Some(W::Heartbeat(Heartbeat {
+                        seq: seq / PHASES as u64,
+                    })),
                 };
                 if let Ok(mut beaters) = shared.beaters.lock() {
                     beaters[group].retain(|tx| {
-                        !matches!(tx.try_send(beat.clone()), Err(mpsc::error::TrySendError::Closed(_)))
+                        !matches!(
+                            tx.try_send(beat.clone()),
+                            Err(mpsc::error::TrySendError::Closed(_))
+                        )
                     });
                 }
             }
@@ -165,8 +185,12 @@ pub async fn run(t2: &str, n: u32, hold: Duration) -> anyhow::Result<serde_json:
     let start = Instant::now();
     let cpu0 = proc::cpu_seconds(pid);
     for id in 0..n {
-        let (addr, job_id, shared, complete) =
-            (addr.clone(), job_id.clone(), shared.clone(), complete_rx.clone());
+        let (addr, job_id, shared, complete) = (
+            addr.clone(),
+            job_id.clone(),
+            shared.clone(),
+            complete_rx.clone(),
+        );
         tokio::spawn(async move {
             if let Err(e) = worker(id, n, &addr, &job_id, &shared, complete).await {
                 shared.fail(format!("worker {id}: {e}"));
@@ -177,14 +201,39 @@ pub async fn run(t2: &str, n: u32, hold: Duration) -> anyhow::Result<serde_json:
     let failed = move || sh.failed();
     let mut marks = Vec::new();
     let mut mark = |name: &str| {
-        marks.push((name.to_string(), start.elapsed().as_secs_f64(), proc::cpu_seconds(pid)));
+        marks.push((
+            name.to_string(),
+            start.elapsed().as_secs_f64(),
+            proc::cpu_seconds(pid),
+        ));
     };
-    wait_for("join", n as usize, PHASE_DEADLINE, || shared.registered.load(Relaxed), &failed).await?;
+    wait_for(
+        "join",
+        n as usize,
+        PHASE_DEADLINE,
+        || shared.registered.load(Relaxed),
+        &failed,
+    )
+    .await?;
     mark("join");
-    wait_for("worker list", n as usize, PHASE_DEADLINE, || shared.listed.load(Relaxed), &failed).await?;
+    wait_for(
+        "worker list",
+        n as usize,
+        PHASE_DEADLINE,
+        || shared.listed.load(Relaxed),
+        &failed,
+    )
+    .await?;
     mark("list");
     for (k, counter) in shared.barriers.iter().enumerate() {
-        wait_for(&format!("barrier {}", k + 1), n as usize, PHASE_DEADLINE, || counter.load(Relaxed), &failed).await?;
+        wait_for(
+            &format!("barrier {}", k + 1),
+            n as usize,
+            PHASE_DEADLINE,
+            || counter.load(Relaxed),
+            &failed,
+        )
+        .await?;
         mark(&format!("barrier{}", k + 1));
     }
     let rss_after_barriers = proc::status_mib(pid, "VmRSS:");
@@ -196,13 +245,23 @@ pub async fn run(t2: &str, n: u32, hold: Duration) -> anyhow::Result<serde_json:
     let failed_events = shared.failed_events.load(Relaxed);
     let hwm_before_end = proc::status_mib(pid, "VmHWM:");
     let _ = complete_tx.send(true);
-    wait_for("completion", n as usize, PHASE_DEADLINE, || shared.ended.load(Relaxed), &failed).await?;
+    wait_for(
+        "completion",
+        n as usize,
+        PHASE_DEADLINE,
+        || shared.ended.load(Relaxed),
+        &failed,
+    )
+    .await?;
     mark("complete");
     let exit = tokio::task::spawn_blocking(move || jm.wait()).await??;
     if !exit.success() {
         let kept = std::env::temp_dir().join(format!("jobmaster-scale-{n}.log"));
         let _ = std::fs::copy(&log_path, &kept);
-        eprintln!("the job master exited with {exit}; its log is in {}", kept.display());
+        eprintln!(
+            "the job master exited with {exit}; its log is in {}",
+            kept.display()
+        );
     }
     let _ = std::fs::remove_dir_all(&home);
 
@@ -260,7 +319,11 @@ async fn worker(
     let (tx, rx) = mpsc::channel::<WorkerToMaster>(64);
     let send = |body: W| {
         let tx = tx.clone();
-        async move { tx.send(WorkerToMaster { body: Some(body) }).await.map_err(|_| anyhow::anyhow!("stream closed")) }
+        async move {
+            tx.send(WorkerToMaster { body: Some(body) })
+                .await
+                .map_err(|_| anyhow::anyhow!("stream closed"))
+        }
     };
     send(W::Register(RegisterParams {
         job_id: job_id.into(),
@@ -286,12 +349,17 @@ async fn worker(
         .map_err(|s| anyhow::anyhow!("attach refused: {}", s.message()))?
         .into_inner();
     let registered = match inbound.message().await? {
-        Some(t2_proto::MasterToWorker { body: Some(M::Registered(r)) }) => r,
+        Some(t2_proto::MasterToWorker {
+            body: Some(M::Registered(r)),
+        }) => r,
         other => bail!("expected Registered, got {other:?}"),
     };
     shared.registered.fetch_add(1, Relaxed);
     if registered.num_workers != n {
-        bail!("the job master says the job has {} workers, not {n}", registered.num_workers);
+        bail!(
+            "the job master says the job has {} workers, not {n}",
+            registered.num_workers
+        );
     }
     if let Ok(mut beaters) = shared.beaters.lock() {
         beaters[id as usize % PHASES].push(tx.clone());

@@ -42,7 +42,12 @@ pub async fn run(addr: &str, n: u32) -> anyhow::Result<serde_json::Value> {
     let (done_tx, done_rx) = watch::channel(false);
     let start = Instant::now();
     for id in 0..n {
-        let (addr, root, shared, done) = (addr.to_string(), root.clone(), shared.clone(), done_rx.clone());
+        let (addr, root, shared, done) = (
+            addr.to_string(),
+            root.clone(),
+            shared.clone(),
+            done_rx.clone(),
+        );
         tokio::spawn(async move {
             if let Err(e) = worker(id, n, &addr, &root, &shared, done).await {
                 let mut err = shared.error.lock().unwrap_or_else(|e| e.into_inner());
@@ -55,7 +60,14 @@ pub async fn run(addr: &str, n: u32) -> anyhow::Result<serde_json::Value> {
     let mut at = Vec::new();
     for (i, p) in PHASES.iter().enumerate() {
         let counter = &shared.passed[i];
-        wait_for(p, n as usize, PHASE_DEADLINE, || counter.load(Relaxed), &failed).await?;
+        wait_for(
+            p,
+            n as usize,
+            PHASE_DEADLINE,
+            || counter.load(Relaxed),
+            &failed,
+        )
+        .await?;
         at.push(start.elapsed().as_secs_f64());
     }
     let _ = done_tx.send(true);
@@ -92,7 +104,8 @@ async fn enter(c: &Client, folder: &str, name: &str, n: u32) -> anyhow::Result<(
     let ready = format!("{folder}-ready");
     let (stat, watcher) = c.check_and_watch_stat(&ready).await?;
     let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
-    c.create(&format!("{folder}/{name}"), b"", &ephemeral).await?;
+    c.create(&format!("{folder}/{name}"), b"", &ephemeral)
+        .await?;
     if stat.is_some() {
         return Ok(());
     }

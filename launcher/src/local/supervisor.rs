@@ -352,9 +352,8 @@ impl Supervisor {
                 ))
             })?;
         // A status lists every worker: its size grows with the job (and with a scale-up).
-        let mut client = client.max_decoding_message_size(t2_proto::limits::status_bytes(
-            t2_core::spec::MAX_WORKERS,
-        ));
+        let mut client = client
+            .max_decoding_message_size(t2_proto::limits::status_bytes(t2_core::spec::MAX_WORKERS));
         let mut stream = client
             .watch(WatchParams {
                 token: self.token.clone(),

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use t2_proto::job_master_client::JobMasterClient;
+use t2_proto::limits::{DEFAULT_MESSAGE_BYTES, MAX_USER_MESSAGE_BYTES};
+use t2_proto::table::{self, Assembler};
 use t2_proto::{
     master_to_worker::Body as M, worker_to_master::Body as W, BarrierOutcome, BarrierParams,
     BarrierType, Heartbeat, JobEnded, ListWorkersParams, MasterToWorker, RegisterParams,
     RegisterResult, StateChangeParams, UserMessage, WorkerInfo, WorkerState, WorkerToMaster,
 };
-use t2_proto::limits::{DEFAULT_MESSAGE_BYTES, MAX_USER_MESSAGE_BYTES};
-use t2_proto::table::{self, Assembler};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
