@@ -133,7 +133,11 @@ async fn worker(addr: String, id: u32, seen: Arc<Seen>) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_workers_join_get_one_list_pass_a_barrier_and_complete() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // A listen queue for everyone connecting at once, as `t2 jobmaster` has (the default
+    // 1024 drops connections, which the kernel then retries seconds later).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(4096).unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let jm = tokio::spawn(t2_jobmaster::run(
         listener,
