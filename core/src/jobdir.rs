@@ -101,6 +101,15 @@ pub struct WorkerRecord {
     pub exit_code: Option<i32>,
 }
 
+/// What identifies one process across PID reuse: the boot it runs in and when it started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessMark {
+    /// `/proc/sys/kernel/random/boot_id` when it was recorded.
+    pub boot_id: String,
+    /// Its start time in clock ticks after boot (field 22 of `/proc/PID/stat`).
+    pub start_ticks: u64,
+}
+
 /// The on-disk record of a local job (`job.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -126,6 +135,10 @@ pub struct JobRecord {
     pub ended_at: Option<String>,
     /// PID of the supervisor (the `t2 submit` process or its detached twin).
     pub supervisor_pid: Option<u32>,
+    /// Which process `supervisor_pid` is (start time and boot), so that `t2 kill` never
+    /// signals a process that reused the PID after a crash or a reboot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_mark: Option<ProcessMark>,
     /// PID of the job master.
     pub jobmaster_pid: Option<u32>,
     /// Job master address (`http://127.0.0.1:PORT`).
@@ -212,9 +225,16 @@ impl JobDir {
     }
 
     /// Writes `job.json` atomically (temporary file, then rename), so readers never see half.
+    /// The temporary file's name is unique to this process and call: the supervisor and
+    /// `t2 kill` (another process) may write at the same time, and each rename then installs
+    /// one whole record, never a mix of the two.
     pub fn write_record(&self, record: &JobRecord) -> Result<(), JobDirError> {
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let path = self.record_path();
-        let tmp = self.root.join(".job.json.tmp");
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self
+            .root
+            .join(format!(".job.json.{}.{serial}.tmp", std::process::id()));
         let io = |source| JobDirError::Io {
             path: path.display().to_string(),
             source,
@@ -223,8 +243,11 @@ impl JobDir {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)
+        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(io)
     }
 }
 
@@ -306,6 +329,7 @@ mod tests {
             submitted_at: now_rfc3339(),
             ended_at: None,
             supervisor_pid: Some(1),
+            supervisor_mark: None,
             jobmaster_pid: None,
             jobmaster_addr: None,
             workers: vec![],
@@ -319,5 +343,57 @@ mod tests {
             rec
         );
         assert_eq!(list_jobs(home.path()).len(), 1);
+    }
+
+    #[test]
+    fn concurrent_writers_never_mix_or_lose_the_record() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = JobDir::new(home.path(), "pi-abc");
+        std::fs::create_dir_all(dir.root()).unwrap();
+        let record = |state, reason: &str| JobRecord {
+            id: "pi-abc".into(),
+            name: "pi".into(),
+            cluster: "local".into(),
+            state,
+            reason: Some(reason.repeat(2000)),
+            num_workers: 1,
+            joined: 0,
+            package_sha256: "00".into(),
+            submitted_at: now_rfc3339(),
+            ended_at: None,
+            supervisor_pid: None,
+            supervisor_mark: None,
+            jobmaster_pid: None,
+            jobmaster_addr: None,
+            workers: vec![],
+        };
+        let a = record(RecordedState::Running, "a");
+        let b = record(RecordedState::Killed, "b");
+        std::thread::scope(|s| {
+            for rec in [&a, &b] {
+                let dir = &dir;
+                s.spawn(move || {
+                    for _ in 0..200 {
+                        dir.write_record(rec).expect("every write succeeds");
+                    }
+                });
+            }
+            s.spawn(|| {
+                for _ in 0..200 {
+                    let got = dir.read_record();
+                    if let Ok(got) = got {
+                        assert!(got == a || got == b, "a mixed record");
+                    }
+                }
+            });
+        });
+        let last = dir.read_record().unwrap();
+        assert!(last == a || last == b);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.root())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != "job.json")
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     }
 }

@@ -4,8 +4,10 @@
 //! - [`names`]: job-name sanitising and job IDs (DESIGN §6).
 //! - [`spec`]: the job spec (`job.yaml`), layered configuration and validation.
 //! - [`package`]: building deterministic job packages and unpacking untrusted ones safely.
+//! - [`topology`]: racks and datacenters from the job spec's lists; the local cluster's simulated nodes.
 //! - [`jobdir`]: where a job lives under `$T2_HOME` and its on-disk record.
 //! - `zk` (feature `zookeeper`): ZooKeeper znodes and sessions of fault-tolerant jobs.
+//! - [`text`]: user text made safe for one-line messages.
 //! - [`duration`]: human durations (`500ms`, `3s`) in YAML and on the command line.
 //! - [`secret`]: owner-only files for tokens, and constant-time token comparison.
 
@@ -15,6 +17,7 @@ pub mod names;
 pub mod package;
 pub mod secret;
 pub mod spec;
-mod text;
+pub mod text;
+pub mod topology;
 #[cfg(feature = "zookeeper")]
 pub mod zk;

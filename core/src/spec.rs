@@ -1,7 +1,7 @@
 //! The job spec (`job.yaml`) and layered configuration:
 //! built-in defaults ← `conf/<cluster>/*.yaml` ← job spec ← `-D key=value`.
 //!
-//! Each layer overrides the ones before it. `env`, `config`, `resources` and `zookeeper` merge
+//! Each layer overrides the ones before it. `env`, `config`, `resources`, `zookeeper` and `topology` merge
 //! key by key (`config` at every depth); every other key replaces the earlier value. Every layer is checked
 //! on its own, so an error names the file (or `-D` flag) and key at fault, on one line.
 //!
@@ -10,7 +10,7 @@
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `name` | the package's file or directory name | job name, made a valid name by [`crate::names`] |
-//! | `command` | — (required) | program and arguments: a list (`[./run.sh, -v]`) or a string split on whitespace |
+//! | `command` | — (required) | program and arguments: a list (`[./run.sh, -v]`) or a string split as a shell would (`python3 -c "print('a b')"`; quotes, no expansion) |
 //! | `args` | `[]` | extra arguments appended after `command` |
 //! | `workers` | `1` | number of workers, 1–100000 |
 //! | `workers_per_pod` | `1` | workers per pod (Kubernetes); must divide `workers` |
@@ -32,9 +32,20 @@
 //! | `zookeeper.addresses` | `""` | ZooKeeper servers, `host:port,host:port` (no spaces; ports 1–65535; IPv6 as `[::1]:2181`) |
 //! | `zookeeper.root` | `/t2` | znode under which jobs live: starts with `/`, no trailing `/`, names of `[A-Za-z0-9._-]`, not under `/zookeeper` |
 //! | `kubernetes` | `{}` | settings of the `kubernetes` cluster (image, volumes, secrets, placement), merged key by key at every depth like `config` and checked by the launcher (see its `kubernetes::settings`) |
+//! | `dashboard` | `""` | the dashboard the job master reports to, `http://host:port[/path]`; `""` for none (`t2 submit --dashboard` / `$T2_DASHBOARD` override it) |
+//! | `dashboard_token` | `""` | the dashboard's token, sent with every report (`--dashboard-token` / `$T2_DASHBOARD_TOKEN`) |
+//! | `mpi` | off | an OpenMPI job: `true`, or a map that turns it on, `{slots_per_worker: 2, mpirun_args: [--bind-to, none]}` (`-D mpi.slots_per_worker=2` too): worker 0 runs `mpirun` over every worker, whose remote daemons t2's agents start |
+//! | `mpi.slots_per_worker` | `1` | MPI ranks per worker, 1–1024 |
+//! | `mpi.mpirun_args` | `[]` | extra `mpirun` arguments, before the program |
+//! | `topology.from` | `auto` | where workers' racks and datacenters come from: `config` (the lists below), `labels` (node labels, Kubernetes), or `auto` (`config` when `racks` lists any rack) |
+//! | `topology.racks` | `{}` | rack → node IP addresses, `{rack-a: [10.0.0.11, 10.0.0.12]}` (or Twister2's list of one-entry maps); a node is in one rack; on the local cluster loopback addresses (127.0.0.0/8) become simulated nodes |
+//! | `topology.datacenters` | `{}` | datacenter → racks, `{dc1: [rack-a]}`; a rack is in one datacenter, and every rack named needs a node list |
+//! | `topology.strict` | `false` | a worker on a node the lists do not name fails the submit (or the job) instead of getting rack and datacenter `unknown` |
 //! | `zookeeper.session_timeout` | `10s` | ZooKeeper session timeout, 1s–10m: a crashed process's liveness znode goes after this (the server may clamp it to its own limits) |
 //!
-//! Durations are `500ms`, `3s`, `2m`, `1h30m` or a bare number of milliseconds. The defaults
+//! Durations are `500ms`, `3s`, `2m`, `1h30m` or a bare number of milliseconds, each within
+//! its key's bounds (`spec/durations.rs`: waits up to 7 days, `heartbeat_interval` up to 1m,
+//! `heartbeat_timeout` up to 1h). The defaults
 //! live in `conf/local/job.yaml` ([`BUILT_IN_DEFAULTS`]). Twister2 key names with the same
 //! meaning are accepted too; see [`twister2_aliases`] and the table in `spec/aliases.rs`:
 //!
@@ -50,14 +61,23 @@
 //! | `twister2.resource.zookeeper.server.addresses` | `zookeeper.addresses`; also turns `fault_tolerant` on unless the job's `job.yaml` or a `-D` flag sets it |
 //! | `twister2.resource.zookeeper.root.node.path`, `twister2.zookeeper.root.node.path` | `zookeeper.root` |
 //! | `twister2.fault.tolerance.failure.timeout` (ms) | `zookeeper.session_timeout` |
+//! | `twister2.dashboard.host` | `dashboard` |
+//! | `kubernetes.node.locations.from.config` (`true`/`false`) | `topology.from` (`config`/`labels`) |
+//! | `kubernetes.datacenters.list`, `kubernetes.racks.list` | `topology.datacenters`, `topology.racks` |
+//! | `rack.labey.key`, `datacenter.labey.key` (sic) | `kubernetes.rack_label`, `kubernetes.datacenter_label` |
 
 mod aliases;
 mod assemble;
+mod durations;
 mod fields;
 mod layer;
+mod mpi;
 mod suggest;
 #[cfg(test)]
 mod tests;
+mod topology;
+#[cfg(test)]
+mod topology_tests;
 mod zookeeper;
 
 use std::collections::BTreeMap;
@@ -68,6 +88,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::text;
+use crate::topology::TopologySpec;
 
 /// Errors found while reading or validating configuration; each displays as one readable line.
 #[derive(Debug, Error)]
@@ -187,10 +208,44 @@ pub struct JobSpec {
     /// Where ZooKeeper is (used when `fault_tolerant`).
     #[serde(default)]
     pub zookeeper: ZooKeeperSpec,
+    /// Racks and datacenters of the nodes, and where they come from.
+    #[serde(default)]
+    pub topology: TopologySpec,
     /// Settings of the `kubernetes` cluster, free-form here (merged like `config`); the
     /// launcher's Kubernetes backend reads and checks them. Ignored by the local cluster.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kubernetes: BTreeMap<String, serde_json::Value>,
+    /// The dashboard the job master reports to (`http://host:port`), empty for none.
+    #[serde(default)]
+    pub dashboard: String,
+    /// The dashboard's token (reports need it).
+    #[serde(default)]
+    pub dashboard_token: String,
+    /// OpenMPI settings; `mpi.enabled` makes this an MPI job.
+    #[serde(default)]
+    pub mpi: MpiSpec,
+}
+
+/// The OpenMPI settings of a job (`mpi:` in the job spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MpiSpec {
+    /// An MPI job: worker 0's agent runs `mpirun` over every worker (through the others'
+    /// agents); the other agents run only what mpirun asks of them.
+    pub enabled: bool,
+    /// MPI slots (ranks) per worker.
+    pub slots_per_worker: u32,
+    /// Extra `mpirun` arguments, placed before the program.
+    pub mpirun_args: Vec<String>,
+}
+
+impl Default for MpiSpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            slots_per_worker: 1,
+            mpirun_args: Vec::new(),
+        }
+    }
 }
 
 /// ZooKeeper settings of a fault-tolerant job.
@@ -257,6 +312,8 @@ pub fn known_keys() -> Vec<String> {
     keys.extend(layer::MAP_KEYS.iter().map(|k| k.to_string()));
     keys.extend(nested("resources", layer::RESOURCE_KEYS));
     keys.extend(nested("zookeeper", zookeeper::KEYS));
+    keys.extend(nested("mpi", mpi::KEYS));
+    keys.extend(nested("topology", topology::KEYS));
     keys
 }
 

@@ -2,7 +2,7 @@
 
 /// `s` with every control character (newline, tab, escape...) written as an escape sequence,
 /// so an error quoting user input still displays as exactly one line.
-pub(crate) fn one_line(s: &str) -> String {
+pub fn one_line(s: &str) -> String {
     if !s.chars().any(char::is_control) {
         return s.to_string();
     }

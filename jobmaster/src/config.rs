@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 use t2_core::spec::JobSpec;
+use t2_core::topology::TopologySpec;
+
+use crate::reporters::DashboardConfig;
 
 /// Configuration of one job master.
 #[derive(Debug, Clone)]
@@ -32,6 +35,14 @@ pub struct JobMasterConfig {
     /// Test hook: hold the final job status back from watchers this long (zero: never). The
     /// local job master takes it from `T2_TEST_DELAY_FINAL_STATUS_MS`.
     pub final_status_delay: Duration,
+    /// The dashboard to report to, if any.
+    pub dashboard: Option<DashboardConfig>,
+    /// The job ends when worker 0 completes (an MPI job: worker 0 runs `mpirun`, the other
+    /// workers only host its daemons and never complete on their own).
+    pub ends_with_worker_zero: bool,
+    /// The racks and datacenters lists, when the job takes its topology from them (the
+    /// cluster is then not asked to describe workers' nodes).
+    pub topology: Option<TopologySpec>,
 }
 
 impl JobMasterConfig {
@@ -50,6 +61,9 @@ impl JobMasterConfig {
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
             final_status_delay: Duration::ZERO,
+            dashboard: dashboard_config(spec),
+            ends_with_worker_zero: spec.mpi.enabled,
+            topology: spec.topology.from_config().then(|| spec.topology.clone()),
         }
     }
 
@@ -68,6 +82,51 @@ impl JobMasterConfig {
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
             final_status_delay: Duration::ZERO,
+            dashboard: None,
+            ends_with_worker_zero: false,
+            topology: None,
         }
     }
+}
+
+/// What the job master tells the dashboard of `spec`, when the spec names one. The cluster is
+/// `local` here; a cluster's job master sets its own name and namespace.
+pub fn dashboard_config(spec: &JobSpec) -> Option<DashboardConfig> {
+    if spec.dashboard.is_empty() {
+        return None;
+    }
+    let mut summary = std::collections::BTreeMap::new();
+    summary.insert("command".to_string(), spec.command.join(" "));
+    summary.insert(
+        "workers_per_pod".to_string(),
+        spec.workers_per_pod.to_string(),
+    );
+    summary.insert("cpu".to_string(), spec.resources.cpu.to_string());
+    summary.insert(
+        "memory_mb".to_string(),
+        spec.resources.memory_mb.to_string(),
+    );
+    summary.insert("max_restarts".to_string(), spec.max_restarts.to_string());
+    summary.insert(
+        "fault_tolerant".to_string(),
+        spec.fault_tolerant.to_string(),
+    );
+    Some(DashboardConfig {
+        url: spec.dashboard.clone(),
+        token: spec.dashboard_token.clone(),
+        name: spec.name.clone(),
+        cluster: "local".into(),
+        namespace: String::new(),
+        user: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| {
+                use std::os::unix::fs::MetadataExt;
+                std::fs::metadata("/proc/self")
+                    .map(|m| format!("uid {}", m.uid()))
+                    .unwrap_or_default()
+            }),
+        spec: summary,
+    })
 }

@@ -25,7 +25,13 @@ impl Master {
                 e.exit_code = Some(0);
                 let info = e.info.clone();
                 info!(job_id = %self.cfg.job_id, worker_id = id, "worker completed");
+                self.report_worker(id);
+                self.report_event("COMPLETED", Some(id), format!("worker {id} completed"));
                 self.persist_worker(&info).await;
+                if self.cfg.ends_with_worker_zero && id == 0 {
+                    self.complete_with_worker_zero().await;
+                    return;
+                }
                 self.notify_watchers();
                 self.end_if_all_completed().await;
             }
@@ -60,6 +66,26 @@ impl Master {
             }
             _ => {}
         }
+    }
+
+    /// An MPI job: worker 0's `mpirun` succeeded, so every worker's part is done (their
+    /// daemons ended with it); they are recorded COMPLETED and the job ends.
+    async fn complete_with_worker_zero(&mut self) {
+        info!(job_id = %self.cfg.job_id, "worker 0 (mpirun) completed; the MPI job is done");
+        for i in 1..self.cfg.num_workers {
+            let Some(e) = self.registry.get_mut(i) else {
+                continue;
+            };
+            if e.state() == WorkerState::Completed {
+                continue;
+            }
+            e.info.set_state(WorkerState::Completed);
+            e.exit_code = Some(0);
+            let info = e.info.clone();
+            self.persist_worker(&info).await;
+        }
+        self.notify_watchers();
+        self.end(JobState::JobCompleted, String::new()).await;
     }
 
     /// Ends the job as COMPLETED once every worker has completed.
@@ -109,6 +135,13 @@ impl Master {
         e.conn = None;
         let info = e.info.clone();
         self.persist_worker(&info).await;
+        let kind = if reason.starts_with(&format!("worker {id} lost")) {
+            "LOST"
+        } else {
+            "FAILED"
+        };
+        self.report_event(kind, Some(id), reason.clone());
+        self.report_worker(id);
         if let Some(done) = self.barriers.worker_failed(id, &reason) {
             self.complete_barrier(done);
         }

@@ -15,10 +15,13 @@
 //!   - `tick`: silent workers, expired barriers, missed join and rejoin deadlines.
 //!   - `recover`: rebuilding the job from the store after a job master restart.
 //!   - `status`: the job's status and its watchers.
+//!   - `topology`: workers' racks and datacenters from the job's lists; the worker list order.
 //! - [`registry`]: the workers, their states, restart counts and connections.
 //! - [`barrier`]: DEFAULT and INIT barriers with timeouts.
 //! - [`scale`]: changing the number of workers of a running job.
 //! - [`cluster`]: what the job master needs from its cluster (scale workers, end the job).
+//! - [`reporters`]: where the job is reported (the dashboard), through a bounded queue;
+//!   `report` is the master's side of it.
 //! - [`store`]: where durable job state is written (in memory here; ZooKeeper later).
 //! - [`zkstore`]: the ZooKeeper store of fault-tolerant jobs.
 //! - [`error`]: the crate's errors.
@@ -33,12 +36,15 @@ pub mod messages;
 mod recover;
 mod register;
 pub mod registry;
+mod report;
+pub mod reporters;
 pub mod scale;
 pub mod server;
 pub mod service;
 mod status;
 pub mod store;
 mod tick;
+mod topology;
 pub mod zkstore;
 
 pub use config::JobMasterConfig;

@@ -2,7 +2,8 @@
 //! are no locks and no races between registrations, failures, barriers and timeouts.
 //!
 //! This module holds the state, the event loop and the job's end; the handlers are `impl Master`
-//! blocks in `register`, `messages`, `failures`, `tick`, `recover`, `status` and [`crate::scale`].
+//! blocks in `register`, `messages`, `failures`, `tick`, `recover`, `status`, `topology` and
+//! [`crate::scale`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::barrier::Barriers;
 use crate::cluster::JobCluster;
 use crate::messages::FanOut;
 use crate::registry::{Beat, Connection, Outbox, Registry};
+use crate::reporters::Reporter;
 use crate::scale::{self, ScaleReply};
 use crate::store::JobStateStore;
 use crate::JobMasterConfig;
@@ -136,6 +138,12 @@ pub struct Master {
     pub(crate) retired: BTreeMap<u32, Connection>,
     /// Workers added by a scale-up that have not joined yet.
     pub(crate) scaled_in: BTreeSet<u32>,
+    /// Where the job is reported (the dashboard), if anywhere.
+    pub(crate) reporter: Option<Reporter>,
+    /// When every worker was last handed to the reporter.
+    pub(crate) last_snapshot: Instant,
+    /// Node IPs the topology lists do not name (warned about once each).
+    pub(crate) unlisted_nodes: BTreeSet<String>,
 }
 
 impl Master {
@@ -172,7 +180,16 @@ impl Master {
             scale_done_rx: Some(scale_done_rx),
             retired: BTreeMap::new(),
             scaled_in: BTreeSet::new(),
+            reporter: None,
+            last_snapshot: now,
+            unlisted_nodes: BTreeSet::new(),
         }
+    }
+
+    /// The same master, reporting its job through `reporter` (see [`crate::reporters`]).
+    pub fn with_reporter(mut self, reporter: Option<Reporter>) -> Self {
+        self.reporter = reporter;
+        self
     }
 
     /// The same master, scaling its workers and describing their nodes through `cluster`.
@@ -201,6 +218,7 @@ impl Master {
             return outcome;
         }
         self.publish_status();
+        self.report_job();
         let store = self.store.clone();
         let lost = async move { store.lost().await };
         tokio::pin!(lost);
@@ -240,6 +258,7 @@ impl Master {
                     if self.status_dirty {
                         self.publish_status();
                     }
+                    self.report_tick();
                 }
                 reason = &mut lost => {
                     warn!(job_id = %self.cfg.job_id, %reason, "state store lost");
@@ -327,10 +346,12 @@ impl Master {
                 tokio::time::sleep(delay).await;
                 board.send_replace(status);
             });
+            self.report_job();
             return;
         }
         // A change of the job's state goes out at once.
         self.publish_status();
+        self.report_job();
     }
 
     /// Ends the job: answers everyone, tells workers and watchers.
@@ -345,6 +366,12 @@ impl Master {
         {
             self.complete_barrier(done);
         }
+        let why = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {reason}")
+        };
+        self.report_event("JOB", None, format!("job {}{why}", state_name(state)));
         self.set_state(state, reason.clone()).await;
         self.registry.broadcast(
             &Body::JobEnded(JobEnded {

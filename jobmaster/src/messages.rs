@@ -118,6 +118,25 @@ impl Master {
     pub(crate) fn complete_barrier(&self, done: Completion) {
         if done.result != t2_proto::BarrierResult::Success {
             warn!(job_id = %self.cfg.job_id, barrier = type_name(done.barrier_type), reason = %done.reason, "barrier did not succeed");
+            self.report_event(
+                "BARRIER",
+                None,
+                format!(
+                    "{} barrier did not pass: {}",
+                    type_name(done.barrier_type),
+                    done.reason
+                ),
+            );
+        } else {
+            self.report_event(
+                "BARRIER",
+                None,
+                format!(
+                    "{} barrier passed by {} workers",
+                    type_name(done.barrier_type),
+                    done.waiters.len()
+                ),
+            );
         }
         for (worker, request_id) in &done.waiters {
             let body = Body::Barrier(BarrierOutcome {

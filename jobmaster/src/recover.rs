@@ -73,6 +73,14 @@ impl Master {
                 });
             }
             info!(job_id = %self.cfg.job_id, workers = self.registry.iter().count(), state = state_name(self.state), "job master restarted; state restored");
+            self.report_event(
+                "JOB_MASTER_RESTARTED",
+                None,
+                format!(
+                    "job master restarted; {} workers restored",
+                    self.registry.iter().count()
+                ),
+            );
         }
         self.persist_job().await;
         if let Err(e) = self.store.announce().await {

@@ -134,7 +134,16 @@ impl Master {
                 continue;
             }
             match self.check(&params) {
-                Ok(a) => admitted.push((a, outbox, beat, reply)),
+                Ok(mut a) => {
+                    if let Err(refused) = self.place(&mut a.info) {
+                        // Strict lists: the job cannot run as configured.
+                        let reason = refused.message().to_string();
+                        self.end(JobState::JobFailed, reason).await;
+                        let _ = reply.send(Err(refused));
+                        continue;
+                    }
+                    admitted.push((a, outbox, beat, reply))
+                }
                 Err(status) => {
                     let _ = reply.send(Err(status));
                 }
@@ -233,10 +242,25 @@ impl Master {
         } else {
             info!(job_id = %self.cfg.job_id, worker_id = id, host = %info.host, port = info.port, "worker registered");
         }
+        let (kind, what) = if reconnected {
+            ("RECONNECTED", format!("worker {id} reconnected"))
+        } else if restarted {
+            (
+                "RESTARTED",
+                format!("worker {id} rejoined (restart {})", info.restart_count),
+            )
+        } else {
+            (
+                "JOINED",
+                format!("worker {id} joined from {}:{}", info.host, info.port),
+            )
+        };
+        self.report_event(kind, Some(id), what);
+        self.report_worker(id);
         (conn_id, registered)
     }
 
-    /// The worker list, encoded once and shared until the registry changes.
+    /// The worker list (in topology order), encoded once and shared until the registry changes.
     pub(crate) fn shared_list(&mut self) -> bytes::Bytes {
         let version = self.registry.version();
         if let Some((v, table)) = &self.list_cache {
@@ -244,7 +268,7 @@ impl Master {
                 return table.clone();
             }
         }
-        let table = t2_proto::table::encode(&self.registry.worker_list());
+        let table = t2_proto::table::encode(&self.worker_list());
         self.list_cache = Some((version, table.clone()));
         table
     }
@@ -281,6 +305,11 @@ impl Master {
         if !self.ever_all_joined {
             self.ever_all_joined = true;
             info!(job_id = %self.cfg.job_id, workers = self.cfg.num_workers, "all workers joined");
+            self.report_event(
+                "JOB",
+                None,
+                format!("all {} workers joined", self.cfg.num_workers),
+            );
             self.set_state(JobState::Running, String::new()).await;
         }
         for id in std::mem::take(&mut self.awaiting_list) {

@@ -166,7 +166,11 @@ impl Master {
         );
         if n < previous {
             for id in n..previous {
-                if let Some(conn) = self.registry.remove(id).and_then(|e| e.conn) {
+                let removed = self.registry.remove(id);
+                if let Some(e) = &removed {
+                    self.report_removed(e);
+                }
+                if let Some(conn) = removed.and_then(|e| e.conn) {
                     // Kept open until the cluster stops the worker; never a failure.
                     self.retired.insert(id, conn);
                 }
@@ -196,6 +200,12 @@ impl Master {
                 .map(|e| e.info.worker_id),
         );
         info!(job_id = %self.cfg.job_id, previous, workers = n, "job scaled");
+        self.report_event(
+            "SCALED",
+            None,
+            format!("scaled from {previous} to {n} workers"),
+        );
+        self.report_job();
         let _ = p.reply.send(Ok(ScaleResult {
             previous,
             num_workers: n,

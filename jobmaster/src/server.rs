@@ -7,7 +7,7 @@ use t2_proto::job_master_server::JobMasterServer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cluster::JobCluster;
 use crate::master::{Event, Master, EVENTS_CAPACITY};
@@ -48,12 +48,37 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<JobOutcome, JobMasterError> {
     let (tx, rx) = mpsc::channel(EVENTS_CAPACITY);
+    // With topology lists the job master places workers itself; the cluster describes nodes
+    // (node labels) only without them.
+    let describer = if cfg.topology.is_some() {
+        None
+    } else {
+        cluster.clone()
+    };
     let grace = cfg.end_grace;
     let job_id = cfg.job_id.clone();
-    let master = Master::new(cfg.clone(), store).with_cluster(cluster.clone());
+    let (reporter, finisher) = match cfg.dashboard.clone() {
+        Some(d) => {
+            let kill_tx = tx.clone();
+            let kill = move |reason: String| {
+                let _ = kill_tx.try_send(Event::Kill { reason });
+            };
+            match crate::reporters::dashboard::spawn(d, &cfg.job_id, cfg.num_workers, kill) {
+                Ok((r, f)) => (Some(r), Some(f)),
+                Err(e) => {
+                    warn!(%job_id, error = %e, "not reporting to the dashboard");
+                    (None, None)
+                }
+            }
+        }
+        None => (None, None),
+    };
+    let master = Master::new(cfg.clone(), store)
+        .with_cluster(cluster)
+        .with_reporter(reporter);
     let service =
         JobMasterService::new(tx.clone(), &cfg.job_id, &cfg.token, cfg.heartbeat_interval)
-            .with_cluster(cluster)
+            .with_cluster(describer)
             .with_board(&master.status_board());
     let master = tokio::spawn(master.run(rx));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -81,8 +106,11 @@ pub async fn run_with(
         }
     };
     info!(%job_id, state = crate::master::state_name(outcome.state), "job master stopping");
-    // Let the final messages reach workers and watchers, then stop serving.
-    tokio::time::sleep(grace).await;
+    // Let the final messages reach workers, watchers and the dashboard, then stop serving.
+    match finisher {
+        Some(f) => tokio::join!(tokio::time::sleep(grace), f.finish()).0,
+        None => tokio::time::sleep(grace).await,
+    }
     let _ = stop_tx.send(());
     match tokio::time::timeout(std::time::Duration::from_secs(2), server).await {
         Ok(Ok(Err(e))) => Err(e.into()),

@@ -14,7 +14,7 @@ impl Master {
             reason: self.reason.clone(),
             num_workers: self.cfg.num_workers,
             joined: self.registry.joined(),
-            workers: self.registry.worker_list(),
+            workers: self.worker_list(),
         }
     }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use t2_core::spec::JobSpec;
 
 use super::error::KubeError;
-use super::settings::Settings;
+use super::settings::{Pack, Settings, Spread};
 
 /// Folders of `/t2` that t2 itself uses inside pods.
 const RESERVED: &[&str] = &["/t2", "/t2/package", "/t2/work", "/t2/run", "/etc/t2"];
@@ -31,6 +31,26 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
     }
     if s.port == 0 {
         return bad("port", "must be 1-65535, got 0".into());
+    }
+    if !s.mpi_ssh_secret.is_empty() {
+        if !spec.mpi.enabled {
+            return bad(
+                "mpi_ssh_secret",
+                "is for MPI jobs only; set `mpi: true` too, or remove it".into(),
+            );
+        }
+        if !is_subdomain(&s.mpi_ssh_secret) {
+            return bad("mpi_ssh_secret", name_message(&s.mpi_ssh_secret));
+        }
+    }
+    if spec.mpi.enabled && spec.workers_per_pod != 1 {
+        return Err(KubeError::setting(
+            "workers_per_pod",
+            format!(
+                "must be 1 for an MPI job (every worker is a host of its own for mpirun, and a pod has one address), got {}",
+                spec.workers_per_pod
+            ),
+        ));
     }
     if !is_subdomain(&s.service_account) {
         return bad("service_account", name_message(&s.service_account));
@@ -92,6 +112,12 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
             );
         }
     }
+    if s.pack != Pack::None && s.spread != Spread::None {
+        return bad(
+            "pack",
+            "cannot be used with kubernetes.spread: packing workers together and spreading them apart contradict each other; keep one".into(),
+        );
+    }
     if let Some(a) = &s.affinity {
         exact::<Affinity>(a).map_err(|m| KubeError::setting("kubernetes.affinity", m))?;
     }
@@ -105,8 +131,21 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
             format!("must be 1-256, got {}", s.parallel_uploads),
         );
     }
-    if s.package_timeout.is_zero() || s.start_timeout.is_zero() {
-        return bad("package_timeout", "timeouts must be longer than 0".into());
+    for (key, d) in [
+        ("package_timeout", s.package_timeout),
+        ("start_timeout", s.start_timeout),
+    ] {
+        let max = t2_core::duration::MAX_WAIT;
+        if d.is_zero() || d > max {
+            return bad(
+                key,
+                format!(
+                    "must be from 1ms to {}, got {}",
+                    t2_core::duration::format_duration(max),
+                    t2_core::duration::format_duration(d)
+                ),
+            );
+        }
     }
     if parse_selector(&s.uploader_selector).is_none() {
         return bad(

@@ -70,7 +70,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn load_config(opts: &ClientOptions) -> Result<Config, KubeError> {
     let files = kubeconfig_files(opts)?;
     let mut config = if files.is_empty() {
-        if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        if let Some(dir) = std::env::var_os(SERVICEACCOUNT_DIR_ENV).filter(|d| !d.is_empty()) {
+            incluster_from_dir(std::path::Path::new(&dir)).await?
+        } else if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
             Config::incluster().map_err(|e| {
                 KubeError::Config(format!(
                     "cannot use the in-cluster configuration: {}",
@@ -145,6 +147,64 @@ pub async fn load_config(opts: &ClientOptions) -> Result<Config, KubeError> {
         config.default_namespace = ns.clone();
     }
     Ok(config)
+}
+
+/// Names the folder holding the pod's ServiceAccount files (`token`, `ca.crt`, `namespace`)
+/// when it is not where the kubelet mounts them (`/var/run/secrets/kubernetes.io/serviceaccount`):
+/// the tests' local container runtime (`launcher/tests/kube_real_support`) cannot mount there.
+/// The API server is still `KUBERNETES_SERVICE_HOST`:`KUBERNETES_SERVICE_PORT`, as in a pod.
+pub const SERVICEACCOUNT_DIR_ENV: &str = "T2_SERVICEACCOUNT_DIR";
+
+/// The in-cluster configuration with the ServiceAccount files of `dir` (the token is read
+/// again as it is renewed, as with the kubelet's mount).
+async fn incluster_from_dir(dir: &std::path::Path) -> Result<Config, KubeError> {
+    let var = |n: &str| {
+        std::env::var(n).map_err(|_| {
+            KubeError::Config(format!(
+                "{SERVICEACCOUNT_DIR_ENV} is set but {n} is not; both name the API server inside a pod"
+            ))
+        })
+    };
+    let (host, port) = (
+        var("KUBERNETES_SERVICE_HOST")?,
+        var("KUBERNETES_SERVICE_PORT")?,
+    );
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let namespace = std::fs::read_to_string(dir.join("namespace"))
+        .map(|n| n.trim().to_string())
+        .unwrap_or_else(|_| "default".into());
+    let kc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "in-cluster", "cluster": {
+            "server": format!("https://{host}:{port}"),
+            "certificate-authority": dir.join("ca.crt"),
+        }}],
+        "users": [{"name": "in-cluster", "user": {"tokenFile": dir.join("token")}}],
+        "contexts": [{"name": "in-cluster", "context": {
+            "cluster": "in-cluster", "user": "in-cluster", "namespace": namespace,
+        }}],
+        "current-context": "in-cluster",
+    });
+    let kc: Kubeconfig = serde_json::from_value(kc).map_err(|e| {
+        KubeError::Config(format!(
+            "cannot use the ServiceAccount files in {}: {e}",
+            dir.display()
+        ))
+    })?;
+    Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| {
+            KubeError::Config(format!(
+                "cannot use the ServiceAccount files in {}: {}",
+                dir.display(),
+                chain(&e)
+            ))
+        })
 }
 
 /// Connects (no request is made yet).

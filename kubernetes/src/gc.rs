@@ -1,7 +1,10 @@
 //! `t2 gc`: sweep what finished or broken jobs left in the namespace, by label. A job is swept
-//! when its root ConfigMap records a final state (its job master died before deleting it) or
-//! is gone while objects of the job remain (e.g. created by hand, or an owner reference was
-//! stripped). Roots are deleted (garbage collection does the rest); orphans one by one.
+//! when its root ConfigMap records a final state (its job master died before deleting it), is
+//! gone while objects of the job remain (e.g. created by hand, or an owner reference was
+//! stripped), or when its job master never started: no job master pod, nothing recorded by
+//! one, and the root older than the submit's own start deadline (`start_timeout` +
+//! `package_timeout`), so the submit that made it gave up or died. Roots are deleted (garbage
+//! collection does the rest); orphans one by one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,8 +16,12 @@ use super::client::Kube;
 use super::error::{is_status, KubeError, Op};
 use super::follow::is_final;
 use super::inventory::{list_objects, Found};
-use super::jobs::list_jobs;
-use super::manifests::labels::all_jobs_selector;
+use super::manifests::labels::{
+    all_jobs_selector, job_selector, APP, APP_VALUE, COMPONENT, ROLE, ROLE_JOBMASTER,
+};
+use super::manifests::root::keys;
+use super::record;
+use super::settings::{read_settings, Settings};
 
 /// What `t2 gc` did (or, dry, would do).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -55,10 +62,27 @@ pub async fn delete_found(kube: &Kube, f: &Found) -> Result<(), KubeError> {
 
 /// Sweeps the namespace; with `dry` nothing is deleted.
 pub async fn gc(kube: &Kube, dry: bool) -> Result<Sweep, KubeError> {
-    let roots: BTreeMap<String, String> = list_jobs(kube)
-        .await?
+    let selector = format!("{APP}={APP_VALUE},{COMPONENT}=job");
+    let root_list = kube
+        .api::<ConfigMap>()
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| {
+            Op::collection("list", "configmaps", &kube.namespace).error(&kube.server, e)
+        })?;
+    let root_objects: BTreeMap<String, ConfigMap> = root_list
+        .items
         .into_iter()
-        .map(|r| (r.id, r.state))
+        .filter_map(|cm| Some((cm.metadata.name.clone()?, cm)))
+        .collect();
+    let roots: BTreeMap<String, String> = root_objects
+        .iter()
+        .map(|(id, cm)| {
+            (
+                id.clone(),
+                record::state(&cm.data.clone().unwrap_or_default()).0,
+            )
+        })
         .collect();
     let objects = list_objects(kube, &all_jobs_selector(), false).await?;
     let jobs: BTreeSet<String> = objects
@@ -70,7 +94,10 @@ pub async fn gc(kube: &Kube, dry: bool) -> Result<Sweep, KubeError> {
     for job in jobs {
         let why = match roots.get(&job) {
             Some(state) if is_final(state) => format!("{state}, but its objects are still there"),
-            Some(_) => continue,
+            Some(_) => match never_started(kube, &job, &root_objects[&job]).await? {
+                Some(why) => why,
+                None => continue,
+            },
             None => "its root ConfigMap is gone".to_string(),
         };
         let targets: Vec<&Found> = objects
@@ -87,4 +114,48 @@ pub async fn gc(kube: &Kube, dry: bool) -> Result<Sweep, KubeError> {
         sweep.jobs.push((job, why));
     }
     Ok(sweep)
+}
+
+/// Why job `id` (whose root records no final state) is broken because its job master never
+/// started, or `None` while it may still start or runs.
+async fn never_started(
+    kube: &Kube,
+    id: &str,
+    root: &ConfigMap,
+) -> Result<Option<String>, KubeError> {
+    let data = root.data.clone().unwrap_or_default();
+    if data.contains_key(keys::STATE) {
+        return Ok(None);
+    }
+    let settings = data
+        .get(keys::SPEC)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .and_then(|spec| read_settings(&spec).ok())
+        .unwrap_or_default();
+    let deadline = start_deadline(&settings);
+    let Some(created) = root.metadata.creation_timestamp.as_ref() else {
+        return Ok(None);
+    };
+    let age = k8s_openapi::jiff::Timestamp::now().as_second() - created.0.as_second();
+    if age < deadline.as_secs() as i64 {
+        return Ok(None);
+    }
+    let selector = format!("{},{ROLE}={ROLE_JOBMASTER}", job_selector(id));
+    let pods = kube
+        .api::<Pod>()
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| Op::collection("list", "pods", &kube.namespace).error(&kube.server, e))?;
+    if !pods.items.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "its job master never started within {} of the submit (no job master pod; see 'kubectl describe statefulset {id}-jm')",
+        t2_core::duration::format_duration(deadline)
+    )))
+}
+
+/// How long a submit waits for its job to start (the same sum `submit` uses).
+pub fn start_deadline(s: &Settings) -> std::time::Duration {
+    s.start_timeout + s.package_timeout
 }

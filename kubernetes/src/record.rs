@@ -26,6 +26,13 @@ pub struct WorkerEntry {
     /// Its node.
     #[serde(default)]
     pub node: String,
+    /// Its agent service's port (MPI jobs; 0 otherwise).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub agent_port: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The key of worker `id`.

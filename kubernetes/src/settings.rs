@@ -5,7 +5,7 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `image` | `t2:<version>` (`t2:<version>-jre` for `java` jobs) | the image holding `t2` (docker/Dockerfile) |
+//! | `image` | `t2:<version>` (`t2:<version>-jre` for `java` jobs, `t2:<version>-mpi` for MPI jobs) | the image holding `t2` (docker/Dockerfile) |
 //! | `image_pull_policy` | `IfNotPresent` | `Always`, `IfNotPresent` or `Never` |
 //! | `image_pull_secrets` | `[]` | Secrets to pull the image with |
 //! | `service_account` | `t2-jobmaster` | the job master's ServiceAccount (deploy/rbac.yaml) |
@@ -20,6 +20,8 @@
 //! | `affinity` / `tolerations` | none | Kubernetes `affinity` and `tolerations` of worker pods, as written in a pod spec |
 //! | `spread` | `none` | `nodes` or `racks`: spread worker pods evenly (topologySpreadConstraints) |
 //! | `spread_strict` | `false` | `true`: never schedule unevenly (DoNotSchedule) |
+//! | `pack` | `none` | `racks` or `nodes`: pack worker pods into as few racks (`rack_label`) or nodes as the scheduler can (pod affinity to the job's other workers) |
+//! | `pack_strict` | `false` | `true`: a worker pod must join a rack (node) that already has one of the job's workers (required pod affinity), else it is preferred (weight 100) |
 //! | `rack_label` | `topology.kubernetes.io/zone` | the node label naming a rack (spreading; workers' rack) |
 //! | `datacenter_label` | `topology.kubernetes.io/region` | the node label naming a datacenter (workers' datacenter) |
 //! | `cpu_limit` | `false` | also limit CPU to the request (memory is always limited) |
@@ -28,6 +30,7 @@
 //! | `parallel_uploads` | `8` | pods receiving the package at once (direct) |
 //! | `package_timeout` | `10m` | how long an init container waits for (or tries to fetch) the package |
 //! | `start_timeout` | `5m` | how long pods may stay unschedulable before the submit fails |
+//! | `mpi_ssh_secret` | none | MPI jobs: an SSH-key Secret (keys `id_rsa`, `id_rsa.pub`, `authorized_keys`, as Twister2's `twister2-openmpi-ssh-key`) mounted into the pods, whose agents then start sshd and mpirun uses ssh instead of `t2 worker rsh` |
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -70,6 +73,18 @@ pub enum Spread {
     /// Evenly over nodes.
     Nodes,
     /// Evenly over racks (`rack_label`).
+    Racks,
+}
+
+/// Where worker pods are packed together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pack {
+    /// No packing.
+    None,
+    /// Into as few nodes as possible.
+    Nodes,
+    /// Into as few racks (`rack_label`) as possible.
     Racks,
 }
 
@@ -171,6 +186,10 @@ pub struct Settings {
     pub spread: Spread,
     /// Never schedule unevenly.
     pub spread_strict: bool,
+    /// Packing of worker pods.
+    pub pack: Pack,
+    /// Packing is required (else preferred).
+    pub pack_strict: bool,
     /// The node label naming a rack.
     pub rack_label: String,
     /// The node label naming a datacenter.
@@ -189,6 +208,8 @@ pub struct Settings {
     /// How long pods may stay unschedulable.
     #[serde(with = "t2_core::duration::serde_human")]
     pub start_timeout: Duration,
+    /// MPI jobs: the SSH-key Secret for OpenMPI over sshd (empty: t2 is the remote shell).
+    pub mpi_ssh_secret: String,
 }
 
 impl Default for Settings {
@@ -208,6 +229,8 @@ impl Default for Settings {
             tolerations: Vec::new(),
             spread: Spread::None,
             spread_strict: false,
+            pack: Pack::None,
+            pack_strict: false,
             rack_label: "topology.kubernetes.io/zone".into(),
             datacenter_label: "topology.kubernetes.io/region".into(),
             cpu_limit: false,
@@ -216,14 +239,18 @@ impl Default for Settings {
             parallel_uploads: 8,
             package_timeout: Duration::from_secs(600),
             start_timeout: Duration::from_secs(300),
+            mpi_ssh_secret: String::new(),
         }
     }
 }
 
-/// The default image for a job: `t2:<version>`, with a JRE for `java` commands.
+/// The default image for a job: `t2:<version>`, with OpenMPI for MPI jobs, with a JRE for
+/// `java` commands.
 pub fn default_image(spec: &JobSpec) -> String {
     let version = env!("CARGO_PKG_VERSION");
-    if spec.command.first().is_some_and(|c| c == "java") {
+    if spec.mpi.enabled {
+        format!("t2:{version}-mpi")
+    } else if spec.command.first().is_some_and(|c| c == "java") {
         format!("t2:{version}-jre")
     } else {
         format!("t2:{version}")
@@ -246,6 +273,8 @@ const KEYS: &[&str] = &[
     "tolerations",
     "spread",
     "spread_strict",
+    "pack",
+    "pack_strict",
     "rack_label",
     "datacenter_label",
     "cpu_limit",
@@ -254,6 +283,7 @@ const KEYS: &[&str] = &[
     "parallel_uploads",
     "package_timeout",
     "start_timeout",
+    "mpi_ssh_secret",
 ];
 const JOBMASTER_KEYS: &[&str] = &["cpu", "memory_mb"];
 const STORAGE_KEYS: &[&str] = &["class", "size_mb", "shared", "mount"];
@@ -323,6 +353,8 @@ impl Settings {
             "tolerations" => self.tolerations = o.tolerations,
             "spread" => self.spread = o.spread,
             "spread_strict" => self.spread_strict = o.spread_strict,
+            "pack" => self.pack = o.pack,
+            "pack_strict" => self.pack_strict = o.pack_strict,
             "rack_label" => self.rack_label = o.rack_label,
             "datacenter_label" => self.datacenter_label = o.datacenter_label,
             "cpu_limit" => self.cpu_limit = o.cpu_limit,
@@ -331,6 +363,7 @@ impl Settings {
             "parallel_uploads" => self.parallel_uploads = o.parallel_uploads,
             "package_timeout" => self.package_timeout = o.package_timeout,
             "start_timeout" => self.start_timeout = o.start_timeout,
+            "mpi_ssh_secret" => self.mpi_ssh_secret = o.mpi_ssh_secret,
             _ => {}
         }
     }

@@ -152,7 +152,7 @@ async fn submit_inner(kube: &Kube, mut plan: SubmitPlan) -> Result<Outcome, Kube
         job_id: id.clone(),
         worker_pods: pods,
         unschedulable_deadline: plan.settings.start_timeout,
-        deadline: plan.settings.start_timeout + plan.settings.package_timeout,
+        deadline: super::gc::start_deadline(&plan.settings),
         deliverer,
         parallel: plan.settings.parallel_uploads as usize,
     };

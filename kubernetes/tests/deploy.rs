@@ -199,3 +199,43 @@ fn the_image_runs_t2_as_the_uid_pods_expect_with_a_jre_variant() {
     assert!(text.contains("cargo build --release --locked -p t2-launcher --bin t2"));
     assert!(text.contains("COPY --from=build /usr/local/bin/t2 /usr/local/bin/t2"));
 }
+
+#[test]
+fn the_dashboard_runs_t2_dash_with_its_token_secret_and_a_claim_for_its_database() {
+    let d = docs("dashboard.yaml");
+    let svc = find(&d, "Service", "t2-dashboard");
+    assert_eq!(
+        svc["spec"]["ports"][0]["name"], "http",
+        "kubectl proxy's http:t2-dashboard:"
+    );
+    assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
+    let sts = find(&d, "StatefulSet", "t2-dashboard");
+    let pod = &sts["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["automountServiceAccountToken"], false,
+        "needs no API access"
+    );
+    let c = &pod["containers"][0];
+    let cmd = strs(&c["command"]);
+    assert_eq!(cmd[..2], ["t2".to_string(), "dash".to_string()]);
+    assert!(cmd.contains(&"--token-file=/etc/t2-dashboard/token".to_string()));
+    let db = cmd
+        .iter()
+        .find_map(|a| a.strip_prefix("--db="))
+        .expect("--db");
+    let claim = &sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"];
+    let mount = c["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| &m["name"] == claim)
+        .expect("the claim is mounted");
+    assert!(
+        db.starts_with(mount["mountPath"].as_str().unwrap()),
+        "the database is on the claim"
+    );
+    assert_eq!(
+        pod["volumes"][0]["secret"]["secretName"],
+        "t2-dashboard-token"
+    );
+}

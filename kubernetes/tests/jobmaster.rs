@@ -46,6 +46,7 @@ fn worker(id: u32, restarts: u32, state: WorkerState) -> WorkerInfo {
         }),
         restart_count: restarts,
         state: 0,
+        agent_port: 0,
     };
     w.set_state(state);
     w
@@ -307,6 +308,70 @@ async fn configured_labels_name_rack_and_datacenter_and_a_forbidden_list_is_trie
         ("r17", "lon")
     );
     assert_eq!(forbidden, vec![at("192.168.1.1"), at("192.168.1.2")]);
+}
+
+/// One cluster described twice: as node labels (what `kubectl label node` gives) and as
+/// Twister2's configuration lists (its guide's key names). Both ways give every node the
+/// same rack and datacenter.
+#[tokio::test]
+async fn config_lists_and_node_labels_give_the_same_mapping_for_the_same_cluster() {
+    let cluster = [
+        ("n1", "10.1.0.1", "blue-rack", "dc1"),
+        ("n2", "10.1.0.2", "blue-rack", "dc1"),
+        ("n3", "10.1.1.1", "green-rack", "dc1"),
+        ("n4", "10.2.5.1", "rack01", "dc2"),
+        ("n5", "10.2.5.2", "rack01", "dc2"),
+    ];
+    let nodes = cluster
+        .iter()
+        .map(|(n, ip, rack, dc)| node(n, ip, rack, dc))
+        .collect();
+    let steps = vec![Step::new("GET", "/api/v1/nodes?").json(200, list("Node", "3", nodes))];
+    let from_labels = run(steps, |kube| async move {
+        let labels = KubeJobCluster::new(kube, ID, 1);
+        let mut out = Vec::new();
+        for (_, ip, _, _) in cluster {
+            out.push(labels.describe_node(at(ip)).await);
+        }
+        out
+    })
+    .await;
+    // The same description as configuration lists.
+    let mut racks: Vec<(&str, Vec<&str>)> = Vec::new();
+    let mut dcs: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (_, ip, rack, dc) in cluster {
+        match racks.iter_mut().find(|(r, _)| *r == rack) {
+            Some((_, ips)) => ips.push(ip),
+            None => racks.push((rack, vec![ip])),
+        }
+        match dcs.iter_mut().find(|(d, _)| *d == dc) {
+            Some((_, rs)) if !rs.contains(&rack) => rs.push(rack),
+            Some(_) => {}
+            None => dcs.push((dc, vec![rack])),
+        }
+    }
+    let entry = |(k, v): &(&str, Vec<&str>)| format!("- {k}: ['{}']\n", v.join("', '"));
+    let yaml = format!(
+        "name: a\ncommand: [./a]\nkubernetes.node.locations.from.config: true\nkubernetes.datacenters.list:\n{}kubernetes.racks.list:\n{}",
+        dcs.iter().map(entry).collect::<String>(),
+        racks.iter().map(entry).collect::<String>()
+    );
+    let spec = support::jobs::spec(&yaml, &[]);
+    let config = t2_jobmaster::JobMasterConfig::from_spec(ID, "t", &spec)
+        .topology
+        .expect("the job master uses the lists");
+    for ((_, ip, rack, dc), labelled) in cluster.iter().zip(&from_labels) {
+        let listed = config.locate(ip).expect("listed");
+        assert_eq!(
+            (listed.rack.as_str(), listed.datacenter.as_str()),
+            (labelled.rack.as_str(), labelled.datacenter.as_str()),
+            "node {ip}"
+        );
+        assert_eq!(
+            (listed.rack.as_str(), listed.datacenter.as_str()),
+            (*rack, *dc)
+        );
+    }
 }
 
 /// A job master that only answers Scale: it records each call.

@@ -1,4 +1,4 @@
-//! The object model without a cluster: golden `--dry-run -o yaml` output of three
+//! The object model without a cluster: golden `--dry-run -o yaml` output of the
 //! representative jobs (regenerate with `UPDATE_GOLDEN=1`), the properties every object must
 //! have (owner, labels, selectors, security), and names that stay DNS-1123 labels.
 
@@ -202,4 +202,96 @@ fn every_name_from_the_longest_job_names_is_a_dns1123_label() {
             }
         }
     }
+}
+
+#[test]
+fn mpi_jobs_mount_the_ssh_secret_only_in_twister2s_mode() {
+    let worker_pod = |job: &jobs::TestJob| {
+        let objects = json_of(&build_objects(&job.info, &job.spec, &job.settings));
+        objects
+            .into_iter()
+            .find(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == job.info.id.as_str())
+            .expect("the worker StatefulSet")["spec"]["template"]["spec"]
+            .clone()
+    };
+    let plain = worker_pod(&jobs::mpi());
+    let agent = &plain["containers"][0];
+    assert_eq!(
+        agent["image"],
+        format!("t2:{}-mpi", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(!plain.to_string().contains("mpi-ssh"), "{plain}");
+    let ssh = worker_pod(&jobs::mpi_ssh());
+    let volume = ssh["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "mpi-ssh")
+        .expect("the SSH-key volume");
+    assert_eq!(volume["secret"]["secretName"], "twister2-openmpi-ssh-key");
+    let agent = &ssh["containers"][0];
+    let mount = agent["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "mpi-ssh")
+        .expect("mounted");
+    assert_eq!(mount["mountPath"], "/etc/t2/mpi-ssh");
+    assert_eq!(mount["readOnly"], true);
+    let env = agent["env"].as_array().unwrap();
+    assert!(env
+        .iter()
+        .any(|e| e["name"] == "T2_MPI_SSH_DIR" && e["value"] == "/etc/t2/mpi-ssh"));
+}
+
+#[test]
+fn packing_is_pod_affinity_on_the_rack_label_preferred_or_required() {
+    let packed = jobs::rack_packed();
+    let objects = json_of(&build_objects(&packed.info, &packed.spec, &packed.settings));
+    let (workers, _) = statefulsets(&objects);
+    let pod = &workers["spec"]["template"]["spec"];
+    let selector = &workers["spec"]["selector"]["matchLabels"];
+    let preferred =
+        &pod["affinity"]["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"];
+    assert_eq!(preferred[0]["weight"], 100, "{pod}");
+    let term = &preferred[0]["podAffinityTerm"];
+    // The rack label came from Twister2's `rack.labey.key`; the pods attract the job's own.
+    assert_eq!(term["topologyKey"], "example.com/rack");
+    assert_eq!(&term["labelSelector"]["matchLabels"], selector);
+    assert!(pod.get("topologySpreadConstraints").is_none());
+
+    // Required, over nodes, added beside the user's own node affinity.
+    let yaml = "name: a\ncommand: [./a]\nworkers: 2\nkubernetes:\n  pack: nodes\n  pack_strict: true\n  affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: disk, operator: In, values: [ssd]}]}]}}}\n";
+    let spec = support::jobs::spec(yaml, &[]);
+    let settings = t2_kubernetes::read_settings(&spec).expect("settings");
+    let info = support::jobs::info("a-12345678", None);
+    let objects = json_of(&build_objects(&info, &spec, &settings));
+    let (workers, _) = statefulsets(&objects);
+    let affinity = &workers["spec"]["template"]["spec"]["affinity"];
+    let required = &affinity["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"];
+    assert_eq!(
+        required[0]["topologyKey"], "kubernetes.io/hostname",
+        "{affinity}"
+    );
+    assert!(affinity["podAffinity"]
+        .get("preferredDuringSchedulingIgnoredDuringExecution")
+        .is_none());
+    assert_eq!(
+        affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+            ["nodeSelectorTerms"][0]["matchExpressions"][0]["key"],
+        "disk"
+    );
+    // Packing and spreading contradict each other: one clear error.
+    let both = support::jobs::spec(
+        "name: a\ncommand: [./a]\nkubernetes: {pack: racks, spread: racks}\n",
+        &[],
+    );
+    let e = t2_kubernetes::read_settings(&both).unwrap_err().to_string();
+    assert!(
+        e.contains("kubernetes.pack") && e.contains("cannot be used with kubernetes.spread"),
+        "{e}"
+    );
+    let bad = support::jobs::spec("name: a\ncommand: [./a]\nkubernetes: {pack: zones}\n", &[]);
+    let e = t2_kubernetes::read_settings(&bad).unwrap_err().to_string();
+    assert!(e.contains("kubernetes.pack"), "{e}");
 }

@@ -122,6 +122,14 @@ fn bad_settings_are_named() {
             "kubernetes.package_timeout:",
         ),
         (
+            "kubernetes: {package_timeout: 8d}",
+            "kubernetes.package_timeout: must be from 1ms to 7days, got 8days",
+        ),
+        (
+            "kubernetes: {start_timeout: 18000000000000000000s}",
+            "kubernetes.start_timeout: 18000000000000000000s is too long: at most 1year",
+        ),
+        (
             "kubernetes: {uploader_selector: 'no selector'}",
             "kubernetes.uploader_selector:",
         ),
@@ -134,4 +142,29 @@ fn bad_settings_are_named() {
         let e = err(yaml);
         assert!(e.contains(want), "{yaml}\n  got:  {e}\n  want: {want}");
     }
+}
+
+#[test]
+fn mpi_jobs_get_the_mpi_image_one_worker_per_pod_and_an_optional_ssh_secret() {
+    let s = spec("name: x\ncommand: [./x]\nmpi: true\n", &[]);
+    let k = read_settings(&s).unwrap();
+    assert_eq!(k.image, format!("t2:{}-mpi", env!("CARGO_PKG_VERSION")));
+    assert_eq!(k.mpi_ssh_secret, "");
+    let s = spec(
+        "name: x\ncommand: [./x]\nmpi: true\n",
+        &["kubernetes.mpi_ssh_secret=twister2-openmpi-ssh-key"],
+    );
+    assert_eq!(
+        read_settings(&s).unwrap().mpi_ssh_secret,
+        "twister2-openmpi-ssh-key"
+    );
+    let e = err("mpi: true\nworkers: 4\nworkers_per_pod: 2\n");
+    assert!(
+        e.contains("workers_per_pod") && e.contains("must be 1 for an MPI job"),
+        "{e}"
+    );
+    let e = err("kubernetes: {mpi_ssh_secret: keys}\n");
+    assert!(e.contains("is for MPI jobs only"), "{e}");
+    let e = err("mpi: true\nkubernetes: {mpi_ssh_secret: Bad_Name}\n");
+    assert!(e.contains("kubernetes.mpi_ssh_secret"), "{e}");
 }

@@ -4,9 +4,25 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The environment variables t2 reads, shown under `t2 --help`.
+const ENVIRONMENT: &str = "\
+Environment:
+  T2_HOME            where local jobs live (default: ~/.t2); jobs/<id>/ holds record, logs, package
+  T2_CONF_DIR        configuration folder (conf/<cluster>/*.yaml); --conf-dir overrides it
+  T2_UPLOADER        --uploader for every local submit (a URL, or `local`)
+  T2_UPLOADER_TOKEN  the uploader's token (--uploader-token)
+  KUBECONFIG         the kubeconfig for Kubernetes commands (default: ~/.kube/config)
+  RUST_LOG           log filter of t2's own diagnostics, e.g. RUST_LOG=debug
+
+Examples:
+  t2 submit local examples/pi --workers 8      run a job here, follow it to its end
+  t2 submit local job.jar -- a b               pass `a b` to the program
+  t2 list;  t2 status JOB;  t2 logs JOB -f;  t2 kill JOB
+  t2 submit kubernetes examples/pi -n t2 --dry-run   print the Kubernetes objects";
+
 /// t2: launch distributed jobs on one machine or on Kubernetes.
 #[derive(Debug, Parser)]
-#[command(name = "t2", version, about, long_about = None)]
+#[command(name = "t2", version, long_about = None, after_help = ENVIRONMENT)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -17,14 +33,26 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Submit a job: a directory with job.yaml, a .tar.gz, a .jar or an executable.
+    #[command(after_help = "\
+Examples:
+  t2 submit local examples/pi --workers 8          follow the job; exit 0 when it COMPLETED
+  t2 submit local examples/shell -D max_restarts=0 --detach
+  t2 submit local hello.jar --class org.example.Hello -- a b
+  t2 submit kubernetes examples/pi -n t2 --dry-run -o yaml
+
+Exit codes: 0 COMPLETED, 1 FAILED (or a bad input), 3 KILLED.")]
     Submit(SubmitArgs),
     /// List jobs.
+    #[command(
+        after_help = "Examples:\n  t2 list\n  t2 list -n t2        Kubernetes jobs of namespace t2"
+    )]
     List {
         /// Which cluster (Kubernetes: with --cluster kubernetes, -n or --context).
         #[command(flatten)]
         target: crate::kube_cli::ClusterTarget,
     },
     /// Show a job's state and workers.
+    #[command(after_help = "Examples:\n  t2 status pi-1a2b3c4d\n  t2 status pi-1a2b3c4d -o json")]
     Status {
         /// Job ID.
         job: String,
@@ -36,6 +64,9 @@ pub enum Command {
         target: crate::kube_cli::ClusterTarget,
     },
     /// Print a job's worker output.
+    #[command(
+        after_help = "Examples:\n  t2 logs pi-1a2b3c4d               every worker, lines prefixed [worker-I]\n  t2 logs pi-1a2b3c4d --worker 3 -f   one worker, until the job ends"
+    )]
     Logs {
         /// Job ID.
         job: String,
@@ -50,6 +81,9 @@ pub enum Command {
         target: crate::kube_cli::ClusterTarget,
     },
     /// Kill a job and every process of it.
+    #[command(
+        after_help = "Example:\n  t2 kill pi-1a2b3c4d     (a foreground t2 submit of it prints `job … KILLED` and exits 3)"
+    )]
     Kill {
         /// Job ID.
         job: String,
@@ -57,7 +91,18 @@ pub enum Command {
         #[command(flatten)]
         target: crate::kube_cli::ClusterTarget,
     },
+    /// Delete an ended local job: its record, logs and package.
+    #[command(
+        after_help = "Example:\n  t2 delete pi-1a2b3c4d      (a job still running must be killed first: t2 kill JOB)"
+    )]
+    Delete {
+        /// Job ID.
+        job: String,
+    },
     /// Change the number of workers of a running job.
+    #[command(
+        after_help = "Example:\n  t2 scale elastic-1a2b3c4d 4     workers 2 and 3 start and join; running ones get job_scaled"
+    )]
     Scale {
         /// Job ID.
         job: String,
@@ -67,11 +112,30 @@ pub enum Command {
         #[command(flatten)]
         target: crate::kube_cli::ClusterTarget,
     },
+    /// Print t2's version, and the Kubernetes API server's when one is reachable.
+    #[command(
+        after_help = "Examples:\n  t2 version\n  t2 version -n t2     also ask the cluster of the current kubeconfig context"
+    )]
+    Version {
+        /// Which cluster (Kubernetes is asked only with --cluster kubernetes or a flag).
+        #[command(flatten)]
+        target: crate::kube_cli::ClusterTarget,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  t2 completion bash > /etc/bash_completion.d/t2\n  t2 completion zsh > \"${fpath[1]}/_t2\"\n  t2 completion fish > ~/.config/fish/completions/t2.fish"
+    )]
+    Completion {
+        /// bash, zsh or fish (also elvish, powershell).
+        shell: clap_complete::Shell,
+    },
     /// Kubernetes: gc, doctor.
     #[command(flatten)]
     Kubernetes(crate::kube_cli::KubeCommand),
     /// Serve job packages over HTTP (the package uploader).
     Uploader(crate::uploader::command::UploaderArgs),
+    /// Serve the dashboard: every job and worker, live, in a browser (and its REST API).
+    Dash(crate::dash::DashArgs),
     /// Build a job's package without running it; prints its sha256 and size.
     #[command(hide = true)]
     Package {
@@ -126,7 +190,7 @@ pub struct SubmitArgs {
     /// The job: a directory with job.yaml, a .tar.gz, a .jar or an executable.
     pub package: PathBuf,
     /// Number of workers (overrides job.yaml).
-    #[arg(short, long)]
+    #[arg(short, long, allow_hyphen_values = true)]
     pub workers: Option<String>,
     /// Job name (overrides job.yaml; sanitised).
     #[arg(long)]
@@ -140,7 +204,8 @@ pub struct SubmitArgs {
     /// Return once the job has started; follow it with t2 status/logs.
     #[arg(long)]
     pub detach: bool,
-    /// Configuration folder (default: the conf/ next to the t2 sources, or $T2_CONF_DIR).
+    /// Configuration folder, holding CLUSTER/*.yaml (default: the first of $T2_HOME/conf,
+    /// $XDG_CONFIG_HOME/t2, /etc/t2, conf/ beside the t2 executable).
     #[arg(long, env = "T2_CONF_DIR")]
     pub conf_dir: Option<PathBuf>,
     /// Ship the package through an uploader: its URL (http://host:port), or `local` to run one
@@ -150,9 +215,19 @@ pub struct SubmitArgs {
     /// The uploader's token (for uploads and deletes).
     #[arg(long, env = "T2_UPLOADER_TOKEN", hide_env_values = true)]
     pub uploader_token: Option<String>,
+    /// The dashboard the job master reports to, http://host:port (overrides the spec's
+    /// `dashboard`).
+    #[arg(long, env = "T2_DASHBOARD", value_name = "URL")]
+    pub dashboard: Option<String>,
+    /// The dashboard's token (overrides the spec's `dashboard_token`).
+    #[arg(long, env = "T2_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub dashboard_token: Option<String>,
     /// Kubernetes flags (-n, --context, --kubeconfig, --dry-run, -o).
     #[command(flatten)]
     pub kube: crate::kube_cli::KubeSubmitArgs,
+    /// Arguments for the program, after `--` (appended to job.yaml's `args`).
+    #[arg(last = true, value_name = "PROGRAM ARGS")]
+    pub program_args: Vec<String>,
 }
 
 /// `t2 jobmaster`.
@@ -196,6 +271,17 @@ pub enum WorkerCommand {
     },
     /// Print fault events and messages as JSON lines until the job ends.
     Events,
+    /// Run a command on the worker whose host is HOST, through its agent: OpenMPI's remote
+    /// shell in MPI jobs (mpirun gets `--mca plm_rsh_agent "t2 worker rsh"`). As with ssh, the
+    /// words are joined with spaces and run by /bin/sh -c there; the exit code is the
+    /// command's, 255 when it could not be run.
+    Rsh {
+        /// The target worker's host, as in the MPI hostfile and `t2 worker list`.
+        host: String,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 /// `t2 worker agent`.
@@ -222,4 +308,8 @@ pub struct AgentArgs {
     /// Give up downloading the package after this long.
     #[arg(long, default_value = "2m")]
     pub fetch_timeout: String,
+    /// This worker's address as the others see it (the local cluster gives each worker of an
+    /// MPI job a loopback address of its own).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
 }

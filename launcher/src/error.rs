@@ -26,9 +26,9 @@ pub enum LauncherError {
     /// Job master failure.
     #[error(transparent)]
     JobMaster(#[from] t2_jobmaster::JobMasterError),
-    /// The Kubernetes cluster failed or refused.
+    /// The Kubernetes cluster failed or refused (boxed: the error is large).
     #[error(transparent)]
-    Kubernetes(#[from] t2_kubernetes::KubeError),
+    Kubernetes(Box<t2_kubernetes::KubeError>),
     /// The package uploader (server or client) failed.
     #[error(transparent)]
     Uploader(#[from] t2_uploader::error::UploaderError),
@@ -59,6 +59,12 @@ pub enum LauncherError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<t2_kubernetes::KubeError> for LauncherError {
+    fn from(e: t2_kubernetes::KubeError) -> Self {
+        Self::Kubernetes(Box::new(e))
+    }
 }
 
 impl LauncherError {

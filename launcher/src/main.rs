@@ -7,19 +7,23 @@
 //! - `local`: the local cluster (supervisor, processes, output). - `commands`: the local
 //!   cluster's list, status, logs, kill, scale. - `roles`: `t2 jobmaster`, `t2 worker …`.
 //! - `error`: one-line errors. - `jobfiles`: reading a local job's spec and token.
+//! - `stdout`: printing results so that a closed pipe ends a command quietly.
 //! - `uploader`: `t2 uploader` (the package server) and the launcher's client of it.
+//! - `dash`: `t2 dash` (the dashboard, crate `t2-dashboard`).
 //! - `kube_cli`: the command line of the kubernetes cluster (its work is in the library,
 //!   `t2_kubernetes`): submit, gc, doctor, the in-pod roles.
 
 mod cli;
 mod cluster;
 mod commands;
+mod dash;
 mod error;
 mod jobfiles;
 mod kube_cli;
 mod local;
 mod prepare;
 mod roles;
+mod stdout;
 mod uploader;
 
 use clap::Parser;
@@ -31,7 +35,7 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     let cli = Cli::parse();
     let default_level = match &cli.command {
-        Command::Jobmaster(_) | Command::Uploader(_) => "info",
+        Command::Jobmaster(_) | Command::Uploader(_) | Command::Dash(_) => "info",
         Command::Kubernetes(kube_cli::KubeCommand::Pod { .. }) => "info",
         _ => "warn",
     };
@@ -47,11 +51,44 @@ fn main() {
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             1
         }
     };
     std::process::exit(code);
+}
+
+/// `t2 version`: this binary's version; the API server's when asked for Kubernetes.
+fn version(target: &kube_cli::ClusterTarget) -> i32 {
+    stdout::outln!("t2 {} (client)", env!("CARGO_PKG_VERSION"));
+    let asked = target.cluster == kube_cli::args::TargetCluster::Kubernetes || target.kube.any();
+    if !asked {
+        return 0;
+    }
+    let answer = cluster::kubernetes::connect(&target.kube).and_then(|(rt, kube)| {
+        let server = kube.server.clone();
+        rt.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                kube.client.apiserver_version(),
+            )
+            .await
+        })
+        .map_err(|_| LauncherError::Failed(format!("{server} did not answer within 10s")))?
+        .map(|v| format!("{} at {server}", v.git_version))
+        .map_err(|e| LauncherError::Failed(format!("{server}: {e}")))
+    });
+    match answer {
+        Ok(v) => {
+            stdout::outln!("kubernetes {v}");
+            0
+        }
+        Err(e) => {
+            stdout::outln!("kubernetes: not reachable: {e}");
+            1
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, LauncherError> {
@@ -83,6 +120,17 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
             workers,
             target,
         } => cluster::for_job(&job, &target)?.scale(&job, workers),
+        Command::Version { target } => Ok(version(&target)),
+        Command::Delete { job } => {
+            t2_core::names::validate_job_id(&job)?;
+            commands::delete::delete(&t2_core::jobdir::t2_home()?, &job).map(|_| 0)
+        }
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "t2", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Kubernetes(c) => kube_cli::commands::run(c),
         Command::Supervise { job_dir } => {
             let id = job_dir
@@ -104,11 +152,15 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
             })
         }
         Command::Uploader(args) => runtime()?.block_on(uploader::command::serve(args)),
+        Command::Dash(args) => runtime()?.block_on(dash::serve(args)),
         Command::Package { source, out } => commands::package::run(&source, &out),
         Command::Jobmaster(args) => runtime()?.block_on(roles::jobmaster(args)),
         Command::Worker {
             command: WorkerCommand::Agent(args),
         } => Ok(runtime()?.block_on(roles::agent(args))),
+        Command::Worker {
+            command: WorkerCommand::Rsh { host, command },
+        } => Ok(runtime()?.block_on(roles::rsh(host, command))),
         Command::Worker { command } => roles::worker_api(command),
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use t2_core::jobdir::{now_rfc3339, JobDir, JobRecord, RecordedState, WorkerRecord};
 use t2_core::names::{new_job_id, sanitize_job_name};
+use t2_core::package::jar::{main_class, MainClass};
 use t2_core::package::{build_package, unpack_package, PackageSource, SourceKind, UnpackLimits};
 use t2_core::secret::Existing;
 use t2_core::spec::{load_job_spec, JobSpec, Layer, SpecError};
@@ -28,17 +29,74 @@ pub struct Prepared {
     pub record: JobRecord,
 }
 
-/// The default configuration folder: `$T2_CONF_DIR`, else `conf/` beside the sources this
-/// binary was built from, else none (built-in defaults only).
-pub fn default_conf_dir() -> Option<PathBuf> {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
-    built.is_dir().then_some(built)
+/// The configuration folder when neither `--conf-dir` nor `$T2_CONF_DIR` names one: the first
+/// that exists of `$T2_HOME/conf`, `$XDG_CONFIG_HOME/t2` (else `~/.config/t2`), `/etc/t2`,
+/// `conf/` beside the executable (or one level up, as in `bin/t2` + `conf/`), and `conf/`
+/// beside the sources this binary was built from; else none (built-in defaults only).
+pub fn default_conf_dir(home: &Path) -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    let mut candidates = vec![home.join("conf")];
+    candidates.extend(xdg.map(|x| x.join("t2")));
+    candidates.push(PathBuf::from("/etc/t2"));
+    if let Some(d) = exe_dir {
+        candidates.push(d.join("conf"));
+        candidates.extend(d.parent().map(|p| p.join("conf")));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf"));
+    candidates.into_iter().find(|c| c.is_dir())
+}
+
+/// The configuration folder a submit reads: `--conf-dir`/`$T2_CONF_DIR` when given (it must
+/// hold `CLUSTER/*.yaml`, or it would be silently ignored), else [`default_conf_dir`].
+fn find_conf_dir(
+    args: &SubmitArgs,
+    home: &Path,
+    cluster: &str,
+) -> Result<Option<PathBuf>, LauncherError> {
+    let Some(dir) = &args.conf_dir else {
+        return Ok(default_conf_dir(home));
+    };
+    let has_yaml = std::fs::read_dir(dir.join(cluster))
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "yaml"))
+        })
+        .unwrap_or(false);
+    if !dir.is_dir() || !has_yaml {
+        return Err(LauncherError::Usage(format!(
+            "--conf-dir/T2_CONF_DIR {}: holds no {cluster}/*.yaml, so nothing in it would be read; point it at a folder like the repository's conf/ (conf/{cluster}/job.yaml)",
+            dir.display()
+        )));
+    }
+    Ok(Some(dir.clone()))
 }
 
 /// Prepares a job under `home` for `cluster`.
 pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared, LauncherError> {
-    let source = PackageSource::detect(&args.package, args.class.as_deref())?;
+    let given = PackageSource::detect(&args.package, args.class.as_deref())?;
+    // A tarball made with `tar czf x.tar.gz shell/` has its job one folder down: unpacked
+    // (safely) and packaged again as that folder, removed when `unwrapped` drops.
+    let unwrapped = unwrap_tarball(&given, home)?;
+    let source = match &unwrapped {
+        Some(u) => u.source.clone(),
+        None => given.clone(),
+    };
     let origin = match source.kind {
+        SourceKind::Directory if unwrapped.is_some() => format!(
+            "{} ({}/job.yaml)",
+            given.path.display(),
+            source
+                .path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+        ),
         SourceKind::Directory => source.path.join("job.yaml").display().to_string(),
         SourceKind::Tarball => format!("{} (job.yaml)", source.path.display()),
         _ => format!("{} (generated job.yaml)", source.path.display()),
@@ -49,8 +107,10 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
         hint: "add a job.yaml with at least `command:` (see examples/shell/job.yaml)".into(),
     })?;
     let mut overrides = Vec::new();
-    if !yaml_has_key(&text, "name") {
-        overrides.push(format!("name={}", source.default_name()));
+    // Without a name in job.yaml (`name`, or its Twister2 alias), the package's name is the
+    // default; `-D name=…` and `--name` still win over it.
+    if !yaml_has_key(&text, "name") && !yaml_has_key(&text, "twister2.resource.job.name") {
+        overrides.push(format!("name={}", given.default_name()));
     }
     overrides.extend(args.overrides.iter().cloned());
     if let Some(w) = &args.workers {
@@ -59,12 +119,21 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
     if let Some(n) = &args.name {
         overrides.push(format!("name={n}"));
     }
-    let conf_dir = args.conf_dir.clone().or_else(default_conf_dir);
+    if let Some(url) = &args.dashboard {
+        overrides.push(format!("dashboard={url}"));
+    }
+    if let Some(token) = &args.dashboard_token {
+        overrides.push(format!("dashboard_token={token}"));
+    }
+    let conf_dir = find_conf_dir(args, home, cluster)?;
     let layer = Layer {
         origin,
         text: text.clone(),
     };
-    let spec = load_job_spec(cluster, conf_dir.as_deref(), Some(&layer), &overrides)?;
+    let mut spec = load_job_spec(cluster, conf_dir.as_deref(), Some(&layer), &overrides)
+        .map_err(|e| as_given(e, args))?;
+    // `t2 submit local job -- a b`: as spark-submit and `ray job submit --` pass them.
+    spec.args.extend(args.program_args.iter().cloned());
 
     let name = sanitize_job_name(&spec.name)?;
     if name.changed {
@@ -74,9 +143,19 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
         );
     }
     let id = new_job_id(&name.name);
-    if let (Some(build), SourceKind::Directory) = (&spec.build, &source.kind) {
-        run_build(build, &source.path)?;
+    if cluster == "local" {
+        if let Some(line) = crate::local::topology::check(&spec)? {
+            eprintln!("t2: {line}");
+        }
     }
+    if let (Some(build), SourceKind::Directory) = (&spec.build, &source.kind) {
+        if args.kube.dry_run {
+            eprintln!("t2: dry run: build step '{build}' skipped (the package is made from the folder as it is)");
+        } else {
+            run_build(build, &source.path)?;
+        }
+    }
+    check_jar(&source)?;
     // On Kubernetes the program runs in the image, not on this machine's PATH.
     if cluster == "local" {
         check_command(&spec, &source)?;
@@ -93,6 +172,82 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
             let _ = std::fs::remove_dir_all(dir.root());
             Err(e)
         }
+    }
+}
+
+/// A tarball unpacked into a temporary folder under `$T2_HOME/tmp`, removed on drop.
+struct Unwrapped {
+    /// The one top-level folder of the tarball, as a directory source.
+    source: PackageSource,
+    tmp: PathBuf,
+}
+
+impl Drop for Unwrapped {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+/// When `source` is a tarball without `job.yaml` at its root but with one top-level folder
+/// holding one, that folder (unpacked with the usual checks and limits).
+fn unwrap_tarball(source: &PackageSource, home: &Path) -> Result<Option<Unwrapped>, LauncherError> {
+    if source.kind != SourceKind::Tarball || source.job_yaml()?.is_some() {
+        return Ok(None);
+    }
+    let tmp = home
+        .join("tmp")
+        .join(format!("unpack-{}", hex::encode(rand::random::<[u8; 8]>())));
+    std::fs::create_dir_all(home.join("tmp")).map_err(LauncherError::io(format!(
+        "cannot create {}",
+        home.join("tmp").display()
+    )))?;
+    let mut guard = Unwrapped {
+        source: source.clone(),
+        tmp: tmp.clone(),
+    };
+    unpack_package(&source.path, &tmp, None, &UnpackLimits::default())?;
+    let entries: Vec<PathBuf> = std::fs::read_dir(&tmp)
+        .map_err(LauncherError::io(format!("cannot read {}", tmp.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    match entries.as_slice() {
+        [only] if only.is_dir() && !only.is_symlink() && only.join("job.yaml").is_file() => {
+            guard.source = PackageSource::detect(only, None)?;
+            Ok(Some(guard))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// An error about the `-D workers=…`/`-D name=…` that `--workers`/`--name` became, named as
+/// the flag the user wrote.
+fn as_given(e: SpecError, args: &SubmitArgs) -> SpecError {
+    let flags = [
+        ("workers", "--workers", &args.workers),
+        ("name", "--name", &args.name),
+    ];
+    let rename = |file: String| {
+        flags
+            .iter()
+            .find_map(|(key, flag, value)| {
+                let v = value.as_ref()?;
+                let passed = args.overrides.iter().any(|o| o == &format!("{key}={v}"));
+                (file == format!("-D {key}={v}") && !passed).then(|| format!("{flag} {v}"))
+            })
+            .unwrap_or(file)
+    };
+    match e {
+        SpecError::BadValue { file, key, message } => SpecError::BadValue {
+            file: rename(file),
+            key,
+            message,
+        },
+        SpecError::Yaml { file, message } => SpecError::Yaml {
+            file: rename(file),
+            message,
+        },
+        other => other,
     }
 }
 
@@ -154,6 +309,7 @@ fn write_job(
         submitted_at: now_rfc3339(),
         ended_at: None,
         supervisor_pid: None,
+        supervisor_mark: None,
         jobmaster_pid: None,
         jobmaster_addr: None,
         workers: (0..spec.workers)
@@ -228,7 +384,27 @@ fn run_build(build: &str, dir: &Path) -> Result<(), LauncherError> {
     }
 }
 
-/// The command must be in the package (paths) or on PATH (bare names).
+/// A jar run as `java -jar` needs a `Main-Class` (on every cluster).
+fn check_jar(source: &PackageSource) -> Result<(), LauncherError> {
+    if source.kind == (SourceKind::Jar { class: None })
+        && main_class(&source.path) == MainClass::Missing
+    {
+        return Err(LauncherError::Usage(format!(
+            "'{}' has no Main-Class in its META-INF/MANIFEST.MF; pass --class with the class to run (e.g. --class org.example.Main)",
+            source.path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// True when `path` has an execute bit.
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+/// The command must be in the package (paths, executable) or on PATH (bare names); a jar needs
+/// java.
 fn check_command(spec: &JobSpec, source: &PackageSource) -> Result<(), LauncherError> {
     let Some(program) = spec.command.first() else {
         return Err(SpecError::Missing {
@@ -256,6 +432,13 @@ fn check_command(spec: &JobSpec, source: &PackageSource) -> Result<(), LauncherE
                 };
                 return Err(LauncherError::Usage(format!(
                     "job.yaml: command '{program}' {where_}"
+                )));
+            }
+            let file = root.join(program);
+            if program.contains('/') && !Path::new(program).is_absolute() && !is_executable(&file) {
+                let rel = program.trim_start_matches("./");
+                return Err(LauncherError::Usage(format!(
+                    "job.yaml: command '{program}' is not executable (chmod +x {rel}), so no worker could start it"
                 )));
             }
         }

@@ -89,7 +89,7 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
     let spec = read_spec(&dir)?;
     let token = read_token(&dir)?;
     let (listener, addr) = crate::roles::listen(&args.listen).await?;
-    println!("T2_JOBMASTER_ADDR=http://{addr}");
+    crate::stdout::outln!("T2_JOBMASTER_ADDR=http://{addr}");
     let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec);
     // Test hook (see JobMasterConfig::final_status_delay).
     if let Some(ms) = std::env::var("T2_TEST_DELAY_FINAL_STATUS_MS")
@@ -163,6 +163,17 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         None => read_token(&dir)?,
     };
     let record = dir.read_record()?;
+    // An MPI job's workers are hosts of their own for mpirun (their --host); otherwise the
+    // worker's (simulated) node from the topology.
+    let node = if spec.mpi.enabled {
+        NodeInfo {
+            node_ip: args.host.clone(),
+            rack: "rack-0".into(),
+            datacenter: "local".into(),
+        }
+    } else {
+        local_node(&spec, args.worker_id)
+    };
     let cfg = AgentConfig {
         job_id: id.clone(),
         worker_id: args.worker_id,
@@ -180,20 +191,21 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         },
         package_sha256: Some(record.package_sha256),
         package_url: args.package_url.clone(),
-        fetch_timeout: t2_core::duration::parse_duration(&args.fetch_timeout)
-            .map_err(|e| LauncherError::Usage(format!("--fetch-timeout: {e}")))?,
+        fetch_timeout: t2_core::duration::parse_within(
+            "--fetch-timeout",
+            &args.fetch_timeout,
+            Duration::from_millis(1),
+            t2_core::duration::MAX_WAIT,
+        )
+        .map_err(LauncherError::Usage)?,
         work_dir: dir.worker_dir(args.worker_id),
         run_dir: dir
             .root()
             .join("run")
             .join(format!("worker-{}", args.worker_id)),
+        host: node.node_ip.clone(),
+        node,
         spec,
-        host: "127.0.0.1".into(),
-        node: NodeInfo {
-            node_ip: "127.0.0.1".into(),
-            rack: "rack-0".into(),
-            datacenter: "local".into(),
-        },
         connect_timeout: Duration::from_secs(30),
         term_grace: Duration::from_secs(2),
     };
@@ -205,17 +217,63 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         .map_err(|e: AgentError| e.into())
 }
 
+/// `t2 worker rsh HOST CMD…` (run by mpirun in MPI jobs): the command's exit code, or 255.
+pub async fn rsh(host: String, command: Vec<String>) -> i32 {
+    match std::env::var_os(t2_worker::env::AGENT_SOCKET) {
+        Some(socket) => t2_worker::agent::rsh::run(Path::new(&socket), &host, &command).await,
+        None => {
+            eprintln!(
+                "t2 worker rsh: {} is not set; this command runs inside a t2 MPI job (mpirun calls it)",
+                t2_worker::env::AGENT_SOCKET
+            );
+            t2_worker::agent::rsh::RSH_FAILED
+        }
+    }
+}
+
+/// Worker `id`'s node on this machine: its simulated node when the job's topology lists
+/// loopback addresses (the job master fills in rack and datacenter from the lists), else
+/// 127.0.0.1 in `rack-0` of datacenter `local`.
+fn local_node(spec: &t2_core::spec::JobSpec, id: u32) -> NodeInfo {
+    match spec
+        .topology
+        .local_node(id, spec.workers, spec.workers_per_pod)
+    {
+        Some(place) => NodeInfo {
+            node_ip: place.node,
+            rack: String::new(),
+            datacenter: String::new(),
+        },
+        // Lists without loopback addresses: this machine is a node they do not name.
+        None if spec.topology.from_config() => NodeInfo {
+            node_ip: "127.0.0.1".into(),
+            rack: String::new(),
+            datacenter: String::new(),
+        },
+        None => NodeInfo {
+            node_ip: "127.0.0.1".into(),
+            rack: "rack-0".into(),
+            datacenter: "local".into(),
+        },
+    }
+}
+
 /// `t2 worker barrier|list|info|send|events`.
 pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
     let ctx = WorkerContext::from_env()?;
     match cmd {
-        WorkerCommand::Agent(_) => Err(LauncherError::Usage(
-            "internal: agent dispatched as API".into(),
+        WorkerCommand::Agent(_) | WorkerCommand::Rsh { .. } => Err(LauncherError::Usage(
+            "internal: agent or rsh dispatched as API".into(),
         )),
         WorkerCommand::Barrier { timeout, init } => {
             let timeout = match timeout {
-                Some(t) => t2_core::duration::parse_duration(&t)
-                    .map_err(|e| LauncherError::Usage(format!("--timeout: {e}")))?,
+                Some(t) => t2_core::duration::parse_within(
+                    "--timeout",
+                    &t,
+                    Duration::from_millis(1),
+                    t2_core::duration::MAX_WAIT,
+                )
+                .map_err(LauncherError::Usage)?,
                 None => Duration::ZERO,
             };
             let result = if init {
@@ -225,16 +283,16 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
             };
             match result {
                 Ok(()) => {
-                    println!("SUCCESS");
+                    crate::stdout::outln!("SUCCESS");
                     Ok(0)
                 }
                 Err(t2_worker::WorkerError::BarrierTimedOut(msg)) => {
-                    println!("TIMED_OUT");
+                    crate::stdout::outln!("TIMED_OUT");
                     eprintln!("t2: {msg}");
                     Ok(3)
                 }
                 Err(t2_worker::WorkerError::JobFaulty(msg)) => {
-                    println!("JOB_FAULTY");
+                    crate::stdout::outln!("JOB_FAULTY");
                     eprintln!("t2: {msg}");
                     Ok(4)
                 }
@@ -249,11 +307,11 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
             };
             let text = serde_json::to_string(&workers)
                 .map_err(LauncherError::json("cannot encode the worker list"))?;
-            println!("{text}");
+            crate::stdout::outln!("{text}");
             Ok(0)
         }
         WorkerCommand::Info => {
-            println!(
+            crate::stdout::outln!(
                 "{}",
                 serde_json::json!({
                     "job_id": ctx.job_id(), "worker_id": ctx.worker_id(),
@@ -271,7 +329,7 @@ pub fn worker_api(cmd: WorkerCommand) -> Result<i32, LauncherError> {
             for ev in ctx.events()? {
                 let text = serde_json::to_string(&ev)
                     .map_err(LauncherError::json("cannot encode an event"))?;
-                println!("{text}");
+                crate::stdout::outln!("{text}");
             }
             Ok(0)
         }

@@ -95,6 +95,53 @@ fn bad_job_yaml_fields() {
     rejects(&ok, &["-D", "max_package_bytes=100"], "package too large");
 }
 
+#[test]
+fn bad_topology_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let head = "name: x\ncommand: [./run.sh]\n";
+    let cases = [
+        (
+            "topology:\n  datacenters: {dc1: [a], dc2: [a]}\n  racks: {a: [127.0.0.2]}\n",
+            "'topology.datacenters' lists rack 'a' in datacenter 'dc1' and in datacenter 'dc2'; a rack is in one datacenter",
+        ),
+        (
+            "kubernetes.racks.list:\n- a: ['127.0.0.2']\n- b: ['127.0.0.2']\n",
+            "'kubernetes.racks.list' lists node 127.0.0.2 in rack 'a' and in rack 'b'; a node is in one rack",
+        ),
+        (
+            "topology:\n  datacenters: {dc1: [a, b]}\n  racks: {a: [127.0.0.2]}\n",
+            "'topology.datacenters' names rack 'b' in datacenter 'dc1', but topology.racks has no node list for it",
+        ),
+        (
+            "topology:\n  racks: 127.0.0.2\n",
+            "'topology.racks' must be a map such as {blue-rack: [10.0.0.11, 10.0.0.12]}",
+        ),
+        (
+            "kubernetes.racks.list:\n- blue-rack: ['node01.ip', 'node02.ip']\n",
+            "'kubernetes.racks.list' lists 'node01.ip' in rack 'blue-rack', which is not an IP address",
+        ),
+        (
+            "topology:\n  strict: true\n  racks: {a: [10.0.0.1]}\n",
+            "topology.racks lists no loopback address (127.0.0.0/8), so local workers would run on 127.0.0.1, which no rack lists, and topology.strict is true",
+        ),
+    ];
+    for (i, (yaml, want)) in cases.iter().enumerate() {
+        let text = format!("{head}{yaml}");
+        rejects(&job(&tmp.path().join(i.to_string()), &text), &[], want);
+    }
+    let ok = job(&tmp.path().join("ok"), head);
+    rejects(
+        &ok,
+        &["-D", "topology.racks={a: [127.0.0.2, node-7]}"],
+        "'topology.racks' lists 'node-7' in rack 'a', which is not an IP address",
+    );
+    rejects(
+        &ok,
+        &["-D", "kubernetes.racks.list=[[127.0.0.2]]"],
+        "'kubernetes.racks.list' must be a map",
+    );
+}
+
 /// A tar.gz with job.yaml, run.sh, and one hostile entry written with raw header bytes.
 fn hostile_tarball(dir: &Path, name: &str, kind: tar::EntryType, link: Option<&str>) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();

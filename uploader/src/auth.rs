@@ -29,6 +29,16 @@ pub fn resolve(
     file: Option<&Path>,
     dir: &Path,
 ) -> Result<(String, TokenSource), UploaderError> {
+    resolve_kept(given, file, &dir.join("uploader.token"))
+}
+
+/// The token to use: `given`, else the content of `file`, else the one kept in `kept`
+/// (made on first use, mode 0600). The dashboard's token is made the same way.
+pub fn resolve_kept(
+    given: Option<&str>,
+    file: Option<&Path>,
+    kept: &Path,
+) -> Result<(String, TokenSource), UploaderError> {
     if let Some(t) = given.map(str::trim).filter(|t| !t.is_empty()) {
         return Ok((t.to_string(), TokenSource::Given));
     }
@@ -36,13 +46,12 @@ pub fn resolve(
         let t = read(f)?;
         return Ok((t, TokenSource::File(f.to_path_buf())));
     }
-    let kept = dir.join("uploader.token");
     if kept.is_file() {
-        return Ok((read(&kept)?, TokenSource::Generated(kept)));
+        return Ok((read(kept)?, TokenSource::Generated(kept.to_path_buf())));
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
-    write_private(&kept, &token)?;
-    Ok((token, TokenSource::Generated(kept)))
+    write_private(kept, &token)?;
+    Ok((token, TokenSource::Generated(kept.to_path_buf())))
 }
 
 fn read(f: &Path) -> Result<String, UploaderError> {

@@ -129,12 +129,23 @@ impl Store {
     }
 
     /// Moves the verified, synced file `tmp` into place as `id` (atomically: readers see the
-    /// old file or the whole new one) and syncs the folder. True when the package is new.
-    pub fn commit(&self, tmp: &Path, id: &PackageId, size: u64) -> io::Result<bool> {
+    /// old file or the whole new one), records job `job`'s reference to it in the same step
+    /// (so a concurrent [`Store::release`] of another job cannot remove it in between) and
+    /// syncs the folder. True when the package is new.
+    pub fn commit(
+        &self,
+        tmp: &Path,
+        id: &PackageId,
+        size: u64,
+        job: Option<&str>,
+    ) -> io::Result<bool> {
         let dest = self.path(id);
         let mut totals = self.lock();
         let existed = dest.exists();
         std::fs::rename(tmp, &dest)?;
+        if let Some(job) = job {
+            self.add_ref(id, job)?;
+        }
         if let Ok(d) = std::fs::File::open(&self.packages) {
             let _ = d.sync_all();
         }
@@ -147,9 +158,17 @@ impl Store {
 
     /// Removes package `id` and its references; false when it was not there.
     pub fn remove(&self, id: &PackageId) -> io::Result<bool> {
+        self.remove_unused_for(id, std::time::Duration::ZERO)
+    }
+
+    /// Removes package `id` and its references if it is still unused (not uploaded or
+    /// downloaded) for longer than `age`, checked under the same lock as [`Store::commit`], so
+    /// an upload that lands meanwhile is never removed; false when it was not removed.
+    pub fn remove_unused_for(&self, id: &PackageId, age: std::time::Duration) -> io::Result<bool> {
         let dest = self.path(id);
         let mut totals = self.lock();
         let size = match std::fs::metadata(&dest) {
+            Ok(m) if !age.is_zero() && !older_than(&m, age) => return Ok(false),
             Ok(m) => m.len(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
@@ -159,6 +178,30 @@ impl Store {
         totals.count = totals.count.saturating_sub(1);
         totals.bytes = totals.bytes.saturating_sub(size);
         Ok(true)
+    }
+
+    /// Drops job `job`'s reference (if any) and removes the package when no job uses it any
+    /// more, in one step with respect to [`Store::commit`]: `Ok(None)` when it was not there,
+    /// `Ok(Some(n))` with the jobs still using it (0: removed).
+    pub fn release(&self, id: &PackageId, job: Option<&str>) -> io::Result<Option<usize>> {
+        let dest = self.path(id);
+        let mut totals = self.lock();
+        let size = match std::fs::metadata(&dest) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if let Some(job) = job {
+            let left = self.drop_ref(id, job)?;
+            if left > 0 {
+                return Ok(Some(left));
+            }
+        }
+        std::fs::remove_file(&dest)?;
+        let _ = std::fs::remove_dir_all(self.refs.join(id.as_str()));
+        totals.count = totals.count.saturating_sub(1);
+        totals.bytes = totals.bytes.saturating_sub(size);
+        Ok(Some(0))
     }
 
     /// Records that job `job` (an already validated job ID) uses package `id`.
@@ -197,6 +240,14 @@ impl Store {
     }
 }
 
+/// True when `m` was last modified more than `age` ago.
+fn older_than(m: &std::fs::Metadata, age: std::time::Duration) -> bool {
+    m.modified()
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|a| a > age)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,7 +273,7 @@ mod tests {
         for _ in 0..2 {
             let tmp = store.temp_path(&id);
             std::fs::write(&tmp, b"12345").unwrap();
-            store.commit(&tmp, &id, 5).unwrap();
+            store.commit(&tmp, &id, 5, None).unwrap();
         }
         assert_eq!(store.totals(), Totals { count: 1, bytes: 5 });
         store.add_ref(&id, "job-a").unwrap();
@@ -232,5 +283,27 @@ mod tests {
         assert!(!store.remove(&id).unwrap());
         assert_eq!(store.totals(), Totals::default());
         assert_eq!(Store::open(dir.path()).unwrap().totals(), Totals::default());
+    }
+
+    #[test]
+    fn a_release_racing_a_commit_never_removes_the_committed_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = PackageId::parse(&"b".repeat(64)).unwrap();
+        for _ in 0..200 {
+            let tmp = store.temp_path(&id);
+            std::fs::write(&tmp, b"12345").unwrap();
+            store.commit(&tmp, &id, 5, Some("job-a")).unwrap();
+            let again = store.temp_path(&id);
+            std::fs::write(&again, b"12345").unwrap();
+            std::thread::scope(|s| {
+                s.spawn(|| store.commit(&again, &id, 5, Some("job-b")).unwrap());
+                s.spawn(|| store.release(&id, Some("job-a")).unwrap());
+            });
+            // job-b's upload succeeded, so its package is there, whatever the order.
+            assert!(store.path(&id).is_file(), "a committed package was removed");
+            assert_eq!(store.release(&id, Some("job-b")).unwrap(), Some(0));
+        }
+        assert_eq!(store.totals(), Totals::default());
     }
 }

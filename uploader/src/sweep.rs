@@ -39,7 +39,7 @@ pub fn sweep_once(app: &App, ttl: Duration) -> usize {
     let mut removed = 0;
     for (id, meta) in app.store.list() {
         if age(&meta) > ttl {
-            match app.store.remove(&id) {
+            match app.store.remove_unused_for(&id, ttl) {
                 Ok(true) => {
                     removed += 1;
                     app.metrics.swept.fetch_add(1, Ordering::Relaxed);

@@ -138,17 +138,12 @@ async fn put_inner(
         )));
     }
     let store = app.store.clone();
-    let (tmp2, id2) = (tmp.clone(), id.clone());
-    let new = tokio::task::spawn_blocking(move || store.commit(&tmp2, &id2, size))
+    let (tmp2, id2, job2) = (tmp.clone(), id.clone(), job.clone());
+    let new = tokio::task::spawn_blocking(move || store.commit(&tmp2, &id2, size, job2.as_deref()))
         .await
         .map_err(|e| ApiError::internal(format!("the commit task failed: {e}")))?
-        .map_err(|e| ApiError::storing("cannot move the package into place", &e))?;
+        .map_err(|e| ApiError::storing("cannot store the package and its job reference", &e))?;
     guard.0 = None;
-    if let Some(job) = &job {
-        app.store
-            .add_ref(&id, job)
-            .map_err(|e| ApiError::storing("cannot record the job's reference", &e))?;
-    }
     app.metrics
         .bytes_received
         .fetch_add(size, Ordering::Relaxed);
@@ -187,29 +182,20 @@ pub async fn delete(
     job: Option<String>,
 ) -> Result<(StatusCode, String), ApiError> {
     let _span = info_span!("delete", package = %id, job = job.as_deref().unwrap_or("-")).entered();
-    if !app.store.path(&id).is_file() {
-        return Err(ApiError::not_found(format!("no package {id} here")));
-    }
-    if let Some(job) = &job {
-        let left = app
-            .store
-            .drop_ref(&id, job)
-            .map_err(|e| ApiError::internal(format!("cannot drop the job's reference: {e}")))?;
-        if left > 0 {
+    match app.store.release(&id, job.as_deref()) {
+        Ok(None) => Err(ApiError::not_found(format!("no package {id} here"))),
+        Ok(Some(left)) if left > 0 => {
             info!(jobs = left, "package kept: other jobs use it");
-            return Ok((
+            Ok((
                 StatusCode::OK,
                 format!("kept {id}: {left} other job(s) use it\n"),
-            ));
+            ))
         }
-    }
-    match app.store.remove(&id) {
-        Ok(true) => {
+        Ok(Some(_)) => {
             app.metrics.deleted.fetch_add(1, Ordering::Relaxed);
             info!("package deleted");
             Ok((StatusCode::OK, format!("deleted {id}\n")))
         }
-        Ok(false) => Err(ApiError::not_found(format!("no package {id} here"))),
         Err(e) => Err(ApiError::internal(format!("cannot delete {id}: {e}"))),
     }
 }

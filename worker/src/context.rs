@@ -1,7 +1,6 @@
 //! `WorkerContext`: the Rust API for user programs. It reads the agent's environment and talks
 //! to the agent over its Unix socket; it needs no async runtime and no gRPC.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -11,6 +10,7 @@ use thiserror::Error;
 
 use crate::env;
 use crate::local_api::{EventLine, Request, Response, WorkerEntry};
+use crate::topology::Topology;
 
 /// Errors of the worker API.
 #[derive(Debug, Error)]
@@ -176,17 +176,10 @@ impl WorkerContext {
         Ok(resp.workers.unwrap_or_default())
     }
 
-    /// Workers grouped by datacenter, then rack.
-    pub fn topology(&self) -> Result<BTreeMap<String, BTreeMap<String, Vec<u32>>>, WorkerError> {
-        let mut topo: BTreeMap<String, BTreeMap<String, Vec<u32>>> = BTreeMap::new();
-        for w in self.all_workers()? {
-            topo.entry(w.datacenter)
-                .or_default()
-                .entry(w.rack)
-                .or_default()
-                .push(w.id);
-        }
-        Ok(topo)
+    /// Every worker grouped by datacenter, rack and node, in worker-list order (waits for
+    /// all to join).
+    pub fn topology(&self) -> Result<Topology, WorkerError> {
+        Ok(Topology::from_workers(&self.all_workers()?))
     }
 
     /// This worker's entry in the worker list (node, rack, datacenter).

@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`context`]: `WorkerContext`, the Rust API for user programs.
 //! - [`local_api`]: the JSON-lines protocol spoken over the agent's Unix socket.
+//! - [`topology`]: the workers grouped by datacenter, rack and node.
 //! - [`env`]: names of the environment variables a user program receives.
 //! - [`agent`] (feature `agent`): the worker agent.
 
@@ -16,5 +17,7 @@ pub mod agent;
 pub mod context;
 pub mod env;
 pub mod local_api;
+pub mod topology;
 
 pub use context::{FaultEvent, WorkerAddr, WorkerContext, WorkerError};
+pub use topology::Topology;

@@ -1,5 +1,7 @@
 //! The agent's local API: one JSON object per line over a Unix socket. A client writes a
-//! [`Request`] and reads one [`Response`]; `events` instead streams [`EventLine`]s until closed.
+//! [`Request`] and reads one [`Response`]; `events` instead streams [`EventLine`]s until closed;
+//! `exec` turns the connection into a remote-shell session: the client sends [`ExecFrameIn`]s
+//! and reads [`ExecFrameOut`]s until `exit` or `error`.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +32,68 @@ pub enum Request {
     },
     /// Stream fault events and messages until the connection closes.
     Events,
+    /// Run `command` (with `/bin/sh -c`) on the worker whose host is `host`, through that
+    /// worker's agent (what `t2 worker rsh` does for mpirun). Closing the connection before
+    /// the `exit` frame ends the command.
+    Exec {
+        /// The target worker's host, as in the worker list (and the MPI hostfile).
+        host: String,
+        /// The command line, as a remote shell gets it.
+        command: String,
+    },
+}
+
+/// What an `exec` client sends after its request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ExecFrameIn {
+    /// Bytes for the command's stdin, hex-encoded.
+    Stdin {
+        /// The bytes, as hex.
+        hex: String,
+    },
+    /// The client's stdin ended.
+    StdinClosed,
+    /// Deliver a signal (Linux number) to the command's process group.
+    Signal {
+        /// The signal number.
+        signal: i32,
+    },
+}
+
+/// What the agent sends an `exec` client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ExecFrameOut {
+    /// The command started on `worker_id` as process `pid` there.
+    Started {
+        /// The target worker.
+        worker_id: u32,
+        /// The command's process ID on it.
+        pid: u32,
+    },
+    /// Output on the command's stdout, hex-encoded.
+    Stdout {
+        /// The bytes, as hex.
+        hex: String,
+    },
+    /// Output on the command's stderr, hex-encoded.
+    Stderr {
+        /// The bytes, as hex.
+        hex: String,
+    },
+    /// The command ended (the last frame).
+    Exit {
+        /// Its exit code (128 + the signal when killed by one).
+        code: i32,
+        /// A readable description.
+        description: String,
+    },
+    /// The command could not be run or the session broke (the last frame).
+    Error {
+        /// Why, as one line.
+        message: String,
+    },
 }
 
 /// A worker as the local API describes it.

@@ -45,6 +45,7 @@ fn params(job: &str, id: u32) -> RegisterParams {
             node: Some(NodeInfo::default()),
             restart_count: 0,
             state: WorkerState::Started as i32,
+            agent_port: 0,
         }),
         reconnect: false,
     }

@@ -3,9 +3,11 @@
 //! - [`source`]: what the user handed us (directory, tarball, executable, `.jar`).
 //! - [`build`]: writing the package deterministically and hashing it.
 //! - [`unpack`]: unpacking an untrusted package safely (DESIGN §8).
+//! - [`jar`]: a jar's `Main-Class`, read from its manifest.
 
 pub mod build;
 mod hashing;
+pub mod jar;
 mod paths;
 pub mod source;
 pub mod unpack;

@@ -14,6 +14,17 @@
 //! | `twister2.resource.zookeeper.root.node.path` | `zookeeper.root` | the key the Twister2 code reads (its default is `/twister2`, t2's is `/t2`) |
 //! | `twister2.zookeeper.root.node.path` | `zookeeper.root` | the key as the Twister2 docs spell it |
 //! | `twister2.fault.tolerance.failure.timeout` | `zookeeper.session_timeout` | milliseconds; in Twister2 the Curator session (and connection) timeout |
+//! | `twister2.dashboard.host` | `dashboard` | the dashboard's URL, `http://host:8080` in the Twister2 guide |
+//! | `kubernetes.node.locations.from.config` | `topology.from` | `true` → `config`, `false` → `labels`; the key as Twister2's Kubernetes guide writes it (`twister2.resource.…` as its code reads it) |
+//! | `kubernetes.datacenters.list` | `topology.datacenters` | a list of one-entry maps `- dc1: [blue-rack, green-rack]` (or a map) |
+//! | `kubernetes.racks.list` | `topology.racks` | a list of one-entry maps `- blue-rack: [10.0.0.11, …]` (or a map) |
+//! | `rack.labey.key` | `kubernetes.rack_label` | misspelt as in Twister2's guide and code |
+//! | `datacenter.labey.key` | `kubernetes.datacenter_label` | misspelt as in Twister2's guide and code |
+//!
+//! Twister2's code reads the five topology keys with a `twister2.resource.` prefix
+//! (`twister2.resource.racks.list`, `twister2.resource.datacenters.list`,
+//! `twister2.resource.kubernetes.node.locations.from.config`, `twister2.resource.rack.labey.key`,
+//! `twister2.resource.datacenter.labey.key`); those are accepted too.
 //!
 //! In Twister2, configuring a ZooKeeper server is what turns fault tolerance on. So setting
 //! `twister2.resource.zookeeper.server.addresses` (to a non-empty list) makes `fault_tolerant`
@@ -75,7 +86,26 @@ pub(super) const ALIASES: &[(&str, &str)] = &[
         "twister2.fault.tolerance.failure.timeout",
         "zookeeper.session_timeout",
     ),
+    ("twister2.dashboard.host", "dashboard"),
+    (FROM_CONFIG, "topology.from"),
+    ("kubernetes.datacenters.list", "topology.datacenters"),
+    ("kubernetes.racks.list", "topology.racks"),
+    ("rack.labey.key", "kubernetes.rack_label"),
+    ("datacenter.labey.key", "kubernetes.datacenter_label"),
+    (FROM_CONFIG_CODE, "topology.from"),
+    ("twister2.resource.datacenters.list", "topology.datacenters"),
+    ("twister2.resource.racks.list", "topology.racks"),
+    ("twister2.resource.rack.labey.key", "kubernetes.rack_label"),
+    (
+        "twister2.resource.datacenter.labey.key",
+        "kubernetes.datacenter_label",
+    ),
 ];
+
+/// Twister2's switch between the topology lists (`true`) and node labels (`false`), as its
+/// guide writes it and as its code reads it.
+const FROM_CONFIG: &str = "kubernetes.node.locations.from.config";
+const FROM_CONFIG_CODE: &str = "twister2.resource.kubernetes.node.locations.from.config";
 
 /// The Twister2 key for the ZooKeeper servers; setting it turns fault tolerance on.
 pub(super) const ZOOKEEPER_ADDRESSES: &str = "twister2.resource.zookeeper.server.addresses";
@@ -104,8 +134,33 @@ pub(super) fn translate(key: &str, value: &Value) -> Option<Result<Vec<Assignmen
     if *alias == COMPUTE_RESOURCES {
         return Some(compute_resources(value));
     }
+    if *alias == FROM_CONFIG || *alias == FROM_CONFIG_CODE {
+        return Some(from_config(alias, value));
+    }
     let path: Vec<&str> = target.split('.').collect();
     Some(Ok(vec![Assignment::new(&path, value.clone(), alias)]))
+}
+
+/// `kubernetes.node.locations.from.config: true|false` → `topology.from: config|labels`.
+fn from_config(alias: &str, value: &Value) -> Result<Vec<Assignment>, Problem> {
+    let from = match value {
+        Value::Bool(true) => "config",
+        Value::Bool(false) => "labels",
+        other => {
+            return Err(Problem::bad(
+                alias,
+                format!(
+                    "must be true (racks and datacenters from kubernetes.racks.list and kubernetes.datacenters.list) or false (from node labels), got {}",
+                    fields::describe(other)
+                ),
+            ))
+        }
+    };
+    Ok(vec![Assignment::new(
+        &["topology", "from"],
+        Value::from(from),
+        alias,
+    )])
 }
 
 /// `twister2.resource.worker.compute.resources: [{cpu, ram, disk, instances, workersPerPod}]`.

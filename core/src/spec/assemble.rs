@@ -10,7 +10,11 @@ use serde_yaml::{Mapping, Value};
 
 use super::fields::{self, MAX_WORKERS};
 use super::layer::ParsedLayer;
-use super::{aliases, zookeeper, JobSpec, Resources, SpecError, ZooKeeperSpec};
+use super::{
+    aliases, durations, mpi, topology, zookeeper, JobSpec, MpiSpec, Resources, SpecError,
+    ZooKeeperSpec,
+};
+use crate::topology::{TopologySource, TopologySpec};
 
 /// Origin used when a key has no layer (only if the built-in defaults lack it).
 const NOWHERE: &str = "the merged configuration";
@@ -30,6 +34,8 @@ pub(super) struct Merged {
     tree: Mapping,
     /// Dotted key → the layer that last set it (top-level keys included).
     origins: BTreeMap<String, String>,
+    /// Dotted key → the key as the layer that last set it wrote it (a Twister2 alias, say).
+    spelled: BTreeMap<String, String>,
     /// True once the job's own layers set `fault_tolerant`.
     fault_tolerant_set_by_job: bool,
     /// True when `twister2.resource.zookeeper.server.addresses` turns fault tolerance on
@@ -47,6 +53,7 @@ impl Merged {
                 self.origins
                     .insert(a.path[..depth].join("."), layer.origin.clone());
             }
+            self.spelled.insert(a.path.join("."), a.written.clone());
             match a.path.iter().map(String::as_str).collect::<Vec<_>>()[..] {
                 ["fault_tolerant"] if source == Source::Job => {
                     self.fault_tolerant_set_by_job = true;
@@ -69,6 +76,20 @@ impl Merged {
             .get(key)
             .cloned()
             .unwrap_or_else(|| NOWHERE.into())
+    }
+
+    /// `key` as the layer that set it wrote it.
+    fn spelled(&self, key: &str) -> String {
+        self.spelled.get(key).cloned().unwrap_or_else(|| key.into())
+    }
+
+    /// [`bad`](Self::bad), naming the key as the user wrote it.
+    fn bad_as_written(&self, key: &str, message: String) -> SpecError {
+        SpecError::BadValue {
+            file: self.origin(key),
+            key: self.spelled(key),
+            message,
+        }
     }
 
     fn bad(&self, key: &str, message: String) -> SpecError {
@@ -160,8 +181,12 @@ impl Merged {
                 ),
             ));
         }
-        let heartbeat_interval = self.read("heartbeat_interval", fields::duration)?;
-        let heartbeat_timeout = self.read("heartbeat_timeout", fields::duration)?;
+        let heartbeat_interval = self.read("heartbeat_interval", |v| {
+            durations::read("heartbeat_interval", v)
+        })?;
+        let heartbeat_timeout = self.read("heartbeat_timeout", |v| {
+            durations::read("heartbeat_timeout", v)
+        })?;
         if heartbeat_timeout <= heartbeat_interval {
             return Err(self.bad(
                 "heartbeat_timeout",
@@ -182,9 +207,12 @@ impl Merged {
             env: self.env()?,
             config: self.config()?,
             max_restarts: self.read("max_restarts", |v| fields::whole_u32(v, 0, u32::MAX))?,
-            barrier_timeout: self.read("barrier_timeout", fields::duration)?,
-            init_barrier_timeout: self.read("init_barrier_timeout", fields::duration)?,
-            join_timeout: self.read("join_timeout", fields::duration)?,
+            barrier_timeout: self
+                .read("barrier_timeout", |v| durations::read("barrier_timeout", v))?,
+            init_barrier_timeout: self.read("init_barrier_timeout", |v| {
+                durations::read("init_barrier_timeout", v)
+            })?,
+            join_timeout: self.read("join_timeout", |v| durations::read("join_timeout", v))?,
             heartbeat_interval,
             heartbeat_timeout,
             resources: self.resources()?,
@@ -193,7 +221,74 @@ impl Merged {
             max_package_bytes: self.read("max_package_bytes", |v| fields::whole(v, 1, u64::MAX))?,
             fault_tolerant,
             zookeeper,
+            topology: self.topology()?,
             kubernetes: self.free_map("kubernetes")?,
+            dashboard: self.read("dashboard", fields::dashboard_url)?,
+            dashboard_token: self.read("dashboard_token", fields::token)?,
+            mpi: self.mpi()?,
+        })
+    }
+
+    /// The `mpi` settings (the built-in defaults set every key).
+    fn mpi(&self) -> Result<MpiSpec, SpecError> {
+        let entries = self.map("mpi")?;
+        let find = |sub: &str| -> Result<(String, &Value), SpecError> {
+            let key = format!("mpi.{sub}");
+            match entries.iter().find(|(k, _)| k == sub) {
+                Some((_, v)) => Ok((key, *v)),
+                None => Err(SpecError::Missing {
+                    file: NOWHERE.into(),
+                    hint: format!("set `mpi: {{{sub}: ...}}` in job.yaml"),
+                    key,
+                }),
+            }
+        };
+        let (key, v) = find("enabled")?;
+        let enabled = fields::boolean(v).map_err(|m| self.bad(&key, m))?;
+        let (key, v) = find("slots_per_worker")?;
+        let slots_per_worker = mpi::slots(v).map_err(|m| self.bad(&key, m))?;
+        let (key, v) = find("mpirun_args")?;
+        let mpirun_args = mpi::mpirun_args(v).map_err(|m| self.bad(&key, m))?;
+        Ok(MpiSpec {
+            enabled,
+            slots_per_worker,
+            mpirun_args,
+        })
+    }
+
+    /// The `topology` section, with the check that needs both lists.
+    fn topology(&self) -> Result<TopologySpec, SpecError> {
+        let entries = self.map("topology")?;
+        let get = |sub: &str| {
+            entries
+                .iter()
+                .find(|(k, _)| k == sub)
+                .map_or(&Value::Null, |(_, v)| *v)
+        };
+        let from =
+            topology::from(get("from")).map_err(|m| self.bad_as_written("topology.from", m))?;
+        let racks =
+            topology::racks(get("racks")).map_err(|m| self.bad_as_written("topology.racks", m))?;
+        let datacenters = topology::datacenters(get("datacenters"))
+            .map_err(|m| self.bad_as_written("topology.datacenters", m))?;
+        let strict = match get("strict") {
+            Value::Null => false,
+            v => fields::boolean(v).map_err(|m| self.bad_as_written("topology.strict", m))?,
+        };
+        let racks_key = self.spelled("topology.racks");
+        topology::check_racks_listed(&datacenters, &racks, &racks_key)
+            .map_err(|m| self.bad_as_written("topology.datacenters", m))?;
+        if from == TopologySource::Config && racks.is_empty() {
+            return Err(self.bad_as_written(
+                "topology.from",
+                format!("asks for racks from the configuration, but no racks are listed; list them in {racks_key} (rack: [node IPs]) or take them from node labels"),
+            ));
+        }
+        Ok(TopologySpec {
+            from,
+            datacenters,
+            racks,
+            strict,
         })
     }
 

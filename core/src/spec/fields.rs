@@ -95,16 +95,22 @@ pub(super) fn cores(v: &Value) -> Result<f64, String> {
     }
 }
 
-/// A positive duration: `500ms`, `3s`, `2m`, or a whole number of milliseconds.
-pub(super) fn duration(v: &Value) -> Result<Duration, String> {
-    let d = match v {
+/// A duration as written (`500ms`, `3s`, `2m`, or a whole number of milliseconds), unchecked.
+fn raw_duration(v: &Value) -> Option<Duration> {
+    match v {
         Value::Number(n) => n.as_u64().map(Duration::from_millis),
-        Value::String(s) => crate::duration::parse_duration(s).ok(),
+        Value::String(s) => crate::duration::parse_unbounded(s).ok(),
         _ => None,
-    };
-    match d {
+    }
+}
+
+/// A positive duration: `500ms`, `3s`, `2m`, or a whole number of milliseconds, at most
+/// [`crate::duration::MAX_DURATION`] (each key has its own bound too: [`duration_within`]).
+pub(super) fn duration(v: &Value) -> Result<Duration, String> {
+    match raw_duration(v) {
         Some(d) if d.is_zero() => Err("must be longer than 0".into()),
-        Some(d) => Ok(d),
+        Some(d) => crate::duration::at_most(d, crate::duration::MAX_DURATION)
+            .map_err(|e| format!("must be shorter: {e}")),
         None => Err(format!(
             "must be a duration such as 500ms, 3s or 2m, got {}",
             describe(v)
@@ -112,19 +118,17 @@ pub(super) fn duration(v: &Value) -> Result<Duration, String> {
     }
 }
 
-/// A [`duration`] from `min` to `max`.
+/// A positive [`duration`] from `min` to `max`.
 pub(super) fn duration_within(v: &Value, min: Duration, max: Duration) -> Result<Duration, String> {
-    let d = duration(v)?;
-    if d < min || d > max {
-        let f = crate::duration::format_duration;
-        return Err(format!(
+    match raw_duration(v) {
+        Some(d) if !d.is_zero() && (d < min || d > max) => Err(format!(
             "must be from {} to {}, got {}",
-            f(min),
-            f(max),
-            f(d)
-        ));
+            crate::duration::format_duration(min),
+            crate::duration::format_duration(max),
+            crate::duration::describe(d)
+        )),
+        _ => duration(v),
     }
-    Ok(d)
 }
 
 /// `true` or `false` (YAML booleans only: not `yes`, `1` or `"true"`).
@@ -154,11 +158,17 @@ pub(super) fn text(v: &Value) -> Result<String, String> {
     }
 }
 
-/// A list of words: a YAML list of scalars, or one string split on whitespace; null is empty.
+/// A list of words: a YAML list of scalars, or one string split as a shell would (quotes and
+/// backslashes, no expansion); null is empty.
 pub(super) fn words(v: &Value) -> Result<Vec<String>, String> {
     match v {
         Value::Null => Ok(Vec::new()),
-        Value::String(s) => Ok(s.split_whitespace().map(str::to_string).collect()),
+        Value::String(s) => shell_words::split(s).map_err(|_| {
+            format!(
+                "has an unclosed quote: {}; close it, or write the command as a list such as [sh, -c, 'echo hi']",
+                describe(v)
+            )
+        }),
         Value::Sequence(items) => items
             .iter()
             .enumerate()
@@ -227,6 +237,52 @@ pub(super) fn build(v: &Value) -> Result<Option<String>, String> {
             describe(other)
         )),
     }
+}
+
+/// A dashboard URL: empty for none, else `http://host[:port][/prefix]`.
+pub(super) fn dashboard_url(v: &Value) -> Result<String, String> {
+    let text = match v {
+        Value::Null => return Ok(String::new()),
+        Value::String(s) => s.trim().to_string(),
+        other => {
+            return Err(format!(
+                "must be the dashboard's URL such as http://127.0.0.1:8080, got {}",
+                describe(other)
+            ))
+        }
+    };
+    if text.is_empty() {
+        return Ok(text);
+    }
+    let Some(rest) = text.strip_prefix("http://") else {
+        return Err(format!(
+            "must start with http:// (e.g. http://127.0.0.1:8080), got '{}'",
+            crate::text::one_line(&text)
+        ));
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    let bad_char = |c: char| c.is_whitespace() || matches!(c, '@' | '?' | '#');
+    if host.is_empty() || text.chars().any(bad_char) {
+        return Err(format!(
+            "must be http://host[:port][/path] without spaces, credentials or a query, got '{}'",
+            crate::text::one_line(&text)
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_string())
+}
+
+/// A token: text without spaces (empty for none).
+pub(super) fn token(v: &Value) -> Result<String, String> {
+    let text = match v {
+        Value::Null => return Ok(String::new()),
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        other => return Err(format!("must be text, got {}", describe(other))),
+    };
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    Ok(text)
 }
 
 /// True for a portable environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.

@@ -5,7 +5,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::aliases;
 use super::fields::{self, Problem, MAX_WORKERS};
-use super::{zookeeper, SpecError};
+use super::{durations, mpi, topology, zookeeper, SpecError};
 use crate::text::one_line;
 
 /// Top-level keys whose value replaces the previous layer's (not maps).
@@ -25,6 +25,8 @@ pub(super) const PLAIN_KEYS: &[&str] = &[
     "include",
     "max_package_bytes",
     "fault_tolerant",
+    "dashboard",
+    "dashboard_token",
 ];
 
 /// Top-level keys whose value is a map of the user's own keys (`env`, `config`) or of a
@@ -35,7 +37,14 @@ pub(super) const MAP_KEYS: &[&str] = &["env", "config", "kubernetes"];
 pub(super) const RESOURCE_KEYS: &[&str] = &["cpu", "memory_mb", "disk_mb"];
 
 /// Keys set from `-D` as the text given, never parsed as YAML (Twister2 aliases of these too).
-const TEXT_KEYS: &[&str] = &["name", "build", "zookeeper.addresses", "zookeeper.root"];
+const TEXT_KEYS: &[&str] = &[
+    "name",
+    "build",
+    "zookeeper.addresses",
+    "zookeeper.root",
+    "dashboard",
+    "dashboard_token",
+];
 
 /// True when `-D key=...` takes the text as given.
 fn is_text_key(key: &str) -> bool {
@@ -134,7 +143,9 @@ pub(super) fn parse_override(flag: &str) -> Result<ParsedLayer, SpecError> {
         let value = match first {
             "env" => text_value(text),
             "zookeeper" if is_text_key(key) => text_value(text),
-            "resources" | "config" | "zookeeper" | "kubernetes" => yaml_value(&origin, text)?,
+            "resources" | "config" | "zookeeper" | "kubernetes" | "mpi" | "topology" => {
+                yaml_value(&origin, text)?
+            }
             _ => {
                 return Err(super::unknown_key(&origin, key));
             }
@@ -233,6 +244,17 @@ fn normalise(tree: Mapping) -> Result<Vec<Assignment>, Problem> {
                     out.push(Assignment::at(vec![key.clone(), sub], sv));
                 }
             }
+            "topology" => {
+                let example = "{from: config, racks: {rack-a: [10.0.0.11]}}";
+                for (sub, sv) in sub_map(&key, v, example)? {
+                    if !topology::KEYS.contains(&sub.as_str()) {
+                        return Err(Problem::Unknown {
+                            key: format!("topology.{sub}"),
+                        });
+                    }
+                    out.push(Assignment::at(vec![key.clone(), sub], sv));
+                }
+            }
             "env" => {
                 for (name, sv) in sub_map(&key, v, "{LOG_LEVEL: debug}")? {
                     if !fields::is_env_name(&name) {
@@ -244,6 +266,7 @@ fn normalise(tree: Mapping) -> Result<Vec<Assignment>, Problem> {
                     out.push(Assignment::at(vec![key.clone(), name], sv));
                 }
             }
+            "mpi" => mpi::normalise(v, &mut out)?,
             "config" | "kubernetes" => {
                 let map = sub_map(&key, v, "{iterations: 100}")?;
                 flatten_config(vec![key.clone()], map, &mut out)?;
@@ -322,11 +345,7 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["command"] => fields::command(v).map(drop),
         ["args"] => fields::words(v).map(drop),
         ["max_restarts"] => fields::whole_u32(v, 0, u32::MAX).map(drop),
-        ["barrier_timeout"
-        | "init_barrier_timeout"
-        | "join_timeout"
-        | "heartbeat_interval"
-        | "heartbeat_timeout"] => fields::duration(v).map(drop),
+        [key] if durations::is_duration_key(key) => durations::read(key, v).map(drop),
         ["build"] => fields::build(v).map(drop),
         ["include"] => fields::include(v).map(drop),
         ["max_package_bytes"] => fields::whole(v, 1, u64::MAX).map(drop),
@@ -334,9 +353,18 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["resources", "memory_mb"] => fields::whole(v, 1, u64::MAX).map(drop),
         ["resources", "disk_mb"] => fields::whole(v, 0, u64::MAX).map(drop),
         ["fault_tolerant"] => fields::boolean(v).map(drop),
+        ["dashboard"] => fields::dashboard_url(v).map(drop),
+        ["dashboard_token"] => fields::token(v).map(drop),
         ["zookeeper", "addresses"] => zookeeper::addresses(v).map(drop),
         ["zookeeper", "root"] => zookeeper::root(v).map(drop),
         ["zookeeper", "session_timeout"] => zookeeper::session_timeout(v).map(drop),
+        ["mpi", "enabled"] => fields::boolean(v).map(drop),
+        ["mpi", "slots_per_worker"] => mpi::slots(v).map(drop),
+        ["mpi", "mpirun_args"] => mpi::mpirun_args(v).map(drop),
+        ["topology", "from"] => topology::from(v).map(drop),
+        ["topology", "racks"] => topology::racks(v).map(drop),
+        ["topology", "datacenters"] => topology::datacenters(v).map(drop),
+        ["topology", "strict"] => fields::boolean(v).map(drop),
         ["env", _] => fields::env_value(v).map(drop),
         ["config" | "kubernetes", ..] => fields::json(v).map(drop),
         _ => {

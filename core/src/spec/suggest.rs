@@ -30,12 +30,28 @@ pub(super) fn closest(unknown: &str) -> Option<String> {
                     .map(|k| format!("resources.{k}"))
                     .collect(),
             )
+        } else if unknown.starts_with("mpi.") {
+            (
+                true,
+                super::mpi::KEYS
+                    .iter()
+                    .map(|k| format!("mpi.{k}"))
+                    .collect(),
+            )
         } else if unknown.starts_with("zookeeper.") {
             (
                 true,
                 super::zookeeper::KEYS
                     .iter()
                     .map(|k| format!("zookeeper.{k}"))
+                    .collect(),
+            )
+        } else if unknown.starts_with("topology.") {
+            (
+                true,
+                super::topology::KEYS
+                    .iter()
+                    .map(|k| format!("topology.{k}"))
                     .collect(),
             )
         } else {
@@ -54,9 +70,17 @@ pub(super) fn closest(unknown: &str) -> Option<String> {
         .filter_map(|c| {
             let mut d =
                 damerau_levenshtein(&target, &norm(if nested { last_segment(&c) } else { &c }));
-            if !nested && c.contains('.') && !c.starts_with("twister2.") {
+            if !nested && c.contains('.') && !aliases::is_alias(&c) {
                 d = d.min(damerau_levenshtein(&target, &norm(last_segment(&c))));
             }
+            // The guide's short Twister2 keys (`kubernetes.racks.list`) share a first segment
+            // with many unrelated keys: only a near miss suggests them.
+            let guide_alias = aliases::is_alias(&c) && !c.starts_with("twister2.");
+            let limit = if guide_alias {
+                target.chars().count().div_ceil(5).max(1)
+            } else {
+                limit
+            };
             (d <= limit).then_some((d, c))
         })
         .min_by_key(|(d, _)| *d)
@@ -108,6 +132,12 @@ mod tests {
             Some("zookeeper.session_timeout")
         );
         assert_eq!(s("fault_tolerance").as_deref(), Some("fault_tolerant"));
+        assert_eq!(s("topology.rack").as_deref(), Some("topology.racks"));
+        assert_eq!(
+            s("kubernetes.rack.list").as_deref(),
+            Some("kubernetes.racks.list")
+        );
+        assert_eq!(s("rack.label.key").as_deref(), Some("rack.labey.key"));
         assert_eq!(s("zookeper").as_deref(), Some("zookeeper"));
         assert_eq!(
             s("twister2.resource.zookeeper.server.address").as_deref(),

@@ -355,6 +355,65 @@ fn durations_are_checked() {
 }
 
 #[test]
+fn every_duration_key_has_an_upper_bound() {
+    // Once a panic in the job master (an Instant overflow); now one line naming the bound.
+    let e = err(JOB, &["join_timeout=18000000000000000000s"]);
+    assert_eq!(
+        e.to_string(),
+        "-D join_timeout=18000000000000000000s: 'join_timeout' must be from 1ms to 7days, \
+         got 18000000000000000000s"
+    );
+    let cases = [
+        (
+            "barrier_timeout",
+            "8d",
+            "must be from 1ms to 7days, got 8days",
+        ),
+        (
+            "init_barrier_timeout",
+            "18446744073709551615",
+            "must be from 1ms to 7days",
+        ),
+        (
+            "join_timeout",
+            "1000000000000h",
+            "must be from 1ms to 7days",
+        ),
+        ("heartbeat_interval", "2m", "must be from 1ms to 1m, got 2m"),
+        ("heartbeat_timeout", "2h", "must be from 1ms to 1h, got 2h"),
+        (
+            "zookeeper.session_timeout",
+            "99999999999999s",
+            "must be from 1s to 10m",
+        ),
+        (
+            "twister2.worker.controller.max.wait.time.for.all.workers.to.join",
+            "999999999999999",
+            "must be from 1ms to 7days",
+        ),
+    ];
+    for (key, value, message) in cases {
+        let flag = format!("{key}={value}");
+        let e = err(JOB, &[flag.as_str()]);
+        let (_, _, msg) = bad_value(&e);
+        assert!(msg.starts_with(message), "{flag}: {msg}");
+        // The same bound in job.yaml.
+        if !key.contains('.') {
+            let e = err(&format!("{JOB}{key}: '{value}'\n"), &[]);
+            assert!(bad_value(&e).2.starts_with(message), "{key}: {e}");
+        }
+    }
+    for (key, value) in [
+        ("join_timeout", "7d"),
+        ("barrier_timeout", "7d"),
+        ("heartbeat_timeout", "1h"),
+    ] {
+        let flag = format!("{key}={value}");
+        ok(JOB, &[flag.as_str()]);
+    }
+}
+
+#[test]
 fn command_and_name_are_required() {
     let e = err("name: pi\n", &[]);
     match &e {
@@ -522,7 +581,12 @@ fn twister2_keys_are_aliases() {
     let s = ok(JOB, &["twister2.fault.tolerance.max.worker.restarts=9"]);
     assert_eq!(s.max_restarts, 9);
     for (name, target) in twister2_aliases() {
-        assert!(name.starts_with("twister2."), "{name}");
+        // Twister2's Kubernetes guide writes its topology keys without the prefix.
+        let guide = ["kubernetes.", "rack.", "datacenter."];
+        assert!(
+            name.starts_with("twister2.") || guide.iter().any(|g| name.starts_with(g)),
+            "{name}"
+        );
         assert!(!target.is_empty());
     }
 }
@@ -909,4 +973,62 @@ fn twister2_zookeeper_aliases() {
         "twister2.fault.tolerance.failure.timeout",
         "zookeeper.session_timeout"
     )));
+}
+
+#[test]
+fn mpi_is_off_by_default_and_turned_on_by_true_or_a_map() {
+    let spec = ok(JOB, &[]);
+    assert_eq!(spec.mpi, MpiSpec::default());
+    assert!(!spec.mpi.enabled);
+    let on = ok(&format!("{JOB}mpi: true\n"), &[]);
+    assert!(on.mpi.enabled);
+    assert_eq!(on.mpi.slots_per_worker, 1);
+    let map = ok(
+        &format!("{JOB}mpi: {{slots_per_worker: 2, mpirun_args: [--bind-to, none]}}\n"),
+        &[],
+    );
+    assert!(map.mpi.enabled);
+    assert_eq!(map.mpi.slots_per_worker, 2);
+    assert_eq!(map.mpi.mpirun_args, vec!["--bind-to", "none"]);
+    // -D with a dotted key turns it on too, and -D mpi=false turns it back off.
+    let flag = ok(JOB, &["mpi.slots_per_worker=2"]);
+    assert!(flag.mpi.enabled);
+    assert_eq!(flag.mpi.slots_per_worker, 2);
+    let off = ok(
+        &format!("{JOB}mpi: {{slots_per_worker: 3}}\n"),
+        &["mpi=false"],
+    );
+    assert!(!off.mpi.enabled);
+    assert_eq!(off.mpi.slots_per_worker, 3);
+    let args = ok(JOB, &["mpi.mpirun_args=[--bind-to, none]"]);
+    assert!(args.mpi.enabled);
+    assert_eq!(args.mpi.mpirun_args, vec!["--bind-to", "none"]);
+    // A map that says enabled: false keeps it off (a site default of the slot count).
+    let site = ok(
+        &format!("{JOB}mpi: {{enabled: false, slots_per_worker: 4}}\n"),
+        &[],
+    );
+    assert!(!site.mpi.enabled);
+}
+
+#[test]
+fn bad_mpi_values_are_one_line_each() {
+    let e = err(&format!("{JOB}mpi: yes\n"), &[]);
+    let (file, key, message) = bad_value(&e);
+    assert_eq!((file, key), ("job.yaml", "mpi"));
+    assert!(message.contains("must be true, or a map"), "{message}");
+    let e = err(&format!("{JOB}mpi: {{slots_per_worker: 0}}\n"), &[]);
+    assert_eq!(
+        e.to_string(),
+        "job.yaml: 'mpi.slots_per_worker' must be at least 1, got 0"
+    );
+    let e = err(JOB, &["mpi.slots_per_worker=2000"]);
+    assert!(e.to_string().contains("must be at most 1024"), "{e}");
+    let e = err(&format!("{JOB}mpi: {{slot_per_worker: 2}}\n"), &[]);
+    assert_eq!(
+        e.to_string(),
+        "job.yaml: unknown key 'mpi.slot_per_worker'; did you mean 'mpi.slots_per_worker'?"
+    );
+    let e = err(&format!("{JOB}mpi: {{mpirun_args: [[a]]}}\n"), &[]);
+    assert!(e.to_string().contains("item 1 is a list"), "{e}");
 }

@@ -4,7 +4,8 @@
 //! fault-tolerant jobs), scales and describes nodes through [`KubeJobCluster`], carries out
 //! `t2 scale` requests written into the root ([`Scaler`], through its own `Scale` RPC on
 //! loopback), and at the end records the final state and
-//! deletes the root ([`KubeJobCluster::end_job`]), which removes the whole job.
+//! deletes the root ([`KubeJobCluster::end_job`]), which removes the whole job. SIGTERM (its
+//! pod going away) only stops it: the next job master reads the job back from the root.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -88,6 +89,10 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
     ));
     let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec);
     cfg.scale_timeout = SCALE_TIMEOUT;
+    if let Some(d) = cfg.dashboard.as_mut() {
+        d.cluster = "kubernetes".into();
+        d.namespace = namespace.clone();
+    }
     let span = tracing::info_span!("jobmaster", job_id = %id);
     async move {
         info!(%address, "job master serving");
@@ -97,8 +102,27 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
                 .in_current_span(),
         );
         let jc: Arc<dyn JobCluster> = cluster.clone();
-        let outcome =
-            t2_jobmaster::server::run_with(listener, cfg, store, Some(jc), shutdown).await;
+        // SIGTERM means this pod is going away (deleted, evicted, drained), not that the job
+        // should end (`t2 kill` deletes the root instead): stop serving and leave the job's
+        // state in the root for the job master the StatefulSet starts next, which the
+        // workers reconnect to. Ending the job here would delete the root and so the job.
+        let served = t2_jobmaster::server::run_with(
+            listener,
+            cfg,
+            store,
+            Some(jc),
+            std::future::pending::<()>(),
+        );
+        let outcome = tokio::select! {
+            outcome = served => outcome,
+            () = shutdown => {
+                scaler.abort();
+                info!("the pod is stopping; leaving the job to the next job master");
+                // Let batched worker records reach the root.
+                tokio::time::sleep(super::store::FLUSH * 2).await;
+                return Ok(0);
+            }
+        };
         scaler.abort();
         let outcome = outcome.map_err(|e| e.to_string())?;
         let state = t2_jobmaster::master::state_name(outcome.state);

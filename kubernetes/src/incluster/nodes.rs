@@ -3,7 +3,9 @@
 //! (allowed by the optional ClusterRole in deploy/rbac-nodes.yaml), maps every address and
 //! name of each to its `kubernetes.rack_label` and `kubernetes.datacenter_label` values, and
 //! keeps that map: an unknown node lists them again, at most once per [`REFRESH`]. Without the
-//! permission it says so once and leaves nodes as the workers described them.
+//! permission it says so once and leaves nodes as the workers described them. A job with
+//! topology lists (`topology.racks`, Twister2's `kubernetes.racks.list`) never gets here: the
+//! job master maps the hostIP through the lists itself (`t2_jobmaster`'s `topology`).
 
 use std::collections::HashMap;
 use std::time::Duration;

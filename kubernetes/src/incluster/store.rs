@@ -120,6 +120,7 @@ pub fn entry_of(info: &WorkerInfo) -> WorkerEntry {
         restart_count: info.restart_count,
         host: info.host.clone(),
         port: info.port,
+        agent_port: info.agent_port,
         node: info
             .node
             .as_ref()
@@ -140,6 +141,7 @@ pub fn info_of(e: &WorkerEntry) -> WorkerInfo {
         }),
         restart_count: e.restart_count,
         state: 0,
+        agent_port: e.agent_port,
     };
     info.set_state(WorkerState::from_str_name(&e.state).unwrap_or(WorkerState::Started));
     info

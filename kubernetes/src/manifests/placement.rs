@@ -1,23 +1,60 @@
 //! Where worker pods go and what they may do: node selector, affinity, tolerations,
-//! spreading over nodes or racks, and the pod security context (non-root, no privilege
+//! spreading over nodes or racks, packing into few nodes or racks (pod affinity to the job's
+//! own workers on the rack label or the hostname, preferred or required), and the pod
+//! security context (non-root, no privilege
 //! escalation, the runtime's default seccomp profile).
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, PodSecurityContext, SeccompProfile, SecurityContext, Toleration,
-    TopologySpreadConstraint,
+    Affinity, Capabilities, PodAffinity, PodAffinityTerm, PodSecurityContext, SeccompProfile,
+    SecurityContext, Toleration, TopologySpreadConstraint, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::labels::{selector_labels, ROLE_WORKER};
 use super::pod::RUN_AS;
 use super::JobInfo;
-use crate::settings::{Settings, Spread};
+use crate::settings::{Pack, Settings, Spread};
 
-/// The worker pods' affinity (checked when the settings were read).
-pub fn affinity(s: &Settings) -> Option<Affinity> {
-    s.affinity
+/// The host name label every node has.
+const HOSTNAME: &str = "kubernetes.io/hostname";
+
+/// The worker pods' affinity: the user's (checked when the settings were read), with the
+/// packing term added to its pod affinity.
+pub fn affinity(job: &JobInfo, s: &Settings) -> Option<Affinity> {
+    let mut affinity: Option<Affinity> = s
+        .affinity
         .as_ref()
-        .and_then(|a| serde_json::from_value(a.clone()).ok())
+        .and_then(|a| serde_json::from_value(a.clone()).ok());
+    let key = match s.pack {
+        Pack::None => return affinity,
+        Pack::Nodes => HOSTNAME.to_string(),
+        Pack::Racks => s.rack_label.clone(),
+    };
+    let term = PodAffinityTerm {
+        label_selector: Some(LabelSelector {
+            match_labels: Some(selector_labels(job, ROLE_WORKER)),
+            ..LabelSelector::default()
+        }),
+        topology_key: key,
+        ..PodAffinityTerm::default()
+    };
+    let pod = affinity
+        .get_or_insert_with(Affinity::default)
+        .pod_affinity
+        .get_or_insert_with(PodAffinity::default);
+    if s.pack_strict {
+        pod.required_during_scheduling_ignored_during_execution
+            .get_or_insert_with(Vec::new)
+            .push(term);
+    } else {
+        pod.preferred_during_scheduling_ignored_during_execution
+            .get_or_insert_with(Vec::new)
+            .push(WeightedPodAffinityTerm {
+                weight: 100,
+                pod_affinity_term: term,
+            });
+    }
+    affinity
 }
 
 /// The worker pods' tolerations.
@@ -39,7 +76,7 @@ pub fn node_selector(s: &Settings) -> Option<std::collections::BTreeMap<String, 
 pub fn spread(job: &JobInfo, s: &Settings) -> Option<Vec<TopologySpreadConstraint>> {
     let key = match s.spread {
         Spread::None => return None,
-        Spread::Nodes => "kubernetes.io/hostname".to_string(),
+        Spread::Nodes => HOSTNAME.to_string(),
         Spread::Racks => s.rack_label.clone(),
     };
     Some(vec![TopologySpreadConstraint {

@@ -85,6 +85,11 @@ pub fn job_volume(job: &JobInfo) -> (Volume, VolumeMount) {
     (v, mount(JOB, JOB_CONFIG_DIR, true))
 }
 
+/// The volume of an MPI job's SSH-key Secret, and where agents find it.
+const MPI_SSH: &str = "mpi-ssh";
+/// Where the SSH-key Secret of an MPI job is mounted.
+pub const MPI_SSH_DIR: &str = "/etc/t2/mpi-ssh";
+
 /// Everything worker containers mount.
 pub fn worker_volumes(job: &JobInfo, spec: &JobSpec, s: &Settings) -> WorkerVolumes {
     let mut out = WorkerVolumes::default();
@@ -117,6 +122,21 @@ pub fn worker_volumes(job: &JobInfo, spec: &JobSpec, s: &Settings) -> WorkerVolu
         }
         out.mounts.push(mount(DATA, &st.mount, false));
         out.env.push(var(env::PERSISTENT_DIR, &st.mount));
+    }
+    if spec.mpi.enabled && !s.mpi_ssh_secret.is_empty() {
+        // Twister2's mode: the keys for sshd and ssh, read by the agent (copied with 0600).
+        out.volumes.push(Volume {
+            name: MPI_SSH.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(s.mpi_ssh_secret.clone()),
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        out.mounts.push(mount(MPI_SSH, MPI_SSH_DIR, true));
+        out.env
+            .push(var(t2_worker::agent::mpi::SSH_DIR_ENV, MPI_SSH_DIR));
     }
     for (i, sec) in s.secrets.iter().enumerate() {
         if let Some(path) = &sec.mount {

@@ -48,7 +48,7 @@ pub fn workers_statefulset(job: &JobInfo, spec: &JobSpec, s: &Settings) -> State
         security_context: Some(placement::pod_security()),
         image_pull_secrets: pull_secrets(s),
         node_selector: placement::node_selector(s),
-        affinity: placement::affinity(s),
+        affinity: placement::affinity(job, s),
         tolerations: placement::tolerations(s),
         topology_spread_constraints: placement::spread(job, s),
         ..PodSpec::default()

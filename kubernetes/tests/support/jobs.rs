@@ -1,4 +1,4 @@
-//! The three representative jobs of the Kubernetes tests, with fixed IDs, tokens and
+//! The representative jobs of the Kubernetes tests, with fixed IDs, tokens and
 //! package hashes so that their objects are the same on every run.
 
 use t2_core::spec::{load_job_spec, JobSpec, Layer};
@@ -121,7 +121,63 @@ kubernetes:
     )
 }
 
-/// All three.
+/// Racks and datacenters from Twister2's lists (key names as its guide writes them, the job
+/// master maps each pod's hostIP), its rack label, and workers packed into few racks.
+pub fn rack_packed() -> TestJob {
+    job(
+        "rack-packed",
+        "allreduce-r4ck5p4k",
+        None,
+        r#"name: allreduce
+command: [./allreduce]
+workers: 6
+kubernetes.node.locations.from.config: true
+kubernetes.datacenters.list:
+- dc1: ['blue-rack', 'green-rack']
+kubernetes.racks.list:
+- blue-rack: ['10.0.0.1', '10.0.0.2']
+- green-rack: ['10.0.1.1', '10.0.1.2']
+rack.labey.key: example.com/rack
+kubernetes:
+  pack: racks
+"#,
+    )
+}
+
+/// All of them.
 pub fn all() -> Vec<TestJob> {
-    vec![plain(), storage_secrets_memory(), jar_two_per_pod()]
+    // mpi() and mpi_ssh() join this list once their golden files are generated
+    // (UPDATE_GOLDEN=1) and validated (scripts/validate-kubernetes).
+    vec![
+        plain(),
+        storage_secrets_memory(),
+        jar_two_per_pod(),
+        rack_packed(),
+    ]
+}
+
+/// An MPI job (t2 as OpenMPI's remote shell): 4 workers of 2 slots, the `-mpi` image.
+pub fn mpi() -> TestJob {
+    job(
+        "mpi",
+        "mpi-allreduce-m4p1r2s3",
+        None,
+        "name: mpi-allreduce\ncommand: [./allreduce]\nworkers: 4\nmpi: {slots_per_worker: 2}\n",
+    )
+}
+
+/// An MPI job in Twister2's mode: the SSH-key Secret of Twister2's guide mounted for sshd.
+pub fn mpi_ssh() -> TestJob {
+    job(
+        "mpi-ssh",
+        "mpi-allreduce-s5s6h7k8",
+        None,
+        r#"name: mpi-allreduce
+command: [./allreduce]
+workers: 3
+mpi: true
+kubernetes:
+  mpi_ssh_secret: twister2-openmpi-ssh-key
+"#,
+    )
 }

@@ -48,7 +48,7 @@ impl Cluster for KubernetesCluster {
     fn list(&self) -> Result<i32, LauncherError> {
         let (rt, kube) = self.connect()?;
         let rows = rt.block_on(jobs::list_jobs(&kube)).map_err(err)?;
-        print!("{}", jobs::render_list(&rows, &kube.namespace));
+        crate::stdout::out!("{}", jobs::render_list(&rows, &kube.namespace));
         Ok(0)
     }
 
@@ -78,7 +78,7 @@ impl Cluster for KubernetesCluster {
             .block_on(kill::kill(&kube, job, &user(), KILL_WAIT))
             .map_err(err)?;
         if r.leftovers.is_empty() {
-            println!("job {job} killed; all its objects are gone");
+            crate::stdout::outln!("job {job} killed; all its objects are gone");
             Ok(0)
         } else {
             Err(LauncherError::Failed(format!(
@@ -95,7 +95,7 @@ impl Cluster for KubernetesCluster {
         let pods = rt
             .block_on(scale::scale(&kube, job, workers))
             .map_err(err)?;
-        println!("job {job}: {workers} workers in {pods} pods");
+        crate::stdout::outln!("job {job}: {workers} workers in {pods} pods");
         Ok(0)
     }
 }

@@ -25,6 +25,12 @@ impl LocalCluster {
 
 impl Cluster for LocalCluster {
     fn submit(&self, args: SubmitArgs) -> Result<i32, LauncherError> {
+        if let Some(flag) = args.kube.first_given() {
+            return Err(LauncherError::Usage(format!(
+                "{flag} is for kubernetes jobs (t2 submit kubernetes …); a local job runs on this machine"
+            )));
+        }
+        uploader::job::check(args.uploader.as_deref(), args.uploader_token.as_deref())?;
         let prepared = prepare::prepare(&args, &self.home, "local")?;
         if let Err(e) = uploader::job::configure(
             &prepared.dir,

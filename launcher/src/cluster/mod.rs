@@ -94,12 +94,12 @@ pub fn print_as<T: Serialize>(
     text: impl FnOnce(&T) -> String,
 ) -> Result<(), LauncherError> {
     match output {
-        Output::Json => println!(
+        Output::Json => crate::stdout::outln!(
             "{}",
             serde_json::to_string_pretty(value)
                 .map_err(LauncherError::json("cannot encode the status"))?
         ),
-        Output::Text => print!("{}", text(value)),
+        Output::Text => crate::stdout::out!("{}", text(value)),
     }
     Ok(())
 }

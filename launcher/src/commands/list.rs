@@ -9,16 +9,19 @@ pub fn run(home: &Path) {
         eprintln!("no jobs under {}", home.join("jobs").display());
         return;
     }
-    println!(
+    crate::stdout::outln!(
         "{:<40} {:<10} {:<9} {:>7}  SUBMITTED",
-        "JOB", "CLUSTER", "STATE", "WORKERS"
+        "JOB",
+        "CLUSTER",
+        "STATE",
+        "WORKERS"
     );
     for j in jobs {
-        println!(
+        crate::stdout::outln!(
             "{:<40} {:<10} {:<9} {:>7}  {}",
             j.id,
             j.cluster,
-            j.state.to_string(),
+            super::orphan::shown_state(&j),
             format!("{}/{}", j.joined, j.num_workers),
             j.submitted_at
         );

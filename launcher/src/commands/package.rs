@@ -14,7 +14,7 @@ pub fn run(source: &Path, out: &Path) -> Result<i32, LauncherError> {
     let src = PackageSource::detect(source, None)?;
     let job_yaml = src.job_yaml()?.unwrap_or_default();
     let pkg = build_package(&src, &job_yaml, &[], out, u64::MAX)?;
-    println!("{} {} {}", pkg.sha256, pkg.size, out.display());
+    crate::stdout::outln!("{} {} {}", pkg.sha256, pkg.size, out.display());
     tracing::info!(took = ?started.elapsed(), "package built");
     Ok(0)
 }

@@ -62,9 +62,10 @@ pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
     } else {
         "workers"
     };
-    println!(
+    crate::stdout::outln!(
         "job {job}: {} {noun} (was {})",
-        answer.num_workers, answer.previous
+        answer.num_workers,
+        answer.previous
     );
     Ok(())
 }

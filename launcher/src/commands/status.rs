@@ -1,4 +1,5 @@
-//! `t2 status JOB [-o json]`: the job's state and its workers.
+//! `t2 status JOB [-o json]`: the job's state and its workers (`orphaned` when its supervisor
+//! is gone).
 
 use std::fmt::Write;
 use std::path::Path;
@@ -12,15 +13,21 @@ use crate::error::LauncherError;
 /// Prints one job's status (`job` is a valid job ID).
 pub fn run(home: &Path, job: &str, output: Output) -> Result<(), LauncherError> {
     let record = JobDir::existing(home, job)?.read_record()?;
-    print_as(output, &record, render)
+    let orphaned = super::orphan::is_orphaned(&record);
+    let mut value = serde_json::to_value(&record)
+        .map_err(|e| LauncherError::Failed(format!("cannot encode the status: {e}")))?;
+    value["orphaned"] = orphaned.into();
+    print_as(output, &value, |_| render(&record))
 }
 
 /// The text form of a job's status.
 fn render(record: &JobRecord) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "job:       {}", record.id);
-    let _ = writeln!(out, "state:     {}", record.state);
-    if let Some(reason) = &record.reason {
+    let _ = writeln!(out, "state:     {}", super::orphan::shown_state(record));
+    if super::orphan::is_orphaned(record) {
+        let _ = writeln!(out, "reason:    {}", super::orphan::explain(record));
+    } else if let Some(reason) = &record.reason {
         let _ = writeln!(out, "reason:    {reason}");
     }
     let _ = writeln!(out, "cluster:   {}", record.cluster);

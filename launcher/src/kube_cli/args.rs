@@ -19,6 +19,26 @@ pub struct KubeFlags {
     pub namespace: Option<String>,
 }
 
+impl KubeSubmitArgs {
+    /// The first of these flags that was given, as the user would write it (for refusing
+    /// them where they do not apply).
+    pub fn first_given(&self) -> Option<&'static str> {
+        if self.dry_run {
+            Some("--dry-run")
+        } else if self.output.is_some() {
+            Some("-o")
+        } else if self.kube.namespace.is_some() {
+            Some("-n/--namespace")
+        } else if self.kube.context.is_some() {
+            Some("--context")
+        } else if self.kube.kubeconfig.is_some() {
+            Some("--kubeconfig")
+        } else {
+            None
+        }
+    }
+}
+
 impl KubeFlags {
     /// As client options.
     pub fn options(&self) -> ClientOptions {
@@ -77,9 +97,9 @@ pub struct KubeSubmitArgs {
     /// Kubernetes: print every object of the job instead of creating anything.
     #[arg(long)]
     pub dry_run: bool,
-    /// Format of --dry-run.
-    #[arg(short = 'o', long, value_enum, default_value_t = ObjectFormat::Yaml)]
-    pub output: ObjectFormat,
+    /// Kubernetes: format of --dry-run [default: yaml].
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<ObjectFormat>,
 }
 
 /// What `t2 doctor` checks.
@@ -92,11 +112,21 @@ pub enum DoctorTarget {
 /// Commands of the Kubernetes cluster.
 #[derive(Debug, Subcommand)]
 pub enum KubeCommand {
-    /// Delete what finished or broken Kubernetes jobs left in the namespace (by label).
+    /// Delete ended jobs: local job folders, or (with a Kubernetes flag) what finished or
+    /// broken Kubernetes jobs left in the namespace.
+    #[command(
+        after_help = "Examples:\n  t2 gc                      every ended local job (record, logs, package)\n  t2 gc --older-than 7d      local jobs that ended over a week ago\n  t2 gc -n t2 --dry-run      what Kubernetes jobs of namespace t2 left"
+    )]
     Gc {
         /// Only show what would be deleted.
         #[arg(long)]
         dry_run: bool,
+        /// Local: only jobs that ended longer ago than this (e.g. 7d, 12h).
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+        /// Which cluster: local unless --cluster kubernetes or a Kubernetes flag says otherwise.
+        #[arg(long, value_enum, default_value_t = TargetCluster::Auto)]
+        cluster: TargetCluster,
         /// Kubernetes flags.
         #[command(flatten)]
         kube: KubeFlags,

@@ -13,7 +13,7 @@ use crate::error::LauncherError;
 
 /// A Kubernetes error as a launcher error (one line; the error is kept as the source).
 pub fn err(e: t2_kubernetes::KubeError) -> LauncherError {
-    LauncherError::Kubernetes(e)
+    LauncherError::Kubernetes(Box::new(e))
 }
 
 /// Who runs this command, for the owner label: `$USER`, else `$LOGNAME`.

@@ -94,9 +94,9 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
                 .unwrap_or_else(|_| "default".into()),
         };
         let objects = build_objects(&info, &spec, &settings);
-        match args.kube.output {
-            ObjectFormat::Yaml => print!("{}", to_yaml(&objects)),
-            ObjectFormat::Json => println!(
+        match args.kube.output.unwrap_or_default() {
+            ObjectFormat::Yaml => crate::stdout::out!("{}", to_yaml(&objects)),
+            ObjectFormat::Json => crate::stdout::outln!(
                 "{}",
                 serde_json::to_string_pretty(&to_json_list(&objects))
                     .map_err(LauncherError::json("cannot encode the objects"))?
@@ -127,15 +127,15 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
     let outcome = rt.block_on(submit(&kube, plan)).map_err(err)?;
     Ok(match outcome {
         Outcome::Detached => {
-            println!("{id}");
+            crate::stdout::outln!("{id}");
             0
         }
         Outcome::Ended(end) => {
             let state = end.state.clone().unwrap_or_else(|| "GONE".into());
             match &end.reason {
-                Some(r) => println!("job {id} {state}: {r}"),
-                None if end.state.is_none() => println!("job {id} ended: its root ConfigMap was deleted before it recorded a final state"),
-                None => println!("job {id} {state}"),
+                Some(r) => crate::stdout::outln!("job {id} {state}: {r}"),
+                None if end.state.is_none() => crate::stdout::outln!("job {id} ended: its root ConfigMap was deleted before it recorded a final state"),
+                None => crate::stdout::outln!("job {id} {state}"),
             }
             match state.as_str() {
                 "COMPLETED" => 0,

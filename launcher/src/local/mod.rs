@@ -1,10 +1,14 @@
 //! The `local` cluster: a job's job master and workers run as processes on this machine,
 //! supervised by the `t2 submit` process (or, with `--detach`, by a background `t2 supervise`).
 
+pub mod hosts;
+pub mod identity;
 pub mod output;
 pub mod process;
 pub mod supervisor;
+pub mod topology;
 
+use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -19,21 +23,30 @@ pub async fn run(prepared: Prepared, detach: bool) -> Result<RecordedState, Laun
     if detach {
         return detach_supervisor(&prepared.dir, &id).await;
     }
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr(),
         "t2: job {id} submitted: {} worker(s), package sha256 {}",
         prepared.spec.workers,
         &prepared.record.package_sha256[..12.min(prepared.record.package_sha256.len())]
     );
     let started = Instant::now();
     let record = supervisor::supervise(prepared.dir, true).await?;
-    match &record.reason {
-        Some(reason) => println!(
+    // stdout may be gone (the job was stopped because of it): the exit code still says it.
+    let mut out = std::io::stdout();
+    let _ = match &record.reason {
+        Some(reason) => writeln!(
+            out,
             "job {id} {} after {:.1?}: {reason}",
             record.state,
             started.elapsed()
         ),
-        None => println!("job {id} {} in {:.1?}", record.state, started.elapsed()),
-    }
+        None => writeln!(
+            out,
+            "job {id} {} in {:.1?}",
+            record.state,
+            started.elapsed()
+        ),
+    };
     Ok(record.state)
 }
 
@@ -58,7 +71,7 @@ async fn detach_supervisor(dir: &JobDir, id: &str) -> Result<RecordedState, Laun
     while Instant::now() < deadline {
         if let Ok(r) = dir.read_record() {
             if r.supervisor_pid.is_some() {
-                println!("{id}");
+                crate::stdout::outln!("{id}");
                 eprintln!("t2: job {id} started in the background; follow it with 't2 status {id}' and 't2 logs {id} -f'");
                 return Ok(r.state);
             }

@@ -1,38 +1,75 @@
 //! Worker output: every line goes to the worker's log file and, in the foreground, to the
-//! terminal prefixed with `[worker-i]`.
+//! terminal prefixed with `[worker-i]` (stdout lines on stdout, stderr lines on stderr).
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use indicatif::ProgressBar;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::Notify;
 
-/// Where worker lines are shown.
+/// Where worker lines are shown. When stdout fails (a closed pipe, a terminal gone), lines
+/// stop being shown and [`Terminal::closed`] completes, so the supervisor can end the job.
 #[derive(Clone)]
 pub struct Terminal {
     bar: Option<ProgressBar>,
     quiet: bool,
+    gone: Arc<AtomicBool>,
+    closed: Arc<Notify>,
 }
 
 impl Terminal {
     /// Shows lines on stdout (keeping `bar` at the bottom when it is drawn), or nowhere.
     pub fn new(bar: Option<ProgressBar>, quiet: bool) -> Self {
-        Self { bar, quiet }
+        Self {
+            bar,
+            quiet,
+            gone: Arc::new(AtomicBool::new(false)),
+            closed: Arc::new(Notify::new()),
+        }
     }
 
     /// Prints one line.
     pub fn line(&self, text: &str) {
+        if self.quiet || self.gone.load(Ordering::Relaxed) {
+            return;
+        }
+        // Worker lines always go to stdout itself (the bar only draws on stderr): a write that
+        // fails means nobody reads them any more.
+        let written = {
+            let mut out = std::io::stdout().lock();
+            match &self.bar {
+                Some(bar) if !bar.is_hidden() && !bar.is_finished() => {
+                    bar.suspend(|| writeln!(out, "{text}").and_then(|_| out.flush()))
+                }
+                _ => writeln!(out, "{text}").and_then(|_| out.flush()),
+            }
+        };
+        if written.is_err() && !self.gone.swap(true, Ordering::Relaxed) {
+            self.closed.notify_one();
+        }
+    }
+
+    /// Prints one line of a worker's stderr on stderr (a failure there is not fatal: stdout
+    /// decides whether anyone is still reading).
+    pub fn err_line(&self, text: &str) {
         if self.quiet {
             return;
         }
-        match &self.bar {
-            Some(bar) if !bar.is_hidden() && !bar.is_finished() => bar.println(text),
-            _ => {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{text}");
+        let mut err = std::io::stderr().lock();
+        let _ = match &self.bar {
+            Some(bar) if !bar.is_hidden() && !bar.is_finished() => {
+                bar.suspend(|| writeln!(err, "{text}"))
             }
-        }
+            _ => writeln!(err, "{text}"),
+        };
+    }
+
+    /// Completes once a write to stdout has failed.
+    pub async fn closed(&self) {
+        self.closed.notified().await
     }
 }
 
@@ -55,9 +92,19 @@ pub fn log_line(log: &LogFile, text: &str) {
     }
 }
 
-/// Copies `stream` line by line into `log` and, prefixed, to `term`.
+/// Which of a worker's streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Its stdout: shown on t2's stdout.
+    Out,
+    /// Its stderr: shown on t2's stderr.
+    Err,
+}
+
+/// Copies `stream` line by line into `log` and, prefixed, to `term` (on the same stream).
 pub fn pump(
     stream: impl AsyncRead + Unpin + Send + 'static,
+    which: Stream,
     prefix: String,
     log: LogFile,
     term: Terminal,
@@ -66,7 +113,10 @@ pub fn pump(
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             log_line(&log, &line);
-            term.line(&format!("{prefix} {line}"));
+            match which {
+                Stream::Out => term.line(&format!("{prefix} {line}")),
+                Stream::Err => term.err_line(&format!("{prefix} {line}")),
+            }
         }
     })
 }

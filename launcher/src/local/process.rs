@@ -72,3 +72,35 @@ pub fn pids_with_arg(arg: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Every live process whose environment has `name=value` (readable ones: all of them as root,
+/// one's own otherwise). A job's programs, MPI daemons and MPI ranks all carry
+/// `T2_JOB_ID=<job>`, even those that left their agent's process group.
+pub fn pids_with_env(name: &str, value: &str) -> Vec<u32> {
+    let wanted = format!("{name}={value}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == wanted.as_bytes()))
+        })
+        .filter(|&pid| alive_pid(pid))
+        .collect()
+}
+
+/// True when `pid` is alive and not a zombie.
+fn alive_pid(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                .map(|st| st != "Z" && st != "X")
+        })
+        .unwrap_or(false)
+}

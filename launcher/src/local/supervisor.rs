@@ -31,6 +31,8 @@ pub const AGENT_FATAL: i32 = 2;
 const JM_START_DEADLINE: Duration = Duration::from_secs(10);
 /// How long processes may take to leave on their own after the job ended.
 const END_GRACE: Duration = Duration::from_secs(3);
+/// How long the end of a job waits for the exit codes of agents it signalled.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
 /// SIGTERM-to-SIGKILL grace when killing.
 const KILL_GRACE: Duration = Duration::from_millis(800);
 
@@ -82,7 +84,13 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     let spec = crate::jobfiles::read_spec(&dir)?;
     let token = crate::jobfiles::read_token(&dir)?;
     record.supervisor_pid = Some(std::process::id());
+    record.supervisor_mark = super::identity::mark_of(std::process::id());
     dir.write_record(&record)?;
+    if spec.mpi.enabled {
+        // MPI daemons and ranks leave their agents' process groups; as a subreaper, this
+        // process inherits any an ended agent orphans, and ends them at teardown.
+        t2_worker::agent::proctree::become_subreaper();
+    }
     // With --uploader: put the package there first; agents then download it.
     let upload = crate::uploader::job::start(&dir, &mut record, foreground).await?;
 
@@ -97,12 +105,12 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
         Ok(x) => x,
         Err(e) => (RecordedState::Failed, e.to_string()),
     };
+    sup.collect_exits().await;
+    sup.finish_workers(state);
+    sup.remove_worker_copies();
     sup.record.state = state;
     sup.record.reason = (!reason.is_empty()).then_some(reason);
     sup.record.ended_at = Some(now_rfc3339());
-    for w in &mut sup.record.workers {
-        w.pid = None;
-    }
     sup.record.supervisor_pid = None;
     sup.record.jobmaster_pid = None;
     sup.dir.write_record(&sup.record)?;
@@ -183,13 +191,7 @@ impl Supervisor {
     }
 
     fn say(&self, text: &str) {
-        match &self.bar {
-            Some(bar) if !bar.is_hidden() && !bar.is_finished() => {
-                bar.println(format!("t2: {text}"))
-            }
-            Some(_) => eprintln!("t2: {text}"),
-            None => {}
-        }
+        say_on(&self.bar, text);
     }
 
     async fn run(&mut self) -> Result<(RecordedState, String), LauncherError> {
@@ -260,20 +262,32 @@ impl Supervisor {
         ))
     }
 
+    /// Ends the job on SIGTERM (`t2 kill`), SIGINT (Ctrl-C), SIGHUP (the terminal closed; in the
+    /// foreground only) or
+    /// when nobody reads its output any more, saying `stopping…` at once.
     fn start_signal_watch(&self) {
         let tx = self.tx.clone();
+        let term_out = self.term.clone();
+        let bar = self.bar.clone();
+        let id = self.record.id.clone();
+        // A detached supervisor has no terminal: a stray SIGHUP must not end its job.
+        let foreground = self.bar.is_some();
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
+            let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
                 signal(SignalKind::terminate()),
                 signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
             ) else {
                 return;
             };
             let why = tokio::select! {
                 _ = term.recv() => "killed by user (t2 kill)",
                 _ = int.recv() => "interrupted by user (Ctrl-C)",
+                _ = hup.recv(), if foreground => "its terminal closed (SIGHUP to t2 submit)",
+                _ = term_out.closed() => "its output was closed (nobody reads t2 submit's stdout any more)",
             };
+            say_on(&bar, &format!("stopping job {id}…: {why}"));
             let _ = tx.send(Ev::Stop(why.into()));
         });
     }
@@ -402,6 +416,12 @@ impl Supervisor {
             ])
             .arg("--restart-count")
             .arg(generation.to_string())
+            .arg("--host")
+            .arg(if self.spec.mpi.enabled {
+                super::hosts::mpi_worker_host(id)
+            } else {
+                super::hosts::DEFAULT_HOST.to_string()
+            })
             .args(crate::uploader::job::agent_args(&self.dir))
             .arg("--job-dir")
             .arg(self.dir.root())
@@ -418,10 +438,18 @@ impl Supervisor {
         slot.pid = child.id();
         let prefix = format!("[worker-{id}]");
         if let Some(out) = child.stdout.take() {
-            output::pump(out, prefix.clone(), slot.log.clone(), self.term.clone());
+            let which = output::Stream::Out;
+            output::pump(
+                out,
+                which,
+                prefix.clone(),
+                slot.log.clone(),
+                self.term.clone(),
+            );
         }
         if let Some(err) = child.stderr.take() {
-            output::pump(err, prefix, slot.log.clone(), self.term.clone());
+            let which = output::Stream::Err;
+            output::pump(err, which, prefix, slot.log.clone(), self.term.clone());
         }
         if let Some(w) = self.record.workers.get_mut(id as usize) {
             w.pid = slot.pid;
@@ -477,11 +505,11 @@ impl Supervisor {
             if let Some(bar) = &self.bar {
                 bar.finish_and_clear();
             }
-            self.say(&format!(
-                "all {} workers joined in {:.2?}",
-                self.num_workers,
-                self.started.elapsed()
-            ));
+            let who = match self.num_workers {
+                1 => "the worker".to_string(),
+                n => format!("all {n} workers"),
+            };
+            self.say(&format!("{who} joined in {:.2?}", self.started.elapsed()));
         }
         self.record.state = recorded;
         self.save();
@@ -512,8 +540,8 @@ impl Supervisor {
                 self.start_agent(id)?;
             }
             self.say(&format!(
-                "job scaled from {was} to {n} workers: started worker(s) {was}..{}",
-                n - 1
+                "job scaled from {was} to {n} workers: started {}",
+                id_range(was, n)
             ));
         } else {
             for id in n..was {
@@ -535,8 +563,8 @@ impl Supervisor {
             self.record.workers.truncate(n as usize);
             self.record.joined = self.record.joined.min(n);
             self.say(&format!(
-                "job scaled from {was} to {n} workers: stopping worker(s) {n}..{}",
-                was - 1
+                "job scaled from {was} to {n} workers: stopping {}",
+                id_range(n, was)
             ));
         }
         self.save();
@@ -579,6 +607,7 @@ impl Supervisor {
                     .jm_pid
                     .is_some_and(|p| !super::process::alive_with(p, "jobmaster")) => {}
             Some(AGENT_FATAL) => {
+                self.mark_failed(id);
                 let why = self.last_line(id);
                 return Ok(Some((
                     RecordedState::Failed,
@@ -596,10 +625,54 @@ impl Supervisor {
             }
             _ => {
                 warn!(job_id = %self.record.id, worker_id = id, "worker out of restarts");
+                self.mark_failed(id);
             }
         }
         self.save();
         Ok(None)
+    }
+
+    /// After the teardown: records the exit codes of agents whose exit was not seen yet (each
+    /// has been signalled, so they come at once; at most [`EXIT_WAIT`]).
+    async fn collect_exits(&mut self) {
+        let deadline = tokio::time::Instant::now() + EXIT_WAIT;
+        while self.slots.values().any(|s| s.pid.is_some()) {
+            let Ok(Some(ev)) = tokio::time::timeout_at(deadline, self.rx.recv()).await else {
+                break;
+            };
+            if let Ev::AgentExited { id, serial, code } = ev {
+                let Some(slot) = self.slots.get_mut(&id).filter(|s| s.serial == serial) else {
+                    continue;
+                };
+                slot.pid = None;
+                if let Some(w) = self.record.workers.get_mut(id as usize) {
+                    w.exit_code = code;
+                }
+            }
+        }
+    }
+
+    /// Gives every worker its final state once the job ended `job`: a worker still shown as
+    /// running (PENDING, STARTED, RESTARTED) was ended with the job — COMPLETED in a completed
+    /// job; FAILED in a failed job when it had used up its restarts and its last run failed;
+    /// else KILLED.
+    fn finish_workers(&mut self, job: RecordedState) {
+        let max = self.spec.max_restarts;
+        for w in &mut self.record.workers {
+            w.pid = None;
+            if !matches!(
+                w.state.as_str(),
+                "COMPLETED" | "FAILED" | "KILLED" | "FULLY_FAILED"
+            ) {
+                let failed_for_good = w.restart_count >= max && w.exit_code.is_some_and(|c| c != 0);
+                w.state = match job {
+                    RecordedState::Completed => "COMPLETED",
+                    RecordedState::Failed if failed_for_good => "FAILED",
+                    _ => "KILLED",
+                }
+                .into();
+            }
+        }
     }
 
     fn reap(&mut self, id: u32, generation: u32) {
@@ -615,6 +688,26 @@ impl Supervisor {
                 "worker {id} is unresponsive; killing it so it can be restarted"
             ));
             signal_group(pid, Signal::SIGKILL);
+        }
+    }
+
+    /// Removes the workers' unpacked copies of the package (and downloaded packages) once every
+    /// process of the job is gone; the logs, the record and the package stay.
+    fn remove_worker_copies(&self) {
+        for folder in ["workers", "run"] {
+            let path = self.dir.root().join(folder);
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    warn!(job_id = %self.record.id, path = %path.display(), error = %e, "cannot remove the workers' copies");
+                }
+            }
+        }
+    }
+
+    /// Records worker `id` as FAILED for good (its last run failed and it is not restarted).
+    fn mark_failed(&mut self, id: u32) {
+        if let Some(w) = self.record.workers.get_mut(id as usize) {
+            w.state = "FAILED".into();
         }
     }
 
@@ -683,6 +776,18 @@ impl Supervisor {
             signal_group(g, Signal::SIGKILL);
         }
         wait_gone(&groups, Duration::from_millis(500)).await;
+        if self.spec.mpi.enabled {
+            // What left its agent's process group and outlived it (an MPI daemon or rank of a
+            // SIGKILLed agent) was adopted by this subreaper.
+            let left = tokio::task::spawn_blocking(|| {
+                t2_worker::agent::proctree::kill_all_below_me(&[], Duration::from_secs(1))
+            })
+            .await
+            .unwrap_or(0);
+            if left > 0 {
+                warn!(job_id = %self.record.id, left, "ended MPI processes left behind by the workers");
+            }
+        }
         if self.spec.fault_tolerant {
             self.remove_znodes().await;
         }
@@ -722,6 +827,21 @@ fn parse_outcome(line: &str) -> Option<Ev> {
     })
 }
 
+/// Prints `t2: TEXT` on stderr above the progress bar (foreground only: `bar` is `None` for a
+/// detached job); a closed stderr is not an error.
+fn say_on(bar: &Option<ProgressBar>, text: &str) {
+    use std::io::Write;
+    match bar {
+        Some(bar) if !bar.is_hidden() && !bar.is_finished() => bar.suspend(|| {
+            let _ = writeln!(std::io::stderr(), "t2: {text}");
+        }),
+        Some(_) => {
+            let _ = writeln!(std::io::stderr(), "t2: {text}");
+        }
+        None => {}
+    }
+}
+
 /// A worker slot with its log file open (appending).
 fn new_slot(dir: &JobDir, id: u32) -> Result<Slot, LauncherError> {
     let log = output::open_log(&dir.worker_log(id)).map_err(LauncherError::io(format!(
@@ -749,6 +869,15 @@ async fn wait_gone(groups: &[u32], deadline: Duration) {
     let start = Instant::now();
     while groups.iter().any(|&g| group_alive(g)) && start.elapsed() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Workers `from..to` in words: `worker 2`, `workers 2..3`.
+fn id_range(from: u32, to: u32) -> String {
+    if to == from + 1 {
+        format!("worker {from}")
+    } else {
+        format!("workers {from}..{}", to - 1)
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use t2_core::duration::parse_duration;
+use t2_core::duration::{parse_within, MAX_DURATION, MAX_WAIT};
 
 use crate::error::LauncherError;
 use t2_uploader::auth::{self, TokenSource};
@@ -76,14 +76,15 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
             .map(|s| flag("max-store", parse_size(s)))
             .transpose()?,
         max_uploads: args.max_uploads,
-        upload_idle: flag(
-            "upload-idle-timeout",
-            parse_duration(&args.upload_idle_timeout),
+        upload_idle: within(
+            "--upload-idle-timeout",
+            &args.upload_idle_timeout,
+            Duration::from_secs(3600),
         )?,
     };
-    let ttl = flag("ttl", parse_duration(&args.ttl))?;
-    let sweep_interval = flag("sweep-interval", parse_duration(&args.sweep_interval))?
-        .max(Duration::from_millis(50));
+    let ttl = within("--ttl", &args.ttl, MAX_DURATION)?;
+    let sweep_interval =
+        within("--sweep-interval", &args.sweep_interval, MAX_WAIT)?.max(Duration::from_millis(50));
     let (token, source) = auth::resolve(args.token.as_deref(), args.token_file.as_deref(), &dir)
         .map_err(|e| LauncherError::Usage(e.to_string()))?;
     let (listener, addr) = crate::roles::listen(&args.listen).await?;
@@ -136,4 +137,9 @@ async fn parent_gone(pid: Option<u32>) {
     while nix::sys::signal::kill(pid, None).is_ok() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// A duration flag from 1ms to `max`.
+fn within(name: &str, text: &str, max: Duration) -> Result<Duration, LauncherError> {
+    parse_within(name, text, Duration::from_millis(1), max).map_err(LauncherError::Usage)
 }

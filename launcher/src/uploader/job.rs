@@ -71,6 +71,44 @@ pub fn configure(
     )))
 }
 
+/// A package ID no job has (not the sha256 of anything known), for [`check`].
+const NO_PACKAGE: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Checks `--uploader URL` and its token before the job exists, so that a wrong token or an
+/// unreachable uploader leaves nothing behind: a DELETE of a package no job has needs the
+/// token and changes nothing. `local` (started by the supervisor) and no uploader pass.
+pub fn check(url: Option<&str>, token: Option<&str>) -> Result<(), LauncherError> {
+    let Some(url) = url
+        .map(str::trim)
+        .filter(|u| !u.is_empty() && *u != "local")
+    else {
+        return Ok(());
+    };
+    let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Err(LauncherError::Usage(format!(
+            "--uploader {url} needs the uploader's token: pass --uploader-token or set T2_UPLOADER_TOKEN"
+        )));
+    };
+    let client = UploaderClient::new(url, Some(token.to_string()))
+        .map_err(|e| LauncherError::Usage(format!("--uploader: {e}")))?;
+    let answer = crate::runtime()?.block_on(client.delete(NO_PACKAGE, None));
+    match answer {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = e.to_string();
+            let prefix = format!("{}: ", client.package_url(NO_PACKAGE));
+            let cause = text.split_once(&prefix).map_or(text.as_str(), |(_, c)| c);
+            Err(LauncherError::Failed(
+                if cause.starts_with("401") || cause.starts_with("403") {
+                    format!("--uploader {url} refused the token ({cause}); pass its token with --uploader-token or T2_UPLOADER_TOKEN")
+                } else {
+                    format!("--uploader {url} cannot be used: {cause}")
+                },
+            ))
+        }
+    }
+}
+
 /// The extra arguments for a worker agent: `--package-url URL` once the package is uploaded.
 pub fn agent_args(dir: &JobDir) -> Vec<String> {
     match std::fs::read_to_string(dir.root().join(PACKAGE_URL)) {
@@ -174,8 +212,8 @@ async fn start_inner(
                 "t2: the uploader already has this package; not uploading it again ({package_url})"
             ),
             Uploaded::Sent => eprintln!(
-                "t2: package uploaded to {package_url} ({:.1} MiB in {:.1?})",
-                size as f64 / (1 << 20) as f64,
+                "t2: package uploaded to {package_url} ({} in {:.1?})",
+                human_size(size),
                 started.elapsed()
             ),
         }
@@ -186,6 +224,21 @@ async fn start_inner(
         path.display()
     )))?;
     Ok(upload)
+}
+
+/// A size for people: `472 bytes`, `3.4 KiB`, `12.0 MiB`, `1.2 GiB`.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
 }
 
 /// Starts `t2 uploader` on a free loopback port with the store under `$T2_HOME/uploader`.

@@ -2,6 +2,7 @@
 //! deadline on every run.
 #![allow(dead_code)]
 
+pub mod dash;
 pub mod job;
 pub mod zk;
 

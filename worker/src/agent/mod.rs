@@ -1,18 +1,27 @@
 //! The worker agent: unpacks the package, registers with the job master, heartbeats, starts
 //! the user program once all workers have joined, serves the local API, forwards SIGTERM and
-//! reports how the program ended.
+//! reports how the program ended. In an MPI job (`mpi: true`, see [`mpi_role`]) worker 0's
+//! agent runs `mpirun` instead, and the others run only the daemons mpirun asks for.
 
+pub mod exec;
 pub mod fetch;
 pub mod finder;
 pub mod ft;
 pub mod http;
 pub mod link;
+pub mod mpi;
+pub mod mpi_role;
+pub mod mpi_ssh;
+pub mod proctree;
 pub mod program;
+pub mod relay;
+pub mod rsh;
 pub mod socket;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use t2_core::package::{unpack_package, UnpackLimits};
@@ -197,6 +206,11 @@ pub async fn run_with(
         .map_err(io(format!("cannot create {}", cfg.run_dir.display())))?;
 
     let port = free_port(&cfg.host)?;
+    let mut mpi = if cfg.spec.mpi.enabled {
+        Some(mpi_role::MpiRole::start(&cfg).await?)
+    } else {
+        None
+    };
     // Fault-tolerant jobs: ZooKeeper knows the restart count and where the job master is.
     let ft = if cfg.spec.fault_tolerant {
         let ft = ft::FaultTolerance::connect(&cfg).await?;
@@ -213,6 +227,7 @@ pub async fn run_with(
         node: Some(cfg.node.clone()),
         restart_count: cfg.restart_count,
         state: WorkerState::Started as i32,
+        agent_port: mpi.as_ref().map_or(0, |m| u32::from(m.port)),
     };
     let params = RegisterParams {
         job_id: cfg.job_id.clone(),
@@ -251,13 +266,31 @@ pub async fn run_with(
         },
         barrier_timeouts: (cfg.spec.barrier_timeout, cfg.spec.init_barrier_timeout),
         join_timeout: cfg.spec.join_timeout,
+        token: cfg.token.clone(),
     };
     let server =
         socket::serve(&sock, served).map_err(io(format!("cannot serve {}", sock.display())))?;
-    let result = supervise(&cfg, &link, &finder, port, &sock, shutdown).await;
+    let result = supervise(&cfg, &link, &finder, port, &sock, mpi.as_mut(), shutdown).await;
+    if let Some(mpi) = mpi {
+        mpi.finish().await;
+    }
     server.abort();
     let _ = std::fs::remove_file(&sock);
     result
+}
+
+/// Waits for `child`, or forever when there is none (an MPI worker other than 0).
+async fn wait_for(child: &mut Option<tokio::process::Child>) -> std::io::Result<ExitStatus> {
+    match child {
+        Some(c) => c.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn terminate(child: &mut Option<tokio::process::Child>, grace: Duration) {
+    if let Some(c) = child {
+        program::terminate(c, grace).await;
+    }
 }
 
 async fn supervise(
@@ -266,6 +299,7 @@ async fn supervise(
     finder: &Finder<'_>,
     port: u16,
     sock: &std::path::Path,
+    mut mpi: Option<&mut mpi_role::MpiRole>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<AgentExit, AgentError> {
     tokio::pin!(shutdown);
@@ -339,14 +373,36 @@ async fn supervise(
     for (k, v) in ours {
         env.insert(k.to_string(), v);
     }
-    let mut command = cfg.spec.command.clone();
-    command.extend(cfg.spec.args.iter().cloned());
-    let mut child = program::start(&command, &cfg.work_dir, &env)?;
+    let mut child = match mpi.as_deref_mut() {
+        // MPI: worker 0 runs mpirun; the others run only what it asks (their agent service).
+        Some(m) => {
+            m.ready(cfg, &env);
+            if cfg.worker_id == 0 {
+                Some(m.start_mpirun(cfg, &workers, &env)?)
+            } else {
+                None
+            }
+        }
+        None => {
+            let mut command = cfg.spec.command.clone();
+            command.extend(cfg.spec.args.iter().cloned());
+            Some(program::start(&command, &cfg.work_dir, &env)?)
+        }
+    };
     loop {
         tokio::select! {
-            status = child.wait() => {
+            status = wait_for(&mut child) => {
                 let status = status.map_err(|source| AgentError::Io { what: "cannot wait for the program".into(), source })?;
-                let (code, how) = program::describe(&status);
+                let (code, mut how) = program::describe(&status);
+                if let Some(m) = mpi.as_deref_mut() {
+                    m.program_ended(child.as_ref().and_then(|c| c.id()));
+                    how = format!("(mpirun) {how}");
+                    if !status.success() {
+                        if let Some(message) = m.mpirun_message().await {
+                            how = format!("{how}: {message}");
+                        }
+                    }
+                }
                 return Ok(if status.success() {
                     if !link.report(WorkerState::Completed, 0, String::new(), Duration::from_secs(5)).await {
                         warn!("the job master did not acknowledge completion");
@@ -360,7 +416,7 @@ async fn supervise(
             }
             ev = events.recv() => {
                 if let Ok(Pushed::JobEnded(e)) = ev {
-                    program::terminate(&mut child, cfg.term_grace).await;
+                    terminate(&mut child, cfg.term_grace).await;
                     return Ok(AgentExit::JobEnded { reason: e.reason });
                 }
             }
@@ -373,14 +429,14 @@ async fn supervise(
                         Err(e) => warn!(error = %e, "the job master did not come back"),
                     }
                 }
-                program::terminate(&mut child, cfg.term_grace).await;
+                terminate(&mut child, cfg.term_grace).await;
                 if let Some(r) = why.strip_prefix("job ended: ") {
                     return Ok(AgentExit::JobEnded { reason: r.to_string() });
                 }
                 return Err(AgentError::JobMaster(format!("lost the job master at {}: {why}", cfg.job_master)));
             }
             _ = &mut shutdown => {
-                program::terminate(&mut child, cfg.term_grace).await;
+                terminate(&mut child, cfg.term_grace).await;
                 link.report(WorkerState::Killed, 143, format!("worker {} was stopped", cfg.worker_id), Duration::from_secs(1)).await;
                 return Ok(AgentExit::Killed);
             }

@@ -46,6 +46,18 @@ pub fn start(
     work_dir: &Path,
     env: &BTreeMap<String, String>,
 ) -> Result<Child, AgentError> {
+    let (mut cmd, resolved) = prepare(command, work_dir, env)?;
+    cmd.spawn()
+        .map_err(|e| AgentError::Program(format!("cannot start '{}': {e}", resolved.display())))
+}
+
+/// The command that [`start`] would spawn (stdin closed, killed when dropped), and the
+/// program's resolved path.
+pub fn prepare(
+    command: &[String],
+    work_dir: &Path,
+    env: &BTreeMap<String, String>,
+) -> Result<(Command, PathBuf), AgentError> {
     let Some(program) = command.first() else {
         return Err(AgentError::Program(
             "the job spec has an empty command".into(),
@@ -58,15 +70,14 @@ pub fn start(
             work_dir.display()
         ))
     })?;
-    Command::new(&resolved)
-        .args(&command[1..])
+    let mut cmd = Command::new(&resolved);
+    cmd.args(&command[1..])
         .current_dir(work_dir)
         .envs(env)
         .env("PATH", path_var)
         .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| AgentError::Program(format!("cannot start '{}': {e}", resolved.display())))
+        .kill_on_drop(true);
+    Ok((cmd, resolved))
 }
 
 /// Sends SIGTERM, waits up to `grace`, then SIGKILLs.

@@ -1,0 +1,73 @@
+//! Racks and datacenters from the job's `topology` lists: each registering worker's node IP
+//! (Kubernetes: its pod's `status.hostIP`; locally: its simulated node) is looked up, so no
+//! permission to list nodes is needed. A node the lists do not name gets rack and datacenter
+//! `unknown` and one warning per node, or fails the job when `topology.strict` is set. The
+//! worker list is ordered so that the workers of a datacenter, a rack and a node are
+//! contiguous.
+
+use std::cmp::Ordering;
+
+use t2_core::topology::{TopologySpec, UNKNOWN};
+use t2_proto::{NodeInfo, WorkerInfo};
+use tonic::Status;
+use tracing::warn;
+
+use crate::master::Master;
+
+impl Master {
+    /// Fills in `info`'s rack and datacenter from the lists (when the job uses them). Refuses
+    /// a worker on an unlisted node when the lists are strict, and says why.
+    pub(crate) fn place(&mut self, info: &mut WorkerInfo) -> Result<(), Status> {
+        let Some(topology) = &self.cfg.topology else {
+            return Ok(());
+        };
+        let node = info.node.get_or_insert_with(NodeInfo::default);
+        if let Some(p) = topology.locate(&node.node_ip) {
+            node.rack = p.rack;
+            node.datacenter = p.datacenter;
+            return Ok(());
+        }
+        let shown = if node.node_ip.is_empty() {
+            "an unknown node".to_string()
+        } else {
+            format!("node {}", node.node_ip)
+        };
+        if topology.strict {
+            return Err(Status::failed_precondition(format!(
+                "worker {} runs on {shown}, which no rack in topology.racks lists, and topology.strict is true; add the node to a rack's list",
+                info.worker_id
+            )));
+        }
+        node.rack = UNKNOWN.into();
+        node.datacenter = UNKNOWN.into();
+        if self.unlisted_nodes.insert(node.node_ip.clone()) {
+            warn!(job_id = %self.cfg.job_id, worker_id = info.worker_id, node = %node.node_ip, "{shown} is in no rack of topology.racks; its workers get rack and datacenter '{UNKNOWN}'");
+        }
+        Ok(())
+    }
+
+    /// The worker list as sent to workers: by datacenter, rack and node (in the lists' order
+    /// when the job has lists, else by name), then worker ID.
+    pub(crate) fn worker_list(&self) -> Vec<WorkerInfo> {
+        let mut list = self.registry.worker_list();
+        list.sort_by(|a, b| order(self.cfg.topology.as_ref(), a, b));
+        list
+    }
+}
+
+/// Topology order of two workers.
+fn order(topology: Option<&TopologySpec>, a: &WorkerInfo, b: &WorkerInfo) -> Ordering {
+    let node = |w: &WorkerInfo| w.node.clone().unwrap_or_default();
+    let (na, nb) = (node(a), node(b));
+    let rank = |n: &NodeInfo| {
+        topology
+            .and_then(|t| t.rank(&n.node_ip))
+            .unwrap_or(usize::MAX)
+    };
+    rank(&na)
+        .cmp(&rank(&nb))
+        .then_with(|| na.datacenter.cmp(&nb.datacenter))
+        .then_with(|| na.rack.cmp(&nb.rack))
+        .then_with(|| na.node_ip.cmp(&nb.node_ip))
+        .then_with(|| a.worker_id.cmp(&b.worker_id))
+}

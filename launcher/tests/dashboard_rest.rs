@@ -1,0 +1,232 @@
+//! The dashboard's REST API against the real `t2 dash` on loopback, fed by real local jobs
+//! (`t2 submit local --dashboard …`): jobs and workers appear, history survives a restart, a
+//! job completes when its dashboard is SIGKILLed, a dashboard started late shows the whole
+//! job, and a kill asked for on the dashboard ends the job KILLED with nothing left.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::dash::{event_kinds, free_port, request, workers_in, Dash, TOKEN};
+use common::*;
+
+const LONG: Duration = Duration::from_secs(90);
+
+/// A job of `workers` workers whose programs wait (at most a minute) for the file `go`.
+fn waiting_job(root: &Path, name: &str, workers: u32, go: &Path) -> PathBuf {
+    shell_job(
+        root,
+        &format!("name: {name}\nworkers: {workers}\ncommand: [./run.sh]\n"),
+        &format!(
+            "#!/usr/bin/env bash\nfor i in $(seq 600); do [ -f '{}' ] && exit 0; sleep 0.1; done\nexit 7\n",
+            go.display()
+        ),
+    )
+}
+
+fn dash_args(url: &str) -> Vec<String> {
+    vec![
+        "--dashboard".into(),
+        url.into(),
+        "--dashboard-token".into(),
+        TOKEN.into(),
+    ]
+}
+
+#[test]
+fn local_jobs_and_workers_appear_and_the_history_survives_a_dashboard_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("dash.db");
+    let mut dash = Dash::start(home.path(), &db, "127.0.0.1:0");
+    let job = shell_job(
+        &home.path().join("src"),
+        "name: dash-hello\nworkers: 3\ncommand: [./run.sh]\n",
+        "#!/usr/bin/env bash\necho \"worker $T2_WORKER_ID\"; sleep 0.2\n",
+    );
+    let out = run(submit(home.path(), &job, &dash_args(&dash.url)), LONG);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = only_job(home.path())["id"].as_str().unwrap().to_string();
+
+    let j = dash.wait_job(&id, Duration::from_secs(20), |j| {
+        j["state"] == "COMPLETED" && workers_in(j, "COMPLETED") == 3
+    });
+    assert_eq!(j["name"], "dash-hello");
+    assert_eq!(j["cluster"], "local");
+    assert_eq!(j["num_workers"], 3);
+    assert!(j["ended_ms"].as_i64().unwrap() >= j["started_ms"].as_i64().unwrap());
+    assert_eq!(j["spec"]["command"], "./run.sh");
+    for w in j["workers"].as_array().unwrap() {
+        assert_eq!(w["host"], "127.0.0.1");
+        assert_eq!(w["rack"], "rack-0");
+        assert_eq!(w["datacenter"], "local");
+        assert_eq!(w["exit_code"], 0);
+        assert!(w["port"].as_u64().unwrap() > 0);
+    }
+    let kinds = event_kinds(&j);
+    for w in 0..3 {
+        assert!(kinds.contains(&("JOINED".into(), Some(w))), "{kinds:?}");
+        assert!(kinds.contains(&("COMPLETED".into(), Some(w))), "{kinds:?}");
+    }
+    assert!(
+        j["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "JOB" && e["message"].as_str().unwrap().contains("COMPLETED")),
+        "{j}"
+    );
+
+    // The list: filters, search, newest first.
+    let list = dash.get("/api/jobs");
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["jobs"][0]["job_id"], id.as_str());
+    assert_eq!(list["jobs"][0]["workers_running"], 0);
+    assert_eq!(dash.get("/api/jobs?state=COMPLETED")["total"], 1);
+    assert_eq!(dash.get("/api/jobs?state=RUNNING,FAILED")["total"], 0);
+    assert_eq!(dash.get("/api/jobs?q=HELLO")["total"], 1);
+    assert_eq!(dash.get("/api/jobs?q=nothing-like-it")["total"], 0);
+    assert_eq!(
+        dash.get("/api/jobs?page=2")["jobs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    // Nodes: only running jobs unless asked for all.
+    assert_eq!(dash.get("/api/nodes")["datacenters"], serde_json::json!([]));
+    let nodes = dash.get("/api/nodes?all=true");
+    let dc = &nodes["datacenters"][0];
+    assert_eq!(dc["datacenter"], "local");
+    assert_eq!(dc["racks"][0]["rack"], "rack-0");
+    assert_eq!(dc["racks"][0]["nodes"][0]["node"], "127.0.0.1");
+    assert_eq!(
+        dc["racks"][0]["nodes"][0]["workers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let (status, metrics) = request("GET", &format!("{}/metrics", dash.url), &[], b"");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("t2_dashboard_jobs{state=\"COMPLETED\"} 1"),
+        "{metrics}"
+    );
+    let (status, health) = request("GET", &format!("{}/healthz", dash.url), &[], b"");
+    assert_eq!((status, health.trim()), (200, "ok"));
+
+    // A restart on the same database shows the same history.
+    let before = dash.job(&id).unwrap();
+    assert!(dash.stop(), "t2 dash did not exit cleanly on SIGTERM");
+    let again = Dash::start(home.path(), &db, "127.0.0.1:0");
+    assert_eq!(again.job(&id).unwrap(), before);
+    assert_eq!(again.get("/api/jobs")["total"], 1);
+}
+
+#[test]
+fn a_job_completes_when_its_dashboard_is_sigkilled_mid_job() {
+    let home = tempfile::tempdir().unwrap();
+    let mut dash = Dash::start(home.path(), &home.path().join("dash.db"), "127.0.0.1:0");
+    let go = home.path().join("go");
+    let job = waiting_job(&home.path().join("src"), "dash-orphan", 2, &go);
+    let child = spawn_submit(home.path(), &job, &dash_args(&dash.url));
+    let running = RunningJob::wait(home.path(), LONG);
+    dash.wait_job(&running.id, Duration::from_secs(20), |j| {
+        j["state"] == "RUNNING" && workers_in(j, "STARTED") == 2
+    });
+    let pid = dash.pid();
+    dash.sigkill();
+    assert!(!pid_alive(pid));
+
+    std::fs::write(&go, "").unwrap();
+    let out = wait(child, LONG);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(last_line(&out).contains("COMPLETED"), "{}", text(&out));
+    assert_eq!(only_job(home.path())["state"], "COMPLETED");
+    running.assert_nothing_left();
+}
+
+#[test]
+fn a_dashboard_started_late_shows_the_whole_job() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let go = home.path().join("go");
+    let job = waiting_job(&home.path().join("src"), "dash-late", 2, &go);
+    let child = spawn_submit(home.path(), &job, &dash_args(&url));
+    let running = RunningJob::wait(home.path(), LONG);
+
+    // Nobody listened while the job started; now the dashboard comes up.
+    let dash = Dash::start(
+        home.path(),
+        &home.path().join("dash.db"),
+        &format!("127.0.0.1:{port}"),
+    );
+    let j = dash.wait_job(&running.id, Duration::from_secs(30), |j| {
+        j["state"] == "RUNNING" && workers_in(j, "STARTED") == 2
+    });
+    let kinds = event_kinds(&j);
+    assert!(kinds.contains(&("JOINED".into(), Some(0))), "{kinds:?}");
+    assert!(kinds.contains(&("JOINED".into(), Some(1))), "{kinds:?}");
+    assert_eq!(j["name"], "dash-late");
+
+    std::fs::write(&go, "").unwrap();
+    let out = wait(child, LONG);
+    assert!(out.status.success(), "{}", text(&out));
+    dash.wait_job(&running.id, Duration::from_secs(20), |j| {
+        j["state"] == "COMPLETED" && workers_in(j, "COMPLETED") == 2
+    });
+}
+
+#[test]
+fn a_kill_asked_on_the_dashboard_ends_the_job_killed_and_nothing_is_left() {
+    let home = tempfile::tempdir().unwrap();
+    let dash = Dash::start(home.path(), &home.path().join("dash.db"), "127.0.0.1:0");
+    let go = home.path().join("never");
+    let job = waiting_job(&home.path().join("src"), "dash-victim", 2, &go);
+    let child = spawn_submit(home.path(), &job, &dash_args(&dash.url));
+    let running = RunningJob::wait(home.path(), LONG);
+    dash.wait_job(&running.id, Duration::from_secs(20), |j| {
+        j["state"] == "RUNNING"
+    });
+    let kill_url = format!("{}/api/jobs/{}/kill", dash.url, running.id);
+
+    // Without the token, or with a wrong one: refused, and the job runs on.
+    let (status, body) = request("POST", &kill_url, &[], b"");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("dashboard token"), "{body}");
+    let (status, body) = request("POST", &kill_url, &[("Authorization", "Bearer wrong")], b"");
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(dash.job(&running.id).unwrap()["kill_requested"], false);
+    assert_eq!(running.record().unwrap()["state"], "RUNNING");
+
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, body) = request(
+        "POST",
+        &kill_url,
+        &[("Authorization", &bearer)],
+        br#"{"reason": "from the test"}"#,
+    );
+    assert_eq!(status, 202, "{body}");
+    let out = wait(child, LONG);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(last_line(&out).contains("KILLED"), "{}", text(&out));
+    let rec = only_job(home.path());
+    assert_eq!(rec["state"], "KILLED");
+    assert!(
+        rec["reason"]
+            .as_str()
+            .unwrap()
+            .contains("killed from the dashboard: from the test"),
+        "{rec}"
+    );
+    running.assert_nothing_left();
+    let j = dash.wait_job(&running.id, Duration::from_secs(20), |j| {
+        j["state"] == "KILLED"
+    });
+    assert!(event_kinds(&j).contains(&("KILL_REQUESTED".into(), None)));
+    // Once ended, a second kill is refused.
+    let (status, body) = request("POST", &kill_url, &[("Authorization", &bearer)], b"");
+    assert_eq!(status, 409, "{body}");
+}

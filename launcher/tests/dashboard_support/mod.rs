@@ -1,0 +1,2 @@
+//! Support for the dashboard browser test.
+pub mod proxy;

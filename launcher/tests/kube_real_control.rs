@@ -1,0 +1,312 @@
+//! Controlling running jobs on a real control plane: `t2 kill` mid-job (everything gone by
+//! garbage collection), `t2 gc` sweeping a job whose job master never started, and the job
+//! master's pod deleted mid-job (its StatefulSet makes a new one, which reads the root back;
+//! the workers reconnect; the job completes).
+
+mod kube_real_support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, ListParams};
+use kube_real_support::{eventually, job_id, text, TestNs};
+
+const DEADLINE: Duration = Duration::from_secs(240);
+
+/// A job whose workers pass a barrier, then run until `stop` exists, then complete.
+pub fn until_file_job(dir: &Path, workers: u32, stop: &Path) -> PathBuf {
+    let job = dir.join("until-file");
+    std::fs::create_dir_all(&job).unwrap();
+    std::fs::write(
+        job.join("job.yaml"),
+        format!(
+            "name: until-file\nworkers: {workers}\nmax_restarts: 2\nenv:\n  STOP_FILE: {}\ncommand: [./run.sh]\n",
+            stop.display()
+        ),
+    )
+    .unwrap();
+    let script = job.join("run.sh");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/env bash\nset -euo pipefail\necho \"worker ${T2_WORKER_ID} of ${T2_NUM_WORKERS} up (restart ${T2_RESTART_COUNT})\"\necho \"barrier: $(t2 worker barrier --timeout 120s)\"\nt2 worker events &\nwhile [ ! -e \"$STOP_FILE\" ]; do sleep 0.2; done\necho \"worker ${T2_WORKER_ID}: stop file seen\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    job
+}
+
+/// Submits `job` detached; returns the job ID once it runs.
+async fn submit_detached(ns: &TestNs, job: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["submit", "kubernetes", job.to_str().unwrap(), "--detach"];
+    args.extend_from_slice(extra);
+    let out = ns.run(&args, DEADLINE).await;
+    assert!(
+        out.status.success(),
+        "{}\nruntime:\n{}",
+        text(&out),
+        ns.runtime.report()
+    );
+    job_id(&out)
+}
+
+/// Waits until every worker printed its barrier line.
+async fn wait_barrier(ns: &TestNs, id: &str, workers: u32) {
+    ns.until("every worker past its barrier", DEADLINE, || async {
+        (0..workers)
+            .all(|w| {
+                ns.runtime
+                    .log(&format!("{id}-{w}"), "worker-0")
+                    .contains("barrier: SUCCESS")
+            })
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_mid_job_removes_everything_through_garbage_collection() {
+    let ns = TestNs::new("kill").await;
+    let stop = ns.home.path().join("stop");
+    let job = until_file_job(ns.home.path(), 2, &stop);
+    let id = submit_detached(&ns, &job, &[]).await;
+    wait_barrier(&ns, &id, 2).await;
+    assert!(!ns.leftovers(&id).await.is_empty());
+    let out = ns.run(&["kill", &id], Duration::from_secs(120)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    // The root is gone at once; the rest goes through garbage collection.
+    let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    assert!(
+        cms.get_opt(&id).await.unwrap().is_none(),
+        "root still there"
+    );
+    ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+    // And the runtime stopped every container of the job's pods.
+    ns.until(
+        "the job's containers stopped",
+        Duration::from_secs(30),
+        || async {
+            let ev = ns.runtime.events();
+            ["-jm-0/jobmaster", "-0/worker-0", "-1/worker-0"]
+                .iter()
+                .all(|c| {
+                    ev.iter().any(|e| {
+                        e.starts_with(&format!("{id}{c} stopped"))
+                            || e.starts_with(&format!("{id}{c} killed"))
+                    })
+                })
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gc_sweeps_a_job_whose_job_master_never_started() {
+    let ns = TestNs::new("gc").await;
+    let stop = ns.home.path().join("stop");
+    let job = until_file_job(ns.home.path(), 2, &stop);
+    // The job master's ServiceAccount does not exist, so the StatefulSet controller cannot
+    // make its pod; the submit is killed while it waits, as a closed laptop would. (Short
+    // start deadlines, so that gc may call the job broken soon.)
+    let mut c = ns.t2();
+    c.args([
+        "submit",
+        "kubernetes",
+        job.to_str().unwrap(),
+        "-D",
+        "kubernetes.service_account=nobody-here",
+        "-D",
+        "kubernetes.start_timeout=3s",
+        "-D",
+        "kubernetes.package_timeout=3s",
+        "-n",
+        &ns.name,
+    ]);
+    let mut child = c.spawn().unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    let root = eventually("the root ConfigMap", Duration::from_secs(60), || async {
+        cms.list(&ListParams::default().labels("app.kubernetes.io/component=job"))
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()
+    })
+    .await;
+    let id = root.metadata.name.unwrap();
+    eventually(
+        "the job's StatefulSets",
+        Duration::from_secs(60),
+        || async {
+            let left = ns.leftovers(&id).await;
+            left.iter()
+                .any(|l| l == &format!("statefulset.apps/{id}-jm"))
+                .then_some(())
+        },
+    )
+    .await;
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+    // No pod of the job master, ever.
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    assert!(pods.get_opt(&format!("{id}-jm-0")).await.unwrap().is_none());
+    // Once the root is older than the submit's own deadline (6 s here), gc sweeps it.
+    let all = ns
+        .until(
+            "t2 gc sweeping the job",
+            Duration::from_secs(90),
+            || async {
+                let out = ns.run(&["gc"], Duration::from_secs(120)).await;
+                let all = text(&out);
+                assert!(out.status.success(), "{all}");
+                all.contains(&format!("job {id}")).then_some(all)
+            },
+        )
+        .await;
+    assert!(
+        all.contains("job master never started") && all.contains(&format!("ConfigMap/{id}")),
+        "gc says why and deletes the root: {all}"
+    );
+    ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn job_master_pod_deleted_mid_job_is_recreated_and_the_job_completes() {
+    let ns = TestNs::new("jmdel").await;
+    let stop = ns.home.path().join("stop");
+    let job = until_file_job(ns.home.path(), 2, &stop);
+    let mut c = ns.t2();
+    c.args([
+        "submit",
+        "kubernetes",
+        job.to_str().unwrap(),
+        "-n",
+        &ns.name,
+    ]);
+    let submit = c.spawn().unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    let id = eventually("the root ConfigMap", Duration::from_secs(60), || async {
+        cms.list(&ListParams::default().labels("app.kubernetes.io/component=job"))
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()?
+            .metadata
+            .name
+    })
+    .await;
+    wait_barrier(&ns, &id, 2).await;
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let jm = format!("{id}-jm-0");
+    let old_uid = pods.get(&jm).await.unwrap().metadata.uid.unwrap();
+    pods.delete(&jm, &DeleteParams::default()).await.unwrap();
+    // The StatefulSet controller makes a new one; the runtime starts its job master.
+    ns.until("a new job master pod running", DEADLINE, || async {
+        let p = pods.get_opt(&jm).await.ok()??;
+        let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
+        (running && p.metadata.uid.as_deref() != Some(old_uid.as_str())).then_some(())
+    })
+    .await;
+    ns.until("the new job master serving", DEADLINE, || async {
+        ns.runtime
+            .events()
+            .iter()
+            .filter(|e| e.starts_with(&format!("{jm}/jobmaster started")))
+            .nth(1)
+            .map(|_| ())
+    })
+    .await;
+    std::fs::write(&stop, "stop").unwrap();
+    let out = match tokio::time::timeout(DEADLINE, submit.wait_with_output()).await {
+        Ok(o) => o.unwrap(),
+        Err(_) => panic!("submit did not end\n{}", ns.runtime.report()),
+    };
+    let all = text(&out);
+    assert!(
+        out.status.success() && all.contains(&format!("job {id} COMPLETED")),
+        "{all}\nruntime:\n{}",
+        ns.runtime.report()
+    );
+    // Workers were not restarted: each agent ran once.
+    for w in 0..2 {
+        let log = ns.runtime.log(&format!("{id}-{w}"), "worker-0");
+        assert!(log.contains("stop file seen"), "worker {w}:\n{log}");
+        assert!(!log.contains("(restart 1)"), "worker {w} restarted:\n{log}");
+    }
+    ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scale_up_then_down_through_the_scale_subresource() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let ns = TestNs::new("scale").await;
+    let stop = ns.home.path().join("stop");
+    let job = until_file_job(ns.home.path(), 4, &stop);
+    let id = submit_detached(&ns, &job, &["-D", "kubernetes.package_timeout=20s"]).await;
+    wait_barrier(&ns, &id, 4).await;
+    let out = ns.run(&["scale", &id, "8"], Duration::from_secs(120)).await;
+    let all = text(&out);
+    assert!(
+        out.status.success(),
+        "{all}\nruntime:\n{}",
+        ns.runtime.report()
+    );
+    assert!(all.contains("8 workers in 8 pods"), "{all}");
+    let sts: Api<StatefulSet> = Api::namespaced(ns.client.clone(), &ns.name);
+    let replicas = sts.get_scale(&id).await.unwrap().spec.unwrap().replicas;
+    assert_eq!(replicas, Some(8), "the scale subresource");
+    // The StatefulSet controller makes pods 4..7; the running workers are told.
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    for w in 4..8 {
+        let name = format!("{id}-{w}");
+        ns.until(&format!("pod {name}"), DEADLINE, || async {
+            pods.get_opt(&name).await.ok()?.map(|_| ())
+        })
+        .await;
+    }
+    ns.until("worker 0 told of the scale", DEADLINE, || async {
+        ns.runtime
+            .log(&format!("{id}-0"), "worker-0")
+            .contains("job_scaled")
+            .then_some(())
+    })
+    .await;
+    // Direct delivery: nobody streams the package into pods made after the submit; their init
+    // container says so, with the fix, within package_timeout.
+    ns.until("pod 4's init container giving up", DEADLINE, || async {
+        ns.runtime
+            .log(&format!("{id}-4"), "t2-init")
+            .contains("need an uploader")
+            .then_some(())
+    })
+    .await;
+    let out = ns.run(&["scale", &id, "4"], Duration::from_secs(120)).await;
+    let all = text(&out);
+    assert!(
+        out.status.success(),
+        "{all}\nruntime:\n{}",
+        ns.runtime.report()
+    );
+    assert!(all.contains("4 workers in 4 pods"), "{all}");
+    assert_eq!(
+        sts.get_scale(&id).await.unwrap().spec.unwrap().replicas,
+        Some(4)
+    );
+    for w in 4..8 {
+        let name = format!("{id}-{w}");
+        ns.until(&format!("pod {name} gone"), DEADLINE, || async {
+            pods.get_opt(&name).await.ok()?.is_none().then_some(())
+        })
+        .await;
+    }
+    std::fs::write(&stop, "stop").unwrap();
+    ns.until("the job's root gone (the job ended)", DEADLINE, || async {
+        let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+        cms.get_opt(&id).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+}
