@@ -79,6 +79,7 @@ pub fn max_record_bytes(id: u32) -> usize {
         host: longest_ip.clone(),
         port: 65535,
         node: longest_ip,
+        agent_port: 65535,
     };
     worker_key(id).len() + serde_json::to_string(&entry).map_or(256, |s| s.len())
 }

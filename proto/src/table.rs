@@ -58,6 +58,10 @@ pub fn encode(workers: &[WorkerInfo]) -> Bytes {
         t.node.push(node);
         t.restart_count.push(w.restart_count);
         t.state.push(w.state);
+        t.agent_port.push(w.agent_port);
+    }
+    if t.agent_port.iter().all(|&p| p == 0) {
+        t.agent_port.clear();
     }
     Bytes::from(t.encode_to_vec())
 }
@@ -75,6 +79,14 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<WorkerInfo>, TableError> {
         ("node", t.node.len()),
         ("restart_count", t.restart_count.len()),
         ("state", t.state.len()),
+        (
+            "agent_port",
+            if t.agent_port.is_empty() {
+                n
+            } else {
+                t.agent_port.len()
+            },
+        ),
     ] {
         if len != n {
             return Err(TableError::Inconsistent(format!(
@@ -99,6 +111,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<WorkerInfo>, TableError> {
             node: Some(node.clone()),
             restart_count: t.restart_count[i],
             state: t.state[i],
+            agent_port: t.agent_port.get(i).copied().unwrap_or(0),
         });
     }
     Ok(out)
@@ -182,6 +195,7 @@ mod tests {
             }),
             restart_count: id % 3,
             state: 1 + (id % 2) as i32,
+            agent_port: if id == 5 { 7000 } else { 0 },
         }
     }
 
@@ -231,6 +245,7 @@ mod tests {
             node: vec![0],
             restart_count: vec![0],
             state: vec![1],
+            agent_port: vec![],
         };
         let err = decode(&t.encode_to_vec()).unwrap_err();
         assert!(err.to_string().contains("names host #3"), "{err}");

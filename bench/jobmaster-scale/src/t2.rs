@@ -339,6 +339,7 @@ async fn worker(
             }),
             restart_count: 0,
             state: WorkerState::Started as i32,
+            agent_port: 0,
         }),
         reconnect: false,
     }))
