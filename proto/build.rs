@@ -8,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/jobmaster.proto");
     println!("cargo:rerun-if-changed=proto/agent.proto");
     tonic_prost_build::configure()
+        // The job master protocol's `bytes` fields as `bytes::Bytes`: a worker table or a user message fanned out to
+        // every worker is shared (reference-counted), not copied once per stream.
+        .bytes(".t2.jobmaster.v1")
         .compile_protos(&["proto/jobmaster.proto", "proto/agent.proto"], &["proto"])?;
     Ok(())
 }

@@ -94,6 +94,37 @@ pub struct Zk {
     session_timeout: Duration,
 }
 
+/// Runs `futures` concurrently; their results in order.
+async fn join_all<T, F>(futures: impl Iterator<Item = F>) -> Vec<T>
+where
+    F: std::future::Future<Output = T>,
+{
+    let futures: Vec<_> = futures.map(Box::pin).collect();
+    let mut out = Vec::with_capacity(futures.len());
+    let mut pending: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    let mut set = futures;
+    // A small select loop without a dependency: poll all until each is done.
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, f) in set.iter_mut().enumerate() {
+            if pending[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => pending[i] = Some(v),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(pending.into_iter().flatten());
+    out
+}
+
 fn retriable(e: &ZkOpError) -> bool {
     matches!(
         e,
@@ -276,18 +307,31 @@ impl Zk {
         }
     }
 
-    /// Deletes `path` and everything under it.
+    /// Deletes `path` and everything under it: level by level from the deepest, each level's
+    /// deletes pipelined (a job of 10 000 workers has 20 000 znodes; one round trip each, one
+    /// after the other, would take seconds).
     pub async fn delete_tree(&self, path: &str) -> Result<(), ZkError> {
-        let mut stack = vec![path.to_string()];
-        let mut order = Vec::new();
-        while let Some(p) = stack.pop() {
-            for c in self.children(&p).await? {
-                stack.push(format!("{p}/{c}"));
+        const PIPELINE: usize = 256;
+        let mut levels: Vec<Vec<String>> = vec![vec![path.to_string()]];
+        loop {
+            let mut next = Vec::new();
+            for parent in levels.last().map(Vec::as_slice).unwrap_or_default() {
+                for c in self.children(parent).await? {
+                    next.push(format!("{parent}/{c}"));
+                }
             }
-            order.push(p);
+            if next.is_empty() {
+                break;
+            }
+            levels.push(next);
         }
-        for p in order.iter().rev() {
-            self.delete(p).await?;
+        for level in levels.iter().rev() {
+            for chunk in level.chunks(PIPELINE) {
+                let deletes = chunk.iter().map(|p| self.delete(p));
+                for result in join_all(deletes).await {
+                    result?;
+                }
+            }
         }
         Ok(())
     }

@@ -32,6 +32,9 @@ pub struct JobMasterConfig {
     pub end_grace: Duration,
     /// Longest the cluster may take to scale the workers before the scale request fails.
     pub scale_timeout: Duration,
+    /// Test hook: hold the final job status back from watchers this long (zero: never). The
+    /// local job master takes it from `T2_TEST_DELAY_FINAL_STATUS_MS`.
+    pub final_status_delay: Duration,
     /// The dashboard to report to, if any.
     pub dashboard: Option<DashboardConfig>,
     /// The job ends when worker 0 completes (an MPI job: worker 0 runs `mpirun`, the other
@@ -57,6 +60,7 @@ impl JobMasterConfig {
             heartbeat_timeout: spec.heartbeat_timeout,
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
+            final_status_delay: Duration::ZERO,
             dashboard: dashboard_config(spec),
             ends_with_worker_zero: spec.mpi.enabled,
             topology: spec.topology.from_config().then(|| spec.topology.clone()),
@@ -77,6 +81,7 @@ impl JobMasterConfig {
             heartbeat_timeout: Duration::from_secs(3),
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
+            final_status_delay: Duration::ZERO,
             dashboard: None,
             ends_with_worker_zero: false,
             topology: None,

@@ -32,7 +32,7 @@ pub mod config;
 pub mod error;
 mod failures;
 pub mod master;
-mod messages;
+pub mod messages;
 mod recover;
 mod register;
 pub mod registry;

@@ -13,20 +13,29 @@ use t2_proto::{
     master_to_worker::Body, worker_to_master, JobEnded, JobState, JobStatus, RegisterParams,
     RegisterResult, WorkerInfo,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
 use tracing::{info, warn};
 
 use crate::barrier::Barriers;
 use crate::cluster::JobCluster;
-use crate::registry::{Connection, Outbox, Registry};
+use crate::messages::FanOut;
+use crate::registry::{Beat, Connection, Outbox, Registry};
 use crate::reporters::Reporter;
 use crate::scale::{self, ScaleReply};
 use crate::store::JobStateStore;
 use crate::JobMasterConfig;
 
-/// Where job status snapshots go.
-pub type WatchOutbox = mpsc::UnboundedSender<Result<JobStatus, Status>>;
+/// Events waiting for the master: a bound, so that a flood of streams slows down their
+/// readers (backpressure on their sockets) rather than growing the job master's memory.
+pub const EVENTS_CAPACITY: usize = 8192;
+
+/// Most registrations handled (and written to the store) as one batch.
+pub const REGISTER_BATCH: usize = 1024;
+
+/// Where job status snapshots go: the latest one, which every watcher reads (a slow watcher
+/// skips snapshots rather than queueing them).
+pub type StatusBoard = Arc<watch::Sender<JobStatus>>;
 
 /// Everything that can happen to a job master.
 #[derive(Debug)]
@@ -37,6 +46,8 @@ pub enum Event {
         params: RegisterParams,
         /// Where to send it messages.
         outbox: Outbox,
+        /// Its stream's last heartbeat.
+        beat: Beat,
         /// The answer: its connection ID and registration result, or why it is refused.
         reply: oneshot::Sender<Result<(u64, RegisterResult), Status>>,
     },
@@ -57,11 +68,6 @@ pub enum Event {
         conn: u64,
         /// Why, when it broke rather than closed.
         cause: String,
-    },
-    /// A client wants status updates.
-    Watch {
-        /// Where they go.
-        outbox: WatchOutbox,
     },
     /// A client kills the job.
     Kill {
@@ -97,11 +103,25 @@ pub struct Master {
     pub(crate) ever_all_joined: bool,
     /// List requests waiting for all workers: worker ID → request IDs.
     pub(crate) pending_lists: BTreeMap<u32, Vec<u64>>,
-    pub(crate) watchers: Vec<WatchOutbox>,
+    /// The latest job status, read by every watcher.
+    pub(crate) board: StatusBoard,
+    /// Something changed since the status was last published (published at the next tick:
+    /// 10 000 registrations must not build 10 000 statuses of 10 000 workers).
+    pub(crate) status_dirty: bool,
+    /// The worker list encoded once for every stream, and the registry version it shows.
+    pub(crate) list_cache: Option<(u64, bytes::Bytes)>,
+    /// The budget of user-message bytes fanned out to workers.
+    pub(crate) fan_out: FanOut,
     pub(crate) started: Instant,
     /// Failed (or newly added) workers and when they must be back by.
     pub(crate) rejoin_deadlines: BTreeMap<u32, Instant>,
     pub(crate) last_tick: Instant,
+    /// Since when most workers look silent (see `tick`).
+    pub(crate) behind_since: Option<Instant>,
+    /// When the job master last caught up on heartbeats after being behind.
+    pub(crate) caught_up_at: Option<Instant>,
+    /// When the last registration was admitted.
+    pub(crate) last_registration: Option<Instant>,
     /// Workers a restarted job master waits for, and when it was restored.
     pub(crate) reconnecting: BTreeSet<u32>,
     pub(crate) restored_at: Option<Instant>,
@@ -140,10 +160,16 @@ impl Master {
             reason: String::new(),
             ever_all_joined: false,
             pending_lists: BTreeMap::new(),
-            watchers: Vec::new(),
+            board: Arc::new(watch::channel(JobStatus::default()).0),
+            status_dirty: true,
+            list_cache: None,
+            fan_out: FanOut::new(now),
             started: now,
             rejoin_deadlines: BTreeMap::new(),
             last_tick: now,
+            behind_since: None,
+            caught_up_at: None,
+            last_registration: None,
             reconnecting: BTreeSet::new(),
             restored_at: None,
             awaiting_list: BTreeSet::new(),
@@ -172,8 +198,13 @@ impl Master {
         self
     }
 
+    /// Where watchers read the job's status.
+    pub fn status_board(&self) -> StatusBoard {
+        self.board.clone()
+    }
+
     /// Handles events until the job ends; returns how it ended.
-    pub async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>) -> JobOutcome {
+    pub async fn run(mut self, mut events: mpsc::Receiver<Event>) -> JobOutcome {
         let tick_every = (self.cfg.heartbeat_interval / 2).clamp(
             std::time::Duration::from_millis(20),
             std::time::Duration::from_millis(200),
@@ -181,8 +212,12 @@ impl Master {
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if let Some(outcome) = self.recover().await {
+            self.state = outcome.state;
+            self.reason = outcome.reason.clone();
+            self.publish_status();
             return outcome;
         }
+        self.publish_status();
         self.report_job();
         let store = self.store.clone();
         let lost = async move { store.lost().await };
@@ -195,11 +230,34 @@ impl Master {
             tokio::select! {
                 Some(done) = scale_done.recv() => self.on_scale_done(done).await,
                 ev = events.recv() => match ev {
+                    Some(ev @ Event::Register { .. }) => {
+                        // Registrations that queued up together are handled as one batch:
+                        // one store write for all of them, one check for "all joined".
+                        let mut batch = vec![ev];
+                        let mut next = None;
+                        while batch.len() < REGISTER_BATCH {
+                            match events.try_recv() {
+                                Ok(ev @ Event::Register { .. }) => batch.push(ev),
+                                Ok(other) => {
+                                    next = Some(other);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        self.register_batch(batch).await;
+                        if let Some(ev) = next {
+                            self.handle(ev).await;
+                        }
+                    }
                     Some(ev) => self.handle(ev).await,
                     None => self.end(JobState::JobFailed, "job master lost its event channel".into()).await,
                 },
                 _ = tick.tick() => {
                     self.on_tick().await;
+                    if self.status_dirty {
+                        self.publish_status();
+                    }
                     self.report_tick();
                 }
                 reason = &mut lost => {
@@ -207,6 +265,7 @@ impl Master {
                     self.end(JobState::JobFailed, reason).await;
                 }
             }
+            self.drop_lagging().await;
         }
         if let Err(e) = self.store.remove_job().await {
             warn!(job_id = %self.cfg.job_id, error = %e, "could not remove the job's stored state");
@@ -219,24 +278,14 @@ impl Master {
 
     async fn handle(&mut self, ev: Event) {
         match ev {
-            Event::Register {
-                params,
-                outbox,
-                reply,
-            } => {
-                let result = self.register(params, outbox).await;
-                let _ = reply.send(result);
-                self.after_join().await;
-            }
+            ev @ Event::Register { .. } => self.register_batch(vec![ev]).await,
             Event::FromWorker {
                 worker_id,
                 conn,
                 body,
             } => {
                 if self.is_current(worker_id, conn) {
-                    if let Some(e) = self.registry.get_mut(worker_id) {
-                        e.last_seen = Instant::now();
-                    }
+                    self.registry.touch(worker_id);
                     self.on_message(worker_id, body).await;
                 }
             }
@@ -252,10 +301,6 @@ impl Master {
                     self.retired.remove(&worker_id);
                 }
             }
-            Event::Watch { outbox } => {
-                let _ = outbox.send(Ok(self.status()));
-                self.watchers.push(outbox);
-            }
             Event::Kill { reason } => {
                 info!(job_id = %self.cfg.job_id, %reason, "job killed");
                 self.end(JobState::JobKilled, reason).await;
@@ -264,7 +309,21 @@ impl Master {
         }
     }
 
-    fn is_current(&self, id: u32, conn: u64) -> bool {
+    /// Drops the streams of workers that fell behind (a full queue) and treats them as lost.
+    async fn drop_lagging(&mut self) {
+        for (id, conn) in self.registry.take_lagging() {
+            if !self.is_current(id, conn) || crate::master::is_final(self.state) {
+                continue;
+            }
+            let cause = format!(
+                "its stream fell behind: {} messages unread",
+                crate::registry::OUTBOX_CAPACITY
+            );
+            self.on_disconnect(id, cause).await;
+        }
+    }
+
+    pub(crate) fn is_current(&self, id: u32, conn: u64) -> bool {
         self.registry
             .get(id)
             .and_then(|e| e.conn.as_ref())
@@ -275,7 +334,23 @@ impl Master {
         self.state = state;
         self.reason = reason;
         self.persist_job().await;
-        self.notify_watchers();
+        if is_final(state) && !self.cfg.final_status_delay.is_zero() {
+            // Test hook: the final status reaches watchers late (after the job master has
+            // gone), as a slow watch stream would have it.
+            let (board, status, delay) = (
+                self.board.clone(),
+                self.status(),
+                self.cfg.final_status_delay,
+            );
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                board.send_replace(status);
+            });
+            self.report_job();
+            return;
+        }
+        // A change of the job's state goes out at once.
+        self.publish_status();
         self.report_job();
     }
 

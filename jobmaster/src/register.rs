@@ -1,23 +1,35 @@
 //! Registration: new workers, restarted workers and reconnects, and what follows once all have joined.
+//!
+//! Registrations that arrive together are admitted as a batch: each is checked, then all are
+//! written to the state store at once (one round of writes, not one per worker inside the
+//! event loop), then each is confirmed — a worker hears `Registered` only once its record is
+//! stored.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
+use t2_proto::limits::MAX_NAME_BYTES;
 use t2_proto::{
-    master_to_worker::Body, AllJoined, JobState, ListWorkersResult, RegisterParams, RegisterResult,
+    master_to_worker::Body, AllJoined, JobState, ListWorkersResult, RegisterResult, WorkerInfo,
     WorkerRestarted, WorkerState,
 };
 use tonic::Status;
 use tracing::info;
 
-use crate::master::{is_final, state_name, Master};
-use crate::registry::{Connection, Outbox, WorkerEntry};
+use crate::master::{is_final, state_name, Event, Master};
+use crate::registry::{Connection, WorkerEntry};
+
+/// A registration that passed its checks, waiting for its record to be stored.
+pub(crate) struct Admission {
+    info: WorkerInfo,
+    reconnected: bool,
+    stale_stream: bool,
+    restarted: bool,
+}
 
 impl Master {
-    pub(crate) async fn register(
-        &mut self,
-        params: RegisterParams,
-        outbox: Outbox,
-    ) -> Result<(u64, RegisterResult), Status> {
+    /// Checks a registration against the job and the registry; says how to admit it.
+    fn check(&self, params: &t2_proto::RegisterParams) -> Result<Admission, Status> {
         let mut info = params.info.clone().unwrap_or_default();
         let id = info.worker_id;
         if params.job_id != self.cfg.job_id {
@@ -32,6 +44,20 @@ impl Master {
                 "worker ID {id} is out of range: the job has {limit} workers (0..{})",
                 limit.saturating_sub(1)
             )));
+        }
+        let node = info.node.clone().unwrap_or_default();
+        for (what, value) in [
+            ("host", &info.host),
+            ("node IP", &node.node_ip),
+            ("rack", &node.rack),
+            ("datacenter", &node.datacenter),
+        ] {
+            if value.len() > MAX_NAME_BYTES {
+                return Err(Status::invalid_argument(format!(
+                    "worker {id}'s {what} is {} bytes long; at most {MAX_NAME_BYTES} are allowed",
+                    value.len()
+                )));
+            }
         }
         if is_final(self.state) {
             return Err(Status::failed_precondition(format!(
@@ -73,30 +99,120 @@ impl Master {
             _ => WorkerState::Started,
         };
         info.set_state(state);
-        if let Err(refused) = self.place(&mut info) {
-            // Strict lists: the job cannot run as configured.
-            let reason = refused.message().to_string();
-            self.end(JobState::JobFailed, reason).await;
-            return Err(refused);
+        Ok(Admission {
+            info,
+            reconnected,
+            stale_stream,
+            restarted,
+        })
+    }
+
+    /// Handles a batch of `Event::Register`s (see the module doc).
+    pub(crate) async fn register_batch(&mut self, batch: Vec<Event>) {
+        let mut admitted = Vec::new();
+        let mut ids = BTreeSet::new();
+        let mut rest = Vec::new();
+        for ev in batch {
+            let Event::Register {
+                params,
+                outbox,
+                beat,
+                reply,
+            } = ev
+            else {
+                continue;
+            };
+            let id = params.info.as_ref().map_or(0, |i| i.worker_id);
+            // The same worker twice in one batch: the second waits for the first's effect.
+            if !ids.insert(id) {
+                rest.push(Event::Register {
+                    params,
+                    outbox,
+                    beat,
+                    reply,
+                });
+                continue;
+            }
+            match self.check(&params) {
+                Ok(mut a) => {
+                    if let Err(refused) = self.place(&mut a.info) {
+                        // Strict lists: the job cannot run as configured.
+                        let reason = refused.message().to_string();
+                        self.end(JobState::JobFailed, reason).await;
+                        let _ = reply.send(Err(refused));
+                        continue;
+                    }
+                    admitted.push((a, outbox, beat, reply))
+                }
+                Err(status) => {
+                    let _ = reply.send(Err(status));
+                }
+            }
         }
-        let conn = self.next_conn;
+        if !admitted.is_empty() {
+            let infos: Vec<WorkerInfo> = admitted.iter().map(|(a, ..)| a.info.clone()).collect();
+            match self.store.put_workers(&infos).await {
+                Err(e) => {
+                    for (_, _, _, reply) in admitted {
+                        let _ = reply.send(Err(Status::unavailable(format!(
+                            "job state store failed: {e}"
+                        ))));
+                    }
+                }
+                Ok(()) => {
+                    self.last_registration = Some(Instant::now());
+                    for (a, outbox, beat, reply) in admitted {
+                        let conn = self.admit(
+                            a,
+                            Connection {
+                                id: 0,
+                                outbox,
+                                beat,
+                            },
+                        );
+                        let _ = reply.send(Ok(conn));
+                    }
+                    self.notify_watchers();
+                    self.after_join().await;
+                }
+            }
+        }
+        if !rest.is_empty() {
+            Box::pin(self.register_batch(rest)).await;
+        }
+    }
+
+    /// Admits a checked registration whose record is stored: confirms it on its stream and
+    /// records the connection. Returns the connection ID and the registration result.
+    fn admit(&mut self, a: Admission, mut conn: Connection) -> (u64, RegisterResult) {
+        let Admission {
+            info,
+            reconnected,
+            stale_stream,
+            restarted,
+        } = a;
+        let id = info.worker_id;
+        conn.id = self.next_conn;
         self.next_conn += 1;
-        if let Err(e) = self.store.put_worker(&info).await {
-            return Err(Status::unavailable(format!("job state store failed: {e}")));
-        }
         let registered = RegisterResult {
             num_workers: self.cfg.num_workers,
             restart_count: info.restart_count,
             heartbeat_interval_ms: self.cfg.heartbeat_interval.as_millis() as u64,
             heartbeat_timeout_ms: self.cfg.heartbeat_timeout.as_millis() as u64,
         };
-        // First on the stream, before any event this registration may trigger.
-        let _ = outbox.send(Ok(t2_proto::MasterToWorker {
+        // First on the stream, before any event this registration may trigger (the queue is
+        // new, so it has room).
+        let _ = conn.outbox.try_send(Ok(t2_proto::MasterToWorker {
             body: Some(Body::Registered(registered)),
         }));
+        conn.beat.store(
+            crate::registry::now_ms(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let conn_id = conn.id;
         self.registry.insert(WorkerEntry {
             info: info.clone(),
-            conn: Some(Connection { id: conn, outbox }),
+            conn: Some(conn),
             last_seen: Instant::now(),
             exit_code: None,
         });
@@ -141,8 +257,43 @@ impl Master {
         };
         self.report_event(kind, Some(id), what);
         self.report_worker(id);
-        self.notify_watchers();
-        Ok((conn, registered))
+        (conn_id, registered)
+    }
+
+    /// The worker list (in topology order), encoded once and shared until the registry changes.
+    pub(crate) fn shared_list(&mut self) -> bytes::Bytes {
+        let version = self.registry.version();
+        if let Some((v, table)) = &self.list_cache {
+            if *v == version {
+                return table.clone();
+            }
+        }
+        let table = t2_proto::table::encode(&self.worker_list());
+        self.list_cache = Some((version, table.clone()));
+        table
+    }
+
+    /// Sends the worker list to worker `id`: as `AllJoined`, or as the answer to `request`.
+    pub(crate) fn send_list(&mut self, id: u32, request: Option<u64>) {
+        let table = self.shared_list();
+        let pieces = t2_proto::table::pieces(&table);
+        let count = pieces.len() as u32;
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let body = match request {
+                None => Body::AllJoined(AllJoined {
+                    table: piece,
+                    piece: i as u32,
+                    pieces: count,
+                }),
+                Some(request_id) => Body::Workers(ListWorkersResult {
+                    request_id,
+                    table: piece,
+                    piece: i as u32,
+                    pieces: count,
+                }),
+            };
+            self.registry.send(id, body);
+        }
     }
 
     /// After any registration: answers waiting list requests and pushes AllJoined.
@@ -151,7 +302,6 @@ impl Master {
         if self.scaling.is_some() || !self.registry.all_joined(self.cfg.num_workers) {
             return;
         }
-        let list = self.worker_list();
         if !self.ever_all_joined {
             self.ever_all_joined = true;
             info!(job_id = %self.cfg.job_id, workers = self.cfg.num_workers, "all workers joined");
@@ -163,22 +313,11 @@ impl Master {
             self.set_state(JobState::Running, String::new()).await;
         }
         for id in std::mem::take(&mut self.awaiting_list) {
-            self.registry.send(
-                id,
-                Body::AllJoined(AllJoined {
-                    workers: list.clone(),
-                }),
-            );
+            self.send_list(id, None);
         }
         for (id, requests) in std::mem::take(&mut self.pending_lists) {
             for request_id in requests {
-                self.registry.send(
-                    id,
-                    Body::Workers(ListWorkersResult {
-                        request_id,
-                        workers: list.clone(),
-                    }),
-                );
+                self.send_list(id, Some(request_id));
             }
         }
     }

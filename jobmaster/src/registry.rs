@@ -1,14 +1,34 @@
 //! The workers of a job: their info, states, restart counts, connections and liveness.
+//!
+//! Every worker's outgoing queue is bounded ([`OUTBOX_CAPACITY`] messages). The job master
+//! never waits on a worker: a message that does not fit marks the worker as fallen behind,
+//! and the master then drops its stream and treats it as lost (a worker that has not read
+//! a thousand messages is hung or far too slow; its supervisor restarts it).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use t2_proto::{master_to_worker::Body, MasterToWorker, WorkerInfo, WorkerState};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{error::TrySendError, Sender};
 use tonic::Status;
 
 /// The outgoing half of a worker's stream.
-pub type Outbox = UnboundedSender<Result<MasterToWorker, Status>>;
+pub type Outbox = Sender<Result<MasterToWorker, Status>>;
+
+/// Messages a worker's stream may hold unsent before the worker counts as fallen behind.
+pub const OUTBOX_CAPACITY: usize = 1024;
+
+/// Milliseconds since this process's first call: the clock of [`Beat`].
+pub fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// When a stream last heard from its worker ([`now_ms`]); written by the stream's own task
+/// on every heartbeat, so heartbeats never queue up behind the master.
+pub type Beat = Arc<AtomicU64>;
 
 /// A live stream to a worker agent.
 #[derive(Debug, Clone)]
@@ -17,6 +37,15 @@ pub struct Connection {
     pub id: u64,
     /// Where messages to the worker go.
     pub outbox: Outbox,
+    /// Its last heartbeat.
+    pub beat: Beat,
+}
+
+impl Connection {
+    /// How long ago the stream's task last heard from the worker.
+    pub fn silent_for(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.beat.load(Ordering::Relaxed)))
+    }
 }
 
 /// Everything the job master knows about one worker.
@@ -51,6 +80,13 @@ impl WorkerEntry {
 #[derive(Debug, Default)]
 pub struct Registry {
     entries: BTreeMap<u32, WorkerEntry>,
+    /// Bumped by every change that may alter who is joined.
+    version: u64,
+    /// `(version, n, all joined)` of the last [`Registry::all_joined`] answer: with 10 000
+    /// workers, "are all joined?" is asked often and must not scan them each time.
+    all_joined_cache: Mutex<Option<(u64, u32, bool)>>,
+    /// Streams whose queue was full: `(worker, connection)`.
+    lagging: Mutex<Vec<(u32, u64)>>,
 }
 
 impl Registry {
@@ -59,18 +95,33 @@ impl Registry {
         self.entries.get(&id)
     }
 
+    /// Changes with every change that may alter who is joined or what the list shows.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
     /// Mutable access to a worker.
     pub fn get_mut(&mut self, id: u32) -> Option<&mut WorkerEntry> {
+        self.version += 1;
         self.entries.get_mut(&id)
+    }
+
+    /// Notes that worker `id` was heard from now (does not change who is joined).
+    pub fn touch(&mut self, id: u32) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.last_seen = Instant::now();
+        }
     }
 
     /// Adds or replaces a worker.
     pub fn insert(&mut self, entry: WorkerEntry) {
+        self.version += 1;
         self.entries.insert(entry.info.worker_id, entry);
     }
 
     /// Removes a worker (scaled away); returns what was known about it.
     pub fn remove(&mut self, id: u32) -> Option<WorkerEntry> {
+        self.version += 1;
         self.entries.remove(&id)
     }
 
@@ -81,6 +132,7 @@ impl Registry {
 
     /// All workers in ID order, mutably.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut WorkerEntry> {
+        self.version += 1;
         self.entries.values_mut()
     }
 
@@ -91,7 +143,21 @@ impl Registry {
 
     /// True when every ID in `0..n` is joined.
     pub fn all_joined(&self, n: u32) -> bool {
-        (0..n).all(|id| self.entries.get(&id).is_some_and(WorkerEntry::is_joined))
+        if (self.entries.len() as u64) < n as u64 {
+            return false;
+        }
+        let mut cache = self
+            .all_joined_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((v, cached_n, answer)) = *cache {
+            if v == self.version && cached_n == n {
+                return answer;
+            }
+        }
+        let answer = (0..n).all(|id| self.entries.get(&id).is_some_and(WorkerEntry::is_joined));
+        *cache = Some((self.version, n, answer));
+        answer
     }
 
     /// IDs in `0..n` that are not joined.
@@ -109,8 +175,7 @@ impl Registry {
     /// Sends `body` to worker `id` if it is connected.
     pub fn send(&self, id: u32, body: Body) {
         if let Some(conn) = self.entries.get(&id).and_then(|e| e.conn.as_ref()) {
-            // A closed outbox means the stream is going away; its disconnect event follows.
-            let _ = conn.outbox.send(Ok(MasterToWorker { body: Some(body) }));
+            self.push(id, conn, body);
         }
     }
 
@@ -122,10 +187,32 @@ impl Registry {
             .filter(|e| Some(e.info.worker_id) != except)
         {
             if let Some(conn) = &e.conn {
-                let _ = conn.outbox.send(Ok(MasterToWorker {
-                    body: Some(body.clone()),
-                }));
+                self.push(e.info.worker_id, conn, body.clone());
             }
         }
+    }
+
+    /// Queues `body` on `conn` without waiting; a full queue marks the worker as lagging.
+    pub fn push(&self, id: u32, conn: &Connection, body: Body) {
+        match conn
+            .outbox
+            .try_send(Ok(MasterToWorker { body: Some(body) }))
+        {
+            // A closed outbox means the stream is going away; its disconnect event follows.
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(_)) => {
+                if let Ok(mut l) = self.lagging.lock() {
+                    l.push((id, conn.id));
+                }
+            }
+        }
+    }
+
+    /// The streams that had a message refused since the last call.
+    pub fn take_lagging(&self) -> Vec<(u32, u64)> {
+        self.lagging
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
     }
 }

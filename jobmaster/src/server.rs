@@ -10,7 +10,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 use crate::cluster::JobCluster;
-use crate::master::{Event, Master};
+use crate::master::{Event, Master, EVENTS_CAPACITY};
+use crate::messages::MAX_USER_MESSAGE_BYTES;
 use crate::service::JobMasterService;
 use crate::store::{JobStateStore, MemoryStore};
 use crate::{JobMasterConfig, JobMasterError};
@@ -46,7 +47,7 @@ pub async fn run_with(
     cluster: Option<Arc<dyn JobCluster>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<JobOutcome, JobMasterError> {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(EVENTS_CAPACITY);
     // With topology lists the job master places workers itself; the cluster describes nodes
     // (node labels) only without them.
     let describer = if cfg.topology.is_some() {
@@ -54,16 +55,13 @@ pub async fn run_with(
     } else {
         cluster.clone()
     };
-    let service =
-        JobMasterService::new(tx.clone(), &cfg.job_id, &cfg.token, cfg.heartbeat_interval)
-            .with_cluster(describer);
     let grace = cfg.end_grace;
     let job_id = cfg.job_id.clone();
     let (reporter, finisher) = match cfg.dashboard.clone() {
         Some(d) => {
             let kill_tx = tx.clone();
             let kill = move |reason: String| {
-                let _ = kill_tx.send(Event::Kill { reason });
+                let _ = kill_tx.try_send(Event::Kill { reason });
             };
             match crate::reporters::dashboard::spawn(d, &cfg.job_id, cfg.num_workers, kill) {
                 Ok((r, f)) => (Some(r), Some(f)),
@@ -75,17 +73,25 @@ pub async fn run_with(
         }
         None => (None, None),
     };
-    let master = tokio::spawn(
-        Master::new(cfg, store)
-            .with_cluster(cluster)
-            .with_reporter(reporter)
-            .run(rx),
-    );
+    let master = Master::new(cfg.clone(), store)
+        .with_cluster(cluster)
+        .with_reporter(reporter);
+    let service =
+        JobMasterService::new(tx.clone(), &cfg.job_id, &cfg.token, cfg.heartbeat_interval)
+            .with_cluster(describer)
+            .with_board(&master.status_board());
+    let master = tokio::spawn(master.run(rx));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(JobMasterServer::new(service))
+            .add_service(
+                // Workers' messages are small (a user message is at most 64 KiB); statuses
+                // to watchers list every worker and are as large as the job needs.
+                JobMasterServer::new(service)
+                    .max_decoding_message_size(MAX_USER_MESSAGE_BYTES + (64 << 10))
+                    .max_encoding_message_size(usize::MAX),
+            )
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stop_rx.await;
             }),
@@ -95,7 +101,7 @@ pub async fn run_with(
     let outcome = tokio::select! {
         out = &mut master => out.map_err(|_| JobMasterError::Stopped)?,
         _ = &mut shutdown => {
-            let _ = tx.send(Event::Kill { reason: "job master shut down".into() });
+            let _ = tx.send(Event::Kill { reason: "job master shut down".into() }).await;
             (&mut master).await.map_err(|_| JobMasterError::Stopped)?
         }
     };

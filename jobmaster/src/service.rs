@@ -1,9 +1,13 @@
 //! The tonic service: each worker stream becomes a registration event, then message events,
 //! then one disconnect event; clients get status streams and can kill or scale the job.
+//!
+//! A stream's own task notes its worker's heartbeats (they never reach the master's queue),
+//! and enforces the per-worker limits on user messages (size and rate, see `messages`).
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use t2_core::secret::constant_time_eq;
@@ -12,13 +16,15 @@ use t2_proto::{
     master_to_worker::Body, worker_to_master, Heartbeat, JobStatus, KillParams, KillResult,
     MasterToWorker, ScaleParams, ScaleResult, WatchParams, WorkerToMaster, PROTOCOL_VERSION,
 };
-use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::{ReceiverStream, WatchStream};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::cluster::JobCluster;
-use crate::master::Event;
+use crate::master::{Event, StatusBoard};
+use crate::messages::{Bucket, MAX_USER_MESSAGE_BYTES, MESSAGES_PER_SECOND};
+use crate::registry::{now_ms, OUTBOX_CAPACITY};
 
 /// How long a new stream may take to send its registration.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,7 +35,8 @@ const DESCRIBE_NODE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The gRPC face of the job master.
 #[derive(Clone)]
 pub struct JobMasterService {
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
+    board: Option<watch::Receiver<JobStatus>>,
     job_id: String,
     token: String,
     heartbeat_interval: Duration,
@@ -49,18 +56,26 @@ impl std::fmt::Debug for JobMasterService {
 impl JobMasterService {
     /// A service feeding `events`; `token` authenticates workers and clients.
     pub fn new(
-        events: mpsc::UnboundedSender<Event>,
+        events: mpsc::Sender<Event>,
         job_id: &str,
         token: &str,
         heartbeat_interval: Duration,
     ) -> Self {
         Self {
             events,
+            board: None,
             job_id: job_id.into(),
             token: token.into(),
             heartbeat_interval,
             cluster: None,
         }
+    }
+
+    /// The same service, answering watchers from `board` (it holds a reader only, so that
+    /// status streams end when the master is done).
+    pub fn with_board(mut self, board: &StatusBoard) -> Self {
+        self.board = Some(board.subscribe());
+        self
     }
 
     /// The same service, completing registering workers' nodes through `cluster`.
@@ -95,9 +110,10 @@ impl JobMasterService {
         }
     }
 
-    fn send(&self, ev: Event) -> Result<(), Status> {
+    async fn send(&self, ev: Event) -> Result<(), Status> {
         self.events
             .send(ev)
+            .await
             .map_err(|_| Status::unavailable("the job has ended"))
     }
 }
@@ -145,51 +161,72 @@ impl JobMaster for JobMasterService {
             self.describe_node(info).await;
         }
 
-        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (out_tx, out_rx) = mpsc::channel(OUTBOX_CAPACITY);
         let (reply_tx, reply_rx) = oneshot::channel();
+        let beat = Arc::new(AtomicU64::new(now_ms()));
         self.send(Event::Register {
             params,
             outbox: out_tx.clone(),
+            beat: beat.clone(),
             reply: reply_tx,
-        })?;
-        let (conn, _registered) = reply_rx
+        })
+        .await?;
+        let (conn, registered) = reply_rx
             .await
             .map_err(|_| Status::unavailable("the job has ended"))??;
-        // Heartbeats to the worker come from here, independent of the master task, for as
-        // long as the stream is open.
-        // A weak sender: the stream still ends when the master drops its side.
-        let interval = self.heartbeat_interval;
+        // The job master answers the worker's heartbeats with its own, from the stream's task:
+        // independent of the master task, no timer per stream (10 000 workers send 40 000
+        // heartbeats a second), and at most every quarter of the heartbeat timeout. A weak sender: the stream still ends when the master drops its side.
         let weak = out_tx.downgrade();
         drop(out_tx);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            let mut seq = 0u64;
-            loop {
-                tick.tick().await;
-                seq += 1;
-                let beat = MasterToWorker {
-                    body: Some(Body::Heartbeat(Heartbeat { seq })),
-                };
-                match weak.upgrade() {
-                    Some(tx) if tx.send(Ok(beat)).is_ok() => {}
-                    _ => return,
-                }
-            }
-        });
-
+        let answer_every =
+            (registered.heartbeat_timeout_ms / 4).max(registered.heartbeat_interval_ms);
+        let answer_every = Duration::from_millis(answer_every);
         let events = self.events.clone();
         let span = info_span!("worker_stream", job_id = %self.job_id, worker_id, conn);
         tokio::spawn(
             async move {
+                let mut rate = Bucket::new(MESSAGES_PER_SECOND, Instant::now());
+                let mut answered = Instant::now() - answer_every;
                 let cause = loop {
                     match inbound.next().await {
                         Some(Ok(WorkerToMaster { body: Some(body) })) => {
+                            beat.store(now_ms(), Ordering::Relaxed);
+                            if let worker_to_master::Body::Heartbeat(Heartbeat { seq }) = body {
+                                let answer = MasterToWorker {
+                                    body: Some(Body::Heartbeat(Heartbeat { seq })),
+                                };
+                                // At most every quarter of the heartbeat timeout: enough for
+                                // the worker to notice a dead job master in time, a quarter
+                                // of the writes. A full queue needs no heartbeat on top.
+                                if answered.elapsed() >= answer_every {
+                                    answered = Instant::now();
+                                    match weak.upgrade() {
+                                        Some(tx) => {
+                                            let _ = tx.try_send(Ok(answer));
+                                        }
+                                        None => break "the job master dropped the stream".to_string(),
+                                    }
+                                }
+                                continue;
+                            }
+                            if let worker_to_master::Body::Message(m) = &body {
+                                if m.payload.len() > MAX_USER_MESSAGE_BYTES {
+                                    warn!(bytes = m.payload.len(), "user message dropped: over {MAX_USER_MESSAGE_BYTES} bytes");
+                                    continue;
+                                }
+                                if !rate.take(1.0, Instant::now()) {
+                                    warn!("user message dropped: more than {MESSAGES_PER_SECOND} a second from this worker");
+                                    continue;
+                                }
+                            }
                             if events
                                 .send(Event::FromWorker {
                                     worker_id,
                                     conn,
                                     body,
                                 })
+                                .await
                                 .is_err()
                             {
                                 return;
@@ -206,6 +243,7 @@ impl JobMaster for JobMasterService {
                         conn,
                         cause,
                     })
+                    .await
                     .is_err()
                 {
                     debug!("job master gone before the disconnect was handled");
@@ -213,9 +251,7 @@ impl JobMaster for JobMasterService {
             }
             .instrument(span),
         );
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(
-            out_rx,
-        ))))
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
     }
 
     async fn watch(
@@ -223,9 +259,14 @@ impl JobMaster for JobMasterService {
         request: Request<WatchParams>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         self.check_token(&request.get_ref().token, "a watcher")?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.send(Event::Watch { outbox: tx })?;
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+        let board = self
+            .board
+            .as_ref()
+            .ok_or_else(|| Status::unavailable("this job master reports no status"))?;
+        // The latest status, then each newer one; a watcher that reads slowly skips some,
+        // never the last.
+        let statuses = WatchStream::new(board.clone()).map(Ok);
+        Ok(Response::new(Box::pin(statuses)))
     }
 
     async fn kill(&self, request: Request<KillParams>) -> Result<Response<KillResult>, Status> {
@@ -236,7 +277,7 @@ impl JobMaster for JobMasterService {
         } else {
             params.reason
         };
-        self.send(Event::Kill { reason })?;
+        self.send(Event::Kill { reason }).await?;
         Ok(Response::new(KillResult {}))
     }
 
@@ -255,6 +296,7 @@ impl JobMaster for JobMasterService {
                 workers: params.num_workers,
                 reply,
             })
+            .await
             .map_err(|_| ended())?;
         let result = answer.await.map_err(|_| ended())??;
         Ok(Response::new(result))

@@ -1,4 +1,6 @@
-//! The job's status as clients see it, and the watchers it is pushed to.
+//! The job's status as clients see it, and the board watchers read it from. Changes are
+//! published at most once a tick (changes of the job's state at once), so the cost of a
+//! status, which lists every worker, does not grow with the number of registrations.
 
 use t2_proto::JobStatus;
 
@@ -16,8 +18,14 @@ impl Master {
         }
     }
 
+    /// Something watchers should see changed; it is published at the next tick.
     pub(crate) fn notify_watchers(&mut self) {
-        let status = self.status();
-        self.watchers.retain(|w| w.send(Ok(status.clone())).is_ok());
+        self.status_dirty = true;
+    }
+
+    /// Puts the current status on the board now.
+    pub(crate) fn publish_status(&mut self) {
+        self.status_dirty = false;
+        self.board.send_replace(self.status());
     }
 }

@@ -21,6 +21,14 @@ pub trait JobStateStore: Send + Sync + 'static {
     async fn put_job_state(&self, state: JobState, reason: &str) -> Result<(), StoreError>;
     /// Records a worker's info (including its state and restart count).
     async fn put_worker(&self, info: &WorkerInfo) -> Result<(), StoreError>;
+    /// Records several workers at once (registrations that arrived together). Stores that
+    /// can should write them together; the default writes one after the other.
+    async fn put_workers(&self, infos: &[WorkerInfo]) -> Result<(), StoreError> {
+        for info in infos {
+            self.put_worker(info).await?;
+        }
+        Ok(())
+    }
     /// Every worker recorded so far (used by a restarted job master).
     async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError>;
     /// The recorded job state, if any.

@@ -5,7 +5,12 @@ use std::time::Instant;
 use t2_proto::JobState;
 use tonic::Status;
 
+use tracing::warn;
+
 use crate::master::{is_final, Master};
+
+/// How many heartbeat timeouts silence verdicts may wait while the job master is behind.
+pub const BEHIND_WAIT: u32 = 10;
 
 impl Master {
     pub(crate) async fn on_tick(&mut self) {
@@ -22,12 +27,21 @@ impl Master {
             }
             return;
         }
-        // Silent workers.
+        // Silent workers. When many look silent at once, the job master itself has most
+        // likely fallen behind reading its streams (starved of CPU: 10 000 workers send 40 000
+        // heartbeats a second): it waits, up to BEHIND_WAIT heartbeat timeouts, before a verdict.
+        if self.behind_on_heartbeats(now) {
+            self.expire_and_check_deadlines(now).await;
+            return;
+        }
         let silent: Vec<u32> = self
             .registry
             .iter()
             .filter(|e| {
-                e.conn.is_some() && now.duration_since(e.last_seen) > self.cfg.heartbeat_timeout
+                // Silent when neither the master nor the stream's own task heard from it.
+                e.conn.as_ref().is_some_and(|c| {
+                    now.duration_since(e.last_seen).min(c.silent_for()) > self.cfg.heartbeat_timeout
+                })
             })
             .map(|e| e.info.worker_id)
             .collect();
@@ -35,7 +49,9 @@ impl Master {
             let cause = format!("no heartbeat for {:?}", self.cfg.heartbeat_timeout);
             if let Some(e) = self.registry.get(id) {
                 if let Some(c) = &e.conn {
-                    let _ = c.outbox.send(Err(Status::deadline_exceeded(cause.clone())));
+                    let _ = c
+                        .outbox
+                        .try_send(Err(Status::deadline_exceeded(cause.clone())));
                 }
             }
             self.on_disconnect(id, cause).await;
@@ -43,6 +59,45 @@ impl Master {
                 return;
             }
         }
+        self.expire_and_check_deadlines(now).await;
+    }
+
+    /// True while fewer than 90 % of 20 or more connected workers were heard from within four
+    /// heartbeat intervals: while workers are still registering, and then for at most
+    /// [`BEHIND_WAIT`] heartbeat timeouts in a row.
+    fn behind_on_heartbeats(&mut self, now: Instant) -> bool {
+        let recent = (self.cfg.heartbeat_interval * 4).min(self.cfg.heartbeat_timeout);
+        let (mut connected, mut fresh) = (0usize, 0usize);
+        for e in self.registry.iter() {
+            if let Some(c) = &e.conn {
+                connected += 1;
+                if now.duration_since(e.last_seen).min(c.silent_for()) <= recent {
+                    fresh += 1;
+                }
+            }
+        }
+        if connected < 20 || fresh * 10 >= connected * 9 {
+            // Caught up: the streams read last still get one heartbeat timeout.
+            if self.behind_since.take().is_some() {
+                self.caught_up_at = Some(now);
+            }
+            return self
+                .caught_up_at
+                .is_some_and(|at| now.duration_since(at) < self.cfg.heartbeat_timeout);
+        }
+        let since = *self.behind_since.get_or_insert_with(|| {
+            warn!(job_id = %self.cfg.job_id, fresh, connected, "the job master is behind on heartbeats (only {fresh} of {connected} workers heard from lately); silence verdicts wait");
+            now
+        });
+        // While workers are still registering (thousands of connections being set up) the
+        // wait lasts; afterwards, one heartbeat timeout.
+        let registering = self
+            .last_registration
+            .is_some_and(|at| now.duration_since(at) < self.cfg.heartbeat_timeout);
+        registering || now.duration_since(since) < self.cfg.heartbeat_timeout * BEHIND_WAIT
+    }
+
+    async fn expire_and_check_deadlines(&mut self, now: Instant) {
         for done in self.barriers.expire(self.cfg.num_workers, now) {
             self.complete_barrier(done);
         }

@@ -13,6 +13,9 @@ use tracing::warn;
 
 use crate::store::{JobStateStore, StoreError};
 
+/// Most ZooKeeper writes one batch keeps in flight.
+const PIPELINE: usize = 256;
+
 /// Job state in ZooKeeper.
 #[derive(Debug, Clone)]
 pub struct ZkStore {
@@ -56,6 +59,18 @@ impl JobStateStore for ZkStore {
             .put(&self.znodes.worker(info.worker_id), &info.encode_to_vec())
             .await
             .map_err(store_err)
+    }
+
+    /// All at once: the writes are pipelined on the session (at most [`PIPELINE`] in flight),
+    /// so a thousand registrations cost about one round trip, not a thousand.
+    async fn put_workers(&self, infos: &[WorkerInfo]) -> Result<(), StoreError> {
+        for chunk in infos.chunks(PIPELINE) {
+            let writes = chunk.iter().map(|info| self.put_worker(info));
+            for result in futures::future::join_all(writes).await {
+                result?;
+            }
+        }
+        Ok(())
     }
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {

@@ -226,7 +226,9 @@ impl Worker {
 
     async fn all_joined(&mut self) -> Vec<WorkerInfo> {
         self.until("AllJoined", |b| match b {
-            M::AllJoined(j) => Some(j.workers.clone()),
+            M::AllJoined(j) => {
+                Some(t2_proto::table::decode_single(j.piece, j.pieces, &j.table).unwrap())
+            }
             _ => None,
         })
         .await
@@ -271,7 +273,9 @@ impl Worker {
             wait_for_all: false,
         }));
         self.until("the worker list", |b| match b {
-            M::Workers(r) if r.request_id == request_id => Some(r.workers.clone()),
+            M::Workers(r) if r.request_id == request_id => {
+                Some(t2_proto::table::decode_single(r.piece, r.pieces, &r.table).unwrap())
+            }
             _ => None,
         })
         .await

@@ -137,7 +137,7 @@ async fn all_joined(stream: &mut tonic::Streaming<MasterToWorker>) -> Vec<Worker
         match next {
             Some(Ok(MasterToWorker {
                 body: Some(M::AllJoined(a)),
-            })) => return a.workers,
+            })) => return t2_proto::table::decode_single(a.piece, a.pieces, &a.table).unwrap(),
             Some(Ok(_)) => continue,
             other => panic!("stream ended before the worker list: {other:?}"),
         }

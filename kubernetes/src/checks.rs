@@ -159,6 +159,12 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
     if !spec.workers.is_multiple_of(spec.workers_per_pod) {
         return Err(KubeError::setting("workers_per_pod", "must divide workers"));
     }
+    // Without ZooKeeper the job master keeps every worker's record in the root ConfigMap.
+    if !spec.fault_tolerant {
+        let spec_bytes = serde_json::to_string_pretty(spec).map_or(0, |j| j.len());
+        super::record::check_fits(spec.workers, spec_bytes)
+            .map_err(|m| KubeError::setting("workers", m))?;
+    }
     Ok(())
 }
 

@@ -40,12 +40,35 @@ pub async fn sigterm() {
     }
 }
 
+/// Connections a listener keeps waiting to be accepted: thousands of workers connect at once
+/// (the kernel caps it at `net.core.somaxconn`, 4096 by default).
+const LISTEN_BACKLOG: u32 = 8192;
+
 /// Binds a TCP listener on `listen` (e.g. `127.0.0.1:0`) and returns it with its address.
 pub async fn listen(
     listen: &str,
 ) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), LauncherError> {
-    let listener = tokio::net::TcpListener::bind(listen)
+    let wanted = tokio::net::lookup_host(listen)
         .await
+        .map_err(LauncherError::io(format!("cannot listen on {listen}")))?
+        .next()
+        .ok_or_else(|| {
+            LauncherError::Usage(format!("cannot listen on {listen}: no such address"))
+        })?;
+    let socket = if wanted.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(LauncherError::io(format!("cannot listen on {listen}")))?;
+    socket
+        .set_reuseaddr(true)
+        .map_err(LauncherError::io(format!("cannot listen on {listen}")))?;
+    socket
+        .bind(wanted)
+        .map_err(LauncherError::io(format!("cannot listen on {listen}")))?;
+    let listener = socket
+        .listen(LISTEN_BACKLOG)
         .map_err(LauncherError::io(format!("cannot listen on {listen}")))?;
     let addr = listener
         .local_addr()
@@ -56,14 +79,25 @@ pub async fn listen(
 /// How long a job master or agent tries to reach ZooKeeper at start.
 const ZK_CONNECT_DEADLINE: Duration = Duration::from_secs(15);
 
-/// `t2 jobmaster`: serves the job; prints `T2_JOBMASTER_ADDR=…` as its first stdout line.
+/// The stdout line in which `t2 jobmaster` reports how the job ended: `T2_JOB_OUTCOME=STATE reason`.
+pub const OUTCOME_PREFIX: &str = "T2_JOB_OUTCOME=";
+
+/// `t2 jobmaster`: serves the job; prints `T2_JOBMASTER_ADDR=…` as its first stdout line and
+/// `T2_JOB_OUTCOME=STATE reason` as its last.
 pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
     let (dir, id) = job_dir(&args.job_dir)?;
     let spec = read_spec(&dir)?;
     let token = read_token(&dir)?;
     let (listener, addr) = crate::roles::listen(&args.listen).await?;
     crate::stdout::outln!("T2_JOBMASTER_ADDR=http://{addr}");
-    let cfg = JobMasterConfig::from_spec(&id, &token, &spec);
+    let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec);
+    // Test hook (see JobMasterConfig::final_status_delay).
+    if let Some(ms) = std::env::var("T2_TEST_DELAY_FINAL_STATUS_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        cfg.final_status_delay = Duration::from_millis(ms);
+    }
     let shutdown = sigterm();
     let span = info_span!("jobmaster", job_id = %id);
     let outcome = async {
@@ -92,6 +126,16 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
     .instrument(span)
     .await?;
     tracing::info!(job_id = %id, state = t2_jobmaster::master::state_name(outcome.state), reason = %outcome.reason, "job master done");
+    // The supervisor reads this before it sees the process exit, so how the job ended never
+    // depends on the last status over the watch stream arriving first.
+    // Nobody may be reading any more (a closed pipe): that is no reason to fail.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stdout(),
+        "{OUTCOME_PREFIX}{} {}",
+        t2_jobmaster::master::state_name(outcome.state),
+        outcome.reason.replace(['\n', '\r'], " ")
+    );
     Ok(0)
 }
 

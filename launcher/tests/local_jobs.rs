@@ -237,3 +237,34 @@ fn a_hung_worker_is_declared_lost_replaced_and_the_job_completes() {
     let log = job.log("jobmaster");
     assert!(log.contains("no heartbeat for 1s"), "{log}");
 }
+
+/// Regression: a 512-worker job whose job master logged COMPLETED was reported FAILED ("the
+/// job master exited with code 0 before the job ended") when the job master's last status
+/// had not come over the watch stream before the process exited. Made deterministic with
+/// the job master's test hook that holds its final status back from watchers for longer
+/// than the job master lives: the job must still be COMPLETED.
+#[test]
+fn a_job_whose_final_status_comes_after_the_job_master_exited_is_still_completed() {
+    let home = tempfile::tempdir().unwrap();
+    let job = shell_job(
+        &home.path().join("src"),
+        "name: late-status\nworkers: 2\ncommand: [./run.sh]\n",
+        "#!/usr/bin/env bash\nt2 worker barrier >/dev/null && echo passed\n",
+    );
+    let mut cmd = submit(home.path(), &job, NO_ARGS);
+    cmd.env("T2_TEST_DELAY_FINAL_STATUS_MS", "60000");
+    let out = run(cmd, LONG);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(!all.contains("before the job ended"), "{all}");
+    let rec = only_job(home.path());
+    assert_eq!(rec["state"], "COMPLETED", "{all}");
+    let log = std::fs::read_to_string(
+        home.path()
+            .join("jobs")
+            .join(rec["id"].as_str().unwrap())
+            .join("logs/jobmaster.log"),
+    )
+    .unwrap();
+    assert!(log.contains("job master done"), "{log}");
+}

@@ -9,6 +9,12 @@
 //! - [`jobmaster`] (re-exported at the crate root) and [`agent`]: the code tonic and prost
 //!   generate from them at build time (`build.rs`, with `protoc` from `protoc-bin-vendored`).
 //! - [`PROTOCOL_VERSION`]: what a worker presents at registration.
+//! - [`table`]: the worker list on the wire: a compact table encoded once, shared by every
+//!   stream, in pieces of at most 1 MiB.
+//! - [`limits`]: message-size limits, set from the number of workers where a message grows.
+
+pub mod limits;
+pub mod table;
 
 /// The protocol version a worker must present at registration; bumped on incompatible changes.
 /// Version 2 added `WorkerInfo.agent_port` and the agent service.

@@ -2,7 +2,7 @@
 //! written at once; worker records (state, restart count, address) are batched and written
 //! every [`FLUSH`], so a thousand registrations cost a handful of patches. A restarted job
 //! master reads them back, so restart counts survive it, and so does the number of workers
-//! of a scaled job (the root's `workers`). (Fault-tolerant jobs use ZooKeeper instead.) The ConfigMap's 1 MiB limit bounds this to roughly 10,000 workers.
+//! of a scaled job (the root's `workers`). (Fault-tolerant jobs use ZooKeeper instead.) The ConfigMap holds 1 MiB: a submit whose workers' records could not fit is refused (`record::check_fits`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

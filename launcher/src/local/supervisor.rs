@@ -56,6 +56,11 @@ enum Ev {
         code: Option<i32>,
     },
     Status(JobStatus),
+    /// The job master said how the job ended (its last stdout line, before it exits).
+    Outcome {
+        state: RecordedState,
+        reason: String,
+    },
     /// The job master process ended: cleanly (exit 0, the job is over) or not, and how.
     JobMasterExited {
         clean: bool,
@@ -210,6 +215,18 @@ impl Supervisor {
                     }
                 }
                 Ev::Reap { id, generation } => self.reap(id, generation),
+                Ev::Outcome { state, reason } => {
+                    // The job is over even if its last status has not come over the watch
+                    // stream (it may be behind, or cut off as the job master leaves).
+                    if state == RecordedState::Completed {
+                        for w in &mut self.record.workers {
+                            w.state = "COMPLETED".into();
+                        }
+                    }
+                    self.record.state = state;
+                    self.save();
+                    return Ok((state, reason));
+                }
                 Ev::JobMasterExited { clean, how } => {
                     let log = self.dir.jobmaster_log().display().to_string();
                     if !self.spec.fault_tolerant {
@@ -321,8 +338,12 @@ impl Supervisor {
         self.record.jobmaster_addr = Some(addr);
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            // Drain anything else it prints, then report its exit.
-            while let Ok(Some(_)) = lines.next_line().await {}
+            // Drain anything else it prints (its outcome line among it), then report its exit.
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(outcome) = parse_outcome(&line) {
+                    let _ = tx.send(outcome);
+                }
+            }
             let (clean, how) = match child.wait().await {
                 Ok(s) => match s.code() {
                     Some(c) => (c == 0, format!("exited with code {c}")),
@@ -336,7 +357,7 @@ impl Supervisor {
     }
 
     async fn start_watch(&mut self) -> Result<(), LauncherError> {
-        let mut client = JobMasterClient::connect(self.jm_addr.clone())
+        let client = JobMasterClient::connect(self.jm_addr.clone())
             .await
             .map_err(|e| {
                 LauncherError::Failed(format!(
@@ -344,6 +365,9 @@ impl Supervisor {
                     self.jm_addr
                 ))
             })?;
+        // A status lists every worker: its size grows with the job (and with a scale-up).
+        let mut client = client
+            .max_decoding_message_size(t2_proto::limits::status_bytes(t2_core::spec::MAX_WORKERS));
         let mut stream = client
             .watch(WatchParams {
                 token: self.token.clone(),
@@ -785,6 +809,22 @@ impl Supervisor {
             self.say(&format!("could not remove the job's znodes: {e}"));
         }
     }
+}
+
+/// The job master's outcome line (`T2_JOB_OUTCOME=COMPLETED`, `T2_JOB_OUTCOME=FAILED why`).
+fn parse_outcome(line: &str) -> Option<Ev> {
+    let rest = line.strip_prefix(crate::roles::OUTCOME_PREFIX)?;
+    let (state, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+    let state = match state {
+        "COMPLETED" => RecordedState::Completed,
+        "FAILED" => RecordedState::Failed,
+        "KILLED" => RecordedState::Killed,
+        _ => return None,
+    };
+    Some(Ev::Outcome {
+        state,
+        reason: reason.trim().to_string(),
+    })
 }
 
 /// Prints `t2: TEXT` on stderr above the progress bar (foreground only: `bar` is `None` for a

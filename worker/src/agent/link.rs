@@ -4,6 +4,10 @@
 //! master, re-registers, and re-sends every request still waiting for an answer (barriers
 //! included), so user code never notices beyond a delay. The link also follows the job's
 //! number of workers, which changes when the job is scaled ([`Link::num_workers`]).
+//!
+//! Worker lists arrive as a compact table in pieces (see `t2_proto::table`) and are joined
+//! and decoded here. What the agent sends waits in a bounded queue ([`OUTGOING_CAPACITY`]);
+//! user messages are limited in size and rate before they leave, with a readable error.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -12,13 +16,16 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use t2_proto::job_master_client::JobMasterClient;
+use t2_proto::limits::{DEFAULT_MESSAGE_BYTES, MAX_USER_MESSAGE_BYTES};
+use t2_proto::table::{self, Assembler};
 use t2_proto::{
     master_to_worker::Body as M, worker_to_master::Body as W, BarrierOutcome, BarrierParams,
     BarrierType, Heartbeat, JobEnded, ListWorkersParams, MasterToWorker, RegisterParams,
     RegisterResult, StateChangeParams, UserMessage, WorkerInfo, WorkerState, WorkerToMaster,
 };
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, warn};
 
 use super::AgentError;
@@ -49,9 +56,15 @@ pub enum Pushed {
     },
 }
 
+/// Messages the agent may have waiting to go to the job master.
+pub const OUTGOING_CAPACITY: usize = 1024;
+
+/// User messages an agent sends per second at most (the job master holds workers to the same).
+pub const MESSAGES_PER_SECOND: f64 = 100.0;
+
 /// The current stream.
 struct Conn {
-    tx: mpsc::UnboundedSender<WorkerToMaster>,
+    tx: mpsc::Sender<WorkerToMaster>,
     generation: u64,
 }
 
@@ -67,6 +80,8 @@ struct Shared {
     fault_tolerant: bool,
     workers_tx: watch::Sender<Option<Vec<WorkerInfo>>>,
     closed_tx: watch::Sender<Option<String>>,
+    /// Tokens for user messages, and when they were last topped up.
+    message_tokens: Mutex<(f64, Instant)>,
 }
 
 /// A registered connection to the job master.
@@ -85,7 +100,7 @@ pub struct Link {
 
 /// A stream just opened and registered.
 struct Opened {
-    tx: mpsc::UnboundedSender<WorkerToMaster>,
+    tx: mpsc::Sender<WorkerToMaster>,
     inbound: tonic::Streaming<MasterToWorker>,
     registered: RegisterResult,
 }
@@ -117,8 +132,8 @@ async fn open(
             }
         }
     };
-    let (tx, rx) = mpsc::unbounded_channel();
-    let _ = tx.send(WorkerToMaster {
+    let (tx, rx) = mpsc::channel(OUTGOING_CAPACITY);
+    let _ = tx.try_send(WorkerToMaster {
         body: Some(W::Register(params)),
     });
     let refused = |s: tonic::Status| {
@@ -127,9 +142,10 @@ async fn open(
             s.message()
         ))
     };
-    let mut client = JobMasterClient::new(channel);
+    // Worker lists come in pieces of at most 1 MiB, so the default limit holds at any size.
+    let mut client = JobMasterClient::new(channel).max_decoding_message_size(DEFAULT_MESSAGE_BYTES);
     let mut inbound = client
-        .attach(UnboundedReceiverStream::new(rx))
+        .attach(ReceiverStream::new(rx))
         .await
         .map_err(refused)?
         .into_inner();
@@ -174,6 +190,7 @@ impl Link {
             fault_tolerant,
             workers_tx,
             closed_tx,
+            message_tokens: Mutex::new((MESSAGES_PER_SECOND, Instant::now())),
         });
         let link = Link {
             shared,
@@ -204,7 +221,7 @@ impl Link {
         let _ = self.shared.closed_tx.send(None);
         if let Ok(pending) = self.shared.pending.lock() {
             for (body, _) in pending.values() {
-                let _ = opened.tx.send(WorkerToMaster {
+                let _ = opened.tx.try_send(WorkerToMaster {
                     body: Some(body.clone()),
                 });
             }
@@ -236,6 +253,7 @@ impl Link {
         let last_seen = Arc::new(Mutex::new(Instant::now()));
         let (reader, seen) = (self.clone(), last_seen.clone());
         tokio::spawn(async move {
+            let mut lists = Lists::default();
             let reason = loop {
                 match inbound.next().await {
                     Some(Ok(msg)) => {
@@ -243,8 +261,14 @@ impl Link {
                             *t = Instant::now();
                         }
                         if let Some(body) = msg.body {
-                            if let Some(ended) = reader.dispatch(body) {
-                                break ended;
+                            match lists.join(body) {
+                                Ok(Some(body)) => {
+                                    if let Some(ended) = reader.dispatch(body) {
+                                        break ended;
+                                    }
+                                }
+                                Ok(None) => {}
+                                Err(e) => break e.to_string(),
                             }
                         }
                     }
@@ -268,12 +292,10 @@ impl Link {
                     return;
                 }
                 seq += 1;
-                if tx
-                    .send(WorkerToMaster {
-                        body: Some(W::Heartbeat(Heartbeat { seq })),
-                    })
-                    .is_err()
-                {
+                // A full queue is sent as fast as the stream allows; it needs no heartbeat.
+                if let Err(TrySendError::Closed(_)) = tx.try_send(WorkerToMaster {
+                    body: Some(W::Heartbeat(Heartbeat { seq })),
+                }) {
                     return;
                 }
                 let silent = last_seen.lock().map(|t| t.elapsed()).unwrap_or_default();
@@ -308,10 +330,13 @@ impl Link {
             }
             M::Workers(ref r) => self.answer(r.request_id, body.clone()),
             M::Barrier(ref r) => self.answer(r.request_id, body.clone()),
-            M::AllJoined(j) => {
-                let _ = self.shared.workers_tx.send(Some(j.workers.clone()));
-                let _ = self.events.send(Pushed::AllJoined(j.workers));
-            }
+            M::AllJoined(j) => match table::decode(&j.table) {
+                Ok(workers) => {
+                    let _ = self.shared.workers_tx.send(Some(workers.clone()));
+                    let _ = self.events.send(Pushed::AllJoined(workers));
+                }
+                Err(e) => warn!(error = %e, "ignoring a worker list"),
+            },
             M::WorkerFailed(f) => {
                 let _ = self
                     .events
@@ -323,7 +348,7 @@ impl Link {
                 }
             }
             M::Message(m) => {
-                let _ = self.events.send(Pushed::Message(m.payload));
+                let _ = self.events.send(Pushed::Message(m.payload.to_vec()));
             }
             M::JobEnded(e) => {
                 let _ = self.events.send(Pushed::JobEnded(e.clone()));
@@ -349,10 +374,13 @@ impl Link {
         let conn = self.shared.conn.lock().map_err(|_| poisoned())?;
         // With fault tolerance a send into a dead stream is fine: the request is re-sent on
         // reconnection. Without it, a dead stream is an error.
-        match conn.tx.send(WorkerToMaster { body: Some(body) }) {
+        match conn.tx.try_send(WorkerToMaster { body: Some(body) }) {
             Ok(()) => Ok(()),
-            Err(_) if self.shared.fault_tolerant => Ok(()),
-            Err(_) => Err(AgentError::JobMaster(
+            Err(TrySendError::Full(_)) => Err(AgentError::JobMaster(format!(
+                "{OUTGOING_CAPACITY} messages are already waiting to go to the job master; try again later"
+            ))),
+            Err(TrySendError::Closed(_)) if self.shared.fault_tolerant => Ok(()),
+            Err(TrySendError::Closed(_)) => Err(AgentError::JobMaster(
                 "the link to the job master is closed".into(),
             )),
         }
@@ -411,7 +439,9 @@ impl Link {
             wait_for_all,
         });
         match self.request(request_id, body, wait).await? {
-            M::Workers(r) => Ok(r.workers),
+            M::Workers(r) => {
+                table::decode(&r.table).map_err(|e| AgentError::JobMaster(e.to_string()))
+            }
             other => Err(AgentError::JobMaster(format!(
                 "unexpected answer {other:?}"
             ))),
@@ -443,12 +473,32 @@ impl Link {
         }
     }
 
-    /// Sends a user message.
+    /// Sends a user message: at most [`MAX_USER_MESSAGE_BYTES`], at most
+    /// [`MESSAGES_PER_SECOND`] (in a burst, or on average).
     pub fn send_message(&self, payload: Vec<u8>) -> Result<(), AgentError> {
+        if payload.len() > MAX_USER_MESSAGE_BYTES {
+            return Err(AgentError::JobMaster(format!(
+                "a message of {} bytes is over the limit of {} KiB; send less, or share larger data through files or the workers' own connections",
+                payload.len(),
+                MAX_USER_MESSAGE_BYTES >> 10
+            )));
+        }
+        {
+            let mut tokens = self.shared.message_tokens.lock().map_err(|_| poisoned())?;
+            let now = Instant::now();
+            let refill = now.duration_since(tokens.1).as_secs_f64() * MESSAGES_PER_SECOND;
+            *tokens = ((tokens.0 + refill).min(MESSAGES_PER_SECOND), now);
+            if tokens.0 < 1.0 {
+                return Err(AgentError::JobMaster(format!(
+                    "more than {MESSAGES_PER_SECOND} messages a second; send fewer, larger messages"
+                )));
+            }
+            tokens.0 -= 1.0;
+        }
         let request_id = self.request_id();
         self.send(W::Message(UserMessage {
             request_id,
-            payload,
+            payload: payload.into(),
         }))
     }
 
@@ -480,6 +530,35 @@ impl Link {
             }
         };
         tokio::time::timeout(wait, acked).await.unwrap_or(false)
+    }
+}
+
+/// Joins the pieces of worker lists; passes everything else through.
+#[derive(Default)]
+struct Lists {
+    all_joined: Assembler,
+    answers: Assembler,
+}
+
+impl Lists {
+    /// `Some(body)` when `body` is complete (a list once its last piece arrived, with the
+    /// whole table in it).
+    fn join(&mut self, body: M) -> Result<Option<M>, table::TableError> {
+        Ok(match body {
+            M::AllJoined(mut j) => self.all_joined.push(j.piece, j.pieces, &j.table)?.map(|t| {
+                j.table = t.into();
+                j.piece = 0;
+                j.pieces = 1;
+                M::AllJoined(j)
+            }),
+            M::Workers(mut r) => self.answers.push(r.piece, r.pieces, &r.table)?.map(|t| {
+                r.table = t.into();
+                r.piece = 0;
+                r.pieces = 1;
+                M::Workers(r)
+            }),
+            other => Some(other),
+        })
     }
 }
 
