@@ -71,11 +71,16 @@ fn job(i: usize) -> JobReport {
         namespace: "t2".into(),
         user: "bench".into(),
         spec: [("command".to_string(), "./run.sh".to_string())].into(),
-        state: if i % 10 == 0 { "RUNNING" } else { "COMPLETED" }.into(),
+        state: if i.is_multiple_of(10) {
+            "RUNNING"
+        } else {
+            "COMPLETED"
+        }
+        .into(),
         reason: String::new(),
         num_workers: WORKERS,
         started_ms: 1_700_000_000_000 + i as i64 * 60_000,
-        ended_ms: (i % 10 != 0).then_some(1_700_000_000_000 + i as i64 * 60_000 + 30_000),
+        ended_ms: (!i.is_multiple_of(10)).then_some(1_700_000_000_000 + i as i64 * 60_000 + 30_000),
     }
 }
 

@@ -26,6 +26,16 @@ fn report(job_id: &str, state: &str) -> String {
     .to_string()
 }
 
+/// One bad request: what it is, path, headers, body, the status wanted and what the error says.
+type Case<'a> = (
+    &'a str,
+    String,
+    Vec<(&'a str, &'a str)>,
+    Vec<u8>,
+    u16,
+    &'a str,
+);
+
 /// Everything the dashboard shows, for before/after comparisons.
 fn history(d: &Dash) -> String {
     let mut jobs = d.get("/api/jobs?per_page=500");
@@ -61,7 +71,7 @@ fn bad_requests_get_clear_errors_and_leave_the_history_unchanged() {
     assert!(before.contains("seed-abc123"));
 
     let big = "x".repeat(5 << 20);
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "report without a token",
             "/api/report".into(),
