@@ -221,6 +221,9 @@ fn mpi_jobs_mount_the_ssh_secret_only_in_twister2s_mode() {
         format!("t2:{}-mpi", env!("CARGO_PKG_VERSION"))
     );
     assert!(!plain.to_string().contains("mpi-ssh"), "{plain}");
+    assert!(agent.get("ports").is_none(), "{agent}");
+    // The pods' one worker each is a host of its own; the agents get no API token.
+    assert_eq!(plain["automountServiceAccountToken"], false);
     let ssh = worker_pod(&jobs::mpi_ssh());
     let volume = ssh["volumes"]
         .as_array()
@@ -242,6 +245,12 @@ fn mpi_jobs_mount_the_ssh_secret_only_in_twister2s_mode() {
     assert!(env
         .iter()
         .any(|e| e["name"] == "T2_MPI_SSH_DIR" && e["value"] == "/etc/t2/mpi-ssh"));
+    // Readable by the pods' group only (the agent copies the keys with mode 0600 for ssh).
+    assert_eq!(volume["secret"]["defaultMode"], 0o440);
+    assert_eq!(
+        agent["ports"],
+        serde_json::json!([{"name": "mpi-ssh", "containerPort": 2222, "protocol": "TCP"}])
+    );
 }
 
 #[test]

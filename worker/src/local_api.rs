@@ -43,6 +43,14 @@ pub enum Request {
     },
 }
 
+/// The most bytes of stdin or output one exec frame carries (before hex encoding); longer
+/// output is split into frames of this size.
+pub const EXEC_CHUNK: usize = 32 * 1024;
+
+/// The longest exec frame line either side reads (a full [`EXEC_CHUNK`] is twice that as hex,
+/// plus the JSON around it); a longer one ends the session with an `error` frame.
+pub const MAX_EXEC_FRAME: usize = 4 * EXEC_CHUNK;
+
 /// What an `exec` client sends after its request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

@@ -1,5 +1,6 @@
 //! `t2 pod agent`: one worker of a worker pod. Its worker ID is the pod's ordinal ×
 //! workers per pod + the container's index; its address is the pod IP (no DNS wait); its
+//! folder `/t2/work/worker-ID` (`/t2/work/mpi` in MPI jobs, the same in every pod); its
 //! restart count is kept in the pod's work area, which outlives container restarts. A
 //! worker that completed (or whose job ended) stays up until its pod is deleted — the
 //! StatefulSet would otherwise restart it — for at most [`LINGER`].
@@ -43,6 +44,15 @@ pub fn config_from_env() -> Result<AgentConfig, String> {
     let area = work_area();
     let restart_count = next_restart_count(&area, index)?;
     let host = env::required(names::POD_IP)?;
+    // OpenMPI starts the ranks of every pod in mpirun's working directory (worker 0's), or,
+    // where that path does not exist, in $HOME, where `./program` is not found. Pods share no
+    // file system, but an MPI job has one worker per pod: its folder is the same path in
+    // every pod, holding the same unpacked package.
+    let work_dir = if spec.mpi.enabled {
+        area.join("work").join("mpi")
+    } else {
+        area.join("work").join(format!("worker-{worker_id}"))
+    };
     Ok(AgentConfig {
         job_id,
         worker_id,
@@ -53,7 +63,7 @@ pub fn config_from_env() -> Result<AgentConfig, String> {
         package_sha256: Some(env::required(names::PACKAGE_SHA256)?),
         package_url: None,
         fetch_timeout: Duration::from_secs(60),
-        work_dir: area.join("work").join(format!("worker-{worker_id}")),
+        work_dir,
         run_dir: area.join("run").join(format!("worker-{worker_id}")),
         node: NodeInfo {
             node_ip: std::env::var(names::NODE_IP).unwrap_or_default(),

@@ -17,6 +17,9 @@ use super::token::TOKEN_KEY;
 use super::JobInfo;
 use crate::settings::Settings;
 
+/// The name of the sshd port of MPI jobs in Twister2's mode (`kubernetes.mpi_ssh_secret`).
+pub const MPI_SSH_PORT_NAME: &str = "mpi-ssh";
+
 /// The name of worker container `index`.
 pub fn worker_container_name(index: u32) -> String {
     format!("worker-{index}")
@@ -109,9 +112,21 @@ pub fn worker_container(
     if s.cpu_limit {
         limits.push(("cpu", cpu(r.cpu)));
     }
+    // Twister2's MPI mode: the agent's sshd, which mpirun on worker 0 reaches (declared for
+    // people and network policies; the agent service's port is chosen at start and travels
+    // in the worker list instead).
+    let ports = (spec.mpi.enabled && !s.mpi_ssh_secret.is_empty()).then(|| {
+        vec![ContainerPort {
+            name: Some(MPI_SSH_PORT_NAME.into()),
+            container_port: i32::from(t2_worker::agent::mpi::SSH_PORT),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]
+    });
     Container {
         env: Some(e),
         env_from: (!env_from.is_empty()).then_some(env_from),
+        ports,
         volume_mounts: Some(mounts.to_vec()),
         resources: Some(ResourceRequirements {
             requests: Some(quantities(&requests)),

@@ -146,13 +146,13 @@ kubernetes:
 
 /// All of them.
 pub fn all() -> Vec<TestJob> {
-    // mpi() and mpi_ssh() join this list once their golden files are generated
-    // (UPDATE_GOLDEN=1) and validated (scripts/validate-kubernetes).
     vec![
         plain(),
         storage_secrets_memory(),
         jar_two_per_pod(),
         rack_packed(),
+        mpi(),
+        mpi_ssh(),
     ]
 }
 

@@ -2,21 +2,23 @@
 //! socket (from `t2 worker rsh`, which mpirun runs) is carried to the target worker's agent
 //! service ([`super::exec`]) with the job's token, which never leaves the agents. Frames are
 //! relayed both ways until the command exits; the local client going away closes the gRPC
-//! stream, which ends the remote command.
+//! stream, which ends the remote command. Every frame from the local client is read with a
+//! bound ([`MAX_EXEC_FRAME`]): a longer one ends the session with an `error` frame (and the
+//! remote command), and output reaches the client in frames of at most [`EXEC_CHUNK`] bytes.
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use t2_proto::agent::agent_client::AgentClient;
 use t2_proto::agent::{exec_input::Body as In, exec_output::Body as Out, ExecInput, ExecStart};
-use tokio::io::{AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use super::socket::Served;
-use crate::local_api::{ExecFrameIn, ExecFrameOut};
+use super::socket::{read_line, LineRead, Served};
+use crate::local_api::{ExecFrameIn, ExecFrameOut, EXEC_CHUNK, MAX_EXEC_FRAME};
 
 /// How long reaching the target agent may take (it may still be starting its service).
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
@@ -31,9 +33,61 @@ async fn send(write: &mut OwnedWriteHalf, frame: &ExecFrameOut) -> std::io::Resu
     write.write_all(text.as_bytes()).await
 }
 
+/// Sends `bytes` as frames of at most [`EXEC_CHUNK`] bytes each.
+async fn send_output(
+    write: &mut OwnedWriteHalf,
+    bytes: &[u8],
+    frame: fn(String) -> ExecFrameOut,
+) -> std::io::Result<()> {
+    for piece in bytes.chunks(EXEC_CHUNK) {
+        send(write, &frame(hex::encode(piece))).await?;
+    }
+    Ok(())
+}
+
+/// Reads the local client's frames and passes them on to the target until the client leaves
+/// (`None`) or sends a frame longer than [`MAX_EXEC_FRAME`] (why, as one line).
+async fn forward(
+    mut reader: BufReader<OwnedReadHalf>,
+    tx: mpsc::Sender<ExecInput>,
+) -> Option<String> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match read_line(&mut reader, &mut line, MAX_EXEC_FRAME).await {
+            Ok(LineRead::Line) => {}
+            Ok(LineRead::End) | Err(_) => return None,
+            Ok(LineRead::TooLong) => {
+                warn!(
+                    limit = MAX_EXEC_FRAME,
+                    "exec frame too long; ending the session"
+                );
+                return Some(format!(
+                    "exec frame longer than {MAX_EXEC_FRAME} bytes; send stdin in pieces of at most {EXEC_CHUNK} bytes (as t2 worker rsh does)"
+                ));
+            }
+        }
+        let body = match serde_json::from_slice::<ExecFrameIn>(&line) {
+            Ok(ExecFrameIn::Stdin { hex }) => match hex::decode(hex) {
+                Ok(b) => In::Stdin(b),
+                Err(_) => continue,
+            },
+            Ok(ExecFrameIn::StdinClosed) => In::StdinClosed(true),
+            Ok(ExecFrameIn::Signal { signal }) => In::Signal(signal),
+            Err(e) => {
+                debug!(error = %e, "bad exec frame ignored");
+                continue;
+            }
+        };
+        if tx.send(ExecInput { body: Some(body) }).await.is_err() {
+            return None;
+        }
+    }
+}
+
 /// Serves one `exec` request: runs `command` on the worker whose host is `host`.
 pub async fn relay(
-    mut lines: Lines<BufReader<OwnedReadHalf>>,
+    reader: BufReader<OwnedReadHalf>,
     mut write: OwnedWriteHalf,
     served: &Served,
     host: &str,
@@ -99,38 +153,38 @@ pub async fn relay(
     let target_id = target.worker_id;
     // The local client's frames go to the target; its leaving drops `tx`, which closes the
     // stream and makes the target end the command.
-    let forward = tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let body = match serde_json::from_str::<ExecFrameIn>(&line) {
-                Ok(ExecFrameIn::Stdin { hex }) => match hex::decode(hex) {
-                    Ok(b) => In::Stdin(b),
-                    Err(_) => continue,
-                },
-                Ok(ExecFrameIn::StdinClosed) => In::StdinClosed(true),
-                Ok(ExecFrameIn::Signal { signal }) => In::Signal(signal),
-                Err(e) => {
-                    debug!(error = %e, "bad exec frame ignored");
-                    continue;
-                }
-            };
-            if tx.send(ExecInput { body: Some(body) }).await.is_err() {
-                return;
-            }
-        }
-    });
+    let mut forwarder = tokio::spawn(forward(reader, tx));
+    let mut forwarding = true;
     let result = loop {
-        let frame = match outputs.next().await {
+        let next = tokio::select! {
+            next = outputs.next() => next,
+            ended = &mut forwarder, if forwarding => {
+                forwarding = false;
+                match ended {
+                    // Dropping the stream on the way out ends the remote command.
+                    Ok(Some(message)) => break send(&mut write, &fail(message)).await,
+                    _ => continue,
+                }
+            }
+        };
+        let sent = match next {
             Some(Ok(o)) => match o.body {
-                Some(Out::Started(s)) => ExecFrameOut::Started {
-                    worker_id: target_id,
-                    pid: s.pid,
-                },
-                Some(Out::Stdout(b)) => ExecFrameOut::Stdout {
-                    hex: hex::encode(b),
-                },
-                Some(Out::Stderr(b)) => ExecFrameOut::Stderr {
-                    hex: hex::encode(b),
-                },
+                Some(Out::Started(s)) => {
+                    send(
+                        &mut write,
+                        &ExecFrameOut::Started {
+                            worker_id: target_id,
+                            pid: s.pid,
+                        },
+                    )
+                    .await
+                }
+                Some(Out::Stdout(b)) => {
+                    send_output(&mut write, &b, |hex| ExecFrameOut::Stdout { hex }).await
+                }
+                Some(Out::Stderr(b)) => {
+                    send_output(&mut write, &b, |hex| ExecFrameOut::Stderr { hex }).await
+                }
                 Some(Out::Exit(e)) => {
                     break send(
                         &mut write,
@@ -163,12 +217,12 @@ pub async fn relay(
                 .await
             }
         };
-        if let Err(e) = send(&mut write, &frame).await {
+        if let Err(e) = sent {
             // The local client is gone; dropping the stream ends the remote command.
             break Err(e);
         }
     };
-    forward.abort();
+    forwarder.abort();
     result
 }
 

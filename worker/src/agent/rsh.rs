@@ -10,12 +10,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::local_api::{ExecFrameIn, ExecFrameOut, Request};
+use super::socket::{read_line, LineRead};
+use crate::local_api::{ExecFrameIn, ExecFrameOut, Request, EXEC_CHUNK, MAX_EXEC_FRAME};
 
 /// The exit code for "could not run it" (ssh's).
 pub const RSH_FAILED: i32 = 255;
@@ -68,7 +69,7 @@ async fn session(socket: &Path, host: &str, command: &str) -> Result<i32, String
     let stdin_tx = tx.clone();
     let stdin = tokio::spawn(async move {
         let mut input = tokio::io::stdin();
-        let mut buf = vec![0u8; 32 * 1024];
+        let mut buf = vec![0u8; EXEC_CHUNK];
         loop {
             match input.read(&mut buf).await {
                 Ok(0) | Err(_) => {
@@ -107,7 +108,8 @@ async fn session(socket: &Path, host: &str, command: &str) -> Result<i32, String
     }
     drop(tx);
 
-    let mut lines = BufReader::new(read).lines();
+    let mut reader = BufReader::new(read);
+    let mut frame = Vec::new();
     let mut out = tokio::io::stdout();
     let mut err = tokio::io::stderr();
     let mut leave_at: Option<(tokio::time::Instant, i32)> = None;
@@ -119,8 +121,9 @@ async fn session(socket: &Path, host: &str, command: &str) -> Result<i32, String
             }
         };
         tokio::select! {
-            next = lines.next_line() => match next {
-                Ok(Some(text)) => match serde_json::from_str::<ExecFrameOut>(&text) {
+            next = read_line(&mut reader, &mut frame, MAX_EXEC_FRAME) => match next {
+                Ok(LineRead::TooLong) => break Err(format!("the t2 agent sent a frame longer than {MAX_EXEC_FRAME} bytes")),
+                Ok(LineRead::Line) => match serde_json::from_slice::<ExecFrameOut>(&std::mem::take(&mut frame)) {
                     Ok(ExecFrameOut::Stdout { hex }) => {
                         let _ = out.write_all(&hex::decode(hex).unwrap_or_default()).await;
                         let _ = out.flush().await;
@@ -134,7 +137,7 @@ async fn session(socket: &Path, host: &str, command: &str) -> Result<i32, String
                     Ok(ExecFrameOut::Error { message }) => break Err(message),
                     Err(e) => break Err(format!("the t2 agent sent a bad frame: {e}")),
                 },
-                Ok(None) | Err(_) => break Err("the t2 agent closed the session before the command ended".into()),
+                Ok(LineRead::End) | Err(_) => break Err("the t2 agent closed the session before the command ended".into()),
             },
             Some(n) = term_rx.recv() => {
                 leave_at.get_or_insert((tokio::time::Instant::now() + AFTER_TERM, n));

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use t2_proto::{BarrierResult, BarrierType, WorkerInfo};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, Semaphore};
@@ -35,6 +35,45 @@ pub const MAX_LINE: usize = 1 << 20;
 
 /// Connections served at once; more wait to be accepted.
 pub const MAX_CONNECTIONS: usize = 256;
+
+/// What [`read_line`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineRead {
+    /// A line (in the buffer, without its newline; the last one may lack it).
+    Line,
+    /// The other side closed the connection.
+    End,
+    /// The line is longer than the limit (what was read of it is in the buffer).
+    TooLong,
+}
+
+/// Reads one line of at most `limit` bytes into `line`, never buffering more than `limit + 1`
+/// bytes of it: a peer cannot make the agent hold an endless line. `line` must be empty when
+/// a line starts (clear it after using one). Cancel-safe: a call cancelled part-way leaves
+/// what it read in `line`, and the next call goes on from there.
+pub async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<LineRead> {
+    let room = (limit + 1).saturating_sub(line.len());
+    let n = if room == 0 {
+        0
+    } else {
+        reader.take(room as u64).read_until(b'\n', line).await?
+    };
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        Ok(LineRead::Line)
+    } else if line.len() > limit {
+        Ok(LineRead::TooLong)
+    } else if n == 0 && line.is_empty() {
+        Ok(LineRead::End)
+    } else {
+        // The last line, without a newline.
+        Ok(LineRead::Line)
+    }
+}
 
 /// Binds `path` and serves until the task is dropped.
 pub fn serve(path: &Path, served: Served) -> std::io::Result<tokio::task::JoinHandle<()>> {
@@ -66,33 +105,26 @@ async fn handle(stream: UnixStream, served: Served) -> std::io::Result<()> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        let limit = MAX_LINE as u64 + 1;
-        if (&mut reader)
-            .take(limit)
-            .read_until(b'\n', &mut line)
-            .await?
-            == 0
-        {
-            return Ok(());
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        } else if line.len() > MAX_LINE {
-            warn!(
-                limit = MAX_LINE,
-                "local API request too long; closing the connection"
-            );
-            let msg = format!(
-                "request longer than {MAX_LINE} bytes; send shorter messages (e.g. a file name)"
-            );
-            return reply(&mut write, &failure(msg)).await;
+        match read_line(&mut reader, &mut line, MAX_LINE).await? {
+            LineRead::End => return Ok(()),
+            LineRead::Line => {}
+            LineRead::TooLong => {
+                warn!(
+                    limit = MAX_LINE,
+                    "local API request too long; closing the connection"
+                );
+                let msg = format!(
+                    "request longer than {MAX_LINE} bytes; send shorter messages (e.g. a file name)"
+                );
+                return reply(&mut write, &failure(msg)).await;
+            }
         }
         let resp = match serde_json::from_slice::<Request>(&line) {
             Ok(Request::Events) => {
                 return stream_events(write, served.link.events.subscribe()).await
             }
             Ok(Request::Exec { host, command }) => {
-                return super::relay::relay(reader.lines(), write, &served, &host, &command).await
+                return super::relay::relay(reader, write, &served, &host, &command).await
             }
             Ok(req) => answer(req, &served).await,
             Err(e) => failure(format!("bad request: {e}")),
@@ -246,5 +278,77 @@ async fn stream_events(
         let mut text = serde_json::to_string(&line).unwrap_or_default();
         text.push('\n');
         write.write_all(text.as_bytes()).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_are_read_up_to_the_limit_and_no_further() {
+        let input: &[u8] = b"short\nexactly-10\nfar-too-long-line\n";
+        let mut r = BufReader::new(input);
+        let mut line = Vec::new();
+        assert_eq!(
+            read_line(&mut r, &mut line, 10).await.unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(line, b"short");
+        line.clear();
+        assert_eq!(
+            read_line(&mut r, &mut line, 10).await.unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(line, b"exactly-10");
+        line.clear();
+        assert_eq!(
+            read_line(&mut r, &mut line, 10).await.unwrap(),
+            LineRead::TooLong
+        );
+        // No more than the limit and one byte was taken from the peer.
+        assert_eq!(line.len(), 11);
+        let mut last = BufReader::new(&b"no newline"[..]);
+        line.clear();
+        assert_eq!(
+            read_line(&mut last, &mut line, 10).await.unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(line, b"no newline");
+        line.clear();
+        assert_eq!(
+            read_line(&mut last, &mut line, 10).await.unwrap(),
+            LineRead::End
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_read_keeps_what_it_read_and_the_limit_counts_it() {
+        let (client, server) = tokio::io::duplex(64);
+        let mut r = BufReader::new(server);
+        let (mut w, mut line) = (client, Vec::new());
+        w.write_all(b"{\"op\":").await.unwrap();
+        // Cancelled before the line ends (as a select! in `t2 worker rsh` may do).
+        let cut =
+            tokio::time::timeout(Duration::from_millis(50), read_line(&mut r, &mut line, 12)).await;
+        assert!(cut.is_err());
+        assert_eq!(line, b"{\"op\":");
+        w.write_all(b"\"x\"}\n").await.unwrap();
+        assert_eq!(
+            read_line(&mut r, &mut line, 12).await.unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(line, b"{\"op\":\"x\"}");
+        // The part read before a cancel counts towards the limit.
+        line.clear();
+        w.write_all(b"0123456").await.unwrap();
+        let _ =
+            tokio::time::timeout(Duration::from_millis(50), read_line(&mut r, &mut line, 12)).await;
+        w.write_all(b"789abcdef\n").await.unwrap();
+        assert_eq!(
+            read_line(&mut r, &mut line, 12).await.unwrap(),
+            LineRead::TooLong
+        );
+        assert_eq!(line.len(), 13);
     }
 }

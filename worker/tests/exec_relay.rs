@@ -1,0 +1,220 @@
+//! The MPI exec relay against a real job master and a real target agent service on loopback:
+//! a session through worker 0's socket runs a command on worker 1 (stdin in, stdout out, in
+//! frames of at most `EXEC_CHUNK` bytes), and a frame longer than `MAX_EXEC_FRAME` from the
+//! local client ends the session with an error line and ends the remote command.
+#![cfg(feature = "agent")]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use t2_jobmaster::store::MemoryStore;
+use t2_jobmaster::JobMasterConfig;
+use t2_proto::{NodeInfo, RegisterParams, WorkerInfo, WorkerState, PROTOCOL_VERSION};
+use t2_worker::agent::exec::{ExecEnv, ExecService, Known};
+use t2_worker::agent::link::Link;
+use t2_worker::agent::socket::{self, Served};
+use t2_worker::local_api::{
+    ExecFrameIn, ExecFrameOut, Identity, Request, EXEC_CHUNK, MAX_EXEC_FRAME,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+
+const JOB: &str = "job-relay";
+const TOKEN: &str = "relay-token";
+/// Deadline of every wait in these tests.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn params(id: u32, host: &str, agent_port: u32) -> RegisterParams {
+    RegisterParams {
+        job_id: JOB.into(),
+        token: TOKEN.into(),
+        protocol_version: PROTOCOL_VERSION,
+        info: Some(WorkerInfo {
+            worker_id: id,
+            host: host.into(),
+            port: 3000 + id,
+            node: Some(NodeInfo::default()),
+            restart_count: 0,
+            state: WorkerState::Started as i32,
+            agent_port,
+        }),
+        reconnect: false,
+    }
+}
+
+/// A job master, worker 1's agent service on 127.0.0.1 and worker 0's socket; returns the
+/// socket's path (and what must stay alive).
+async fn two_workers() -> (std::path::PathBuf, Vec<Box<dyn std::any::Any + Send>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let mut cfg = JobMasterConfig::new(JOB, TOKEN, 2);
+    cfg.heartbeat_interval = Duration::from_millis(100);
+    cfg.join_timeout = Duration::from_secs(30);
+    tokio::spawn(t2_jobmaster::run_with(
+        listener,
+        cfg,
+        Arc::new(MemoryStore::default()),
+        None,
+        std::future::pending(),
+    ));
+    let work = tempfile::tempdir().unwrap();
+    let (_ready_tx, ready) = tokio::sync::watch::channel(Some(Arc::new(ExecEnv {
+        dir: work.path().to_path_buf(),
+        env: BTreeMap::new(),
+    })));
+    let service_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = service_listener.local_addr().unwrap().port();
+    let service =
+        ExecService::new(JOB, TOKEN, 1, ready, Arc::new(Known::default())).serve(service_listener);
+    let w0 = Link::connect(&addr, params(0, "127.9.9.9", 0), WAIT, false)
+        .await
+        .unwrap();
+    let w1 = Link::connect(&addr, params(1, "127.0.0.1", u32::from(port)), WAIT, false)
+        .await
+        .unwrap();
+    let sock = work.path().join("agent.sock");
+    let server = socket::serve(
+        &sock,
+        Served {
+            link: w0.clone(),
+            identity: Identity {
+                job_id: JOB.into(),
+                worker_id: 0,
+                num_workers: 2,
+                restart_count: 0,
+            },
+            barrier_timeouts: (WAIT, WAIT),
+            join_timeout: WAIT,
+            token: TOKEN.into(),
+        },
+    )
+    .unwrap();
+    (
+        sock,
+        vec![
+            Box::new(work),
+            Box::new(_ready_tx),
+            Box::new(AbortOnDrop(service)),
+            Box::new(AbortOnDrop(server)),
+            Box::new(w0),
+            Box::new(w1),
+        ],
+    )
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn line<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut t = serde_json::to_vec(v).unwrap();
+    t.push(b'\n');
+    t
+}
+
+/// Opens an exec session for `command` on 127.0.0.1 (worker 1); returns the started pid.
+async fn session(
+    sock: &std::path::Path,
+    command: &str,
+) -> (Lines<BufReader<OwnedReadHalf>>, OwnedWriteHalf, u32) {
+    let (read, mut write) = UnixStream::connect(sock).await.unwrap().into_split();
+    let req = Request::Exec {
+        host: "127.0.0.1".into(),
+        command: command.into(),
+    };
+    write.write_all(&line(&req)).await.unwrap();
+    let mut lines = BufReader::new(read).lines();
+    match next(&mut lines).await {
+        ExecFrameOut::Started { worker_id, pid } => {
+            assert_eq!(worker_id, 1);
+            (lines, write, pid)
+        }
+        other => panic!("expected started, got {other:?}"),
+    }
+}
+
+async fn next(lines: &mut Lines<BufReader<OwnedReadHalf>>) -> ExecFrameOut {
+    let text = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("a frame within the deadline")
+        .unwrap()
+        .expect("the session closed early");
+    assert!(
+        text.len() <= MAX_EXEC_FRAME,
+        "a frame of {} bytes",
+        text.len()
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_runs_on_the_other_worker_and_a_too_long_frame_ends_it_and_its_command() {
+    // Both workers are registered once their links connected, so the relay finds worker 1.
+    let (sock, _keep) = two_workers().await;
+
+    // Output larger than one frame comes in pieces of at most EXEC_CHUNK bytes.
+    let (mut lines, _w, _) = session(&sock, "head -c 200000 /dev/zero").await;
+    let mut total = 0;
+    loop {
+        match next(&mut lines).await {
+            ExecFrameOut::Stdout { hex } => {
+                let n = hex::decode(hex).unwrap().len();
+                assert!(n <= EXEC_CHUNK, "{n} bytes in one frame");
+                total += n;
+            }
+            ExecFrameOut::Exit { code, .. } => {
+                assert_eq!(code, 0);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(total, 200_000);
+
+    // stdin reaches the command; then a frame past the bound ends the session.
+    let (mut lines, mut write, pid) = session(&sock, "cat").await;
+    let hello = ExecFrameIn::Stdin {
+        hex: hex::encode(b"hello\n"),
+    };
+    write.write_all(&line(&hello)).await.unwrap();
+    match next(&mut lines).await {
+        ExecFrameOut::Stdout { hex } => assert_eq!(hex::decode(hex).unwrap(), b"hello\n"),
+        other => panic!("expected cat's output, got {other:?}"),
+    }
+    assert!(alive(pid), "cat (pid {pid}) runs until stdin ends");
+    let mut long = b"{\"op\":\"stdin\",\"hex\":\"".to_vec();
+    long.extend(std::iter::repeat_n(b'6', MAX_EXEC_FRAME + 10));
+    long.extend(b"\"}\n");
+    // The relay stops reading past the bound, so the rest may never be taken: write in the
+    // background.
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&long).await;
+        write
+    });
+    match next(&mut lines).await {
+        ExecFrameOut::Error { message } => assert!(
+            message.contains(&format!("longer than {MAX_EXEC_FRAME} bytes")),
+            "{message}"
+        ),
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+    // The remote command was ended with the session.
+    let start = std::time::Instant::now();
+    while alive(pid) {
+        assert!(start.elapsed() < WAIT, "cat (pid {pid}) still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And the connection is closed after the error.
+    let end = tokio::time::timeout(WAIT, lines.next_line()).await.unwrap();
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+    writer.abort();
+}
