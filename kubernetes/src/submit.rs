@@ -1,4 +1,5 @@
-//! `t2 submit kubernetes`: choose how the package travels (uploader when one is found, else
+//! `t2 submit kubernetes`: check what must exist before anything is created (the SSH-key
+//! Secret of Twister2's MPI mode), choose how the package travels (uploader when one is found, else
 //! direct), upload it once if an uploader is used, create the job's objects root first,
 //! wait for its pods with reasons (delivering the package directly when needed), then follow
 //! it to its end unless detached. Any failure after the root exists deletes the root again.
@@ -16,7 +17,7 @@ use super::create::{create_job, rollback};
 use super::deliver::direct::ExecDeliverer;
 use super::deliver::uploader::{find_uploader, upload, uploader_token, Uploaded, Uploader};
 use super::deliver::Deliverer;
-use super::error::KubeError;
+use super::error::{is_status, KubeError, Op};
 use super::follow::{follow, Ended};
 use super::manifests::workers::worker_pods;
 use super::manifests::JobInfo;
@@ -88,8 +89,55 @@ pub async fn submit(kube: &Kube, plan: SubmitPlan) -> Result<Outcome, KubeError>
     submit_inner(kube, plan).instrument(span).await
 }
 
+/// Twister2's MPI mode (`kubernetes.mpi_ssh_secret`) needs its SSH-key Secret, with the keys
+/// the agents read: checked before anything is created (pods mounting a missing Secret would
+/// wait for their volume until `start_timeout`).
+pub async fn check_mpi_ssh_secret(
+    kube: &Kube,
+    spec: &JobSpec,
+    s: &Settings,
+) -> Result<(), KubeError> {
+    if !spec.mpi.enabled || s.mpi_ssh_secret.is_empty() {
+        return Ok(());
+    }
+    let (name, ns) = (&s.mpi_ssh_secret, &kube.namespace);
+    let how = format!(
+        "make it as Twister2's guide does: kubectl -n {ns} create secret generic {name} --from-file=id_rsa=$HOME/.ssh/id_rsa --from-file=id_rsa.pub=$HOME/.ssh/id_rsa.pub --from-file=authorized_keys=$HOME/.ssh/id_rsa.pub"
+    );
+    let secret = match kube
+        .api::<k8s_openapi::api::core::v1::Secret>()
+        .get(name)
+        .await
+    {
+        Ok(secret) => secret,
+        Err(e) if is_status(&e, 404) => {
+            return Err(KubeError::Config(format!(
+                "kubernetes.mpi_ssh_secret: there is no Secret '{name}' in namespace '{ns}'; {how}"
+            )))
+        }
+        Err(e) => return Err(Op::named("get", "secrets", ns, name).error(&kube.server, e)),
+    };
+    let has = |k: &str| {
+        secret.data.as_ref().is_some_and(|d| d.contains_key(k))
+            || secret.string_data.as_ref().is_some_and(|d| d.contains_key(k))
+    };
+    let missing: Vec<&str> = t2_worker::agent::mpi_ssh::SECRET_KEYS
+        .into_iter()
+        .filter(|k| !has(k))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(KubeError::Config(format!(
+            "kubernetes.mpi_ssh_secret: Secret '{name}' in namespace '{ns}' has no key {}; {how}",
+            missing.join(" and no key ")
+        )))
+    }
+}
+
 async fn submit_inner(kube: &Kube, mut plan: SubmitPlan) -> Result<Outcome, KubeError> {
     let id = plan.info.id.clone();
+    check_mpi_ssh_secret(kube, &plan.spec, &plan.settings).await?;
     let delivery = choose_delivery(kube, &plan.settings).await?;
     if let Delivery::Uploader(up) = &delivery {
         let token = uploader_token(kube, up, plan.uploader_token.as_deref()).await?;

@@ -1,8 +1,9 @@
 //! `t2 submit kubernetes` against the API contract: a mock API server asserts the exact
 //! sequence of requests (method, path and query, body essentials) for a direct submit, an
 //! uploader submit, the rollback after a failed create, an existing job (409), a forbidden
-//! create (403), and the fail-fast paths (ImagePullBackOff, a failed init container, a pod
-//! unschedulable past its deadline).
+//! create (403), the fail-fast paths (ImagePullBackOff, a failed init container, a pod
+//! unschedulable past its deadline), and the SSH-key Secret of Twister2's MPI mode checked
+//! before anything is created.
 
 mod support;
 
@@ -464,4 +465,74 @@ async fn an_unschedulable_pod_fails_the_submit_after_start_timeout() {
         e.starts_with(&format!("job {id} failed to start: pod {id}-0 could not be scheduled for 10s: 0/3 nodes are available: 3 Insufficient cpu.; lower the job's resources")),
         "{e}"
     );
+}
+
+#[tokio::test]
+async fn twister2s_mpi_mode_needs_its_ssh_key_secret_before_anything_is_created() {
+    let job = jobs::mpi_ssh();
+    let secret = format!("{}/twister2-openmpi-ssh-key?", path("secrets"));
+    let pkg = package();
+    // No such Secret: one line saying how to make it, and no other request at all.
+    let steps = vec![Step::new("GET", &secret).status(
+        404,
+        "NotFound",
+        "secrets \"twister2-openmpi-ssh-key\" not found",
+    )];
+    let p = plan(&job, pkg.path(), true, None);
+    let msg = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!msg.contains('\n'), "{msg}");
+    assert!(
+        msg.contains("kubernetes.mpi_ssh_secret: there is no Secret 'twister2-openmpi-ssh-key' in namespace 't2-jobs'")
+            && msg.contains("kubectl -n t2-jobs create secret generic twister2-openmpi-ssh-key --from-file=id_rsa="),
+        "{msg}"
+    );
+    // A Secret without the public keys sshd accepts.
+    let partial = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "twister2-openmpi-ssh-key"}, "data": {"id_rsa": "a2V5"}});
+    let steps = vec![Step::new("GET", &secret).json(200, partial)];
+    let p = plan(&job, pkg.path(), true, None);
+    let msg = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("Secret 'twister2-openmpi-ssh-key' in namespace 't2-jobs' has no key authorized_keys;"),
+        "{msg}"
+    );
+    // With both keys the submit goes on (here to a create that is refused, and rolled back).
+    let full = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "twister2-openmpi-ssh-key"},
+        "data": {"id_rsa": "a2V5", "authorized_keys": "cHVi"}});
+    let steps = vec![
+        Step::new("GET", &secret).json(200, full),
+        no_uploader(),
+        Step::new("POST", format!("{}?", path("configmaps"))).status(
+            409,
+            "AlreadyExists",
+            &format!("configmaps \"{}\" already exists", job.info.id),
+        ),
+    ];
+    let p = plan(&job, pkg.path(), true, None);
+    let e = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, KubeError::AlreadyExists { .. }), "{e}");
+    // A plain MPI job (t2 as the remote shell) needs no Secret: it goes straight on.
+    let plain = jobs::mpi();
+    let steps = vec![
+        no_uploader(),
+        Step::new("POST", format!("{}?", path("configmaps"))).status(
+            409,
+            "AlreadyExists",
+            &format!("configmaps \"{}\" already exists", plain.info.id),
+        ),
+    ];
+    let p = plan(&plain, pkg.path(), true, None);
+    let e = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, KubeError::AlreadyExists { .. }), "{e}");
 }

@@ -110,10 +110,14 @@ async fn an_mpi_job_runs_with_every_orted_started_by_its_pods_agent() {
         &ns.name,
     ]);
     let submit = c.spawn().expect("spawn t2 submit");
+    let submit = tokio::spawn(submit.wait_with_output());
 
     // While the ranks hold: the MPI processes of the job, as the runtime runs them.
     let snapshot = ns
         .until("3 orteds and 6 ranks of the job", JOB_DEADLINE, || async {
+            if submit.is_finished() {
+                return Some(None); // it ended before the MPI processes ran: see below
+            }
             let procs = ns_procs(&ns.name);
             let id = procs
                 .iter()
@@ -125,10 +129,17 @@ async fn an_mpi_job_runs_with_every_orted_started_by_its_pods_agent() {
                 .collect();
             let orteds = mine.iter().filter(|p| p.name == "orted").count();
             let ranks = mine.iter().filter(|p| p.name == "allreduce").count();
-            (orteds == 3 && ranks == 6).then_some((id, mine))
+            (orteds == 3 && ranks == 6).then_some(Some((id, mine)))
         })
         .await;
-    let (id, snapshot) = snapshot;
+    let Some((id, snapshot)) = snapshot else {
+        let out = submit.await.expect("the submit's task").expect("t2 output");
+        panic!(
+            "the submit ended before the MPI processes ran:\n{}\nruntime:\n{}",
+            text(&out),
+            ns.runtime.report()
+        );
+    };
     let every: BTreeMap<u32, Proc> = all_procs().into_iter().map(|p| (p.pid, p)).collect();
     let by_pid: BTreeMap<u32, &Proc> = snapshot.iter().map(|p| (p.pid, p)).collect();
     let mpirun: Vec<&Proc> = snapshot.iter().filter(|p| p.name == "mpirun").collect();
@@ -210,8 +221,8 @@ async fn an_mpi_job_runs_with_every_orted_started_by_its_pods_agent() {
         );
     }
 
-    let out = match tokio::time::timeout(JOB_DEADLINE, submit.wait_with_output()).await {
-        Ok(o) => o.expect("t2 output"),
+    let out = match tokio::time::timeout(JOB_DEADLINE, submit).await {
+        Ok(o) => o.expect("the submit's task").expect("t2 output"),
         Err(_) => panic!(
             "the submit did not end within {JOB_DEADLINE:?}\n{}",
             ns.runtime.report()

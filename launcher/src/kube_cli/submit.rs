@@ -25,13 +25,33 @@ pub fn run(args: SubmitArgs) -> Result<i32, LauncherError> {
             "--uploader URL is for local jobs; on Kubernetes the uploader is found in the namespace (see kubernetes.upload, deploy/uploader.yaml)".into(),
         ));
     }
-    check_package_command(&args)?;
+    // A program the job's build step makes is checked once the build ran (a dry run skips
+    // the build, and so the check); any other before anything is made.
+    let built = job_yaml(&args).is_some_and(|v| v.get("build").is_some_and(|b| !b.is_null()));
+    if !built {
+        check_package_command(&args)?;
+    }
     let home = t2_home()?;
     let prepared = prepare(&args, &home, "kubernetes")?;
     let root = prepared.dir.root().to_path_buf();
-    let result = run_prepared(&args, prepared);
+    let checked = if built && !args.kube.dry_run {
+        check_package_command(&args)
+    } else {
+        Ok(())
+    };
+    let result = checked.and_then(|()| run_prepared(&args, prepared));
     let _ = std::fs::remove_dir_all(&root);
     result
+}
+
+/// The job.yaml of a directory package, when it has one that parses.
+fn job_yaml(args: &SubmitArgs) -> Option<serde_yaml::Value> {
+    let source = PackageSource::detect(&args.package, args.class.as_deref()).ok()?;
+    if source.kind != SourceKind::Directory {
+        return None;
+    }
+    let text = source.job_yaml().ok()??;
+    serde_yaml::from_str(&text).ok()
 }
 
 /// A `./program` command must be in a directory package (the image has the rest).
@@ -42,11 +62,7 @@ fn check_package_command(args: &SubmitArgs) -> Result<(), LauncherError> {
     if source.kind != SourceKind::Directory {
         return Ok(());
     }
-    let Ok(Some(text)) = source.job_yaml() else {
-        return Ok(());
-    };
-    let program = serde_yaml::from_str::<serde_yaml::Value>(&text)
-        .ok()
+    let program = job_yaml(args)
         .and_then(|v| match v.get("command")? {
             serde_yaml::Value::Sequence(s) => s.first()?.as_str().map(String::from),
             serde_yaml::Value::String(s) => s.split_whitespace().next().map(String::from),

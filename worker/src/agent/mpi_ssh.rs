@@ -15,6 +15,10 @@ use super::exec::Known;
 use super::mpi::SSH_PORT;
 use super::AgentError;
 
+/// The keys the SSH-key Secret must have: the private key mpirun's ssh uses, and the public
+/// keys sshd accepts.
+pub const SECRET_KEYS: [&str; 2] = ["id_rsa", "authorized_keys"];
+
 fn io(what: String) -> impl FnOnce(std::io::Error) -> AgentError {
     move |source| AgentError::Io { what, source }
 }
@@ -44,8 +48,9 @@ pub fn start_sshd(
     std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
         .map_err(io(format!("cannot protect {}", dir.display())))?;
-    let key = private_copy(secret, &dir, "id_rsa")?;
-    let authorized = private_copy(secret, &dir, "authorized_keys")?;
+    let [key_name, authorized_name] = SECRET_KEYS;
+    let key = private_copy(secret, &dir, key_name)?;
+    let authorized = private_copy(secret, &dir, authorized_name)?;
     let host_key = dir.join("ssh_host_ed25519_key");
     if !host_key.exists() {
         let status = std::process::Command::new("ssh-keygen")
