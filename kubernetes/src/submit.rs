@@ -119,7 +119,10 @@ pub async fn check_mpi_ssh_secret(
     };
     let has = |k: &str| {
         secret.data.as_ref().is_some_and(|d| d.contains_key(k))
-            || secret.string_data.as_ref().is_some_and(|d| d.contains_key(k))
+            || secret
+                .string_data
+                .as_ref()
+                .is_some_and(|d| d.contains_key(k))
     };
     let missing: Vec<&str> = t2_worker::agent::mpi_ssh::SECRET_KEYS
         .into_iter()

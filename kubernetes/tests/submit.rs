@@ -499,7 +499,9 @@ async fn twister2s_mpi_mode_needs_its_ssh_key_secret_before_anything_is_created(
         .unwrap_err()
         .to_string();
     assert!(
-        msg.contains("Secret 'twister2-openmpi-ssh-key' in namespace 't2-jobs' has no key authorized_keys;"),
+        msg.contains(
+            "Secret 'twister2-openmpi-ssh-key' in namespace 't2-jobs' has no key authorized_keys;"
+        ),
         "{msg}"
     );
     // With both keys the submit goes on (here to a create that is refused, and rolled back).

@@ -365,3 +365,46 @@ fn pod_receive_and_init_hand_the_package_over_verified() {
         "{err}"
     );
 }
+
+#[test]
+fn a_program_the_build_step_makes_is_checked_after_the_build() {
+    let home = tempfile::tempdir().unwrap();
+    let job = home.path().join("built");
+    std::fs::create_dir_all(&job).unwrap();
+    let yaml = |build: &str| format!("name: built\ncommand: [./prog]\nbuild: \"{build}\"\n");
+    // A dry run skips the build, so the program need not exist yet (as for
+    // examples/mpi-allreduce, whose build step compiles it).
+    std::fs::write(
+        job.join("job.yaml"),
+        yaml("printf '#!/bin/sh\\\\necho hi\\\\n' > prog && chmod +x prog"),
+    )
+    .unwrap();
+    let mut c = t2k(home.path(), None);
+    c.args([
+        "submit",
+        "kubernetes",
+        job.to_str().unwrap(),
+        "--dry-run",
+        "-o",
+        "yaml",
+    ]);
+    let out = run(c, DEADLINE);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!job.join("prog").exists(), "a dry run builds nothing");
+    // A build that does not make it: refused after the build, with nothing left behind.
+    std::fs::write(job.join("job.yaml"), yaml("true")).unwrap();
+    let kc = kubeconfig(home.path(), "https://127.0.0.1:1");
+    let mut c = t2k(home.path(), Some(&kc));
+    c.args(["submit", "kubernetes", job.to_str().unwrap()]);
+    let out = run(c, DEADLINE);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(err.contains("t2: building: true"), "{err}");
+    assert!(
+        err.lines().last().is_some_and(
+            |l| l.starts_with("error: job.yaml: command './prog' is not in the package")
+        ),
+        "{err}"
+    );
+    assert_eq!(jobs_left(home.path()), 0, "nothing left behind in $T2_HOME");
+}

@@ -62,12 +62,11 @@ fn check_package_command(args: &SubmitArgs) -> Result<(), LauncherError> {
     if source.kind != SourceKind::Directory {
         return Ok(());
     }
-    let program = job_yaml(args)
-        .and_then(|v| match v.get("command")? {
-            serde_yaml::Value::Sequence(s) => s.first()?.as_str().map(String::from),
-            serde_yaml::Value::String(s) => s.split_whitespace().next().map(String::from),
-            _ => None,
-        });
+    let program = job_yaml(args).and_then(|v| match v.get("command")? {
+        serde_yaml::Value::Sequence(s) => s.first()?.as_str().map(String::from),
+        serde_yaml::Value::String(s) => s.split_whitespace().next().map(String::from),
+        _ => None,
+    });
     if let Some(p) = program.filter(|p| p.contains('/') && !Path::new(p).is_absolute()) {
         if !source.path.join(&p).is_file() {
             return Err(LauncherError::Usage(format!(
