@@ -470,7 +470,7 @@ async fn an_unschedulable_pod_fails_the_submit_after_start_timeout() {
 #[tokio::test]
 async fn twister2s_mpi_mode_needs_its_ssh_key_secret_before_anything_is_created() {
     let job = jobs::mpi_ssh();
-    let secret = format!("{}/twister2-openmpi-ssh-key?", path("secrets"));
+    let secret = format!("{}/twister2-openmpi-ssh-key", path("secrets"));
     let pkg = package();
     // No such Secret: one line saying how to make it, and no other request at all.
     let steps = vec![Step::new("GET", &secret).status(
