@@ -54,7 +54,11 @@ pub const HEARTBEATS_PER_SECOND: u32 = 4_000;
 /// by one factor when `workers` heartbeats every `interval` would pass
 /// [`HEARTBEATS_PER_SECOND`] (250 ms / 3 s up to 1 000 workers; 2.5 s / 30 s at 10 000), as
 /// Kubernetes stretches node status updates in large clusters.
-pub fn heartbeat_budget(workers: u32, interval: Duration, timeout: Duration) -> (Duration, Duration) {
+pub fn heartbeat_budget(
+    workers: u32,
+    interval: Duration,
+    timeout: Duration,
+) -> (Duration, Duration) {
     let floor = Duration::from_secs(1) * workers / HEARTBEATS_PER_SECOND;
     if interval.is_zero() || floor <= interval {
         return (interval, timeout);
@@ -67,8 +71,11 @@ impl JobMasterConfig {
     /// Configuration for job `job_id` from its merged spec (heartbeats within the job
     /// master's budget, [`heartbeat_budget`]).
     pub fn from_spec(job_id: &str, token: &str, spec: &JobSpec) -> Self {
-        let (heartbeat_interval, heartbeat_timeout) =
-            heartbeat_budget(spec.workers, spec.heartbeat_interval, spec.heartbeat_timeout);
+        let (heartbeat_interval, heartbeat_timeout) = heartbeat_budget(
+            spec.workers,
+            spec.heartbeat_interval,
+            spec.heartbeat_timeout,
+        );
         if heartbeat_interval != spec.heartbeat_interval {
             tracing::info!(
                 job_id,

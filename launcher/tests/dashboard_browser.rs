@@ -281,7 +281,12 @@ async fn the_page_shows_jobs_live_and_kills_one_also_behind_a_kubectl_proxy_pref
     )
     .await;
     shot(&c, "5-proxy-jobs").await;
-    click_on(&c, Locator::LinkText("browser-victim"), "the second job's link").await;
+    click_on(
+        &c,
+        Locator::LinkText("browser-victim"),
+        "the second job's link",
+    )
+    .await;
     wait_texts(&c, "#job-state", "RUNNING", |t| {
         t.first().is_some_and(|s| s == "RUNNING")
     })

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use common::{
     job_log, only_job, pids_mentioning, run, run_t2, shell_job, submit, t2, text, wait_until,
-    RunningJob,
-    NO_ARGS,
+    RunningJob, NO_ARGS,
 };
 use support::*;
 use t2_worker::agent::fetch::{fetch, FetchSpec};
@@ -258,7 +257,9 @@ fn a_local_job_through_an_uploader_completes_and_its_package_is_gone_afterwards(
                 .any(|l| l.contains("package fetched") && l.contains(&up.url) && l.contains(&id)),
             "worker {w} did not fetch the package from the uploader:\n{log}"
         );
-        assert!(!job_dir.join(format!("run/worker-{w}/package.tar.gz")).exists());
+        assert!(!job_dir
+            .join(format!("run/worker-{w}/package.tar.gz"))
+            .exists());
     }
     assert_eq!(up.head_status(&id), 404);
     assert!(files_in(&store.join("packages")).is_empty());
@@ -338,7 +339,11 @@ fn an_unreachable_uploader_fails_the_submit_with_one_line() {
         "{line}"
     );
     let out = run(
-        submit(&home, &job, &["--uploader", "https://x", "--uploader-token", "x"]),
+        submit(
+            &home,
+            &job,
+            &["--uploader", "https://x", "--uploader-token", "x"],
+        ),
         LONG,
     );
     assert!(
