@@ -9,6 +9,7 @@ mod common;
 mod dashboard_support;
 
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,8 @@ fn waiting_job(root: &Path, name: &str, workers: u32, go: &Path) -> PathBuf {
     )
 }
 
-/// chromedriver on a free loopback port, ended on drop.
+/// chromedriver on a free loopback port, in a process group of its own with the browsers it
+/// starts; the whole group is killed on drop, so a failed test leaves no Chromium behind.
 struct Driver {
     child: Child,
     url: String,
@@ -47,6 +49,7 @@ impl Driver {
         let port = free_port();
         let child = Command::new(exe)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -66,6 +69,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
