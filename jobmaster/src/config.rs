@@ -43,6 +43,9 @@ pub struct JobMasterConfig {
     /// The racks and datacenters lists, when the job takes its topology from them (the
     /// cluster is then not asked to describe workers' nodes).
     pub topology: Option<TopologySpec>,
+    /// Where the job master keeps its copy of the package (served by `PackageSource`; see
+    /// [`crate::package`]), if it keeps one.
+    pub package: Option<std::path::PathBuf>,
 }
 
 impl JobMasterConfig {
@@ -64,6 +67,7 @@ impl JobMasterConfig {
             dashboard: dashboard_config(spec),
             ends_with_worker_zero: spec.mpi.enabled,
             topology: spec.topology.from_config().then(|| spec.topology.clone()),
+            package: None,
         }
     }
 
@@ -85,6 +89,7 @@ impl JobMasterConfig {
             dashboard: None,
             ends_with_worker_zero: false,
             topology: None,
+            package: None,
         }
     }
 }
