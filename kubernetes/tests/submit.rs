@@ -285,7 +285,7 @@ async fn an_uploader_submit_uploads_once_through_the_service_proxy_and_pods_down
     let mut creates = create_all(&job);
     // The workers' init container downloads from the uploader's cluster address.
     let url = format!("http://t2-uploader.{NS}.svc:8080/packages/{sha}");
-    creates[5] = create_owned("statefulsets", &id).check(move |b, _| {
+    creates[8] = create_owned("statefulsets", &id).check(move |b, _| {
         let env = b["spec"]["template"]["spec"]["initContainers"][0]["env"]
             .as_array()
             .unwrap()
