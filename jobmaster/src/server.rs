@@ -93,10 +93,9 @@ pub async fn run_with(
                     .max_decoding_message_size(MAX_USER_MESSAGE_BYTES + (64 << 10))
                     .max_encoding_message_size(usize::MAX),
             )
-            .add_service(PackageSourceServer::new(crate::package::PackageService::new(
-                &cfg.token,
-                cfg.package.clone(),
-            )))
+            .add_service(PackageSourceServer::new(
+                crate::package::PackageService::new(&cfg.token, cfg.package.clone()),
+            ))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stop_rx.await;
             }),

@@ -208,7 +208,14 @@ pub const DIRECT_DELIVERY: &[Permission] = &[p(
 /// What a job master does: its job's Role (`manifests::access`), every rule limited to one
 /// object of its own job.
 pub const JOBMASTER: &[Permission] = &[
-    jp("get", "", "configmaps", None, JobObject::Root, "reading its job's root"),
+    jp(
+        "get",
+        "",
+        "configmaps",
+        None,
+        JobObject::Root,
+        "reading its job's root",
+    ),
     jp(
         "list",
         "",

@@ -96,9 +96,7 @@ fn namespace() -> String {
 fn a_jobs_own_role_grants_exactly_what_its_job_master_uses_on_its_own_objects_alone() {
     let rbac = docs("rbac.yaml");
     assert!(
-        !rbac
-            .iter()
-            .any(|d| d["metadata"]["name"] == "t2-jobmaster"),
+        !rbac.iter().any(|d| d["metadata"]["name"] == "t2-jobmaster"),
         "deploy/rbac.yaml has no shared job master ServiceAccount, Role or binding"
     );
     let job = support::jobs::info("job-00000001", None);
@@ -109,14 +107,20 @@ fn a_jobs_own_role_grants_exactly_what_its_job_master_uses_on_its_own_objects_al
         .iter()
         .map(|p| {
             let (v, g, r, _) = key(p);
-            let name = match p.object.expect("every job master permission names its object") {
+            let name = match p
+                .object
+                .expect("every job master permission names its object")
+            {
                 JobObject::Root => "job-00000001",
                 JobObject::Workers => "job-00000001",
             };
             (v, g, r, Some(name.to_string()))
         })
         .collect();
-    assert_eq!(granted, used, "the job's Role must grant exactly JOBMASTER, by name");
+    assert_eq!(
+        granted, used,
+        "the job's Role must grant exactly JOBMASTER, by name"
+    );
     assert!(
         granted.iter().all(|(_, _, _, n)| n.is_some()),
         "every rule is limited by resourceNames"
@@ -131,7 +135,11 @@ fn a_jobs_own_role_grants_exactly_what_its_job_master_uses_on_its_own_objects_al
     let sa = access::service_account(&job, &settings).expect("the job's own ServiceAccount");
     assert_eq!(sa.metadata.name.as_deref(), Some("job-00000001-jm"));
     let sa = serde_yaml::to_value(sa).unwrap();
-    for (what, v) in [("ServiceAccount", &sa), ("Role", &role), ("RoleBinding", &binding)] {
+    for (what, v) in [
+        ("ServiceAccount", &sa),
+        ("Role", &role),
+        ("RoleBinding", &binding),
+    ] {
         let owner = &v["metadata"]["ownerReferences"][0];
         assert_eq!(owner["kind"], "ConfigMap", "{what} owned by the root");
         assert_eq!(owner["name"], "job-00000001", "{what} owned by the root");
@@ -185,7 +193,10 @@ fn the_submitter_roles_grant_everything_doctor_checks_and_no_exec_or_secret_read
             !(resource == "pods/exec" || resource == "pods/attach" || resource == "*"),
             "t2-submitter grants {verb} {resource}"
         );
-        if group.is_empty() && resource == "secrets" && ["get", "list", "watch"].contains(&verb.as_str()) {
+        if group.is_empty()
+            && resource == "secrets"
+            && ["get", "list", "watch"].contains(&verb.as_str())
+        {
             assert_eq!(
                 name.as_deref(),
                 Some("t2-uploader-token"),
@@ -195,7 +206,10 @@ fn the_submitter_roles_grant_everything_doctor_checks_and_no_exec_or_secret_read
     }
     let direct = grants(find(&rbac, "Role", "t2-direct-delivery"));
     let wanted: BTreeSet<_> = DIRECT_DELIVERY.iter().map(key).collect();
-    assert_eq!(direct, wanted, "t2-direct-delivery grants exactly DIRECT_DELIVERY");
+    assert_eq!(
+        direct, wanted,
+        "t2-direct-delivery grants exactly DIRECT_DELIVERY"
+    );
 }
 
 #[test]
@@ -206,7 +220,8 @@ fn nothing_is_bound_to_every_authenticated_user_and_the_namespace_is_set_once() 
                 let name = s["name"].as_str().unwrap_or_default();
                 let own_accounts = format!("system:serviceaccounts:{}", namespace());
                 assert!(
-                    !name.starts_with("system:") || (file == "rbac-nodes.yaml" && name == own_accounts),
+                    !name.starts_with("system:")
+                        || (file == "rbac-nodes.yaml" && name == own_accounts),
                     "{file}: bound to {name}"
                 );
             }

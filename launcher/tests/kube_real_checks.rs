@@ -224,7 +224,10 @@ async fn a_t2_submitter_passes_doctor_and_submits_and_a_user_without_it_is_refus
     ] {
         let out = kube_real_support::kubectl_as(&alice, &args, None).await;
         let all = text(&out);
-        assert!(!out.status.success() && all.contains("forbidden"), "{args:?} as alice: {all}");
+        assert!(
+            !out.status.success() && all.contains("forbidden"),
+            "{args:?} as alice: {all}"
+        );
     }
     // carol (t2-submitter alone) may not exec: with no uploader, doctor says so and how to fix it.
     let mut c = ns.t2_with(&carol);
@@ -233,10 +236,14 @@ async fn a_t2_submitter_passes_doctor_and_submits_and_a_user_without_it_is_refus
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
     assert!(
-        all.contains("you may not create pods/exec") && all.contains("--role=t2-direct-delivery --user=carol"),
+        all.contains("you may not create pods/exec")
+            && all.contains("--role=t2-direct-delivery --user=carol"),
         "{all}"
     );
-    assert!(!all.contains("--role=t2-submitter --user=carol"), "carol has every t2-submitter permission: {all}");
+    assert!(
+        !all.contains("--role=t2-submitter --user=carol"),
+        "carol has every t2-submitter permission: {all}"
+    );
     // bob: doctor fails and prints the fix; a submit is refused before anything is made.
     let mut c = ns.t2_with(&bob);
     c.args(["doctor", "kubernetes", "-n", &ns.name]);

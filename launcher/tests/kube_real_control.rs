@@ -408,43 +408,129 @@ async fn a_job_masters_own_role_reaches_its_own_job_and_no_other() {
     // Another job's objects: refused by the real authorizer (server-side dry runs, so nothing
     // would change even if allowed).
     for (what, args) in [
-        ("patch B's root", s(&["-n", n, "patch", "configmap", &b, "-p", patch, "--dry-run=server"])),
-        ("delete B's root", s(&["-n", n, "delete", "configmap", &b, "--dry-run=server"])),
+        (
+            "patch B's root",
+            s(&[
+                "-n",
+                n,
+                "patch",
+                "configmap",
+                &b,
+                "-p",
+                patch,
+                "--dry-run=server",
+            ]),
+        ),
+        (
+            "delete B's root",
+            s(&["-n", n, "delete", "configmap", &b, "--dry-run=server"]),
+        ),
         ("read B's root", s(&["-n", n, "get", "configmap", &b])),
         ("list every ConfigMap", s(&["-n", n, "get", "configmaps"])),
-        ("scale B's workers", s(&["-n", n, "patch", "statefulset", &b, "--subresource=scale", "-p", scale, "--dry-run=server"])),
-        ("read B's token", s(&["-n", n, "get", "secret", &format!("{b}-token")])),
-        ("change B's StatefulSet", s(&["-n", n, "patch", "statefulset", &b, "-p", r#"{"metadata":{"labels":{"x":"y"}}}"#, "--dry-run=server"])),
+        (
+            "scale B's workers",
+            s(&[
+                "-n",
+                n,
+                "patch",
+                "statefulset",
+                &b,
+                "--subresource=scale",
+                "-p",
+                scale,
+                "--dry-run=server",
+            ]),
+        ),
+        (
+            "read B's token",
+            s(&["-n", n, "get", "secret", &format!("{b}-token")]),
+        ),
+        (
+            "change B's StatefulSet",
+            s(&[
+                "-n",
+                n,
+                "patch",
+                "statefulset",
+                &b,
+                "-p",
+                r#"{"metadata":{"labels":{"x":"y"}}}"#,
+                "--dry-run=server",
+            ]),
+        ),
     ] {
         let out = run(args).await;
         let all = text(&out);
-        assert!(!out.status.success(), "job A's job master may {what}: {all}");
-        assert!(all.contains("forbidden") || all.contains("Forbidden"), "{what}: {all}");
+        assert!(
+            !out.status.success(),
+            "job A's job master may {what}: {all}"
+        );
+        assert!(
+            all.contains("forbidden") || all.contains("Forbidden"),
+            "{what}: {all}"
+        );
     }
     // Its own: allowed.
     for (what, args) in [
         ("read its root", s(&["-n", n, "get", "configmap", &a])),
-        ("patch its root", s(&["-n", n, "patch", "configmap", &a, "-p", patch, "--dry-run=server"])),
-        ("delete its root", s(&["-n", n, "delete", "configmap", &a, "--dry-run=server"])),
-        ("scale its workers", s(&["-n", n, "patch", "statefulset", &a, "--subresource=scale", "-p", scale, "--dry-run=server"])),
+        (
+            "patch its root",
+            s(&[
+                "-n",
+                n,
+                "patch",
+                "configmap",
+                &a,
+                "-p",
+                patch,
+                "--dry-run=server",
+            ]),
+        ),
+        (
+            "delete its root",
+            s(&["-n", n, "delete", "configmap", &a, "--dry-run=server"]),
+        ),
+        (
+            "scale its workers",
+            s(&[
+                "-n",
+                n,
+                "patch",
+                "statefulset",
+                &a,
+                "--subresource=scale",
+                "-p",
+                scale,
+                "--dry-run=server",
+            ]),
+        ),
     ] {
         let out = run(args).await;
-        assert!(out.status.success(), "job A's job master may not {what}: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "job A's job master may not {what}: {}",
+            text(&out)
+        );
     }
     // Both jobs still run to their end under their own Roles (the job masters watch, patch and
     // delete their roots with them), and everything, Roles included, goes with them.
     std::fs::write(&stop, "stop").unwrap();
     for id in [&a, &b] {
-        ns.until(&format!("job {id}'s root gone (it ended)"), DEADLINE, || async {
-            cms.get_opt(id).await.ok()?.is_none().then_some(())
-        })
+        ns.until(
+            &format!("job {id}'s root gone (it ended)"),
+            DEADLINE,
+            || async { cms.get_opt(id).await.ok()?.is_none().then_some(()) },
+        )
         .await;
         ns.assert_all_gone(id, Duration::from_secs(90)).await;
     }
     for id in [&a, &b] {
         for w in 0..2 {
             let log = ns.runtime.log(&format!("{id}-{w}"), "worker-0");
-            assert!(log.contains("stop file seen"), "job {id} worker {w}:\n{log}");
+            assert!(
+                log.contains("stop file seen"),
+                "job {id} worker {w}:\n{log}"
+            );
         }
     }
 }

@@ -35,17 +35,14 @@ pub async fn fetch_from_jobmaster(
     dest: &Path,
     deadline: Duration,
 ) -> Result<(), FetchFailure> {
-    tokio::time::timeout(
-        deadline,
-        fetch_inner(endpoint, token, sha256, bytes, dest),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(FetchFailure::NotYet(format!(
-            "fetching the package from the job master took longer than {}",
-            t2_core::duration::format_duration(deadline)
-        )))
-    })
+    tokio::time::timeout(deadline, fetch_inner(endpoint, token, sha256, bytes, dest))
+        .await
+        .unwrap_or_else(|_| {
+            Err(FetchFailure::NotYet(format!(
+                "fetching the package from the job master took longer than {}",
+                t2_core::duration::format_duration(deadline)
+            )))
+        })
 }
 
 async fn fetch_inner(
@@ -60,7 +57,9 @@ async fn fetch_inner(
         .connect_timeout(CONNECT_DEADLINE)
         .connect()
         .await
-        .map_err(|e| FetchFailure::NotYet(format!("cannot reach the job master at {endpoint}: {e}")))?;
+        .map_err(|e| {
+            FetchFailure::NotYet(format!("cannot reach the job master at {endpoint}: {e}"))
+        })?;
     let mut client = PackageSourceClient::new(channel).max_decoding_message_size(4 << 20);
     let mut stream = client
         .fetch(FetchPackageParams {
@@ -83,11 +82,9 @@ async fn fetch_inner(
             .map_err(|e| FetchFailure::Fatal(format!("cannot create {}: {e}", tmp.display())))?;
         let mut hash = Sha256::new();
         let mut got: u64 = 0;
-        while let Some(chunk) = stream
-            .message()
-            .await
-            .map_err(|s| FetchFailure::NotYet(format!("the package stream broke: {}", s.message())))?
-        {
+        while let Some(chunk) = stream.message().await.map_err(|s| {
+            FetchFailure::NotYet(format!("the package stream broke: {}", s.message()))
+        })? {
             got += chunk.data.len() as u64;
             if got > bytes {
                 return Err(FetchFailure::Fatal(format!(
@@ -114,7 +111,10 @@ async fn fetch_inner(
             )));
         }
         tokio::fs::rename(&tmp, dest).await.map_err(|e| {
-            FetchFailure::Fatal(format!("cannot move the package to {}: {e}", dest.display()))
+            FetchFailure::Fatal(format!(
+                "cannot move the package to {}: {e}",
+                dest.display()
+            ))
         })
     }
     .await;
