@@ -197,13 +197,24 @@ pub const SUBMITTER: &[Permission] = &[
 
 /// What direct package delivery needs besides [`SUBMITTER`] (Role `t2-direct-delivery`):
 /// not needed where an uploader delivers.
-pub const DIRECT_DELIVERY: &[Permission] = &[p(
-    "create",
-    "",
-    "pods",
-    Some("exec"),
-    "submit (direct package delivery: streaming it into the job's pods)",
-)];
+/// Both verbs: the API server authorizes an exec over WebSocket (what t2 speaks) as `get`
+/// (checked on the real control plane, v1.37), one over SPDY or a POST as `create`.
+pub const DIRECT_DELIVERY: &[Permission] = &[
+    p(
+        "create",
+        "",
+        "pods",
+        Some("exec"),
+        "submit (direct package delivery: streaming it into the job's pods)",
+    ),
+    p(
+        "get",
+        "",
+        "pods",
+        Some("exec"),
+        "submit (direct package delivery over WebSocket)",
+    ),
+];
 
 /// What a job master does: its job's Role (`manifests::access`), every rule limited to one
 /// object of its own job.

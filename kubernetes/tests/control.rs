@@ -481,7 +481,9 @@ async fn doctor_checks_every_permission_and_prints_the_exact_fix() {
              \x20     fix: kubectl -n {NS} create rolebinding t2-submitter-alice --role=t2-submitter --user=alice  (the Role is in deploy/rbac.yaml: kubectl apply -k deploy/)\n\
              ok    no uploader: packages are streamed into each pod (fine for small jobs; deploy/uploader.yaml serves many workers better)\n\
              FAIL  you may not create pods/exec in '{NS}' (needed by submit (direct package delivery: streaming it into the job's pods))\n\
-             \x20     fix: kubectl -n {NS} create rolebinding t2-direct-delivery-alice --role=t2-direct-delivery --user=alice  (deploy/rbac.yaml), or deploy an uploader (deploy/uploader.yaml)\n"
+             \x20     fix: kubectl -n {NS} create rolebinding t2-direct-delivery-alice --role=t2-direct-delivery --user=alice  (deploy/rbac.yaml), or deploy an uploader (deploy/uploader.yaml)\n\
+             FAIL  you may not get pods/exec in '{NS}' (needed by submit (direct package delivery over WebSocket))\n\
+             \x20     fix: (same as above)\n"
         )
     );
 }
