@@ -237,11 +237,11 @@ async fn a_t2_submitter_passes_doctor_and_submits_and_a_user_without_it_is_refus
     assert!(!out.status.success(), "{all}");
     assert!(
         all.contains("you may not create pods/exec")
-            && all.contains("--role=t2-direct-delivery --user=carol"),
+            && all.contains("--role=t2-direct-delivery --user="),
         "{all}"
     );
     assert!(
-        !all.contains("--role=t2-submitter --user=carol"),
+        !all.contains("--role=t2-submitter --user="),
         "carol has every t2-submitter permission: {all}"
     );
     // bob: doctor fails and prints the fix; a submit is refused before anything is made.
