@@ -43,6 +43,9 @@ pub struct JobMasterConfig {
     /// The racks and datacenters lists, when the job takes its topology from them (the
     /// cluster is then not asked to describe workers' nodes).
     pub topology: Option<TopologySpec>,
+    /// Where the job master keeps its copy of the package (served by `PackageSource`; see
+    /// [`crate::package`]), if it keeps one.
+    pub package: Option<std::path::PathBuf>,
 }
 
 /// The most heartbeats a second one job master asks of its workers. Each costs it about 20 µs
@@ -101,6 +104,7 @@ impl JobMasterConfig {
             dashboard: dashboard_config(spec),
             ends_with_worker_zero: spec.mpi.enabled,
             topology: spec.topology.from_config().then(|| spec.topology.clone()),
+            package: None,
         }
     }
 
@@ -122,6 +126,7 @@ impl JobMasterConfig {
             dashboard: None,
             ends_with_worker_zero: false,
             topology: None,
+            package: None,
         }
     }
 }

@@ -19,6 +19,7 @@
 //! - [`registry`]: the workers, their states, restart counts and connections.
 //! - [`barrier`]: DEFAULT and INIT barriers with timeouts.
 //! - [`scale`]: changing the number of workers of a running job.
+//! - [`package`]: the job master's copy of the package, served to pods made later.
 //! - [`cluster`]: what the job master needs from its cluster (scale workers, end the job).
 //! - [`reporters`]: where the job is reported (the dashboard), through a bounded queue;
 //!   `report` is the master's side of it.
@@ -33,6 +34,7 @@ pub mod error;
 mod failures;
 pub mod master;
 pub mod messages;
+pub mod package;
 mod recover;
 mod register;
 pub mod registry;

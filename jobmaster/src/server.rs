@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use t2_proto::job_master_server::JobMasterServer;
+use t2_proto::package_source_server::PackageSourceServer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -92,6 +93,9 @@ pub async fn run_with(
                     .max_decoding_message_size(MAX_USER_MESSAGE_BYTES + (64 << 10))
                     .max_encoding_message_size(usize::MAX),
             )
+            .add_service(PackageSourceServer::new(
+                crate::package::PackageService::new(&cfg.token, cfg.package.clone()),
+            ))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stop_rx.await;
             }),

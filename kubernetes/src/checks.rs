@@ -52,7 +52,7 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
             ),
         ));
     }
-    if !is_subdomain(&s.service_account) {
+    if !s.service_account.is_empty() && !is_subdomain(&s.service_account) {
         return bad("service_account", name_message(&s.service_account));
     }
     for p in &s.image_pull_secrets {

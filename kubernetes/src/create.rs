@@ -3,7 +3,10 @@
 //! what was created under it) and the error says what failed and what, if anything, is left.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, PostParams};
 use t2_core::spec::JobSpec;
 use tracing::{info, warn};
@@ -53,6 +56,9 @@ pub async fn create_object(kube: &Kube, obj: &Object) -> Result<(), KubeError> {
             .await
             .map(drop),
         Object::StatefulSet(o) => kube.api::<StatefulSet>().create(&pp, o).await.map(drop),
+        Object::ServiceAccount(o) => kube.api::<ServiceAccount>().create(&pp, o).await.map(drop),
+        Object::Role(o) => kube.api::<Role>().create(&pp, o).await.map(drop),
+        Object::RoleBinding(o) => kube.api::<RoleBinding>().create(&pp, o).await.map(drop),
     };
     let name = obj.name();
     r.map_err(|e| {

@@ -1,21 +1,19 @@
 //! `t2 doctor kubernetes`: can this user run t2 jobs in this namespace? It checks the
-//! namespace, every permission of [`SUBMITTER`] with a SelfSubjectAccessReview, the job
-//! masters' ServiceAccount, and the uploader, and prints the exact fix for each problem.
+//! namespace, every permission of [`SUBMITTER`] with a SelfSubjectAccessReview, the uploader,
+//! and — where no uploader delivers — [`DIRECT_DELIVERY`], and prints the exact fix for each
+//! problem. (Job masters need nothing set up: each job brings its own ServiceAccount and Role.)
 
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::PostParams;
 use kube::Api;
 
 use super::client::Kube;
 use super::deliver::uploader::find_uploader;
 use super::error::{is_status, KubeError, Op};
-use super::permissions::{Permission, SUBMITTER};
-
-/// The job masters' ServiceAccount (deploy/rbac.yaml).
-pub const JOBMASTER_ACCOUNT: &str = "t2-jobmaster";
+use super::permissions::{Permission, DIRECT_DELIVERY, SUBMITTER};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,22 +121,25 @@ pub async fn doctor(kube: &Kube, user: &str) -> Result<Vec<Check>, KubeError> {
             ));
         }
     }
-    match kube.api::<ServiceAccount>().get(JOBMASTER_ACCOUNT).await {
-        Ok(_) => out.push(Check::ok(format!("ServiceAccount {JOBMASTER_ACCOUNT} (for job masters) exists"))),
-        Err(e) if is_status(&e, 404) => out.push(Check::fail(
-            format!("ServiceAccount {JOBMASTER_ACCOUNT} does not exist; job master pods cannot start"),
-            "kubectl apply -k deploy/  (ServiceAccount, Role and RoleBinding t2-jobmaster; set the namespace in deploy/kustomization.yaml)",
-        )),
-        Err(e) if is_status(&e, 403) => out.push(Check::fail(
-            format!("cannot check ServiceAccount {JOBMASTER_ACCOUNT} (not allowed to read ServiceAccounts)"),
-            binding.clone(),
-        )),
-        Err(e) => return Err(Op::named("get", "serviceaccounts", &ns, JOBMASTER_ACCOUNT).error(&kube.server, e)),
-    }
+    let direct_binding = format!(
+        "kubectl -n {ns} create rolebinding t2-direct-delivery-{user} --role=t2-direct-delivery --user={user}  (deploy/rbac.yaml), or deploy an uploader (deploy/uploader.yaml)"
+    );
     match find_uploader(kube, "app.kubernetes.io/name=t2-uploader").await {
-        Ok(None) => out.push(Check::ok(
-            "no uploader: packages are streamed into each pod (fine for small jobs; deploy/uploader.yaml serves many workers better)",
-        )),
+        Ok(None) => {
+            out.push(Check::ok(
+                "no uploader: packages are streamed into each pod (fine for small jobs; deploy/uploader.yaml serves many workers better)",
+            ));
+            for p in DIRECT_DELIVERY {
+                if may(kube, p).await? {
+                    out.push(Check::ok(format!("you may {} {} (direct delivery)", p.verb, p.resource_name())));
+                } else {
+                    out.push(Check::fail(
+                        format!("you may not {} {} in '{ns}' (needed by {})", p.verb, p.resource_name(), p.used_by),
+                        direct_binding.clone(),
+                    ));
+                }
+            }
+        }
         Ok(Some(up)) => match &up.token_secret {
             None => out.push(Check::ok(format!("uploader '{}' found (pass its token with --uploader-token)", up.service))),
             Some(secret) => match kube.api::<Secret>().get(secret).await {

@@ -28,7 +28,7 @@ pub enum KubeError {
         cause: String,
     },
     /// The API server refused a request (HTTP 403).
-    #[error("forbidden: you may not {verb} {resource} in namespace '{namespace}'{}; ask a cluster admin to bind the t2 submitter Role (deploy/rbac.yaml) to you, and run 't2 doctor kubernetes' to see every missing permission", name.as_ref().map(|n| format!(" (object '{n}')")).unwrap_or_default())]
+    #[error("forbidden: you may not {verb} {resource} in namespace '{namespace}'{}; ask a cluster admin to bind the {} Role (deploy/rbac.yaml) to you, and run 't2 doctor kubernetes' to see every missing permission", name.as_ref().map(|n| format!(" (object '{n}')")).unwrap_or_default(), if resource == "pods/exec" { "t2-direct-delivery (direct package delivery; or deploy an uploader)" } else { "t2 submitter" })]
     Forbidden {
         /// The verb (`create`, `delete`, ...).
         verb: String,

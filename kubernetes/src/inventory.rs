@@ -1,9 +1,11 @@
 //! Finding t2's objects in the namespace by label: every kind a job creates, listed with the
 //! job each belongs to. `t2 kill` uses it to see what is left of a job, `t2 gc` to find
-//! objects whose job is finished or gone.
+//! objects whose job is finished or gone. Secrets are not listed: a list returns their data,
+//! and submitters may not read other jobs' tokens (the token Secret is owned by the root, so
+//! garbage collection removes it with the job).
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
 use serde::de::DeserializeOwned;
@@ -44,7 +46,6 @@ pub const KINDS: &[(&str, &str)] = &[
     ("StatefulSet", "statefulsets.apps"),
     ("Pod", "pods"),
     ("Service", "services"),
-    ("Secret", "secrets"),
     ("PersistentVolumeClaim", "persistentvolumeclaims"),
     ("ConfigMap", "configmaps"),
 ];
@@ -99,7 +100,6 @@ pub async fn list_objects(
         out.extend(list_kind::<Pod>(kube, "Pod", "pods", selector).await?);
     }
     out.extend(list_kind::<Service>(kube, "Service", "services", selector).await?);
-    out.extend(list_kind::<Secret>(kube, "Secret", "secrets", selector).await?);
     out.extend(
         list_kind::<PersistentVolumeClaim>(
             kube,

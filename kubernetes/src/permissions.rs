@@ -1,8 +1,9 @@
 //! Every permission t2 uses, in one table: what people who submit need (Role `t2-submitter`
-//! in deploy/rbac.yaml) and what job masters need (Role `t2-jobmaster`, and the optional
-//! ClusterRole `t2-node-reader` in deploy/rbac-nodes.yaml). `t2 doctor kubernetes` checks the
-//! first list with SelfSubjectAccessReviews; the tests check that deploy/ grants exactly the
-//! job master's.
+//! in deploy/rbac.yaml, plus Role `t2-direct-delivery` where packages are streamed into pods),
+//! and what a job master needs (its job's own Role, made at submit from [`JOBMASTER`] with
+//! `resourceNames` — see `manifests::access` — and the optional ClusterRole `t2-node-reader`
+//! in deploy/rbac-nodes.yaml). `t2 doctor kubernetes` checks the submitter's lists with
+//! SelfSubjectAccessReviews; the tests check that deploy/ grants exactly these.
 
 /// One permission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,8 +18,19 @@ pub struct Permission {
     pub subresource: Option<&'static str>,
     /// Only this object, if restricted.
     pub name: Option<&'static str>,
+    /// Only this object of the job, if restricted (a job master's permissions).
+    pub object: Option<JobObject>,
     /// What needs it.
     pub used_by: &'static str,
+}
+
+/// An object of a job a job master's permission is limited to (`resourceNames`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobObject {
+    /// The job's root ConfigMap.
+    Root,
+    /// The job's worker StatefulSet.
+    Workers,
 }
 
 impl Permission {
@@ -49,6 +61,27 @@ const fn p(
         resource,
         subresource,
         name: None,
+        object: None,
+        used_by,
+    }
+}
+
+/// A job master's permission on object `object` of its own job.
+const fn jp(
+    verb: &'static str,
+    group: &'static str,
+    resource: &'static str,
+    subresource: Option<&'static str>,
+    object: JobObject,
+    used_by: &'static str,
+) -> Permission {
+    Permission {
+        verb,
+        group,
+        resource,
+        subresource,
+        name: None,
+        object: Some(object),
         used_by,
     }
 }
@@ -80,8 +113,42 @@ pub const SUBMITTER: &[Permission] = &[
         "kill, gc, rollback of a failed submit",
     ),
     p("create", "", "secrets", None, "submit (the job token)"),
-    p("list", "", "secrets", None, "kill, gc"),
     p("delete", "", "secrets", None, "gc"),
+    p(
+        "create",
+        "",
+        "serviceaccounts",
+        None,
+        "submit (the job master's own ServiceAccount)",
+    ),
+    p(
+        "create",
+        "rbac.authorization.k8s.io",
+        "roles",
+        None,
+        "submit (the job master's Role, limited to the job)",
+    ),
+    p(
+        "create",
+        "rbac.authorization.k8s.io",
+        "rolebindings",
+        None,
+        "submit (binding that Role to the job's ServiceAccount)",
+    ),
+    p(
+        "get",
+        "apps",
+        "statefulsets",
+        Some("scale"),
+        "submit (RBAC lets a Role grant only what its maker holds)",
+    ),
+    p(
+        "patch",
+        "apps",
+        "statefulsets",
+        Some("scale"),
+        "submit (RBAC lets a Role grant only what its maker holds)",
+    ),
     p("create", "", "services", None, "submit"),
     p(
         "list",
@@ -113,13 +180,6 @@ pub const SUBMITTER: &[Permission] = &[
     p("watch", "", "pods", None, "submit (waiting for pods)"),
     p("get", "", "pods", Some("log"), "logs"),
     p(
-        "create",
-        "",
-        "pods",
-        Some("exec"),
-        "submit (direct package delivery)",
-    ),
-    p(
         "get",
         "",
         "services",
@@ -133,58 +193,86 @@ pub const SUBMITTER: &[Permission] = &[
         Some("proxy"),
         "submit (uploading the package)",
     ),
+];
+
+/// What direct package delivery needs besides [`SUBMITTER`] (Role `t2-direct-delivery`):
+/// not needed where an uploader delivers.
+/// Both verbs: the API server authorizes an exec over WebSocket (what t2 speaks) as `get`
+/// (checked on the real control plane, v1.37), one over SPDY or a POST as `create`.
+pub const DIRECT_DELIVERY: &[Permission] = &[
+    p(
+        "create",
+        "",
+        "pods",
+        Some("exec"),
+        "submit (direct package delivery: streaming it into the job's pods)",
+    ),
     p(
         "get",
         "",
-        "serviceaccounts",
-        None,
-        "doctor (is t2-jobmaster there?)",
+        "pods",
+        Some("exec"),
+        "submit (direct package delivery over WebSocket)",
     ),
 ];
 
-/// What a job master does (its ServiceAccount's Role).
+/// What a job master does: its job's Role (`manifests::access`), every rule limited to one
+/// object of its own job.
 pub const JOBMASTER: &[Permission] = &[
-    p("get", "", "configmaps", None, "reading its job's root"),
-    p(
+    jp(
+        "get",
+        "",
+        "configmaps",
+        None,
+        JobObject::Root,
+        "reading its job's root",
+    ),
+    jp(
         "list",
         "",
         "configmaps",
         None,
+        JobObject::Root,
         "scale requests (its job's root, by name)",
     ),
-    p(
+    jp(
         "watch",
         "",
         "configmaps",
         None,
+        JobObject::Root,
         "scale requests (its job's root, by name)",
     ),
-    p(
+    jp(
         "patch",
         "",
         "configmaps",
         None,
+        JobObject::Root,
         "recording state, restart counts and answers to scale requests",
     ),
-    p(
+    jp(
         "delete",
         "",
         "configmaps",
         None,
+        JobObject::Root,
         "ending the job (garbage collection removes the rest)",
     ),
-    p(
+    jp(
         "get",
         "apps",
         "statefulsets",
         Some("scale"),
+        JobObject::Workers,
         "scaling workers",
     ),
-    p(
+    jp(
         "patch",
         "apps",
         "statefulsets",
         Some("scale"),
+        JobObject::Workers,
         "scaling workers",
     ),
 ];

@@ -8,7 +8,7 @@
 //! | `image` | `t2:<version>` (`t2:<version>-jre` for `java` jobs, `t2:<version>-mpi` for MPI jobs) | the image holding `t2` (docker/Dockerfile) |
 //! | `image_pull_policy` | `IfNotPresent` | `Always`, `IfNotPresent` or `Never` |
 //! | `image_pull_secrets` | `[]` | Secrets to pull the image with |
-//! | `service_account` | `t2-jobmaster` | the job master's ServiceAccount (deploy/rbac.yaml) |
+//! | `service_account` | `""` | empty: the job master runs as the job's own ServiceAccount `<id>-jm`, made at submit with a Role reaching only this job; a name: that existing ServiceAccount instead (the job's Role is bound to it, so job masters sharing it share their jobs' permissions) |
 //! | `jobmaster.cpu` / `jobmaster.memory_mb` | `0.25` / `256` | the job master's requests |
 //! | `port` | `7710` | the job master's gRPC port |
 //! | `memory_volume_mb` | `0` | > 0: an in-memory emptyDir of this size at `/t2/memory` |
@@ -164,7 +164,7 @@ pub struct Settings {
     pub image_pull_policy: PullPolicy,
     /// Secrets to pull it with.
     pub image_pull_secrets: Vec<String>,
-    /// The job master's ServiceAccount.
+    /// The job master's ServiceAccount; empty: the job's own (`<id>-jm`).
     pub service_account: String,
     /// The job master's requests.
     pub jobmaster: JobMasterResources,
@@ -218,7 +218,7 @@ impl Default for Settings {
             image: String::new(),
             image_pull_policy: PullPolicy::IfNotPresent,
             image_pull_secrets: Vec::new(),
-            service_account: "t2-jobmaster".into(),
+            service_account: String::new(),
             jobmaster: JobMasterResources::default(),
             port: 7710,
             memory_volume_mb: 0,

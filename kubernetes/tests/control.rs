@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support::mock::{events, list, run, Step, NS};
 use support::pods;
-use t2_kubernetes::permissions::SUBMITTER;
+use t2_kubernetes::permissions::{DIRECT_DELIVERY, SUBMITTER};
 use t2_kubernetes::{doctor, gc, jobs, kill, logs, scale, KubeError};
 
 const ID: &str = "pi-abcd1234";
@@ -37,7 +37,7 @@ fn meta(name: &str, job: &str, component: &str) -> Value {
                                                    "app.kubernetes.io/component": component}}})
 }
 
-/// The six lists `t2 kill` makes while waiting, answered with `left` (kind → items).
+/// The five lists `t2 kill` makes while waiting, answered with `left` (kind → items).
 fn inventory(selector: &str, with_pods: bool, left: &[(&str, Vec<Value>)]) -> Vec<Step> {
     let mut kinds = vec![("StatefulSet", apps("statefulsets"))];
     if with_pods {
@@ -45,7 +45,6 @@ fn inventory(selector: &str, with_pods: bool, left: &[(&str, Vec<Value>)]) -> Ve
     }
     kinds.extend([
         ("Service", core("services")),
-        ("Secret", core("secrets")),
         ("PersistentVolumeClaim", core("persistentvolumeclaims")),
         ("ConfigMap", core("configmaps")),
     ]);
@@ -386,10 +385,6 @@ async fn gc_deletes_finished_roots_and_orphans_of_missing_roots_only() {
                 ],
             ),
             (
-                "Secret",
-                vec![meta("lost-00000003-token", "lost-00000003", "token")],
-            ),
-            (
                 "ConfigMap",
                 vec![
                     meta("done-00000001", "done-00000001", "job"),
@@ -401,7 +396,6 @@ async fn gc_deletes_finished_roots_and_orphans_of_missing_roots_only() {
     for (path, name) in [
         (core("configmaps"), "done-00000001"),
         (apps("statefulsets"), "lost-00000003"),
-        (core("secrets"), "lost-00000003-token"),
     ] {
         steps.push(
             Step::new("DELETE", format!("{path}/{name}?"))
@@ -425,7 +419,7 @@ async fn gc_deletes_finished_roots_and_orphans_of_missing_roots_only() {
             ),
         ]
     );
-    assert_eq!(sweep.deleted.len(), 3);
+    assert_eq!(sweep.deleted.len(), 2);
 }
 
 fn ssar(allowed: bool) -> Value {
@@ -439,32 +433,25 @@ async fn doctor_checks_every_permission_and_prints_the_exact_fix() {
         200,
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
     )];
-    for p in SUBMITTER {
-        let denied = p.resource == "pods" && p.subresource == Some("exec");
+    let review = |p: &'static t2_kubernetes::permissions::Permission, allowed: bool| {
         let want = (p.verb, p.group, p.resource, p.subresource);
-        steps.push(
-            Step::new(
-                "POST",
-                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews?",
-            )
-            .check(move |b, _| {
-                let ra = &b["spec"]["resourceAttributes"];
-                assert_eq!(ra["namespace"], NS);
-                assert_eq!(ra["verb"], want.0);
-                assert_eq!(ra["group"], want.1);
-                assert_eq!(ra["resource"], want.2);
-                assert_eq!(ra["subresource"].as_str(), want.3);
-            })
-            .json(201, ssar(!denied)),
-        );
+        Step::new(
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews?",
+        )
+        .check(move |b, _| {
+            let ra = &b["spec"]["resourceAttributes"];
+            assert_eq!(ra["namespace"], NS);
+            assert_eq!(ra["verb"], want.0);
+            assert_eq!(ra["group"], want.1);
+            assert_eq!(ra["resource"], want.2);
+            assert_eq!(ra["subresource"].as_str(), want.3);
+        })
+        .json(201, ssar(allowed))
+    };
+    for p in SUBMITTER {
+        steps.push(review(p, p.resource != "rolebindings"));
     }
-    steps.push(
-        Step::new("GET", format!("{}/t2-jobmaster", core("serviceaccounts"))).status(
-            404,
-            "NotFound",
-            "not found",
-        ),
-    );
     steps.push(
         Step::new(
             "GET",
@@ -475,6 +462,10 @@ async fn doctor_checks_every_permission_and_prints_the_exact_fix() {
         )
         .json(200, list("Service", "1", vec![])),
     );
+    // No uploader: direct delivery's exec is checked too.
+    for p in DIRECT_DELIVERY {
+        steps.push(review(p, false));
+    }
     let checks = run(
         steps,
         |kube| async move { doctor::doctor(&kube, "alice").await },
@@ -486,11 +477,13 @@ async fn doctor_checks_every_permission_and_prints_the_exact_fix() {
         text,
         format!(
             "ok    namespace '{NS}' exists\n\
-             FAIL  you may not create pods/exec in '{NS}' (needed by submit (direct package delivery))\n\
+             FAIL  you may not create rolebindings.rbac.authorization.k8s.io in '{NS}' (needed by submit (binding that Role to the job's ServiceAccount))\n\
              \x20     fix: kubectl -n {NS} create rolebinding t2-submitter-alice --role=t2-submitter --user=alice  (the Role is in deploy/rbac.yaml: kubectl apply -k deploy/)\n\
-             FAIL  ServiceAccount t2-jobmaster does not exist; job master pods cannot start\n\
-             \x20     fix: kubectl apply -k deploy/  (ServiceAccount, Role and RoleBinding t2-jobmaster; set the namespace in deploy/kustomization.yaml)\n\
-             ok    no uploader: packages are streamed into each pod (fine for small jobs; deploy/uploader.yaml serves many workers better)\n"
+             ok    no uploader: packages are streamed into each pod (fine for small jobs; deploy/uploader.yaml serves many workers better)\n\
+             FAIL  you may not create pods/exec in '{NS}' (needed by submit (direct package delivery: streaming it into the job's pods))\n\
+             \x20     fix: kubectl -n {NS} create rolebinding t2-direct-delivery-alice --role=t2-direct-delivery --user=alice  (deploy/rbac.yaml), or deploy an uploader (deploy/uploader.yaml)\n\
+             FAIL  you may not get pods/exec in '{NS}' (needed by submit (direct package delivery over WebSocket))\n\
+             \x20     fix: (same as above)\n"
         )
     );
 }

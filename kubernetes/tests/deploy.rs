@@ -6,11 +6,16 @@
 //! Service is what `t2 submit` looks for; the image runs as the uid the pod specs expect.
 //! (`scripts/validate-kubernetes` checks the same files against the Kubernetes schemas.)
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde_yaml::Value;
-use t2_kubernetes::permissions::{Permission, JOBMASTER, JOBMASTER_NODES, SUBMITTER};
+use t2_kubernetes::manifests::access;
+use t2_kubernetes::permissions::{
+    JobObject, Permission, DIRECT_DELIVERY, JOBMASTER, JOBMASTER_NODES, SUBMITTER,
+};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -79,27 +84,78 @@ fn key(p: &Permission) -> (String, String, String, Option<String>) {
     (p.verb.into(), p.group.into(), r, p.name.map(String::from))
 }
 
-#[test]
-fn the_job_master_role_grants_exactly_what_it_uses_to_its_service_account_alone() {
-    let rbac = docs("rbac.yaml");
-    let granted = grants(find(&rbac, "Role", "t2-jobmaster"));
-    let used: BTreeSet<_> = JOBMASTER.iter().map(key).collect();
-    assert_eq!(
-        granted, used,
-        "Role t2-jobmaster must grant exactly kubernetes::permissions::JOBMASTER"
-    );
-    let binding = find(&rbac, "RoleBinding", "t2-jobmaster");
-    assert_eq!(binding["roleRef"]["kind"], "Role");
-    assert_eq!(binding["roleRef"]["name"], "t2-jobmaster");
-    let subjects = binding["subjects"].as_sequence().unwrap();
-    assert_eq!(subjects.len(), 1);
-    assert_eq!(subjects[0]["kind"], "ServiceAccount");
-    assert_eq!(subjects[0]["name"], "t2-jobmaster");
-    find(&rbac, "ServiceAccount", "t2-jobmaster");
+fn namespace() -> String {
+    let k: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo().join("deploy/kustomization.yaml")).unwrap(),
+    )
+    .unwrap();
+    k["namespace"].as_str().unwrap().to_string()
 }
 
 #[test]
-fn the_optional_node_reader_grants_exactly_the_node_list_to_the_job_master_alone() {
+fn a_jobs_own_role_grants_exactly_what_its_job_master_uses_on_its_own_objects_alone() {
+    let rbac = docs("rbac.yaml");
+    assert!(
+        !rbac.iter().any(|d| d["metadata"]["name"] == "t2-jobmaster"),
+        "deploy/rbac.yaml has no shared job master ServiceAccount, Role or binding"
+    );
+    let job = support::jobs::info("job-00000001", None);
+    let settings = t2_kubernetes::settings::Settings::default();
+    let role = serde_yaml::to_value(access::role(&job)).unwrap();
+    let granted = grants(&role);
+    let used: BTreeSet<_> = JOBMASTER
+        .iter()
+        .map(|p| {
+            let (v, g, r, _) = key(p);
+            let name = match p
+                .object
+                .expect("every job master permission names its object")
+            {
+                JobObject::Root => "job-00000001",
+                JobObject::Workers => "job-00000001",
+            };
+            (v, g, r, Some(name.to_string()))
+        })
+        .collect();
+    assert_eq!(
+        granted, used,
+        "the job's Role must grant exactly JOBMASTER, by name"
+    );
+    assert!(
+        granted.iter().all(|(_, _, _, n)| n.is_some()),
+        "every rule is limited by resourceNames"
+    );
+    let binding = serde_yaml::to_value(access::role_binding(&job, &settings)).unwrap();
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    assert_eq!(binding["roleRef"]["name"], "job-00000001-jm");
+    let subjects = binding["subjects"].as_sequence().unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(subjects[0]["kind"], "ServiceAccount");
+    assert_eq!(subjects[0]["name"], "job-00000001-jm");
+    let sa = access::service_account(&job, &settings).expect("the job's own ServiceAccount");
+    assert_eq!(sa.metadata.name.as_deref(), Some("job-00000001-jm"));
+    let sa = serde_yaml::to_value(sa).unwrap();
+    for (what, v) in [
+        ("ServiceAccount", &sa),
+        ("Role", &role),
+        ("RoleBinding", &binding),
+    ] {
+        let owner = &v["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["kind"], "ConfigMap", "{what} owned by the root");
+        assert_eq!(owner["name"], "job-00000001", "{what} owned by the root");
+    }
+    // A ServiceAccount the settings name is used as is: none is made.
+    let named = t2_kubernetes::settings::Settings {
+        service_account: "shared".into(),
+        ..settings
+    };
+    assert!(access::service_account(&job, &named).is_none());
+    let binding = serde_yaml::to_value(access::role_binding(&job, &named)).unwrap();
+    assert_eq!(binding["subjects"][0]["name"], "shared");
+}
+
+#[test]
+fn the_optional_node_reader_grants_exactly_the_node_list_to_the_namespaces_service_accounts() {
     let nodes = docs("rbac-nodes.yaml");
     let granted = grants(find(&nodes, "ClusterRole", "t2-node-reader"));
     let used: BTreeSet<_> = JOBMASTER_NODES.iter().map(key).collect();
@@ -112,12 +168,16 @@ fn the_optional_node_reader_grants_exactly_the_node_list_to_the_job_master_alone
     assert_eq!(binding["roleRef"]["name"], "t2-node-reader");
     let subjects = binding["subjects"].as_sequence().unwrap();
     assert_eq!(subjects.len(), 1);
-    assert_eq!(subjects[0]["kind"], "ServiceAccount");
-    assert_eq!(subjects[0]["name"], "t2-jobmaster");
+    assert_eq!(subjects[0]["kind"], "Group");
+    assert_eq!(
+        subjects[0]["name"].as_str(),
+        Some(format!("system:serviceaccounts:{}", namespace()).as_str()),
+        "the namespace's ServiceAccounts (written out: kustomize does not rewrite groups)"
+    );
 }
 
 #[test]
-fn the_submitter_role_grants_everything_doctor_checks() {
+fn the_submitter_roles_grant_everything_doctor_checks_and_no_exec_or_secret_reading() {
     let rbac = docs("rbac.yaml");
     let granted = grants(find(&rbac, "Role", "t2-submitter"));
     for p in SUBMITTER {
@@ -128,6 +188,28 @@ fn the_submitter_role_grants_everything_doctor_checks() {
             p.resource_name()
         );
     }
+    for (verb, group, resource, name) in &granted {
+        assert!(
+            !(resource == "pods/exec" || resource == "pods/attach" || resource == "*"),
+            "t2-submitter grants {verb} {resource}"
+        );
+        if group.is_empty()
+            && resource == "secrets"
+            && ["get", "list", "watch"].contains(&verb.as_str())
+        {
+            assert_eq!(
+                name.as_deref(),
+                Some("t2-uploader-token"),
+                "t2-submitter may read only the uploader's token Secret"
+            );
+        }
+    }
+    let direct = grants(find(&rbac, "Role", "t2-direct-delivery"));
+    let wanted: BTreeSet<_> = DIRECT_DELIVERY.iter().map(key).collect();
+    assert_eq!(
+        direct, wanted,
+        "t2-direct-delivery grants exactly DIRECT_DELIVERY"
+    );
 }
 
 #[test]
@@ -136,7 +218,12 @@ fn nothing_is_bound_to_every_authenticated_user_and_the_namespace_is_set_once() 
         for d in docs(&file) {
             for s in d["subjects"].as_sequence().into_iter().flatten() {
                 let name = s["name"].as_str().unwrap_or_default();
-                assert!(!name.starts_with("system:"), "{file}: bound to {name}");
+                let own_accounts = format!("system:serviceaccounts:{}", namespace());
+                assert!(
+                    !name.starts_with("system:")
+                        || (file == "rbac-nodes.yaml" && name == own_accounts),
+                    "{file}: bound to {name}"
+                );
             }
             assert!(
                 d["metadata"].get("namespace").is_none(),

@@ -112,7 +112,8 @@ fn worker_pods_are_parallel_tokenless_with_distinct_selectors_and_one_container_
         assert_eq!(jm["spec"]["template"]["spec"]["enableServiceLinks"], false);
         assert_eq!(
             jm["spec"]["template"]["spec"]["serviceAccountName"],
-            "t2-jobmaster"
+            format!("{}-jm", job.info.id),
+            "the job's own ServiceAccount"
         );
         let containers = pod["containers"].as_array().unwrap();
         assert_eq!(containers.len() as u32, job.spec.workers_per_pod);

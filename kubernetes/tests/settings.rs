@@ -34,7 +34,7 @@ fn defaults_and_overrides_from_the_command_line() {
     assert_eq!(k.storage.as_ref().unwrap().size_mb, 100);
     assert_eq!(k.storage.as_ref().unwrap().mount, "/t2/persistent");
     assert_eq!(k.package_timeout, std::time::Duration::from_secs(90));
-    assert_eq!(k.service_account, "t2-jobmaster");
+    assert_eq!(k.service_account, "", "empty: the job's own ServiceAccount");
     assert_eq!(
         (k.rack_label.as_str(), k.datacenter_label.as_str()),
         (

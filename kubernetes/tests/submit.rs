@@ -21,7 +21,7 @@ use t2_kubernetes::KubeError;
 
 const UID: &str = "root-uid-1234";
 
-/// Records the pods it delivered to.
+/// Records the pods it delivered to (`pod` for init containers, `pod/container` else).
 #[derive(Default)]
 struct FakeDeliverer(Mutex<Vec<String>>);
 
@@ -29,6 +29,11 @@ struct FakeDeliverer(Mutex<Vec<String>>);
 impl Deliverer for FakeDeliverer {
     async fn deliver(&self, pod: &str) -> Result<(), String> {
         self.0.lock().unwrap().push(pod.to_string());
+        Ok(())
+    }
+
+    async fn deliver_to(&self, pod: &str, container: &str) -> Result<(), String> {
+        self.0.lock().unwrap().push(format!("{pod}/{container}"));
         Ok(())
     }
 }
@@ -54,6 +59,9 @@ fn plan(
 fn path(kind: &str) -> String {
     match kind {
         "statefulsets" => format!("/apis/apps/v1/namespaces/{NS}/statefulsets"),
+        "roles" | "rolebindings" => {
+            format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/{kind}")
+        }
         k => format!("/api/v1/namespaces/{NS}/{k}"),
     }
 }
@@ -109,6 +117,9 @@ fn create_all(job: &TestJob) -> Vec<Step> {
     let id = &job.info.id;
     vec![
         create_root(job),
+        create_owned("serviceaccounts", &format!("{id}-jm")),
+        create_owned("roles", &format!("{id}-jm")),
+        create_owned("rolebindings", &format!("{id}-jm")),
         create_owned("secrets", &format!("{id}-token")),
         create_owned("services", id),
         create_owned("services", &format!("{id}-jm")),
@@ -230,10 +241,12 @@ async fn a_direct_submit_creates_the_root_first_delivers_to_waiting_pods_and_fol
     );
     let mut got = fake.0.lock().unwrap().clone();
     got.sort();
+    let mut want: Vec<String> = (0..4).map(|i| format!("{id}-{i}")).collect();
+    want.push(format!("{id}-jm-0/jobmaster"));
+    want.sort();
     assert_eq!(
-        got,
-        (0..4).map(|i| format!("{id}-{i}")).collect::<Vec<_>>(),
-        "each worker pod once"
+        got, want,
+        "each worker pod's init container once, then the job master's copy"
     );
 }
 
@@ -273,7 +286,7 @@ async fn an_uploader_submit_uploads_once_through_the_service_proxy_and_pods_down
     let mut creates = create_all(&job);
     // The workers' init container downloads from the uploader's cluster address.
     let url = format!("http://t2-uploader.{NS}.svc:8080/packages/{sha}");
-    creates[5] = create_owned("statefulsets", &id).check(move |b, _| {
+    creates[8] = create_owned("statefulsets", &id).check(move |b, _| {
         let env = b["spec"]["template"]["spec"]["initContainers"][0]["env"]
             .as_array()
             .unwrap()
@@ -309,7 +322,7 @@ async fn a_failed_create_deletes_the_root_and_names_the_verb_and_resource() {
     let pkg = package();
     let mut steps = vec![no_uploader()];
     let mut creates = create_all(&job);
-    creates.truncate(3);
+    creates.truncate(6);
     steps.extend(creates);
     steps.push(Step::new("POST", format!("{}?", path("services"))).status(
         403,
@@ -336,7 +349,8 @@ async fn a_failed_rollback_says_what_is_left_and_how_to_remove_it() {
     let job = jobs::plain();
     let id = job.info.id.clone();
     let pkg = package();
-    let mut steps = vec![no_uploader(), create_root(&job)];
+    let mut steps = vec![no_uploader()];
+    steps.extend(create_all(&job).into_iter().take(4));
     steps.push(Step::new("POST", format!("{}?", path("secrets"))).status(
         500,
         "InternalError",

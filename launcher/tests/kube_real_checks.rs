@@ -156,8 +156,39 @@ async fn a_t2_submitter_passes_doctor_and_submits_and_a_user_without_it_is_refus
     )
     .await;
     assert!(out.status.success(), "{}", text(&out));
+    // alice submits without an uploader: she also needs exec (direct delivery).
+    let out = kubectl(
+        &[
+            "-n",
+            &ns.name,
+            "create",
+            "rolebinding",
+            "t2-direct-delivery-alice",
+            "--role=t2-direct-delivery",
+            "--user=alice",
+        ],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    // carol has t2-submitter alone.
+    let out = kubectl(
+        &[
+            "-n",
+            &ns.name,
+            "create",
+            "rolebinding",
+            "t2-submitter-carol",
+            "--role=t2-submitter",
+            "--user=carol",
+        ],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
     let alice = impersonating(ns.home.path(), "alice");
     let bob = impersonating(ns.home.path(), "bob");
+    let carol = impersonating(ns.home.path(), "carol");
     // alice: every check passes, and her job runs to its end.
     let mut c = ns.t2_with(&alice);
     c.args(["doctor", "kubernetes", "-n", &ns.name]);
@@ -180,8 +211,39 @@ async fn a_t2_submitter_passes_doctor_and_submits_and_a_user_without_it_is_refus
         "{all}\nruntime:\n{}",
         ns.runtime.report()
     );
+    assert!(
+        all.contains("the job master keeps a copy of the package"),
+        "alice's submit gave the job master its copy: {all}"
+    );
     let id = kube_real_support::job_id(&out);
     ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+    // A submitter reads no job's Secrets (the token), by name or by listing.
+    for args in [
+        vec!["-n", ns.name.as_str(), "get", "secrets"],
+        vec!["-n", ns.name.as_str(), "get", "secret", "any-job-token"],
+    ] {
+        let out = kube_real_support::kubectl_as(&alice, &args, None).await;
+        let all = text(&out);
+        assert!(
+            !out.status.success() && all.contains("forbidden"),
+            "{args:?} as alice: {all}"
+        );
+    }
+    // carol (t2-submitter alone) may not exec: with no uploader, doctor says so and how to fix it.
+    let mut c = ns.t2_with(&carol);
+    c.args(["doctor", "kubernetes", "-n", &ns.name]);
+    let out = ns.finish(c, &["doctor as carol"], DEADLINE).await;
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("you may not create pods/exec")
+            && all.contains("--role=t2-direct-delivery --user="),
+        "{all}"
+    );
+    assert!(
+        !all.contains("--role=t2-submitter --user="),
+        "carol has every t2-submitter permission: {all}"
+    );
     // bob: doctor fails and prints the fix; a submit is refused before anything is made.
     let mut c = ns.t2_with(&bob);
     c.args(["doctor", "kubernetes", "-n", &ns.name]);

@@ -14,7 +14,8 @@ use kube_real_support::{eventually, job_id, text, TestNs};
 
 const DEADLINE: Duration = Duration::from_secs(240);
 
-/// A job whose workers pass a barrier, then run until `stop` exists, then complete.
+/// A job whose workers pass a barrier (those the submit starts; workers a scale-up adds skip
+/// it), then run until `stop` exists, then complete.
 pub fn until_file_job(dir: &Path, workers: u32, stop: &Path) -> PathBuf {
     let job = dir.join("until-file");
     std::fs::create_dir_all(&job).unwrap();
@@ -29,7 +30,8 @@ pub fn until_file_job(dir: &Path, workers: u32, stop: &Path) -> PathBuf {
     let script = job.join("run.sh");
     std::fs::write(
         &script,
-        "#!/usr/bin/env bash\nset -euo pipefail\necho \"worker ${T2_WORKER_ID} of ${T2_NUM_WORKERS} up (restart ${T2_RESTART_COUNT})\"\necho \"barrier: $(t2 worker barrier --timeout 120s)\"\nt2 worker events &\nwhile [ ! -e \"$STOP_FILE\" ]; do sleep 0.2; done\necho \"worker ${T2_WORKER_ID}: stop file seen\"\n",
+        "#!/usr/bin/env bash\nset -euo pipefail\necho \"worker ${T2_WORKER_ID} of ${T2_NUM_WORKERS} up (restart ${T2_RESTART_COUNT})\"\nif [ \"$T2_WORKER_ID\" -lt WORKERS_AT_SUBMIT ]; then echo \"barrier: $(t2 worker barrier --timeout 120s)\"; fi\nt2 worker events &\nwhile [ ! -e \"$STOP_FILE\" ]; do sleep 0.2; done\necho \"worker ${T2_WORKER_ID}: stop file seen\"\n"
+            .replace("WORKERS_AT_SUBMIT", &workers.to_string()),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -245,7 +247,7 @@ async fn scale_up_then_down_through_the_scale_subresource() {
     let ns = TestNs::new("scale").await;
     let stop = ns.home.path().join("stop");
     let job = until_file_job(ns.home.path(), 4, &stop);
-    let id = submit_detached(&ns, &job, &["-D", "kubernetes.package_timeout=20s"]).await;
+    let id = submit_detached(&ns, &job, &["-D", "kubernetes.package_timeout=60s"]).await;
     wait_barrier(&ns, &id, 4).await;
     let out = ns.run(&["scale", &id, "8"], Duration::from_secs(120)).await;
     let all = text(&out);
@@ -274,15 +276,23 @@ async fn scale_up_then_down_through_the_scale_subresource() {
             .then_some(())
     })
     .await;
-    // Direct delivery: nobody streams the package into pods made after the submit; their init
-    // container says so, with the fix, within package_timeout.
-    ns.until("pod 4's init container giving up", DEADLINE, || async {
-        ns.runtime
-            .log(&format!("{id}-4"), "t2-init")
-            .contains("need an uploader")
-            .then_some(())
-    })
-    .await;
+    // Direct delivery: the submit streamed the package into pods 0..3 only; pods made by the
+    // scale-up fetch the job master's copy, and their workers join and run the job.
+    for w in 4..8 {
+        let pod = format!("{id}-{w}");
+        ns.until(&format!("worker {w} up in pod {pod}"), DEADLINE, || async {
+            ns.runtime
+                .log(&pod, "worker-0")
+                .contains(&format!("worker {w} of 8 up"))
+                .then_some(())
+        })
+        .await;
+        let init = ns.runtime.log(&pod, "t2-init");
+        assert!(
+            init.contains("fetched from the job master"),
+            "pod {pod}'s init container:\n{init}"
+        );
+    }
     let out = ns.run(&["scale", &id, "4"], Duration::from_secs(120)).await;
     let all = text(&out);
     assert!(
@@ -309,4 +319,218 @@ async fn scale_up_then_down_through_the_scale_subresource() {
     })
     .await;
     ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+}
+
+/// A kubeconfig for the control plane that authenticates with `token` alone.
+fn token_kubeconfig(dir: &Path, name: &str, token: &str) -> PathBuf {
+    let admin = std::fs::read_to_string(&kube_real_support::plane().kubeconfig).unwrap();
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&admin).unwrap();
+    let mut user = serde_yaml::Mapping::new();
+    user.insert("token".into(), token.into());
+    doc["users"][0]["user"] = serde_yaml::Value::Mapping(user);
+    let path = dir.join(format!("{name}.kubeconfig"));
+    std::fs::write(&path, serde_yaml::to_string(&doc).unwrap()).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_masters_own_role_reaches_its_own_job_and_no_other() {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use kube::api::PostParams;
+    let ns = TestNs::new("jmrole").await;
+    let stop = ns.home.path().join("stop");
+    let job = until_file_job(ns.home.path(), 2, &stop);
+    let a = submit_detached(&ns, &job, &[]).await;
+    let b = submit_detached(&ns, &job, &[]).await;
+    wait_barrier(&ns, &a, 2).await;
+    wait_barrier(&ns, &b, 2).await;
+    // Each job has its own ServiceAccount, Role and RoleBinding, owned by its root.
+    let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    let root_uid = cms.get(&a).await.unwrap().metadata.uid.unwrap();
+    let jm = format!("{a}-jm");
+    let owners = [
+        Api::<ServiceAccount>::namespaced(ns.client.clone(), &ns.name)
+            .get(&jm)
+            .await
+            .unwrap()
+            .metadata
+            .owner_references,
+        Api::<Role>::namespaced(ns.client.clone(), &ns.name)
+            .get(&jm)
+            .await
+            .unwrap()
+            .metadata
+            .owner_references,
+        Api::<RoleBinding>::namespaced(ns.client.clone(), &ns.name)
+            .get(&jm)
+            .await
+            .unwrap()
+            .metadata
+            .owner_references,
+    ];
+    for o in owners {
+        assert_eq!(o.unwrap()[0].uid, root_uid, "owned by job {a}'s root");
+    }
+    let pod: Pod = Api::namespaced(ns.client.clone(), &ns.name)
+        .get(&format!("{a}-jm-0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        pod.spec.unwrap().service_account_name.as_deref(),
+        Some(jm.as_str()),
+        "job {a}'s job master runs as its job's ServiceAccount"
+    );
+    // A token of job A's job master's ServiceAccount, from the real TokenRequest API: what the
+    // job master itself holds.
+    let sa: Api<ServiceAccount> = Api::namespaced(ns.client.clone(), &ns.name);
+    let req = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"expirationSeconds": 600},
+    });
+    let answer: serde_json::Value = sa
+        .create_subresource("token", &jm, &PostParams::default(), &req)
+        .await
+        .unwrap();
+    let token = answer["status"]["token"].as_str().unwrap().to_string();
+    let as_a = token_kubeconfig(ns.home.path(), "jm-a", &token);
+    let n = ns.name.as_str();
+    let run = |args: Vec<String>| {
+        let as_a = as_a.clone();
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            kube_real_support::kubectl_as(&as_a, &refs, None).await
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let patch = r#"{"data":{"probe":"x"}}"#;
+    let scale = r#"{"spec":{"replicas":2}}"#;
+    // Another job's objects: refused by the real authorizer (server-side dry runs, so nothing
+    // would change even if allowed).
+    for (what, args) in [
+        (
+            "patch B's root",
+            s(&[
+                "-n",
+                n,
+                "patch",
+                "configmap",
+                &b,
+                "-p",
+                patch,
+                "--dry-run=server",
+            ]),
+        ),
+        (
+            "delete B's root",
+            s(&["-n", n, "delete", "configmap", &b, "--dry-run=server"]),
+        ),
+        ("read B's root", s(&["-n", n, "get", "configmap", &b])),
+        ("list every ConfigMap", s(&["-n", n, "get", "configmaps"])),
+        (
+            "scale B's workers",
+            s(&[
+                "-n",
+                n,
+                "patch",
+                "statefulset",
+                &b,
+                "--subresource=scale",
+                "-p",
+                scale,
+                "--dry-run=server",
+            ]),
+        ),
+        (
+            "read B's token",
+            s(&["-n", n, "get", "secret", &format!("{b}-token")]),
+        ),
+        (
+            "change B's StatefulSet",
+            s(&[
+                "-n",
+                n,
+                "patch",
+                "statefulset",
+                &b,
+                "-p",
+                r#"{"metadata":{"labels":{"x":"y"}}}"#,
+                "--dry-run=server",
+            ]),
+        ),
+    ] {
+        let out = run(args).await;
+        let all = text(&out);
+        assert!(
+            !out.status.success(),
+            "job A's job master may {what}: {all}"
+        );
+        assert!(
+            all.contains("forbidden") || all.contains("Forbidden"),
+            "{what}: {all}"
+        );
+    }
+    // Its own: allowed.
+    for (what, args) in [
+        ("read its root", s(&["-n", n, "get", "configmap", &a])),
+        (
+            "patch its root",
+            s(&[
+                "-n",
+                n,
+                "patch",
+                "configmap",
+                &a,
+                "-p",
+                patch,
+                "--dry-run=server",
+            ]),
+        ),
+        (
+            "delete its root",
+            s(&["-n", n, "delete", "configmap", &a, "--dry-run=server"]),
+        ),
+        (
+            "scale its workers",
+            s(&[
+                "-n",
+                n,
+                "patch",
+                "statefulset",
+                &a,
+                "--subresource=scale",
+                "-p",
+                scale,
+                "--dry-run=server",
+            ]),
+        ),
+    ] {
+        let out = run(args).await;
+        assert!(
+            out.status.success(),
+            "job A's job master may not {what}: {}",
+            text(&out)
+        );
+    }
+    // Both jobs still run to their end under their own Roles (the job masters watch, patch and
+    // delete their roots with them), and everything, Roles included, goes with them.
+    std::fs::write(&stop, "stop").unwrap();
+    for id in [&a, &b] {
+        ns.until(
+            &format!("job {id}'s root gone (it ended)"),
+            DEADLINE,
+            || async { cms.get_opt(id).await.ok()?.is_none().then_some(()) },
+        )
+        .await;
+        ns.assert_all_gone(id, Duration::from_secs(90)).await;
+    }
+    for id in [&a, &b] {
+        for w in 0..2 {
+            let log = ns.runtime.log(&format!("{id}-{w}"), "worker-0");
+            assert!(
+                log.contains("stop file seen"),
+                "job {id} worker {w}:\n{log}"
+            );
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Direct delivery: for each pod, `t2 pod receive --bytes N --sha256 H` runs in the pod's init
-//! container over the exec API and reads exactly N bytes from stdin; the launcher streams the
+//! container (and once in the job master's container, whose copy pods made later fetch) over
+//! the exec API and reads exactly N bytes from stdin; the launcher streams the
 //! package file into it and waits for `received H` (or the pod's refusal, which may come
 //! before everything was sent). Up to 3 attempts per pod, each with a deadline that grows
 //! with the package size.
@@ -124,12 +125,12 @@ impl ExecDeliverer {
             .map_err(|e| SendError::Stream(format!("the exec stream broke at the end: {e}")))
     }
 
-    async fn once(&self, pod: &str, sent: &mut u64) -> Result<(), String> {
+    async fn once(&self, pod: &str, container: &str, sent: &mut u64) -> Result<(), String> {
         let mut file = tokio::fs::File::open(&self.package)
             .await
             .map_err(|e| format!("cannot read {}: {e}", self.package.display()))?;
         let ap = AttachParams::default()
-            .container(INIT_CONTAINER)
+            .container(container)
             .stdin(true)
             .stdout(true)
             .stderr(true)
@@ -222,10 +223,18 @@ async fn collect(r: &mut (impl AsyncRead + Unpin), mut ended: watch::Receiver<bo
 #[async_trait]
 impl Deliverer for ExecDeliverer {
     async fn deliver(&self, pod: &str) -> Result<(), String> {
+        self.deliver_to(pod, INIT_CONTAINER).await
+    }
+
+    async fn deliver_to(&self, pod: &str, container: &str) -> Result<(), String> {
         let mut last = String::new();
         for attempt in 1..=ATTEMPTS {
             let mut sent = 0u64;
-            let r = tokio::time::timeout(self.attempt_deadline(), self.once(pod, &mut sent)).await;
+            let r = tokio::time::timeout(
+                self.attempt_deadline(),
+                self.once(pod, container, &mut sent),
+            )
+            .await;
             match r {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(e)) => last = e,

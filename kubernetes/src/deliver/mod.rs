@@ -20,4 +20,13 @@ pub trait Deliverer: Send + Sync {
     /// Delivers the package to pod `pod` (its init container is running); `Ok` once the pod
     /// has verified it.
     async fn deliver(&self, pod: &str) -> Result<(), String>;
+
+    /// Delivers the package into running container `container` of pod `pod` (the job
+    /// master's copy, for pods made later). A deliverer that reaches init containers only
+    /// says so.
+    async fn deliver_to(&self, pod: &str, container: &str) -> Result<(), String> {
+        Err(format!(
+            "this delivery reaches init containers only, not container {container} of pod {pod}"
+        ))
+    }
 }

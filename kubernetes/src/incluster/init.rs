@@ -1,19 +1,24 @@
 //! `t2 pod init`, the init container of worker pods: puts the verified package at the
 //! package path. With `T2_PACKAGE_URL` it downloads it from the uploader (retried, resumed,
 //! sha256 checked, all within `T2_PACKAGE_TIMEOUT`); otherwise it waits that long for the
-//! launcher to stream it in (`t2 pod receive`). It never hangs: at the deadline it fails the
-//! pod with one line that says what to do, which the submit's pod watch then reports.
+//! launcher to stream it in (`t2 pod receive`), and meanwhile asks the job master for its copy
+//! every few seconds ([`from_jobmaster`](super::from_jobmaster)): that is how pods made after
+//! the submit (a scale-up, a rescheduled pod) get it. It never hangs: at the deadline it fails
+//! the pod with one line that says what to do, which the submit's pod watch then reports.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::env::{self, package_path};
+use super::from_jobmaster::{fetch_from_jobmaster, FetchFailure};
 use super::receive::file_sha256;
 use crate::manifests::pod::env as names;
 
 /// How often the package path is looked at while waiting.
 const POLL: Duration = Duration::from_millis(200);
+/// How often the job master is asked for its copy.
+const ASK_JOBMASTER: Duration = Duration::from_secs(3);
 
 /// Runs the init container; the error is the line to print.
 pub async fn run_init() -> Result<String, String> {
@@ -39,6 +44,12 @@ pub async fn run_init() -> Result<String, String> {
         return Ok(format!("package {sha256} downloaded from {url}"));
     }
     let deadline = Instant::now() + timeout;
+    // The job master's address and the job token (absent in pods of older submits).
+    let jobmaster = env::required(names::JOB_MASTER)
+        .ok()
+        .zip(env::required(names::JOB_TOKEN).ok());
+    let mut ask_at = Instant::now() + ASK_JOBMASTER;
+    let mut last_answer = String::new();
     loop {
         if dest.is_file() {
             let got = file_sha256(&dest).await?;
@@ -50,9 +61,24 @@ pub async fn run_init() -> Result<String, String> {
                 dest.display()
             ));
         }
+        if let Some((url, token)) = jobmaster.as_ref().filter(|_| Instant::now() >= ask_at) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match fetch_from_jobmaster(url, token, &sha256, bytes, &dest, left).await {
+                Ok(()) => return Ok(format!("package {sha256} fetched from the job master")),
+                Err(FetchFailure::Fatal(why)) => return Err(why),
+                Err(FetchFailure::NotYet(why)) => last_answer = why,
+            }
+            ask_at = Instant::now() + ASK_JOBMASTER;
+            continue;
+        }
         if Instant::now() >= deadline {
+            let asked = if last_answer.is_empty() {
+                String::new()
+            } else {
+                format!(" (last answer of the job master: {last_answer})")
+            };
             return Err(format!(
-                "no package arrived within {}: 't2 submit' streams it into each pod and must keep running until every pod has it; pods created later (a rescheduled pod, scaling up) need an uploader (deploy/uploader.yaml)",
+                "no package arrived within {}: 't2 submit' streams it into each pod and the job master, which hands it to pods made later, but neither reached this pod{asked}; an uploader (deploy/uploader.yaml) serves every pod",
                 t2_core::duration::format_duration(timeout)
             ));
         }

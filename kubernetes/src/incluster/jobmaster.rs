@@ -89,6 +89,8 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
     ));
     let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec);
     cfg.scale_timeout = SCALE_TIMEOUT;
+    // Direct delivery streams a copy of the package here; pods made later fetch it.
+    cfg.package = Some(env::package_path());
     if let Some(d) = cfg.dashboard.as_mut() {
         d.cluster = "kubernetes".into();
         d.namespace = namespace.clone();

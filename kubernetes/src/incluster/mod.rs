@@ -4,6 +4,8 @@
 //! - [`env`]: reading the pod's environment (DESIGN §5 object model, `manifests::pod`).
 //! - [`init`]: `t2 pod init` — the init container: download the package from the uploader,
 //!   or wait for the launcher to stream it in; fail the pod with one clear line otherwise.
+//! - [`from_jobmaster`]: the init container fetching the job master's copy of the package
+//!   (pods made after the submit).
 //! - [`receive`]: `t2 pod receive` — what the launcher's exec stream runs: take exactly the
 //!   package's bytes from stdin, verify the sha256, put it in place.
 //! - [`agent`]: `t2 pod agent` — a worker agent whose ID comes from the pod ordinal and
@@ -15,6 +17,7 @@
 pub mod agent;
 pub mod cluster;
 pub mod env;
+pub mod from_jobmaster;
 pub mod init;
 pub mod jobmaster;
 pub mod nodes;

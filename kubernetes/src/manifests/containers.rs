@@ -54,8 +54,17 @@ pub fn init_container(job: &JobInfo, s: &Settings, work: &VolumeMount) -> Contai
         env::PACKAGE_TIMEOUT,
         format_duration(s.package_timeout),
     ));
-    if let Some(url) = &job.package_url {
-        e.push(var(env::PACKAGE_URL, url));
+    match &job.package_url {
+        Some(url) => e.push(var(env::PACKAGE_URL, url)),
+        // Direct delivery: pods made later fetch the job master's copy.
+        None => {
+            e.push(var(env::JOB_MASTER, job.jobmaster_url(s)));
+            e.push(secret_key(
+                env::JOB_TOKEN,
+                &job.names().token_secret(),
+                TOKEN_KEY,
+            ));
+        }
     }
     Container {
         env: Some(e),
@@ -138,8 +147,9 @@ pub fn worker_container(
     }
 }
 
-/// The job master's container.
-pub fn jobmaster_container(job: &JobInfo, s: &Settings, job_mount: &VolumeMount) -> Container {
+/// The job master's container; with direct delivery `mounts` hold the work area, where the
+/// submitter streams the job master's copy of the package.
+pub fn jobmaster_container(job: &JobInfo, s: &Settings, mounts: &[VolumeMount]) -> Container {
     let mut e = job_env(job);
     e.push(var(env::LISTEN, format!("0.0.0.0:{}", s.port)));
     e.push(secret_key(
@@ -163,7 +173,7 @@ pub fn jobmaster_container(job: &JobInfo, s: &Settings, job_mount: &VolumeMount)
             period_seconds: Some(2),
             ..Probe::default()
         }),
-        volume_mounts: Some(vec![job_mount.clone()]),
+        volume_mounts: Some(mounts.to_vec()),
         resources: Some(ResourceRequirements {
             requests: Some(quantities(&[
                 ("cpu", cpu(s.jobmaster.cpu)),

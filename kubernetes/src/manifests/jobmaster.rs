@@ -1,6 +1,6 @@
-//! The job master StatefulSet `<id>-jm`: one pod running `t2 pod jobmaster` under the job
-//! master's ServiceAccount (the only pod of the job with an API token; deploy/rbac.yaml gives
-//! it a namespaced Role with only the verbs it uses).
+//! The job master StatefulSet `<id>-jm`: one pod running `t2 pod jobmaster` under the job's
+//! own ServiceAccount (the only pod of the job with an API token; its Role, made with the job
+//! by [`access`](super::access), reaches only this job's objects).
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
@@ -10,18 +10,23 @@ use t2_core::spec::JobSpec;
 use super::containers::jobmaster_container;
 use super::labels::{owned_meta, pod_labels, selector, ROLE_JOBMASTER};
 use super::placement;
-use super::volumes::job_volume;
+use super::volumes::{job_volume, work_volume};
 use super::workers::pull_secrets;
 use super::JobInfo;
 use crate::settings::Settings;
 
 /// The job master StatefulSet.
 pub fn jobmaster_statefulset(job: &JobInfo, _spec: &JobSpec, s: &Settings) -> StatefulSet {
-    let (volume, mount) = job_volume(job);
+    let mut pairs = vec![job_volume(job)];
+    if job.package_url.is_none() {
+        // Direct delivery: the job master keeps a copy of the package for pods made later.
+        pairs.push(work_volume());
+    }
+    let (volumes, mounts): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
     let pod = PodSpec {
-        containers: vec![jobmaster_container(job, s, &mount)],
-        volumes: Some(vec![volume]),
-        service_account_name: Some(s.service_account.clone()),
+        containers: vec![jobmaster_container(job, s, &mounts)],
+        volumes: Some(volumes),
+        service_account_name: Some(super::access::account_name(job, s)),
         automount_service_account_token: Some(true),
         enable_service_links: Some(false),
         restart_policy: Some("Always".into()),

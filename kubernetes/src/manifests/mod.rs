@@ -5,12 +5,14 @@
 //! # Layout
 //! - [`labels`]: labels, selectors, the owner reference. - [`pod`]: folders, env, quantities.
 //! - [`root`]: the root ConfigMap. - [`token`]: the job token Secret.
+//! - [`access`]: the job master's own ServiceAccount, Role and RoleBinding.
 //! - [`services`]: the headless worker Service and the job master Service.
 //! - [`workers`] / [`jobmaster`]: the StatefulSets. - [`containers`]: init, worker and job
 //!   master containers. - [`volumes`]: emptyDirs, claims, Secrets as files.
 //! - [`placement`]: node selector, affinity, tolerations, spreading.
 //! - [`yaml`]: YAML that kubectl reads back exactly.
 
+pub mod access;
 pub mod containers;
 pub mod jobmaster;
 pub mod labels;
@@ -24,7 +26,10 @@ pub mod workers;
 pub mod yaml;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde::Serialize;
 use t2_core::spec::JobSpec;
 
@@ -88,6 +93,12 @@ pub enum Object {
     PersistentVolumeClaim(PersistentVolumeClaim),
     /// A StatefulSet.
     StatefulSet(StatefulSet),
+    /// The job master's ServiceAccount.
+    ServiceAccount(ServiceAccount),
+    /// The job master's Role.
+    Role(Role),
+    /// Its RoleBinding.
+    RoleBinding(RoleBinding),
 }
 
 impl Object {
@@ -99,6 +110,9 @@ impl Object {
             Self::Service(_) => "Service",
             Self::PersistentVolumeClaim(_) => "PersistentVolumeClaim",
             Self::StatefulSet(_) => "StatefulSet",
+            Self::ServiceAccount(_) => "ServiceAccount",
+            Self::Role(_) => "Role",
+            Self::RoleBinding(_) => "RoleBinding",
         }
     }
 
@@ -110,6 +124,9 @@ impl Object {
             Self::Service(_) => "services",
             Self::PersistentVolumeClaim(_) => "persistentvolumeclaims",
             Self::StatefulSet(_) => "statefulsets.apps",
+            Self::ServiceAccount(_) => "serviceaccounts",
+            Self::Role(_) => "roles.rbac.authorization.k8s.io",
+            Self::RoleBinding(_) => "rolebindings.rbac.authorization.k8s.io",
         }
     }
 
@@ -121,6 +138,9 @@ impl Object {
             Self::Service(o) => &o.metadata,
             Self::PersistentVolumeClaim(o) => &o.metadata,
             Self::StatefulSet(o) => &o.metadata,
+            Self::ServiceAccount(o) => &o.metadata,
+            Self::Role(o) => &o.metadata,
+            Self::RoleBinding(o) => &o.metadata,
         };
         meta.name.clone().unwrap_or_default()
     }
@@ -136,12 +156,16 @@ impl Object {
             Self::Service(o) => j(o),
             Self::PersistentVolumeClaim(o) => j(o),
             Self::StatefulSet(o) => j(o),
+            Self::ServiceAccount(o) => j(o),
+            Self::Role(o) => j(o),
+            Self::RoleBinding(o) => j(o),
         }
     }
 }
 
 /// Every object of the job, the root first, then the objects it owns in creation order:
-/// token Secret, Services, shared claim, job master StatefulSet, worker StatefulSet.
+/// the job master's ServiceAccount, Role and RoleBinding, token Secret, Services, shared
+/// claim, job master StatefulSet, worker StatefulSet.
 pub fn build_objects(job: &JobInfo, spec: &JobSpec, settings: &Settings) -> Vec<Object> {
     let mut out = vec![Object::ConfigMap(root::root_config_map(
         job, spec, settings,
@@ -152,11 +176,17 @@ pub fn build_objects(job: &JobInfo, spec: &JobSpec, settings: &Settings) -> Vec<
 
 /// The objects the root owns, in creation order (`job.root_uid` must be the root's uid).
 pub fn build_owned(job: &JobInfo, spec: &JobSpec, settings: &Settings) -> Vec<Object> {
-    let mut out = vec![
+    let mut out: Vec<Object> = access::service_account(job, settings)
+        .map(Object::ServiceAccount)
+        .into_iter()
+        .collect();
+    out.extend([
+        Object::Role(access::role(job)),
+        Object::RoleBinding(access::role_binding(job, settings)),
         Object::Secret(token::token_secret(job)),
         Object::Service(services::workers_service(job)),
         Object::Service(services::jobmaster_service(job, settings)),
-    ];
+    ]);
     if let Some(claim) = volumes::shared_claim(job, settings) {
         out.push(Object::PersistentVolumeClaim(claim));
     }

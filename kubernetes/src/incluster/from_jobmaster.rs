@@ -1,0 +1,125 @@
+//! An init container's second source under direct delivery: the job master's copy of the
+//! package (`PackageSource.Fetch` with the job token). Pods made after the submit — a
+//! scale-up, a pod rescheduled after a node loss — get the package from there, since the
+//! submitter only streams it into the pods that exist while it waits. What arrives is
+//! written beside the package path, checked against the expected size and sha256, and moved
+//! into place atomically (as `t2 pod receive` does), so the two sources never leave a part.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use t2_proto::package_source_client::PackageSourceClient;
+use t2_proto::FetchPackageParams;
+use tokio::io::AsyncWriteExt;
+use tonic::transport::Endpoint;
+
+/// How long connecting to the job master may take.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Why a fetch did not give the package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchFailure {
+    /// Not there (yet): the job master is not up, or has no copy. Try again later.
+    NotYet(String),
+    /// Something is wrong that trying again will not fix (a wrong token, a damaged copy).
+    Fatal(String),
+}
+
+/// Fetches the package from the job master at `endpoint` into `dest`, within `deadline`.
+pub async fn fetch_from_jobmaster(
+    endpoint: &str,
+    token: &str,
+    sha256: &str,
+    bytes: u64,
+    dest: &Path,
+    deadline: Duration,
+) -> Result<(), FetchFailure> {
+    tokio::time::timeout(deadline, fetch_inner(endpoint, token, sha256, bytes, dest))
+        .await
+        .unwrap_or_else(|_| {
+            Err(FetchFailure::NotYet(format!(
+                "fetching the package from the job master took longer than {}",
+                t2_core::duration::format_duration(deadline)
+            )))
+        })
+}
+
+async fn fetch_inner(
+    endpoint: &str,
+    token: &str,
+    sha256: &str,
+    bytes: u64,
+    dest: &Path,
+) -> Result<(), FetchFailure> {
+    let channel = Endpoint::from_shared(endpoint.to_string())
+        .map_err(|e| FetchFailure::Fatal(format!("bad job master address {endpoint}: {e}")))?
+        .connect_timeout(CONNECT_DEADLINE)
+        .connect()
+        .await
+        .map_err(|e| {
+            FetchFailure::NotYet(format!("cannot reach the job master at {endpoint}: {e}"))
+        })?;
+    let mut client = PackageSourceClient::new(channel).max_decoding_message_size(4 << 20);
+    let mut stream = client
+        .fetch(FetchPackageParams {
+            token: token.into(),
+            sha256: sha256.into(),
+        })
+        .await
+        .map_err(|s| match s.code() {
+            tonic::Code::Unauthenticated | tonic::Code::InvalidArgument => {
+                FetchFailure::Fatal(format!("the job master refused: {}", s.message()))
+            }
+            _ => FetchFailure::NotYet(format!("the job master: {}", s.message())),
+        })?
+        .into_inner();
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".fetching-{}", std::process::id()));
+    let result = async {
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| FetchFailure::Fatal(format!("cannot create {}: {e}", tmp.display())))?;
+        let mut hash = Sha256::new();
+        let mut got: u64 = 0;
+        while let Some(chunk) = stream.message().await.map_err(|s| {
+            FetchFailure::NotYet(format!("the package stream broke: {}", s.message()))
+        })? {
+            got += chunk.data.len() as u64;
+            if got > bytes {
+                return Err(FetchFailure::Fatal(format!(
+                    "the job master sent more than the package's {bytes} bytes"
+                )));
+            }
+            hash.update(&chunk.data);
+            file.write_all(&chunk.data)
+                .await
+                .map_err(|e| FetchFailure::Fatal(format!("cannot write {}: {e}", tmp.display())))?;
+        }
+        if got != bytes {
+            return Err(FetchFailure::NotYet(format!(
+                "the job master's stream ended after {got} of {bytes} bytes"
+            )));
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| FetchFailure::Fatal(format!("cannot write {}: {e}", tmp.display())))?;
+        let sum = hex::encode(hash.finalize());
+        if !sum.eq_ignore_ascii_case(sha256) {
+            return Err(FetchFailure::Fatal(format!(
+                "the job master's copy of the package has sha256 {sum}, expected {sha256}"
+            )));
+        }
+        tokio::fs::rename(&tmp, dest).await.map_err(|e| {
+            FetchFailure::Fatal(format!(
+                "cannot move the package to {}: {e}",
+                dest.display()
+            ))
+        })
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
