@@ -86,6 +86,7 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     record.supervisor_pid = Some(std::process::id());
     record.supervisor_mark = super::identity::mark_of(std::process::id());
     dir.write_record(&record)?;
+    super::events::record_changes(&dir, None, &record);
     if spec.mpi.enabled {
         // MPI daemons and ranks leave their agents' process groups; as a subreaper, this
         // process inherits any an ended agent orphans, and ends them at teardown.
@@ -113,7 +114,9 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     sup.record.ended_at = Some(now_rfc3339());
     sup.record.supervisor_pid = None;
     sup.record.jobmaster_pid = None;
+    let before = sup.dir.read_record().ok();
     sup.dir.write_record(&sup.record)?;
+    super::events::record_changes(&sup.dir, before.as_ref(), &sup.record);
     Ok(sup.record)
 }
 
@@ -726,8 +729,11 @@ impl Supervisor {
     fn save(&self) {
         let mut r = self.record.clone();
         r.supervisor_pid = Some(std::process::id());
+        let before = self.dir.read_record().ok();
         if let Err(e) = self.dir.write_record(&r) {
             warn!(error = %e, "cannot write the job record");
+        } else {
+            super::events::record_changes(&self.dir, before.as_ref(), &r);
         }
     }
 
