@@ -202,7 +202,10 @@ pub async fn print_logs_with(
         let (api, tx, kube, view) = (api.clone(), tx.clone(), kube.clone(), view.clone());
         tokio::spawn(async move {
             let op = Op::named("get", "pods/log", &kube.namespace, &t.pod);
-            match api.log_stream(&t.pod, &params(&t, &view, view.timestamps)).await {
+            match api
+                .log_stream(&t.pod, &params(&t, &view, view.timestamps))
+                .await
+            {
                 Ok(reader) => {
                     let mut lines = reader.lines();
                     while let Some(Ok(line)) = lines.next().await {

@@ -203,7 +203,10 @@ See `t2 submit local --help` and `t2 submit kubernetes --help` for each one's fl
     /// Run a job master (started by a cluster backend).
     #[command(hide = true)]
     Jobmaster(JobmasterArgs),
-    /// Worker commands: the agent, and the local API for job scripts.
+    /// Inside a job: what job scripts call (barrier, worker list, identity, messages, events).
+    #[command(
+        after_help = "Examples (in a job's program, e.g. examples/shell/run.sh):\n  t2 worker barrier --timeout 30s     wait until every worker is here\n  t2 worker list                      every worker, as JSON\n  t2 worker send hello                a message to the other workers\n  t2 worker events                    failures, restarts, scaling, messages as JSON lines"
+    )]
     Worker {
         /// Which.
         #[command(subcommand)]

@@ -167,7 +167,10 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
         Command::Completion { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "t2", &mut std::io::stdout());
+            // Into a buffer first: clap_complete panics when its writer fails (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "t2", &mut script);
+            stdout::out!("{}", String::from_utf8_lossy(&script));
             Ok(0)
         }
         Command::Kubernetes(c) => kube_cli::commands::run(c),

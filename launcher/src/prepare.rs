@@ -39,8 +39,7 @@ pub fn default_conf_dir(home: &Path) -> Option<(PathBuf, &'static str)> {
         .filter(|v| !v.is_empty())
         .map(|x| (PathBuf::from(x).join("t2"), "$XDG_CONFIG_HOME/t2"))
         .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| (PathBuf::from(h).join(".config/t2"), "~/.config/t2"))
+            std::env::var_os("HOME").map(|h| (PathBuf::from(h).join(".config/t2"), "~/.config/t2"))
         });
     let exe_dir = std::env::current_exe()
         .ok()
@@ -59,7 +58,10 @@ pub fn default_conf_dir(home: &Path) -> Option<(PathBuf, &'static str)> {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf"),
         "the source tree t2 was built from",
     ));
-    candidates.into_iter().find(|(c, _)| c.is_dir())
+    candidates
+        .into_iter()
+        .find(|(c, _)| c.is_dir())
+        .map(|(c, how)| (c.canonicalize().unwrap_or(c), how))
 }
 
 /// The configuration folder a job reads, and how it was found: `given` (`--conf-dir` or
@@ -87,7 +89,10 @@ pub fn find_conf_dir(
             dir.display()
         )));
     }
-    Ok(Some((dir.to_path_buf(), if by_env { "$T2_CONF_DIR" } else { "--conf-dir" })))
+    Ok(Some((
+        dir.to_path_buf(),
+        if by_env { "$T2_CONF_DIR" } else { "--conf-dir" },
+    )))
 }
 
 /// Prepares a job under `home` for `cluster`.

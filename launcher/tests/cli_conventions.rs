@@ -57,13 +57,28 @@ fn each_submit_help_shows_only_its_own_flags_and_every_command_has_examples() {
         stdout(&out)
     };
     let local = help(&["submit", "local"]);
-    for absent in ["--dry-run", "--namespace", "--context", "--kubeconfig", "-o,"] {
-        assert!(!local.contains(absent), "submit local shows {absent}:\n{local}");
+    for absent in [
+        "--dry-run",
+        "--namespace",
+        "--context",
+        "--kubeconfig",
+        "-o,",
+    ] {
+        assert!(
+            !local.contains(absent),
+            "submit local shows {absent}:\n{local}"
+        );
     }
-    assert!(local.contains("--uploader") && local.contains("--workers"), "{local}");
+    assert!(
+        local.contains("--uploader") && local.contains("--workers"),
+        "{local}"
+    );
     let kube = help(&["submit", "kubernetes"]);
     for present in ["--dry-run", "--namespace", "--context", "--kubeconfig"] {
-        assert!(kube.contains(present), "submit kubernetes lacks {present}:\n{kube}");
+        assert!(
+            kube.contains(present),
+            "submit kubernetes lacks {present}:\n{kube}"
+        );
     }
     assert!(!kube.contains("--uploader <"), "{kube}");
     for cmd in [
@@ -85,13 +100,27 @@ fn each_submit_help_shows_only_its_own_flags_and_every_command_has_examples() {
         &["uploader"],
         &["dash"],
         &["doctor"],
+        &["worker"],
     ] {
         let h = help(cmd);
-        assert!(h.contains("Example"), "`t2 {} --help` has no example:\n{h}", cmd.join(" "));
+        assert!(
+            h.contains("Example"),
+            "`t2 {} --help` has no example:\n{h}",
+            cmd.join(" ")
+        );
     }
     let top = help(&[]);
-    for var in ["T2_HOME", "T2_CONF_DIR", "T2_UPLOADER", "T2_UPLOADER_TOKEN", "KUBECONFIG"] {
-        assert!(top.contains(var), "t2 --help does not document {var}:\n{top}");
+    for var in [
+        "T2_HOME",
+        "T2_CONF_DIR",
+        "T2_UPLOADER",
+        "T2_UPLOADER_TOKEN",
+        "KUBECONFIG",
+    ] {
+        assert!(
+            top.contains(var),
+            "t2 --help does not document {var}:\n{top}"
+        );
     }
 }
 
@@ -110,20 +139,31 @@ fn version_and_shell_completions() {
         .env("KUBECONFIG", home.path().join("no-such-kubeconfig"));
     let out = run(c, T);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(stdout(&out).contains("(client)") && stdout(&out).contains("kubernetes: not reachable"), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("(client)") && stdout(&out).contains("kubernetes: not reachable"),
+        "{}",
+        text(&out)
+    );
 
     for shell in ["bash", "zsh", "fish"] {
         let out = run_t2(home.path(), &["completion", shell], T);
         assert!(out.status.success(), "{shell}: {}", text(&out));
         let script = stdout(&out);
-        assert!(script.contains("submit") && script.contains("describe"), "{shell}:\n{script}");
+        assert!(
+            script.contains("submit") && script.contains("describe"),
+            "{shell}:\n{script}"
+        );
     }
     // The bash script is valid bash.
     let out = run_t2(home.path(), &["completion", "bash"], T);
     let file = home.path().join("t2.bash");
     std::fs::write(&file, &out.stdout).unwrap();
     let check = Command::new("bash").arg("-n").arg(&file).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
 
 #[test]
@@ -133,15 +173,24 @@ fn list_and_status_speak_wide_json_and_yaml_with_an_age() {
 
     let list = stdout(&run_t2(home.path(), &["list"], T));
     let header = list.lines().next().unwrap_or_default();
-    assert!(header.contains("AGE") && !header.contains("REASON"), "{list}");
-    let row = list.lines().find(|l| l.starts_with(&id)).expect("the job's row");
+    assert!(
+        header.contains("AGE") && !header.contains("REASON"),
+        "{list}"
+    );
+    let row = list
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .expect("the job's row");
     let age = row.split_whitespace().nth(4).unwrap_or_default();
     assert!(
         age.ends_with('s') || age.ends_with('m'),
         "AGE column: '{age}' in {row}"
     );
     let wide = stdout(&run_t2(home.path(), &["list", "-o", "wide"], T));
-    assert!(wide.lines().next().unwrap_or_default().contains("REASON"), "{wide}");
+    assert!(
+        wide.lines().next().unwrap_or_default().contains("REASON"),
+        "{wide}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&stdout(&run_t2(home.path(), &["list", "-o", "json"], T))).unwrap();
     assert_eq!(json["jobs"][0]["id"], id.as_str());
@@ -169,6 +218,12 @@ fn list_and_status_speak_wide_json_and_yaml_with_an_age() {
 #[test]
 fn list_watch_prints_a_job_again_when_its_state_changes() {
     let home = tempfile::tempdir().unwrap();
+    let flag = home.path().join("go");
+    let pkg = shell_job(
+        &home.path().join("src/waits"),
+        "name: waits\ncommand: [./run.sh]\n",
+        "#!/bin/sh\nwhile [ ! -e \"$FLAG\" ]; do sleep 0.1; done\necho went\n",
+    );
     let mut watch = t2(home.path())
         .args(["list", "--watch"])
         .stdout(Stdio::piped())
@@ -183,21 +238,39 @@ fn list_watch_prints_a_job_again_when_its_state_changes() {
             s.lock().unwrap().push(line);
         }
     });
-    let id = run_turns(home.path());
+    let job = spawn_submit(
+        home.path(),
+        &pkg,
+        &["-D", &format!("env.FLAG={}", flag.display())],
+    );
     let has = |state: &str| {
         seen.lock()
             .unwrap()
             .iter()
-            .any(|l| l.starts_with(&id) && l.contains(state))
+            .any(|l| l.starts_with("waits-") && l.contains(state))
     };
-    wait_until(T, || has("COMPLETED"), || format!("{:?}", seen.lock().unwrap()));
+    wait_until(
+        T,
+        || has("RUNNING"),
+        || format!("{:?}", seen.lock().unwrap()),
+    );
+    std::fs::write(&flag, "").unwrap();
+    let out = wait(job, T);
+    assert!(out.status.success(), "{}", text(&out));
+    wait_until(
+        T,
+        || has("COMPLETED"),
+        || format!("{:?}", seen.lock().unwrap()),
+    );
     let _ = watch.kill();
     let _ = watch.wait();
     let lines = seen.lock().unwrap().clone();
     assert!(lines[0].starts_with("JOB "), "{lines:?}");
-    // The job showed up while it ran, then again when it ended.
-    let rows: Vec<&String> = lines.iter().filter(|l| l.starts_with(&id)).collect();
-    assert!(rows.len() >= 2, "{lines:?}");
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("JOB ")).count(),
+        1,
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -245,10 +318,17 @@ fn logs_merge_workers_by_time_with_tail_since_timestamps_and_the_job_master() {
     // A bad duration is one line naming the flag.
     let out = run_t2(home.path(), &["logs", &id, "--since", "soon"], T);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: --since"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("error: --since"),
+        "{}",
+        text(&out)
+    );
     // The job master's log: its own lines, no worker output.
     let jm = logs(&["--jobmaster"]);
-    assert!(!jm.trim().is_empty() && !jm.contains("[worker-") && !jm.contains("step-"), "{jm}");
+    assert!(
+        !jm.trim().is_empty() && !jm.contains("[worker-") && !jm.contains("step-"),
+        "{jm}"
+    );
     let jm_tail = logs(&["--jobmaster", "--tail", "1"]);
     assert_eq!(jm_tail.lines().count(), 1, "{jm_tail}");
 }
@@ -301,10 +381,23 @@ fn describe_shows_spec_workers_events_and_the_reason() {
         .unwrap()
         .to_string();
     let d = stdout(&run_t2(home.path(), &["describe", &fid], T));
-    let reason = d.lines().find(|l| l.starts_with("Reason:")).unwrap_or_default();
-    assert!(reason.contains("worker 0") || reason.contains("worker-0"), "{d}");
+    let reason = d
+        .lines()
+        .find(|l| l.starts_with("Reason:"))
+        .unwrap_or_default();
     assert!(
-        d.lines().any(|l| l.contains("worker-0") && l.contains("FAILED") && l.contains("exit code 4")),
+        reason.contains("worker 0") || reason.contains("worker-0"),
+        "{d}"
+    );
+    assert!(
+        d.lines().any(|l| l.contains(" job ")
+            && l.contains("FAILED")
+            && l.contains("exited with code 4")),
+        "{d}"
+    );
+    assert!(
+        d.lines()
+            .any(|l| l.contains("worker-0") && l.contains("FAILED")),
         "{d}"
     );
 }
@@ -319,7 +412,9 @@ fn conf_dir(root: &Path, yaml: &str) -> PathBuf {
 /// `t2 config view ARGS…` with `home` and the environment in `env`; its stdout.
 fn config_view(home: &Path, env: &[(&str, &Path)], args: &[&str]) -> String {
     let mut c = t2_plain(home);
-    c.env("XDG_CONFIG_HOME", home.join("no-xdg")).args(["config", "view"]).args(args);
+    c.env("XDG_CONFIG_HOME", home.join("no-xdg"))
+        .args(["config", "view"])
+        .args(args);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -334,7 +429,10 @@ fn origin_of(view: &str, key: &str) -> String {
         .lines()
         .find(|l| l.split_whitespace().next() == Some(key))
         .unwrap_or_else(|| panic!("no {key} in:\n{view}"));
-    line.split_whitespace().skip(2).collect::<Vec<_>>().join(" ")
+    line.split_whitespace()
+        .skip(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -359,22 +457,40 @@ fn config_view_says_where_every_value_comes_from() {
             "other",
         ],
     );
-    assert!(view.contains(&format!("{} (found by --conf-dir)", conf.display())), "{view}");
-    assert!(origin_of(&view, "max_restarts").ends_with("local/site.yaml"), "{view}");
+    assert!(
+        view.contains(&format!("{} (found by --conf-dir)", conf.display())),
+        "{view}"
+    );
+    assert!(
+        origin_of(&view, "max_restarts").ends_with("local/site.yaml"),
+        "{view}"
+    );
     assert!(origin_of(&view, "workers").contains("job.yaml"), "{view}");
-    assert_eq!(origin_of(&view, "heartbeat_timeout"), "-D heartbeat_timeout=5s");
+    assert_eq!(
+        origin_of(&view, "heartbeat_timeout"),
+        "-D heartbeat_timeout=5s"
+    );
     assert_eq!(origin_of(&view, "name"), "--name other");
     assert_eq!(origin_of(&view, "barrier_timeout"), "built-in defaults");
     // JSON: the spec, and an origin for each key.
     let json: serde_json::Value = serde_json::from_str(&config_view(
         home.path(),
         &[],
-        &[pkg.to_str().unwrap(), "--conf-dir", conf.to_str().unwrap(), "-o", "json"],
+        &[
+            pkg.to_str().unwrap(),
+            "--conf-dir",
+            conf.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
     ))
     .unwrap();
     assert_eq!(json["spec"]["workers"], 3);
     assert_eq!(json["spec"]["max_restarts"], 7);
-    assert!(json["origins"]["workers"].as_str().unwrap().contains("job.yaml"));
+    assert!(json["origins"]["workers"]
+        .as_str()
+        .unwrap()
+        .contains("job.yaml"));
 }
 
 #[test]
@@ -428,8 +544,15 @@ fn the_configuration_folder_is_found_in_the_documented_order() {
     let view = stdout(&out);
     // (/etc/t2, when this machine has one, comes first.)
     if !Path::new("/etc/t2").is_dir() {
-        assert!(view.contains("(found by conf/ beside the t2 executable)"), "{}", text(&out));
-        assert!(origin_of(&view, "max_restarts").ends_with("conf/local/site.yaml"), "{view}");
+        assert!(
+            view.contains("(found by conf/ beside the t2 executable)"),
+            "{}",
+            text(&out)
+        );
+        assert!(
+            origin_of(&view, "max_restarts").ends_with("conf/local/site.yaml"),
+            "{view}"
+        );
     }
 
     // A --conf-dir (or $T2_CONF_DIR) with nothing t2 reads is an error, not ignored.
@@ -448,7 +571,10 @@ fn the_configuration_folder_is_found_in_the_documented_order() {
         assert!(!out.status.success(), "{}", text(&out));
         let flag = if env { "T2_CONF_DIR" } else { "--conf-dir" };
         assert!(
-            err.starts_with(&format!("error: {flag} {}: holds no local/*.yaml", empty.display())),
+            err.starts_with(&format!(
+                "error: {flag} {}: holds no local/*.yaml",
+                empty.display()
+            )),
             "{err}"
         );
     }
@@ -473,7 +599,10 @@ fn dry_run_objects_start_with_api_version_kind_metadata_and_bad_namespaces_are_r
     let out = dry(&[]);
     assert!(out.status.success(), "{}", text(&out));
     let yaml = stdout(&out);
-    let docs: Vec<&str> = yaml.split("---\n").filter(|d| !d.trim().is_empty()).collect();
+    let docs: Vec<&str> = yaml
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .collect();
     assert!(docs.len() >= 5, "{yaml}");
     for d in docs {
         let top: Vec<&str> = d
@@ -491,7 +620,10 @@ fn dry_run_objects_start_with_api_version_kind_metadata_and_bad_namespaces_are_r
     // Each item's text: apiVersion, then kind, then metadata.
     for item in json.split("\n    {\n").skip(1) {
         let at = |k: &str| item.find(&format!("\"{k}\":")).unwrap_or(usize::MAX);
-        assert!(at("apiVersion") < at("kind") && at("kind") < at("metadata"), "{item}");
+        assert!(
+            at("apiVersion") < at("kind") && at("kind") < at("metadata"),
+            "{item}"
+        );
     }
 
     let mut c = t2(home.path());
@@ -502,6 +634,76 @@ fn dry_run_objects_start_with_api_version_kind_metadata_and_bad_namespaces_are_r
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{}", text(&out));
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: -n Bad_NS: not a valid namespace name") && err.contains("DNS-1123") && err.contains("e.g. bad-ns"), "{err}");
-    assert!(stdout(&out).is_empty(), "objects printed for a bad namespace");
+    assert!(
+        err.starts_with("error: -n Bad_NS: not a valid namespace name")
+            && err.contains("DNS-1123")
+            && err.contains("e.g. bad-ns"),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).is_empty(),
+        "objects printed for a bad namespace"
+    );
+}
+
+#[test]
+fn wording_says_what_the_user_wrote_and_counts_in_words() {
+    let home = tempfile::tempdir().unwrap();
+    // `--listen :PORT` names the fix; a --listen that cannot be used creates no --dir.
+    let dir = home.path().join("store");
+    let out = run_t2(
+        home.path(),
+        &[
+            "uploader",
+            "--listen",
+            ":18082",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+        T,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        err.starts_with("error: --listen :18082: give the address too, e.g. 127.0.0.1:18082"),
+        "{err}"
+    );
+    assert!(!dir.exists(), "a failed uploader created its --dir");
+
+    // One worker: "1 worker", "the worker joined"; its stderr stays on stderr.
+    let pkg = shell_job(
+        &home.path().join("src/one"),
+        "name: one\ncommand: [./run.sh]\n",
+        "#!/bin/sh\necho to-out\necho to-err >&2\n",
+    );
+    let out = run(submit(home.path(), &pkg, NO_ARGS), T);
+    assert!(out.status.success(), "{}", text(&out));
+    let (o, e) = (
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(
+        e.contains("submitted: 1 worker,") && e.contains("the worker joined"),
+        "{e}"
+    );
+    assert!(!e.contains("(s)") && !e.contains("all 1 workers"), "{e}");
+    assert!(
+        o.contains("[worker-0] to-out") && !o.contains("to-err"),
+        "{o}"
+    );
+    assert!(e.contains("[worker-0] to-err"), "{e}");
+
+    // A failed job's reason counts restarts in words.
+    let fails = shell_job(
+        &home.path().join("src/fails"),
+        "name: fails\ncommand: [./run.sh]\nmax_restarts: 1\n",
+        "#!/bin/sh\nexit 3\n",
+    );
+    let out = run(submit(home.path(), &fails, NO_ARGS), T);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("restarted once, max_restarts = 1"),
+        "{}",
+        text(&out)
+    );
 }

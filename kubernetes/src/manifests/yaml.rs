@@ -175,10 +175,8 @@ mod tests {
 /// the rest in name order.
 pub fn kube_order(m: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
     const FIRST: [&str; 3] = ["apiVersion", "kind", "metadata"];
-    let mut out: Vec<(&String, &Value)> = FIRST
-        .iter()
-        .filter_map(|k| m.get_key_value(*k))
-        .collect();
+    let mut out: Vec<(&String, &Value)> =
+        FIRST.iter().filter_map(|k| m.get_key_value(*k)).collect();
     out.extend(m.iter().filter(|(k, _)| !FIRST.contains(&k.as_str())));
     out
 }

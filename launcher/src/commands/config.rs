@@ -40,15 +40,21 @@ pub fn view(args: &ConfigViewArgs) -> Result<(), LauncherError> {
                 hint: "add a job.yaml with at least `command:` (see examples/shell/job.yaml)"
                     .into(),
             })?;
-            if !yaml_has_key(&text, "name") && !yaml_has_key(&text, "twister2.resource.job.name")
-            {
+            if !yaml_has_key(&text, "name") && !yaml_has_key(&text, "twister2.resource.job.name") {
                 let flag = format!("name={}", source.default_name());
                 labels.insert(format!("-D {flag}"), "the package's name".into());
                 overrides.push(flag);
             }
             Some(Layer { origin, text })
         }
-        None => None,
+        None => {
+            // Without a job, what a job.yaml must set gets a placeholder.
+            for flag in ["name=your-job", "command=[your-program]"] {
+                labels.insert(format!("-D {flag}"), "(your job.yaml)".into());
+                overrides.push(flag.to_string());
+            }
+            None
+        }
     };
     overrides.extend(args.overrides.iter().cloned());
     if let Some(w) = &args.workers {
@@ -60,18 +66,7 @@ pub fn view(args: &ConfigViewArgs) -> Result<(), LauncherError> {
         overrides.push(format!("name={n}"));
     }
     let conf_dir = conf.as_ref().map(|(d, _)| d.as_path());
-    let with_command = layer.is_some();
-    let (spec, origins) = match explain_job_spec(cluster, conf_dir, layer.as_ref(), &overrides)
-    {
-        Ok(x) => x,
-        // Without a job there is no command yet: show the rest with a placeholder.
-        Err(SpecError::Missing { ref key, .. }) if !with_command && key == "command" => {
-            overrides.push("command=[your-program]".into());
-            labels.insert("-D command=[your-program]".into(), "(set by job.yaml)".into());
-            explain_job_spec(cluster, conf_dir, None, &overrides)?
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let (spec, origins) = explain_job_spec(cluster, conf_dir, layer.as_ref(), &overrides)?;
     let value =
         serde_json::to_value(&spec).map_err(LauncherError::json("cannot encode the spec"))?;
     let mut leaves = Vec::new();
@@ -116,7 +111,12 @@ pub fn view(args: &ConfigViewArgs) -> Result<(), LauncherError> {
             for f in &files {
                 let _ = writeln!(out, "  read {}", f.display());
             }
-            let width = leaves.iter().map(|(k, _)| k.len()).max().unwrap_or(3).min(40);
+            let width = leaves
+                .iter()
+                .map(|(k, _)| k.len())
+                .max()
+                .unwrap_or(3)
+                .min(40);
             let vwidth = leaves
                 .iter()
                 .map(|(_, v)| v.len())

@@ -17,11 +17,7 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
     let orphaned = super::orphan::is_orphaned(&record);
     let _ = writeln!(out, "Job:          {}", record.id);
     let _ = writeln!(out, "Cluster:      {}", record.cluster);
-    let _ = writeln!(
-        out,
-        "State:        {}",
-        super::orphan::shown_state(&record)
-    );
+    let _ = writeln!(out, "State:        {}", super::orphan::shown_state(&record));
     let reason = if orphaned {
         Some(super::orphan::explain(&record))
     } else {
@@ -96,7 +92,11 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
         }
     }
     let _ = writeln!(out, "Package:      sha256 {}", record.package_sha256);
-    let _ = writeln!(out, "Workers:      {}/{} joined", record.joined, record.num_workers);
+    let _ = writeln!(
+        out,
+        "Workers:      {}/{} joined",
+        record.joined, record.num_workers
+    );
     let _ = writeln!(
         out,
         "  {:<8} {:<13} {:>8} {:>8} {:>5}",
@@ -118,7 +118,11 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
     if evs.is_empty() {
         let _ = writeln!(out, "  (none recorded)");
     } else {
-        let _ = writeln!(out, "  {:<20} {:<10} {:<10} REASON", "TIME", "OBJECT", "STATE");
+        let _ = writeln!(
+            out,
+            "  {:<20} {:<10} {:<10} REASON",
+            "TIME", "OBJECT", "STATE"
+        );
         for e in &evs {
             let _ = writeln!(
                 out,
@@ -150,8 +154,7 @@ fn shell_words(words: &[String]) -> String {
         .iter()
         .map(|w| {
             let plain = !w.is_empty()
-                && w
-                    .chars()
+                && w.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
             if plain {
                 w.clone()

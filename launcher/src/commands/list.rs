@@ -43,8 +43,7 @@ pub fn run(home: &Path, output: Output, watch: bool) -> Result<(), LauncherError
     if !watch {
         return Ok(());
     }
-    let mut seen: BTreeMap<String, String> =
-        jobs.iter().map(|j| (j.id.clone(), key(j))).collect();
+    let mut seen: BTreeMap<String, String> = jobs.iter().map(|j| (j.id.clone(), key(j))).collect();
     let started = std::time::Instant::now();
     while started.elapsed() < WATCH_DEADLINE {
         std::thread::sleep(Duration::from_millis(500));

@@ -18,7 +18,9 @@ pub fn run(home: &Path, job: &str, output: Output) -> Result<(), LauncherError> 
     let mut value = serde_json::to_value(&record)
         .map_err(|e| LauncherError::Failed(format!("cannot encode the status: {e}")))?;
     value["orphaned"] = orphaned.into();
-    print_as(output, &value, |_, wide| render(&record, wide.then_some(&dir)))
+    print_as(output, &value, |_, wide| {
+        render(&record, wide.then_some(&dir))
+    })
 }
 
 /// The text form of a job's status; with `wide` (the job's folder), each worker's last line

@@ -57,18 +57,23 @@ pub fn append(dir: &JobDir, object: &str, state: &str, reason: Option<String>) {
 /// Appends an event for every difference between `old` and `new`: the job's state, and each
 /// worker's state or restart count.
 pub fn record_changes(dir: &JobDir, old: Option<&JobRecord>, new: &JobRecord) {
-    if old.is_none_or(|o| o.state != new.state) {
+    // A reason arrives with the final record, after the state: the event is written again
+    // with it.
+    if old.is_none_or(|o| o.state != new.state || (o.reason != new.reason && new.reason.is_some()))
+    {
         append(dir, "job", &new.state.to_string(), new.reason.clone());
     }
     for w in &new.workers {
         let before = old.and_then(|o| o.workers.iter().find(|x| x.id == w.id));
-        let changed = before.is_none_or(|b| b.state != w.state || b.restart_count != w.restart_count);
+        let changed =
+            before.is_none_or(|b| b.state != w.state || b.restart_count != w.restart_count);
         if !changed {
             continue;
         }
-        let reason = match (w.state.as_str(), w.exit_code) {
-            (_, Some(code)) if w.state != "STARTED" => Some(format!("exit code {code}")),
-            ("RESTARTED" | "STARTED", _) if w.restart_count > 0 => {
+        // (A failed worker's exit code here is its agent's; the job's reason names the
+        // program's.)
+        let reason = match w.state.as_str() {
+            "RESTARTED" | "STARTED" if w.restart_count > 0 => {
                 Some(format!("restart {}", w.restart_count))
             }
             _ => None,

@@ -878,12 +878,12 @@ async fn wait_gone(groups: &[u32], deadline: Duration) {
     }
 }
 
-/// Workers `from..to` in words: `worker 2`, `workers 2..3`.
+/// Workers `from..to` in words: `worker 2`, `workers 2 and 3`, `workers 2 to 5`.
 fn id_range(from: u32, to: u32) -> String {
-    if to == from + 1 {
-        format!("worker {from}")
-    } else {
-        format!("workers {from}..{}", to - 1)
+    match to - from {
+        1 => format!("worker {from}"),
+        2 => format!("workers {from} and {}", from + 1),
+        _ => format!("workers {from} to {}", to - 1),
     }
 }
 
