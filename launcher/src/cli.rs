@@ -238,6 +238,9 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the merged job spec, each key with the layer it came from.
+    #[command(
+        after_help = "Examples:\n  t2 config view                          the defaults and conf/local/*.yaml\n  t2 config view examples/pi -w 4 -D max_restarts=0\n  t2 config view examples/pi --cluster kubernetes -o yaml"
+    )]
     View(ConfigViewArgs),
 }
 

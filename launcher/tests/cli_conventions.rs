@@ -24,6 +24,19 @@ fn t2_plain(home: &Path) -> Command {
     c
 }
 
+/// Runs `cmd` to the end with its output in files (a pipe would fill up with a long
+/// completion script while the deadline loop waits); returns (success, stdout).
+fn run_long_output(mut cmd: Command, dir: &Path) -> (bool, String) {
+    let (o, e) = (dir.join("out.txt"), dir.join("err.txt"));
+    cmd.stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap());
+    let out = wait(cmd.spawn().unwrap(), T);
+    let text = std::fs::read_to_string(&o).unwrap_or_default();
+    let err = std::fs::read_to_string(&e).unwrap_or_default();
+    assert!(out.status.success(), "{text}{err}");
+    (out.status.success(), text)
+}
+
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }

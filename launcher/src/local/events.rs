@@ -63,8 +63,14 @@ pub fn record_changes(dir: &JobDir, old: Option<&JobRecord>, new: &JobRecord) {
     {
         append(dir, "job", &new.state.to_string(), new.reason.clone());
     }
-    for w in &new.workers {
-        let before = old.and_then(|o| o.workers.iter().find(|x| x.id == w.id));
+    for (i, w) in new.workers.iter().enumerate() {
+        // Workers are recorded in ID order: the same position first, a search only if not.
+        let before = old.and_then(|o| {
+            o.workers
+                .get(i)
+                .filter(|x| x.id == w.id)
+                .or_else(|| o.workers.iter().find(|x| x.id == w.id))
+        });
         let changed =
             before.is_none_or(|b| b.state != w.state || b.restart_count != w.restart_count);
         if !changed {

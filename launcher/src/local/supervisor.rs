@@ -114,9 +114,10 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     sup.record.ended_at = Some(now_rfc3339());
     sup.record.supervisor_pid = None;
     sup.record.jobmaster_pid = None;
-    let before = sup.dir.read_record().ok();
     sup.dir.write_record(&sup.record)?;
-    super::events::record_changes(&sup.dir, before.as_ref(), &sup.record);
+    if let Ok(saved) = sup.saved.lock() {
+        super::events::record_changes(&sup.dir, saved.as_ref(), &sup.record);
+    }
     Ok(sup.record)
 }
 
@@ -144,6 +145,8 @@ struct Supervisor {
     rx: mpsc::UnboundedReceiver<Ev>,
     started: Instant,
     last_lines: BTreeMap<u32, String>,
+    /// The record as last saved, which the next save's events are the changes from.
+    saved: std::sync::Mutex<Option<JobRecord>>,
 }
 
 impl Supervisor {
@@ -168,6 +171,7 @@ impl Supervisor {
             bar
         });
         let (tx, rx) = mpsc::unbounded_channel();
+        let record_for_events = record.clone();
         let mut slots = BTreeMap::new();
         for id in 0..spec.workers {
             slots.insert(id, new_slot(&dir, id)?);
@@ -190,6 +194,7 @@ impl Supervisor {
             rx,
             started: Instant::now(),
             last_lines: BTreeMap::new(),
+            saved: std::sync::Mutex::new(Some(record_for_events)),
         })
     }
 
@@ -729,11 +734,11 @@ impl Supervisor {
     fn save(&self) {
         let mut r = self.record.clone();
         r.supervisor_pid = Some(std::process::id());
-        let before = self.dir.read_record().ok();
         if let Err(e) = self.dir.write_record(&r) {
             warn!(error = %e, "cannot write the job record");
-        } else {
-            super::events::record_changes(&self.dir, before.as_ref(), &r);
+        } else if let Ok(mut saved) = self.saved.lock() {
+            super::events::record_changes(&self.dir, saved.as_ref(), &r);
+            *saved = Some(r);
         }
     }
 
