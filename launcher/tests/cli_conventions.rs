@@ -159,18 +159,20 @@ fn version_and_shell_completions() {
     );
 
     for shell in ["bash", "zsh", "fish"] {
-        let out = run_t2(home.path(), &["completion", shell], T);
-        assert!(out.status.success(), "{shell}: {}", text(&out));
-        let script = stdout(&out);
+        let mut c = t2(home.path());
+        c.args(["completion", shell]);
+        let (_, script) = run_long_output(c, home.path());
         assert!(
             script.contains("submit") && script.contains("describe"),
             "{shell}:\n{script}"
         );
     }
     // The bash script is valid bash.
-    let out = run_t2(home.path(), &["completion", "bash"], T);
+    let mut c = t2(home.path());
+    c.args(["completion", "bash"]);
+    let (_, script) = run_long_output(c, home.path());
     let file = home.path().join("t2.bash");
-    std::fs::write(&file, &out.stdout).unwrap();
+    std::fs::write(&file, script).unwrap();
     let check = Command::new("bash").arg("-n").arg(&file).output().unwrap();
     assert!(
         check.status.success(),
