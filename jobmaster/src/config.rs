@@ -45,9 +45,46 @@ pub struct JobMasterConfig {
     pub topology: Option<TopologySpec>,
 }
 
+/// The most heartbeats a second one job master asks of its workers. Each costs it about 20 µs
+/// of CPU (a gRPC frame in, a stream task woken), so 4 000 a second keep heartbeats under a
+/// tenth of a core however large the job (BENCHMARKS.md, "Job master at scale").
+pub const HEARTBEATS_PER_SECOND: u32 = 4_000;
+
+/// The heartbeat interval and timeout a job of `workers` workers uses: the spec's, stretched
+/// by one factor when `workers` heartbeats every `interval` would pass
+/// [`HEARTBEATS_PER_SECOND`] (250 ms / 3 s up to 1 000 workers; 2.5 s / 30 s at 10 000), as
+/// Kubernetes stretches node status updates in large clusters.
+pub fn heartbeat_budget(
+    workers: u32,
+    interval: Duration,
+    timeout: Duration,
+) -> (Duration, Duration) {
+    let floor = Duration::from_secs(1) * workers / HEARTBEATS_PER_SECOND;
+    if interval.is_zero() || floor <= interval {
+        return (interval, timeout);
+    }
+    let factor = floor.as_secs_f64() / interval.as_secs_f64();
+    (floor, timeout.mul_f64(factor))
+}
+
 impl JobMasterConfig {
-    /// Configuration for job `job_id` from its merged spec.
+    /// Configuration for job `job_id` from its merged spec (heartbeats within the job
+    /// master's budget, [`heartbeat_budget`]).
     pub fn from_spec(job_id: &str, token: &str, spec: &JobSpec) -> Self {
+        let (heartbeat_interval, heartbeat_timeout) = heartbeat_budget(
+            spec.workers,
+            spec.heartbeat_interval,
+            spec.heartbeat_timeout,
+        );
+        if heartbeat_interval != spec.heartbeat_interval {
+            tracing::info!(
+                job_id,
+                workers = spec.workers,
+                "heartbeats every {} with a timeout of {} (at most {HEARTBEATS_PER_SECOND} a second for the job master)",
+                t2_core::duration::format_duration(heartbeat_interval),
+                t2_core::duration::format_duration(heartbeat_timeout)
+            );
+        }
         Self {
             job_id: job_id.to_string(),
             token: token.to_string(),
@@ -56,8 +93,8 @@ impl JobMasterConfig {
             barrier_timeout: spec.barrier_timeout,
             init_barrier_timeout: spec.init_barrier_timeout,
             join_timeout: spec.join_timeout,
-            heartbeat_interval: spec.heartbeat_interval,
-            heartbeat_timeout: spec.heartbeat_timeout,
+            heartbeat_interval,
+            heartbeat_timeout,
             end_grace: Duration::from_millis(20),
             scale_timeout: Duration::from_secs(60),
             final_status_delay: Duration::ZERO,
@@ -129,4 +166,23 @@ pub fn dashboard_config(spec: &JobSpec) -> Option<DashboardConfig> {
             }),
         spec: summary,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_stretch_past_the_budget_and_keep_their_ratio() {
+        let (i, t) = (Duration::from_millis(250), Duration::from_secs(3));
+        assert_eq!(heartbeat_budget(64, i, t), (i, t));
+        assert_eq!(heartbeat_budget(1_000, i, t), (i, t));
+        assert_eq!(
+            heartbeat_budget(10_000, i, t),
+            (Duration::from_millis(2_500), Duration::from_secs(30))
+        );
+        // A slower spec than the budget needs is kept as it is.
+        let slow = (Duration::from_secs(5), Duration::from_secs(60));
+        assert_eq!(heartbeat_budget(10_000, slow.0, slow.1), slow);
+    }
 }

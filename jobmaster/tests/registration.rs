@@ -72,7 +72,10 @@ async fn wrong_token_protocol_job_or_id_is_refused_with_a_reason() {
         (
             register("job-a", "secret", PROTOCOL_VERSION + 1, 0),
             tonic::Code::FailedPrecondition,
-            "speaks protocol version 2, this job master speaks 1",
+            &format!(
+                "speaks protocol version {}, this job master speaks {PROTOCOL_VERSION}",
+                PROTOCOL_VERSION + 1
+            ),
         ),
         (
             register("job-b", "secret", PROTOCOL_VERSION, 0),

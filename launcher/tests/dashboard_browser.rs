@@ -135,12 +135,26 @@ async fn wait_texts(
 }
 
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no '{css}' on the page: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("cannot click '{css}': {e}"));
+    click_on(c, Locator::Css(css), css).await
+}
+
+/// Clicks what `locator` finds. The page re-renders live, so an element found may be replaced
+/// before the click lands (a stale element): find it again, for at most 10 s.
+async fn click_on(c: &Client, locator: Locator<'_>, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let err = match c.find(locator).await {
+            Ok(el) => match el.click().await {
+                Ok(()) => return,
+                Err(e) => format!("cannot click '{what}': {e}"),
+            },
+            Err(e) => format!("no '{what}' on the page: {e}"),
+        };
+        if std::time::Instant::now() > deadline {
+            panic!("{err}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Marks the page; [`still_marked`] is true only if it was never reloaded since.
@@ -267,11 +281,12 @@ async fn the_page_shows_jobs_live_and_kills_one_also_behind_a_kubectl_proxy_pref
     )
     .await;
     shot(&c, "5-proxy-jobs").await;
-    let link = c
-        .find(Locator::LinkText("browser-victim"))
-        .await
-        .expect("a link to the second job");
-    link.click().await.unwrap();
+    click_on(
+        &c,
+        Locator::LinkText("browser-victim"),
+        "the second job's link",
+    )
+    .await;
     wait_texts(&c, "#job-state", "RUNNING", |t| {
         t.first().is_some_and(|s| s == "RUNNING")
     })

@@ -230,3 +230,57 @@ fn a_kill_asked_on_the_dashboard_ends_the_job_killed_and_nothing_is_left() {
     let (status, body) = request("POST", &kill_url, &[("Authorization", &bearer)], b"");
     assert_eq!(status, 409, "{body}");
 }
+
+/// Issue 14's topology on the nodes view: a local job on 3 racks × 2 nodes × 2 workers in two
+/// datacenters shows every worker under its own datacenter, rack and node.
+#[test]
+fn the_nodes_view_groups_a_topology_job_by_datacenter_rack_and_node() {
+    let home = tempfile::tempdir().unwrap();
+    let dash = Dash::start(home.path(), &home.path().join("dash.db"), "127.0.0.1:0");
+    let job = shell_job(
+        &home.path().join("src"),
+        "name: dash-racks\nworkers: 12\ncommand: [./run.sh]\ntopology:\n  datacenters:\n    east: [rack-1, rack-2]\n    west: [rack-3]\n  racks:\n    rack-1: [127.0.0.11, 127.0.0.12]\n    rack-2: [127.0.0.21, 127.0.0.22]\n    rack-3: [127.0.0.31, 127.0.0.32]\n",
+        "#!/usr/bin/env bash\nsleep 0.2\n",
+    );
+    let out = run(submit(home.path(), &job, &dash_args(&dash.url)), LONG);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = only_job(home.path())["id"].as_str().unwrap().to_string();
+    dash.wait_job(&id, Duration::from_secs(20), |j| {
+        j["state"] == "COMPLETED" && workers_in(j, "COMPLETED") == 12
+    });
+
+    let nodes = dash.get("/api/nodes?all=true");
+    // (datacenter, rack, node, worker IDs), in the order the dashboard gives them.
+    let mut seen = Vec::new();
+    for dc in nodes["datacenters"].as_array().unwrap() {
+        for rack in dc["racks"].as_array().unwrap() {
+            for node in rack["nodes"].as_array().unwrap() {
+                let ids: Vec<u64> = node["workers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|w| w["worker_id"].as_u64().unwrap())
+                    .collect();
+                seen.push((
+                    dc["datacenter"].as_str().unwrap().to_string(),
+                    rack["rack"].as_str().unwrap().to_string(),
+                    node["node"].as_str().unwrap().to_string(),
+                    ids,
+                ));
+            }
+        }
+    }
+    let want: Vec<(String, String, String, Vec<u64>)> = (0..6u64)
+        .map(|n| {
+            let rack = n / 2 + 1;
+            let dc = if rack < 3 { "east" } else { "west" };
+            (
+                dc.to_string(),
+                format!("rack-{rack}"),
+                format!("127.0.0.{}{}", rack, n % 2 + 1),
+                vec![2 * n, 2 * n + 1],
+            )
+        })
+        .collect();
+    assert_eq!(seen, want, "{nodes}");
+}

@@ -97,7 +97,7 @@ fn kill_after_a_crash_still_ends_the_jobs_orphaned_programs() {
         },
         || format!("programs did not start\n{}", jobs_report(home.path())),
     );
-    let programs: Vec<u32> = pids_mentioning("sleep 300");
+    let programs: Vec<u32> = pids_in_home_mentioning(home.path(), "sleep 300");
     assert!(programs.len() >= 2, "{programs:?}");
     // A crash: the supervisor, the job master and the agents die at once; the programs are
     // left in the agents' (now leaderless) process groups.

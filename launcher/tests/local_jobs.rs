@@ -154,7 +154,7 @@ fn kill_from_another_terminal_leaves_nothing_alive() {
     // Wait for the user programs too.
     wait_until(
         Duration::from_secs(30),
-        || pids_mentioning("sleep 300").len() >= 3,
+        || pids_in_home_mentioning(home.path(), "sleep 300").len() >= 3,
         || "programs did not start".to_string(),
     );
     let pids = running.pids();

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    only_job, pids_mentioning, run, run_t2, shell_job, submit, t2, text, wait_until, RunningJob,
-    NO_ARGS,
+    job_log, only_job, pids_mentioning, run, run_t2, shell_job, submit, t2, text, wait_until,
+    RunningJob, NO_ARGS,
 };
 use support::*;
 use t2_worker::agent::fetch::{fetch, FetchSpec};
@@ -234,6 +234,8 @@ fn a_local_job_through_an_uploader_completes_and_its_package_is_gone_afterwards(
     let job = pi_like_job(&dir.path().join("src"));
     let mut cmd = submit(&home, &job, &["--uploader", &up.url]);
     cmd.env("T2_UPLOADER_TOKEN", TOKEN);
+    // The agents' info lines say where each fetched its package from.
+    cmd.env("RUST_LOG", "info");
     let out = run(cmd, LONG);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
@@ -244,11 +246,20 @@ fn a_local_job_through_an_uploader_completes_and_its_package_is_gone_afterwards(
     assert_eq!(all.matches(" ran from ").count(), 3, "{all}");
     let rec = only_job(&home);
     let id = rec["package_sha256"].as_str().unwrap().to_string();
-    // Every agent downloaded its own copy, and the uploader no longer has the package.
-    let job_dir = home.join("jobs").join(rec["id"].as_str().unwrap());
+    let job_id = rec["id"].as_str().unwrap().to_string();
+    // Every agent fetched its own copy from the uploader (its download is removed with the
+    // worker's unpacked copy when the job ends), and the uploader no longer has the package.
+    let job_dir = home.join("jobs").join(&job_id);
     for w in 0..3 {
-        let got = job_dir.join(format!("run/worker-{w}/package.tar.gz"));
-        assert_eq!(sha256(&std::fs::read(&got).unwrap()), id);
+        let log = job_log(&home, &job_id, &format!("worker-{w}"));
+        assert!(
+            log.lines()
+                .any(|l| l.contains("package fetched") && l.contains(&up.url) && l.contains(&id)),
+            "worker {w} did not fetch the package from the uploader:\n{log}"
+        );
+        assert!(!job_dir
+            .join(format!("run/worker-{w}/package.tar.gz"))
+            .exists());
     }
     assert_eq!(up.head_status(&id), 404);
     assert!(files_in(&store.join("packages")).is_empty());
@@ -327,7 +338,14 @@ fn an_unreachable_uploader_fails_the_submit_with_one_line() {
         line.contains(&free.to_string()) && line.contains("connection refused"),
         "{line}"
     );
-    let out = run(submit(&home, &job, &["--uploader", "https://x"]), LONG);
+    let out = run(
+        submit(
+            &home,
+            &job,
+            &["--uploader", "https://x", "--uploader-token", "x"],
+        ),
+        LONG,
+    );
     assert!(
         text(&out).contains("https is not supported"),
         "{}",

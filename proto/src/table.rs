@@ -13,7 +13,7 @@ use crate::{NodeInfo, WorkerInfo, WorkerTable};
 pub const PIECE_BYTES: usize = 1 << 20;
 
 /// Largest worker table a receiver accepts (a bound on what it buffers): far above the
-/// ~8 bytes a worker of a real job (100 000 workers: under 1 MiB).
+/// ~9 bytes a worker of a real job (100 000 workers: under 1 MiB).
 pub const MAX_TABLE_BYTES: usize = 256 << 20;
 
 /// A worker table that cannot be read.
@@ -213,10 +213,10 @@ mod tests {
     }
 
     #[test]
-    fn ten_thousand_workers_on_one_host_take_about_eight_bytes_each() {
+    fn ten_thousand_workers_on_one_host_take_about_nine_bytes_each() {
         let workers: Vec<WorkerInfo> = (0..10_000).map(|i| worker(i, "127.0.0.1", "")).collect();
         let bytes = encode(&workers);
-        assert!(bytes.len() < 10_000 * 9, "{} bytes", bytes.len());
+        assert!(bytes.len() < 10_000 * 10, "{} bytes", bytes.len());
         assert_eq!(decode(&bytes).unwrap(), workers);
     }
 

@@ -141,7 +141,22 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
-/// Every PID whose command line mentions `needle`.
+/// Live processes whose command line contains `needle` and whose working directory is inside
+/// `home` (a test's own `$T2_HOME`), so that other tests' processes running at the same time
+/// are never counted.
+pub fn pids_in_home_mentioning(home: &Path, needle: &str) -> Vec<u32> {
+    let home = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
+    pids_mentioning(needle)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .map(|cwd| cwd.starts_with(&home))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Every live PID whose command line mentions `needle`.
 pub fn pids_mentioning(needle: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()

@@ -136,11 +136,21 @@ async fn open(
     let _ = tx.try_send(WorkerToMaster {
         body: Some(W::Register(params)),
     });
-    let refused = |s: tonic::Status| {
-        AgentError::Refused(format!(
+    // Only the job master's own verdicts are final; a connection that breaks while the
+    // stream opens (a job master going away, a Service still pointing at it) is tried again.
+    let refused = |s: tonic::Status| match s.code() {
+        tonic::Code::Unavailable
+        | tonic::Code::Unknown
+        | tonic::Code::Cancelled
+        | tonic::Code::DeadlineExceeded
+        | tonic::Code::Aborted => AgentError::JobMaster(format!(
+            "the stream to the job master at {addr} did not open: {}",
+            s.message()
+        )),
+        _ => AgentError::Refused(format!(
             "job master at {addr} refused this worker: {}",
             s.message()
-        ))
+        )),
     };
     // Worker lists come in pieces of at most 1 MiB, so the default limit holds at any size.
     let mut client = JobMasterClient::new(channel).max_decoding_message_size(DEFAULT_MESSAGE_BYTES);
