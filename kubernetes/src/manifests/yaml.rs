@@ -145,32 +145,6 @@ fn plain_ok(s: &str) -> bool {
         && !s.chars().any(|c| c.is_control())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn ambiguous_strings_are_quoted() {
-        let v = json!({"a": ["yes", "on", "2025-01-02T03:04:05Z", "0777", "1.5", "", "it's", "x: y", "t2:0.1", "-x", "plain/text_1"]});
-        let y = to_yaml_doc(&v);
-        assert_eq!(
-            y,
-            "a:\n- 'yes'\n- 'on'\n- '2025-01-02T03:04:05Z'\n- '0777'\n- '1.5'\n- ''\n- it's\n- 'x: y'\n- t2:0.1\n- '-x'\n- plain/text_1\n"
-        );
-    }
-
-    #[test]
-    fn nesting_and_blocks() {
-        let v = json!({"m": {"k": [{"a": 1, "b": {"c": true}}, [1, 2]], "e": {}, "l": []}, "t": "line1\n  line2\n"});
-        let y = to_yaml_doc(&v);
-        assert_eq!(
-            y,
-            "m:\n  e: {}\n  k:\n  - a: 1\n    b:\n      c: true\n  -\n    - 1\n    - 2\n  l: []\nt: |\n  line1\n    line2\n"
-        );
-    }
-}
-
 /// An object's top-level keys as kubectl prints them: `apiVersion`, `kind`, `metadata`, then
 /// the rest in name order.
 pub fn kube_order(m: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
@@ -204,5 +178,31 @@ impl serde::Serialize for KubeOrdered<'_> {
             }
             other => other.serialize(s),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ambiguous_strings_are_quoted() {
+        let v = json!({"a": ["yes", "on", "2025-01-02T03:04:05Z", "0777", "1.5", "", "it's", "x: y", "t2:0.1", "-x", "plain/text_1"]});
+        let y = to_yaml_doc(&v);
+        assert_eq!(
+            y,
+            "a:\n- 'yes'\n- 'on'\n- '2025-01-02T03:04:05Z'\n- '0777'\n- '1.5'\n- ''\n- it's\n- 'x: y'\n- t2:0.1\n- '-x'\n- plain/text_1\n"
+        );
+    }
+
+    #[test]
+    fn nesting_and_blocks() {
+        let v = json!({"m": {"k": [{"a": 1, "b": {"c": true}}, [1, 2]], "e": {}, "l": []}, "t": "line1\n  line2\n"});
+        let y = to_yaml_doc(&v);
+        assert_eq!(
+            y,
+            "m:\n  e: {}\n  k:\n  - a: 1\n    b:\n      c: true\n  -\n    - 1\n    - 2\n  l: []\nt: |\n  line1\n    line2\n"
+        );
     }
 }
