@@ -334,6 +334,18 @@ pub fn load_job_spec(
     job_yaml: Option<&Layer>,
     overrides: &[String],
 ) -> Result<JobSpec, SpecError> {
+    explain_job_spec(cluster, conf_dir, job_yaml, overrides).map(|(spec, _)| spec)
+}
+
+/// As [`load_job_spec`], and for every dotted key a layer set (`workers`, `resources.cpu`,
+/// and each parent of a nested key), the layer that set it last: the built-in defaults, a
+/// `conf/<cluster>/*.yaml` file, the job's `job.yaml`, or `-D key=value` (`t2 config view`).
+pub fn explain_job_spec(
+    cluster: &str,
+    conf_dir: Option<&Path>,
+    job_yaml: Option<&Layer>,
+    overrides: &[String],
+) -> Result<(JobSpec, BTreeMap<String, String>), SpecError> {
     let mut merged = assemble::Merged::default();
     let site = assemble::Source::Site;
     merged.apply(
@@ -360,7 +372,13 @@ pub fn load_job_spec(
         merged.apply(own, &layer::parse_override(flag)?);
     }
     let job_origin = job_yaml.map_or("job.yaml".to_string(), |l| text::one_line(&l.origin));
-    merged.into_spec(&job_origin)
+    let origins = merged.origins().clone();
+    Ok((merged.into_spec(&job_origin)?, origins))
+}
+
+/// The `*.yaml` files `load_job_spec` reads from `conf_dir` for `cluster`, in order.
+pub fn conf_files(conf_dir: &Path, cluster: &str) -> Result<Vec<PathBuf>, SpecError> {
+    cluster_files(conf_dir, cluster)
 }
 
 /// The `*.yaml` files of `conf_dir/<cluster>/`, sorted by file name (hidden files skipped).

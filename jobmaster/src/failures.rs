@@ -146,8 +146,12 @@ impl Master {
             self.complete_barrier(done);
         }
         if out_of_restarts {
+            let times = match restarts {
+                1 => "once".to_string(),
+                n => format!("{n} times"),
+            };
             let why = format!(
-                "{reason}; restarted {restarts} time(s), max_restarts = {}",
+                "{reason}; restarted {times}, max_restarts = {}",
                 self.cfg.max_restarts
             );
             warn!(job_id = %self.cfg.job_id, worker_id = id, reason = %why, "worker fully failed");

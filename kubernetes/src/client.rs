@@ -207,15 +207,38 @@ async fn incluster_from_dir(dir: &std::path::Path) -> Result<Config, KubeError> 
         })
 }
 
+/// Refuses a namespace name that is not a DNS-1123 label, as the API server would.
+pub fn check_namespace(ns: &str) -> Result<(), KubeError> {
+    if t2_core::names::is_dns1123_label(ns) {
+        return Ok(());
+    }
+    Err(KubeError::Config(format!(
+        "-n {}: not a valid namespace name: a namespace must be a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters), e.g. {}",
+        ns.escape_default(),
+        suggest_label(ns)
+    )))
+}
+
+/// `s` made into a DNS-1123 label, for the example in the error.
+fn suggest_label(s: &str) -> String {
+    let mut out: String = s
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(63)
+        .collect();
+    out = out.trim_matches('-').to_string();
+    if out.is_empty() {
+        "t2".into()
+    } else {
+        out
+    }
+}
+
 /// Connects (no request is made yet).
 pub async fn connect(opts: &ClientOptions) -> Result<Kube, KubeError> {
     if let Some(ns) = &opts.namespace {
-        if !t2_core::names::is_dns1123_label(ns) {
-            return Err(KubeError::Config(format!(
-                "-n {}: not a valid namespace name (lowercase letters, digits and '-', at most 63)",
-                ns.escape_default()
-            )));
-        }
+        check_namespace(ns)?;
     }
     let config = load_config(opts).await?;
     let server = config.cluster_url.to_string();

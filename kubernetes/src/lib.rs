@@ -13,7 +13,8 @@
 //! - [`root_watch`]: a job's root ConfigMap, read then watched (follow, scale, the scaler).
 //! - [`follow`]: the job's recorded state until it ends. - [`submit`]: all of it in order.
 //! - [`record`]: what the job master records in the root. - [`jobs`]: list and status.
-//! - [`kill`], [`logs`], [`scale`], [`gc`], [`doctor`] (with [`permissions`]): the commands.
+//! - [`kill`], [`logs`], [`scale`], [`gc`], [`doctor`] (with [`permissions`]): the commands;
+//!   [`events`]: a job's Kubernetes events (`t2 describe`).
 //! - [`scale_request`]: how `t2 scale` asks the in-cluster job master through the root.
 //! - [`inventory`]: a job's objects by label.
 //! - [`incluster`]: the `t2 pod …` roles inside a job's pods, and the job master's store and
@@ -26,6 +27,7 @@ pub mod create;
 pub mod deliver;
 pub mod doctor;
 pub mod error;
+pub mod events;
 pub mod follow;
 pub mod gc;
 pub mod image;

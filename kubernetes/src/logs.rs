@@ -1,7 +1,8 @@
-//! `t2 logs JOB [--worker I] [-f]` on Kubernetes: the pod log API of each worker container,
-//! every line prefixed `[worker-I]` (worker I is container I mod workers_per_pod of pod
-//! I / workers_per_pod). With `-f` the logs of all workers are followed at once until their
-//! pods go away (the job ended).
+//! `t2 logs JOB [--worker I | --jobmaster] [-f] [--tail N] [--since D] [--timestamps]` on
+//! Kubernetes: the pod log API of each worker container, every line prefixed `[worker-I]`
+//! (worker I is container I mod workers_per_pod of pod I / workers_per_pod), lines of several
+//! workers merged in time order (the API server's timestamps). With `-f` the logs of all
+//! workers are followed at once until their pods go away (the job ended).
 
 use futures::io::AsyncBufReadExt;
 use futures::StreamExt;
@@ -13,7 +14,8 @@ use super::client::Kube;
 use super::error::{KubeError, Op};
 use super::jobs::{get_root, job_pods};
 use super::manifests::containers::worker_container_name;
-use super::manifests::labels::{ROLE, ROLE_WORKER};
+use super::manifests::labels::{ROLE, ROLE_JOBMASTER, ROLE_WORKER};
+use super::manifests::pod::JM_CONTAINER;
 use super::manifests::root::keys;
 
 /// One worker's log.
@@ -25,6 +27,44 @@ pub struct LogTarget {
     pub pod: String,
     /// Its container.
     pub container: String,
+    /// What its lines are prefixed with (`[worker-I]`; none for the job master).
+    pub prefix: Option<String>,
+}
+
+/// Which part of the logs to print, as `kubectl logs` flags say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogView {
+    /// Keep printing until the pods go.
+    pub follow: bool,
+    /// Only the last N lines (of each container; merged, the last N of all).
+    pub tail: Option<usize>,
+    /// Only lines of the last this many seconds.
+    pub since_seconds: Option<i64>,
+    /// Start each line with its time (the API server's RFC 3339 timestamp).
+    pub timestamps: bool,
+}
+
+/// The job master's log of job `id`.
+pub async fn jobmaster_target(kube: &Kube, id: &str) -> Result<Vec<LogTarget>, KubeError> {
+    let pods = job_pods(kube, id).await?;
+    let jm = pods.iter().find(|p| {
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(ROLE))
+            .is_some_and(|r| r == ROLE_JOBMASTER)
+    });
+    match jm {
+        Some(p) => Ok(vec![LogTarget {
+            worker: 0,
+            pod: p.metadata.name.clone().unwrap_or_default(),
+            container: JM_CONTAINER.into(),
+            prefix: None,
+        }]),
+        None => Err(KubeError::Config(format!(
+            "job {id} has no job master pod; see 't2 status {id}'"
+        ))),
+    }
 }
 
 /// The logs to read: every worker of job `id`, or only `worker`.
@@ -62,6 +102,7 @@ pub async fn log_targets(
                 worker: ordinal * wpp + k,
                 pod: name.clone(),
                 container: worker_container_name(k),
+                prefix: Some(format!("[worker-{}]", ordinal * wpp + k)),
             });
         }
     }
@@ -78,11 +119,22 @@ pub async fn log_targets(
     Ok(out)
 }
 
-fn params(t: &LogTarget, follow: bool) -> LogParams {
+fn params(t: &LogTarget, view: &LogView, timestamps: bool) -> LogParams {
     LogParams {
         container: Some(t.container.clone()),
-        follow,
+        follow: view.follow,
+        tail_lines: view.tail.map(|n| n as i64),
+        since_seconds: view.since_seconds,
+        timestamps,
         ..LogParams::default()
+    }
+}
+
+/// `line` with `prefix` in front.
+fn prefixed(prefix: &Option<String>, line: &str) -> String {
+    match prefix {
+        Some(p) => format!("{p} {line}"),
+        None => line.to_string(),
     }
 }
 
@@ -93,31 +145,71 @@ pub async fn print_logs(
     follow: bool,
     out: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), KubeError> {
+    let view = LogView {
+        follow,
+        ..LogView::default()
+    };
+    print_logs_with(kube, targets, &view, out).await
+}
+
+/// Writes the logs of `targets` to `out` as `view` says. Without `follow`, the lines of
+/// several containers are merged in time order (the API server stamps them; the stamp is
+/// shown only with `timestamps`).
+pub async fn print_logs_with(
+    kube: &Kube,
+    targets: &[LogTarget],
+    view: &LogView,
+    out: &mut (dyn FnMut(&str) + Send),
+) -> Result<(), KubeError> {
     let api = kube.api::<Pod>();
-    if !follow {
+    if !view.follow {
+        let merge = targets.len() > 1;
+        let stamped = merge || view.timestamps;
+        let mut lines: Vec<(String, String)> = Vec::new();
         for t in targets {
-            let text = api.logs(&t.pod, &params(t, false)).await.map_err(|e| {
-                Op::named("get", "pods/log", &kube.namespace, &t.pod).error(&kube.server, e)
-            })?;
+            let text = api
+                .logs(&t.pod, &params(t, view, stamped))
+                .await
+                .map_err(|e| {
+                    Op::named("get", "pods/log", &kube.namespace, &t.pod).error(&kube.server, e)
+                })?;
             for line in text.lines() {
-                out(&format!("[worker-{}] {line}", t.worker));
+                let (time, rest) = match line.split_once(' ') {
+                    Some((time, rest)) if stamped => (time.to_string(), rest),
+                    _ => (String::new(), line),
+                };
+                let shown = if view.timestamps {
+                    format!("{time} {rest}")
+                } else {
+                    rest.to_string()
+                };
+                lines.push((time, prefixed(&t.prefix, &shown)));
             }
+        }
+        // RFC 3339 stamps of one server sort as text; the sort is stable.
+        lines.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(n) = view.tail.filter(|_| merge) {
+            let drop = lines.len().saturating_sub(n);
+            lines.drain(..drop);
+        }
+        for (_, line) in &lines {
+            out(line);
         }
         return Ok(());
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Result<String, KubeError>>();
     for t in targets.iter().cloned() {
-        let (api, tx, kube) = (api.clone(), tx.clone(), kube.clone());
+        let (api, tx, kube, view) = (api.clone(), tx.clone(), kube.clone(), view.clone());
         tokio::spawn(async move {
             let op = Op::named("get", "pods/log", &kube.namespace, &t.pod);
-            match api.log_stream(&t.pod, &params(&t, true)).await {
+            match api
+                .log_stream(&t.pod, &params(&t, &view, view.timestamps))
+                .await
+            {
                 Ok(reader) => {
                     let mut lines = reader.lines();
                     while let Some(Ok(line)) = lines.next().await {
-                        if tx
-                            .send(Ok(format!("[worker-{}] {line}", t.worker)))
-                            .is_err()
-                        {
+                        if tx.send(Ok(prefixed(&t.prefix, &line))).is_err() {
                             break;
                         }
                     }

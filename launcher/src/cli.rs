@@ -1,23 +1,30 @@
 //! The `t2` command line.
 
+pub mod submit;
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use submit::{SubmitArgs, SubmitTarget};
+
 /// The environment variables t2 reads, shown under `t2 --help`.
 const ENVIRONMENT: &str = "\
 Environment:
-  T2_HOME            where local jobs live (default: ~/.t2); jobs/<id>/ holds record, logs, package
-  T2_CONF_DIR        configuration folder (conf/<cluster>/*.yaml); --conf-dir overrides it
-  T2_UPLOADER        --uploader for every local submit (a URL, or `local`)
-  T2_UPLOADER_TOKEN  the uploader's token (--uploader-token)
-  KUBECONFIG         the kubeconfig for Kubernetes commands (default: ~/.kube/config)
-  RUST_LOG           log filter of t2's own diagnostics, e.g. RUST_LOG=debug
+  T2_HOME             where local jobs live (default: ~/.t2); jobs/<id>/ holds record, logs, package
+  T2_CONF_DIR         configuration folder (CLUSTER/*.yaml), as --conf-dir; without either, the
+                      first of $T2_HOME/conf, $XDG_CONFIG_HOME/t2, /etc/t2, conf/ beside t2
+  T2_UPLOADER         --uploader for every local submit (a URL, or `local`)
+  T2_UPLOADER_TOKEN   the uploader's token (--uploader-token)
+  T2_DASHBOARD        --dashboard for every submit; T2_DASHBOARD_TOKEN its token
+  KUBECONFIG          the kubeconfig for Kubernetes commands (default: ~/.kube/config)
+  RUST_LOG            log filter of t2's own diagnostics, e.g. RUST_LOG=debug
 
 Examples:
   t2 submit local examples/pi --workers 8      run a job here, follow it to its end
   t2 submit local job.jar -- a b               pass `a b` to the program
-  t2 list;  t2 status JOB;  t2 logs JOB -f;  t2 kill JOB
+  t2 list;  t2 status JOB;  t2 logs JOB -f;  t2 describe JOB;  t2 kill JOB
+  t2 config view examples/pi                   the job's spec, and where each value comes from
   t2 submit kubernetes examples/pi -n t2 --dry-run   print the Kubernetes objects";
 
 /// t2: launch distributed jobs on one machine or on Kubernetes.
@@ -35,24 +42,34 @@ pub enum Command {
     /// Submit a job: a directory with job.yaml, a .tar.gz, a .jar or an executable.
     #[command(after_help = "\
 Examples:
-  t2 submit local examples/pi --workers 8          follow the job; exit 0 when it COMPLETED
-  t2 submit local examples/shell -D max_restarts=0 --detach
-  t2 submit local hello.jar --class org.example.Hello -- a b
-  t2 submit kubernetes examples/pi -n t2 --dry-run -o yaml
+  t2 submit local examples/pi --workers 8              run it here, follow it to its end
+  t2 submit kubernetes examples/pi -n t2 --dry-run     print its Kubernetes objects
 
-Exit codes: 0 COMPLETED, 1 FAILED (or a bad input), 3 KILLED.")]
-    Submit(SubmitArgs),
-    /// List jobs.
+See `t2 submit local --help` and `t2 submit kubernetes --help` for each one's flags.")]
+    Submit {
+        /// Where to run.
+        #[command(subcommand)]
+        target: SubmitTarget,
+    },
+    /// List jobs, newest first.
     #[command(
-        after_help = "Examples:\n  t2 list\n  t2 list -n t2        Kubernetes jobs of namespace t2"
+        after_help = "Examples:\n  t2 list\n  t2 list -o wide          also submitted, ended, reason\n  t2 list --watch          then one line per job whose state changes (Ctrl-C ends it)\n  t2 list -o json\n  t2 list -n t2            Kubernetes jobs of namespace t2"
     )]
     List {
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Keep watching: after the list, print a job again whenever its state or workers change.
+        #[arg(short, long)]
+        watch: bool,
         /// Which cluster (Kubernetes: with --cluster kubernetes, -n or --context).
         #[command(flatten)]
         target: crate::kube_cli::ClusterTarget,
     },
     /// Show a job's state and workers.
-    #[command(after_help = "Examples:\n  t2 status pi-1a2b3c4d\n  t2 status pi-1a2b3c4d -o json")]
+    #[command(
+        after_help = "Examples:\n  t2 status pi-1a2b3c4d\n  t2 status pi-1a2b3c4d -o wide     also each worker's last line of output\n  t2 status pi-1a2b3c4d -o json"
+    )]
     Status {
         /// Job ID.
         job: String,
@@ -63,22 +80,54 @@ Exit codes: 0 COMPLETED, 1 FAILED (or a bad input), 3 KILLED.")]
         #[command(flatten)]
         target: crate::kube_cli::ClusterTarget,
     },
-    /// Print a job's worker output.
+    /// Print a job's worker output (or its job master's log).
     #[command(
-        after_help = "Examples:\n  t2 logs pi-1a2b3c4d               every worker, lines prefixed [worker-I]\n  t2 logs pi-1a2b3c4d --worker 3 -f   one worker, until the job ends"
+        after_help = "Examples:\n  t2 logs pi-1a2b3c4d                  every worker, lines in time order, prefixed [worker-I]\n  t2 logs pi-1a2b3c4d --worker 3 -f     one worker, until the job ends\n  t2 logs pi-1a2b3c4d --tail 20 --timestamps\n  t2 logs pi-1a2b3c4d --since 5m\n  t2 logs pi-1a2b3c4d --jobmaster       the job master's log"
     )]
     Logs {
         /// Job ID.
         job: String,
         /// Only this worker.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "jobmaster")]
         worker: Option<u32>,
+        /// The job master's log instead of the workers' output.
+        #[arg(long)]
+        jobmaster: bool,
         /// Keep printing new output until the job ends.
         #[arg(short, long)]
         follow: bool,
+        /// Only the last N lines (of all the workers together).
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        /// Only lines written in the last DURATION, e.g. 30s, 5m, 2h.
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// Start each line with the time it was written (RFC 3339, UTC).
+        #[arg(long)]
+        timestamps: bool,
         /// Which cluster.
         #[command(flatten)]
         target: crate::kube_cli::ClusterTarget,
+    },
+    /// Show everything about one job: its spec, workers, events and why it is in its state.
+    #[command(
+        after_help = "Examples:\n  t2 describe pi-1a2b3c4d\n  t2 describe pi-1a2b3c4d -n t2     a Kubernetes job"
+    )]
+    Describe {
+        /// Job ID.
+        job: String,
+        /// Which cluster.
+        #[command(flatten)]
+        target: crate::kube_cli::ClusterTarget,
+    },
+    /// Configuration: what a job's spec would be, and where each value comes from.
+    #[command(
+        after_help = "Examples:\n  t2 config view                          the defaults and conf/local/*.yaml\n  t2 config view examples/pi -w 4         that job's merged spec, as a submit would make it\n  t2 config view examples/pi --cluster kubernetes --conf-dir ./conf"
+    )]
+    Config {
+        /// Which.
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Kill a job and every process of it.
     #[command(
@@ -133,8 +182,14 @@ Exit codes: 0 COMPLETED, 1 FAILED (or a bad input), 3 KILLED.")]
     #[command(flatten)]
     Kubernetes(crate::kube_cli::KubeCommand),
     /// Serve job packages over HTTP (the package uploader).
+    #[command(
+        after_help = "Examples:\n  t2 uploader                                  127.0.0.1:8080, store in $T2_HOME/uploader\n  t2 uploader --listen 0.0.0.0:8080 --token-file /etc/t2/uploader.token\n  t2 submit local examples/pi --uploader http://127.0.0.1:8080 --uploader-token T"
+    )]
     Uploader(crate::uploader::command::UploaderArgs),
     /// Serve the dashboard: every job and worker, live, in a browser (and its REST API).
+    #[command(
+        after_help = "Examples:\n  t2 dash                                 then open http://127.0.0.1:8080/\n  t2 dash --listen 0.0.0.0:8080 --db /var/lib/t2/dash.db\n  t2 submit local examples/pi --dashboard http://127.0.0.1:8080 --dashboard-token T"
+    )]
     Dash(crate::dash::DashArgs),
     /// Build a job's package without running it; prints its sha256 and size.
     #[command(hide = true)]
@@ -148,7 +203,10 @@ Exit codes: 0 COMPLETED, 1 FAILED (or a bad input), 3 KILLED.")]
     /// Run a job master (started by a cluster backend).
     #[command(hide = true)]
     Jobmaster(JobmasterArgs),
-    /// Worker commands: the agent, and the local API for job scripts.
+    /// Inside a job: what job scripts call (barrier, worker list, identity, messages, events).
+    #[command(
+        after_help = "Examples (in a job's program, e.g. examples/shell/run.sh):\n  t2 worker barrier --timeout 30s     wait until every worker is here\n  t2 worker list                      every worker, as JSON\n  t2 worker send hello                a message to the other workers\n  t2 worker events                    failures, restarts, scaling, messages as JSON lines"
+    )]
     Worker {
         /// Which.
         #[command(subcommand)]
@@ -168,8 +226,48 @@ Exit codes: 0 COMPLETED, 1 FAILED (or a bad input), 3 KILLED.")]
 pub enum Output {
     /// For people.
     Text,
+    /// For people, with more columns.
+    Wide,
     /// For programs.
     Json,
+    /// For programs and people.
+    Yaml,
+}
+
+/// `t2 config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the merged job spec, each key with the layer it came from.
+    #[command(
+        after_help = "Examples:\n  t2 config view                          the defaults and conf/local/*.yaml\n  t2 config view examples/pi -w 4 -D max_restarts=0\n  t2 config view examples/pi --cluster kubernetes -o yaml"
+    )]
+    View(ConfigViewArgs),
+}
+
+/// `t2 config view`.
+#[derive(Debug, Args)]
+pub struct ConfigViewArgs {
+    /// A job (directory with job.yaml, .tar.gz, .jar, executable); without one, only the
+    /// defaults and the configuration folder.
+    pub package: Option<PathBuf>,
+    /// Which cluster's configuration.
+    #[arg(long, value_enum, default_value_t = ClusterKind::Local)]
+    pub cluster: ClusterKind,
+    /// Number of workers, as `t2 submit --workers`.
+    #[arg(short, long, allow_hyphen_values = true, value_name = "N")]
+    pub workers: Option<String>,
+    /// Job name, as `t2 submit --name`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set a job spec key, `key=value` (repeatable).
+    #[arg(short = 'D', value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Configuration folder, holding CLUSTER/*.yaml.
+    #[arg(long, env = "T2_CONF_DIR", value_name = "DIR")]
+    pub conf_dir: Option<PathBuf>,
+    /// Output format: text (key, value, origin), json or yaml (the spec, then the origins).
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// Where a job runs.
@@ -179,55 +277,6 @@ pub enum ClusterKind {
     Local,
     /// A Kubernetes cluster.
     Kubernetes,
-}
-
-/// `t2 submit`.
-#[derive(Debug, Args)]
-pub struct SubmitArgs {
-    /// Where to run.
-    #[arg(value_enum)]
-    pub cluster: ClusterKind,
-    /// The job: a directory with job.yaml, a .tar.gz, a .jar or an executable.
-    pub package: PathBuf,
-    /// Number of workers (overrides job.yaml).
-    #[arg(short, long, allow_hyphen_values = true)]
-    pub workers: Option<String>,
-    /// Job name (overrides job.yaml; sanitised).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Main class of a .jar (runs `java -cp JAR CLASS`).
-    #[arg(long)]
-    pub class: Option<String>,
-    /// Configuration override, `key=value` (repeatable), e.g. -D max_restarts=2.
-    #[arg(short = 'D', value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
-    /// Return once the job has started; follow it with t2 status/logs.
-    #[arg(long)]
-    pub detach: bool,
-    /// Configuration folder, holding CLUSTER/*.yaml (default: the first of $T2_HOME/conf,
-    /// $XDG_CONFIG_HOME/t2, /etc/t2, conf/ beside the t2 executable).
-    #[arg(long, env = "T2_CONF_DIR")]
-    pub conf_dir: Option<PathBuf>,
-    /// Ship the package through an uploader: its URL (http://host:port), or `local` to run one
-    /// for this job; agents then download it over HTTP.
-    #[arg(long, env = "T2_UPLOADER", value_name = "URL|local")]
-    pub uploader: Option<String>,
-    /// The uploader's token (for uploads and deletes).
-    #[arg(long, env = "T2_UPLOADER_TOKEN", hide_env_values = true)]
-    pub uploader_token: Option<String>,
-    /// The dashboard the job master reports to, http://host:port (overrides the spec's
-    /// `dashboard`).
-    #[arg(long, env = "T2_DASHBOARD", value_name = "URL")]
-    pub dashboard: Option<String>,
-    /// The dashboard's token (overrides the spec's `dashboard_token`).
-    #[arg(long, env = "T2_DASHBOARD_TOKEN", hide_env_values = true)]
-    pub dashboard_token: Option<String>,
-    /// Kubernetes flags (-n, --context, --kubeconfig, --dry-run, -o).
-    #[command(flatten)]
-    pub kube: crate::kube_cli::KubeSubmitArgs,
-    /// Arguments for the program, after `--` (appended to job.yaml's `args`).
-    #[arg(last = true, value_name = "PROGRAM ARGS")]
-    pub program_args: Vec<String>,
 }
 
 /// `t2 jobmaster`.

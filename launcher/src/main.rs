@@ -7,6 +7,7 @@
 //! - `local`: the local cluster (supervisor, processes, output). - `commands`: the local
 //!   cluster's list, status, logs, kill, scale. - `roles`: `t2 jobmaster`, `t2 worker …`.
 //! - `error`: one-line errors. - `jobfiles`: reading a local job's spec and token.
+//! - `clock`: RFC 3339 times and kubectl-style ages.
 //! - `stdout`: printing results so that a closed pipe ends a command quietly.
 //! - `uploader`: `t2 uploader` (the package server) and the launcher's client of it.
 //! - `dash`: `t2 dash` (the dashboard, crate `t2-dashboard`).
@@ -14,6 +15,7 @@
 //!   `t2_kubernetes`): submit, gc, doctor, the in-pod roles.
 
 mod cli;
+mod clock;
 mod cluster;
 mod commands;
 mod dash;
@@ -101,8 +103,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, LauncherError> {
 
 fn run(cli: Cli) -> Result<i32, LauncherError> {
     match cli.command {
-        Command::Submit(args) => cluster::for_submit(&args)?.submit(args),
-        Command::List { target } => cluster::for_list(&target)?.list(),
+        Command::Submit { target } => {
+            let args = target.into_args();
+            cluster::for_submit(&args)?.submit(args)
+        }
+        Command::List {
+            output,
+            watch,
+            target,
+        } => cluster::for_list(&target)?.list(output, watch),
         Command::Status {
             job,
             output,
@@ -111,9 +120,39 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
         Command::Logs {
             job,
             worker,
+            jobmaster,
             follow,
+            tail,
+            since,
+            timestamps,
             target,
-        } => cluster::for_job(&job, &target)?.logs(&job, worker, follow),
+        } => {
+            let since = since
+                .map(|s| {
+                    let year = std::time::Duration::from_secs(365 * 24 * 3600);
+                    t2_core::duration::parse_within(
+                        "--since",
+                        &s,
+                        std::time::Duration::from_secs(1),
+                        year,
+                    )
+                    .map_err(LauncherError::Usage)
+                })
+                .transpose()?;
+            let options = commands::logs::LogOptions {
+                worker,
+                jobmaster,
+                follow,
+                tail,
+                since,
+                timestamps,
+            };
+            cluster::for_job(&job, &target)?.logs(&job, &options)
+        }
+        Command::Describe { job, target } => cluster::for_job(&job, &target)?.describe(&job),
+        Command::Config {
+            command: cli::ConfigCommand::View(args),
+        } => commands::config::view(&args).map(|_| 0),
         Command::Kill { job, target } => cluster::for_job(&job, &target)?.kill(&job),
         Command::Scale {
             job,
@@ -128,7 +167,10 @@ fn run(cli: Cli) -> Result<i32, LauncherError> {
         Command::Completion { shell } => {
             use clap::CommandFactory;
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "t2", &mut std::io::stdout());
+            // Into a buffer first: clap_complete panics when its writer fails (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "t2", &mut script);
+            stdout::out!("{}", String::from_utf8_lossy(&script));
             Ok(0)
         }
         Command::Kubernetes(c) => kube_cli::commands::run(c),

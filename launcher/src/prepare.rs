@@ -32,36 +32,51 @@ pub struct Prepared {
 /// The configuration folder when neither `--conf-dir` nor `$T2_CONF_DIR` names one: the first
 /// that exists of `$T2_HOME/conf`, `$XDG_CONFIG_HOME/t2` (else `~/.config/t2`), `/etc/t2`,
 /// `conf/` beside the executable (or one level up, as in `bin/t2` + `conf/`), and `conf/`
-/// beside the sources this binary was built from; else none (built-in defaults only).
-pub fn default_conf_dir(home: &Path) -> Option<PathBuf> {
+/// beside the sources this binary was built from; else none (built-in defaults only). With
+/// the folder, which rule found it.
+pub fn default_conf_dir(home: &Path) -> Option<(PathBuf, &'static str)> {
     let xdg = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+        .map(|x| (PathBuf::from(x).join("t2"), "$XDG_CONFIG_HOME/t2"))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| (PathBuf::from(h).join(".config/t2"), "~/.config/t2"))
+        });
     let exe_dir = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf));
-    let mut candidates = vec![home.join("conf")];
-    candidates.extend(xdg.map(|x| x.join("t2")));
-    candidates.push(PathBuf::from("/etc/t2"));
+    let mut candidates = vec![(home.join("conf"), "$T2_HOME/conf")];
+    candidates.extend(xdg);
+    candidates.push((PathBuf::from("/etc/t2"), "/etc/t2"));
     if let Some(d) = exe_dir {
-        candidates.push(d.join("conf"));
-        candidates.extend(d.parent().map(|p| p.join("conf")));
+        candidates.push((d.join("conf"), "conf/ beside the t2 executable"));
+        candidates.extend(
+            d.parent()
+                .map(|p| (p.join("conf"), "conf/ one level above the t2 executable")),
+        );
     }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf"));
-    candidates.into_iter().find(|c| c.is_dir())
+    candidates.push((
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf"),
+        "the source tree t2 was built from",
+    ));
+    candidates
+        .into_iter()
+        .find(|(c, _)| c.is_dir())
+        .map(|(c, how)| (c.canonicalize().unwrap_or(c), how))
 }
 
-/// The configuration folder a submit reads: `--conf-dir`/`$T2_CONF_DIR` when given (it must
-/// hold `CLUSTER/*.yaml`, or it would be silently ignored), else [`default_conf_dir`].
-fn find_conf_dir(
-    args: &SubmitArgs,
+/// The configuration folder a job reads, and how it was found: `given` (`--conf-dir` or
+/// `$T2_CONF_DIR`; it must hold `CLUSTER/*.yaml`, or it would be silently ignored), else
+/// [`default_conf_dir`].
+pub fn find_conf_dir(
+    given: Option<&Path>,
     home: &Path,
     cluster: &str,
-) -> Result<Option<PathBuf>, LauncherError> {
-    let Some(dir) = &args.conf_dir else {
+) -> Result<Option<(PathBuf, &'static str)>, LauncherError> {
+    let Some(dir) = given else {
         return Ok(default_conf_dir(home));
     };
+    let by_env = std::env::var_os("T2_CONF_DIR").is_some_and(|v| Path::new(&v) == dir);
+    let flag = if by_env { "T2_CONF_DIR" } else { "--conf-dir" };
     let has_yaml = std::fs::read_dir(dir.join(cluster))
         .map(|d| {
             d.flatten()
@@ -70,11 +85,14 @@ fn find_conf_dir(
         .unwrap_or(false);
     if !dir.is_dir() || !has_yaml {
         return Err(LauncherError::Usage(format!(
-            "--conf-dir/T2_CONF_DIR {}: holds no {cluster}/*.yaml, so nothing in it would be read; point it at a folder like the repository's conf/ (conf/{cluster}/job.yaml)",
+            "{flag} {}: holds no {cluster}/*.yaml, so nothing in it would be read; point it at a folder like the repository's conf/ (conf/{cluster}/job.yaml)",
             dir.display()
         )));
     }
-    Ok(Some(dir.clone()))
+    Ok(Some((
+        dir.to_path_buf(),
+        if by_env { "$T2_CONF_DIR" } else { "--conf-dir" },
+    )))
 }
 
 /// Prepares a job under `home` for `cluster`.
@@ -125,7 +143,7 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
     if let Some(token) = &args.dashboard_token {
         overrides.push(format!("dashboard_token={token}"));
     }
-    let conf_dir = find_conf_dir(args, home, cluster)?;
+    let conf_dir = find_conf_dir(args.conf_dir.as_deref(), home, cluster)?.map(|(d, _)| d);
     let layer = Layer {
         origin,
         text: text.clone(),
@@ -251,7 +269,8 @@ fn as_given(e: SpecError, args: &SubmitArgs) -> SpecError {
     }
 }
 
-fn yaml_has_key(text: &str, key: &str) -> bool {
+/// True when the YAML mapping `text` has top-level key `key`.
+pub fn yaml_has_key(text: &str, key: &str) -> bool {
     serde_yaml::from_str::<serde_yaml::Value>(text)
         .ok()
         .and_then(|v| v.as_mapping().map(|m| m.contains_key(key)))

@@ -48,9 +48,24 @@ const LISTEN_BACKLOG: u32 = 8192;
 pub async fn listen(
     listen: &str,
 ) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), LauncherError> {
+    if let Some(port) = listen.strip_prefix(':') {
+        return Err(LauncherError::Usage(format!(
+            "--listen {listen}: give the address too, e.g. 127.0.0.1:{port} (this machine only) or 0.0.0.0:{port} (every interface)"
+        )));
+    }
+    let (host, port) = listen.rsplit_once(':').unwrap_or((listen, ""));
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(LauncherError::Usage(format!(
+            "--listen {listen}: must be HOST:PORT, e.g. 127.0.0.1:8080"
+        )));
+    }
     let wanted = tokio::net::lookup_host(listen)
         .await
-        .map_err(LauncherError::io(format!("cannot listen on {listen}")))?
+        .map_err(|e| {
+            LauncherError::Usage(format!(
+                "--listen {listen}: cannot resolve '{host}' ({e}); use an IP address such as 127.0.0.1"
+            ))
+        })?
         .next()
         .ok_or_else(|| {
             LauncherError::Usage(format!("cannot listen on {listen}: no such address"))

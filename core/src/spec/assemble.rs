@@ -71,6 +71,11 @@ impl Merged {
         }
     }
 
+    /// Dotted key → the layer that last set it.
+    pub(super) fn origins(&self) -> &BTreeMap<String, String> {
+        &self.origins
+    }
+
     fn origin(&self, key: &str) -> String {
         self.origins
             .get(key)

@@ -209,6 +209,13 @@ pub fn to_yaml(objects: &[Object]) -> String {
     out
 }
 
+/// The objects as a pretty JSON `List`, each object's keys in kubectl's order
+/// (`apiVersion`, `kind`, `metadata` first).
+pub fn to_json_list_text(objects: &[Object]) -> String {
+    let list = to_json_list(objects);
+    serde_json::to_string_pretty(&yaml::KubeOrdered(&list)).unwrap_or_else(|_| "{}".into())
+}
+
 /// The objects as a JSON `List`.
 pub fn to_json_list(objects: &[Object]) -> serde_json::Value {
     serde_json::json!({

@@ -1,7 +1,8 @@
 //! A small YAML writer for JSON values that Kubernetes tools read back unchanged: every
 //! string that a YAML 1.1 reader (kubectl's) could take for a number, boolean, null or
 //! timestamp (`yes`, `on`, `0777`, `2025-01-02T03:04:05Z`) is quoted, multi-line text becomes
-//! a literal block, and keys keep their (sorted) order.
+//! a literal block, and keys keep their (sorted) order, except that an object's
+//! `apiVersion`, `kind` and `metadata` come first, as kubectl prints them.
 
 use serde_json::Value;
 
@@ -9,7 +10,13 @@ use serde_json::Value;
 pub fn to_yaml_doc(v: &Value) -> String {
     let mut out = String::new();
     match v {
-        Value::Object(m) if !m.is_empty() => map(&mut out, m, 0),
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in kube_order(m) {
+                out.push_str(&string(k, 0));
+                out.push(':');
+                value_after_key(&mut out, v, 0);
+            }
+        }
         Value::Array(a) if !a.is_empty() => seq(&mut out, a, 0),
         other => {
             out.push_str(&scalar(other, 0));
@@ -136,6 +143,42 @@ fn plain_ok(s: &str) -> bool {
         && !s.contains(": ")
         && !s.contains(" #")
         && !s.chars().any(|c| c.is_control())
+}
+
+/// An object's top-level keys as kubectl prints them: `apiVersion`, `kind`, `metadata`, then
+/// the rest in name order.
+pub fn kube_order(m: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    const FIRST: [&str; 3] = ["apiVersion", "kind", "metadata"];
+    let mut out: Vec<(&String, &Value)> =
+        FIRST.iter().filter_map(|k| m.get_key_value(*k)).collect();
+    out.extend(m.iter().filter(|(k, _)| !FIRST.contains(&k.as_str())));
+    out
+}
+
+/// A JSON value whose objects serialize their keys in [`kube_order`].
+pub struct KubeOrdered<'a>(pub &'a Value);
+
+impl serde::Serialize for KubeOrdered<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(m) => {
+                let mut map = s.serialize_map(Some(m.len()))?;
+                for (k, v) in kube_order(m) {
+                    map.serialize_entry(k, &KubeOrdered(v))?;
+                }
+                map.end()
+            }
+            Value::Array(a) => {
+                let mut seq = s.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(&KubeOrdered(v))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
+    }
 }
 
 #[cfg(test)]

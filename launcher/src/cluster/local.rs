@@ -8,6 +8,7 @@ use t2_core::jobdir::{t2_home, RecordedState};
 
 use super::Cluster;
 use crate::cli::{Output, SubmitArgs};
+use crate::commands::logs::LogOptions;
 use crate::error::LauncherError;
 use crate::{commands, local, prepare, uploader};
 
@@ -49,17 +50,20 @@ impl Cluster for LocalCluster {
         })
     }
 
-    fn list(&self) -> Result<i32, LauncherError> {
-        commands::list::run(&self.home);
-        Ok(0)
+    fn list(&self, output: Output, watch: bool) -> Result<i32, LauncherError> {
+        commands::list::run(&self.home, output, watch).map(|_| 0)
     }
 
     fn status(&self, job: &str, output: Output) -> Result<i32, LauncherError> {
         commands::status::run(&self.home, job, output).map(|_| 0)
     }
 
-    fn logs(&self, job: &str, worker: Option<u32>, follow: bool) -> Result<i32, LauncherError> {
-        commands::logs::run(&self.home, job, worker, follow).map(|_| 0)
+    fn logs(&self, job: &str, options: &LogOptions) -> Result<i32, LauncherError> {
+        commands::logs::run(&self.home, job, options).map(|_| 0)
+    }
+
+    fn describe(&self, job: &str) -> Result<i32, LauncherError> {
+        commands::describe::run(&self.home, job).map(|_| 0)
     }
 
     fn kill(&self, job: &str) -> Result<i32, LauncherError> {

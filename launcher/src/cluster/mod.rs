@@ -12,6 +12,7 @@ use t2_core::jobdir::{t2_home, JobDir};
 use t2_core::names::validate_job_id;
 
 use crate::cli::{ClusterKind, Output, SubmitArgs};
+use crate::commands::logs::LogOptions;
 use crate::error::LauncherError;
 use crate::kube_cli::args::{ClusterTarget, TargetCluster};
 
@@ -23,12 +24,14 @@ pub use local::LocalCluster;
 pub trait Cluster {
     /// `t2 submit CLUSTER PKG`.
     fn submit(&self, args: SubmitArgs) -> Result<i32, LauncherError>;
-    /// `t2 list`.
-    fn list(&self) -> Result<i32, LauncherError>;
-    /// `t2 status JOB [-o json]` (`job` is a valid job ID).
+    /// `t2 list [-o FORMAT] [--watch]`.
+    fn list(&self, output: Output, watch: bool) -> Result<i32, LauncherError>;
+    /// `t2 status JOB [-o FORMAT]` (`job` is a valid job ID).
     fn status(&self, job: &str, output: Output) -> Result<i32, LauncherError>;
-    /// `t2 logs JOB [--worker I] [-f]` (`job` is a valid job ID).
-    fn logs(&self, job: &str, worker: Option<u32>, follow: bool) -> Result<i32, LauncherError>;
+    /// `t2 logs JOB …` (`job` is a valid job ID).
+    fn logs(&self, job: &str, options: &LogOptions) -> Result<i32, LauncherError>;
+    /// `t2 describe JOB` (`job` is a valid job ID).
+    fn describe(&self, job: &str) -> Result<i32, LauncherError>;
     /// `t2 kill JOB` (`job` is a valid job ID).
     fn kill(&self, job: &str) -> Result<i32, LauncherError>;
     /// `t2 scale JOB N` (`job` is a valid job ID).
@@ -87,11 +90,12 @@ fn kubeconfig_available() -> bool {
             .unwrap_or(false)
 }
 
-/// Prints `value` as `-o json` does (pretty, one document), or `text` for `-o text`.
+/// Prints `value` as `-o json` (pretty, one document) or `-o yaml` do, else `text(value,
+/// wide)`.
 pub fn print_as<T: Serialize>(
     output: Output,
     value: &T,
-    text: impl FnOnce(&T) -> String,
+    text: impl FnOnce(&T, bool) -> String,
 ) -> Result<(), LauncherError> {
     match output {
         Output::Json => crate::stdout::outln!(
@@ -99,7 +103,15 @@ pub fn print_as<T: Serialize>(
             serde_json::to_string_pretty(value)
                 .map_err(LauncherError::json("cannot encode the status"))?
         ),
-        Output::Text => crate::stdout::out!("{}", text(value)),
+        Output::Yaml => crate::stdout::out!("{}", to_yaml(value)?),
+        Output::Text => crate::stdout::out!("{}", text(value, false)),
+        Output::Wide => crate::stdout::out!("{}", text(value, true)),
     }
     Ok(())
+}
+
+/// `value` as one YAML document.
+pub fn to_yaml<T: Serialize>(value: &T) -> Result<String, LauncherError> {
+    serde_yaml::to_string(value)
+        .map_err(|e| LauncherError::Failed(format!("cannot encode as YAML: {e}")))
 }

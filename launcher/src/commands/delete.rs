@@ -62,7 +62,7 @@ fn old_enough(record: &JobRecord, older_than: Option<Duration>, now: SystemTime)
         return true;
     };
     let ended = record.ended_at.as_deref().unwrap_or(&record.submitted_at);
-    parse_rfc3339(ended)
+    crate::clock::parse_rfc3339(ended)
         .and_then(|t| now.duration_since(t).ok())
         .is_some_and(|d| d > age)
 }
@@ -72,49 +72,4 @@ fn remove(dir: &JobDir) -> Result<(), LauncherError> {
         "cannot delete {}",
         dir.root().display()
     )))
-}
-
-/// `2026-01-02T03:04:05Z` (what the job record holds) as a time; `None` when it is not that.
-fn parse_rfc3339(s: &str) -> Option<SystemTime> {
-    let (date, time) = s.strip_suffix('Z')?.split_once('T')?;
-    let d: Vec<i64> = date
-        .split('-')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    let t: Vec<u64> = time
-        .split(':')
-        .map(|x| x.parse().ok())
-        .collect::<Option<_>>()?;
-    let ([y, m, day], [hh, mm, ss]) = (d.as_slice(), t.as_slice()) else {
-        return None;
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if *m <= 2 { y - 1 } else { *y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if *m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(days * 86_400 + hh * 3600 + mm * 60 + ss))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
-    #[test]
-    fn rfc3339_dates() {
-        let at = |s| super::parse_rfc3339(s);
-        assert_eq!(
-            at("1970-01-02T00:00:01Z"),
-            Some(UNIX_EPOCH + Duration::from_secs(86_401))
-        );
-        let day = 20_415 * 86_400 + 3 * 3600 + 4 * 60 + 5;
-        assert_eq!(
-            at("2025-11-23T03:04:05Z"),
-            Some(UNIX_EPOCH + Duration::from_secs(day))
-        );
-        assert_eq!(at("yesterday"), None);
-    }
 }

@@ -1,7 +1,9 @@
 //! The local cluster's job control commands, which work from any terminal: list, status, logs,
-//! kill, scale, delete, gc; and the hidden `t2 package`.
+//! describe, kill, scale, delete, gc; and the hidden `t2 package`.
 
+pub mod config;
 pub mod delete;
+pub mod describe;
 pub mod kill;
 pub mod list;
 pub mod logs;

@@ -132,6 +132,9 @@ pub enum KubeCommand {
         kube: KubeFlags,
     },
     /// Check that you can run jobs here (permissions, namespace), and print how to fix what is missing.
+    #[command(
+        after_help = "Examples:\n  t2 doctor kubernetes -n t2\n  t2 doctor kubernetes --context prod -n jobs"
+    )]
     Doctor {
         /// What to check.
         #[arg(value_enum)]

@@ -7,7 +7,7 @@ pub mod args;
 pub mod commands;
 pub mod submit;
 
-pub use args::{ClusterTarget, KubeCommand, KubeSubmitArgs};
+pub use args::{ClusterTarget, KubeCommand};
 
 use crate::error::LauncherError;
 

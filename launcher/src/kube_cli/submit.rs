@@ -8,7 +8,7 @@ use std::path::Path;
 use t2_core::jobdir::t2_home;
 use t2_core::package::{PackageSource, SourceKind};
 use t2_kubernetes::client::load_config;
-use t2_kubernetes::manifests::{to_json_list, DRY_RUN_UID};
+use t2_kubernetes::manifests::{to_json_list_text, DRY_RUN_UID};
 use t2_kubernetes::submit::{submit, Outcome, SubmitPlan};
 use t2_kubernetes::{build_objects, client, read_settings, to_yaml, JobInfo};
 
@@ -24,6 +24,10 @@ pub fn run(args: SubmitArgs) -> Result<i32, LauncherError> {
         return Err(LauncherError::Usage(
             "--uploader URL is for local jobs; on Kubernetes the uploader is found in the namespace (see kubernetes.upload, deploy/uploader.yaml)".into(),
         ));
+    }
+    // Before anything is built or written: the namespace as the API server would check it.
+    if let Some(ns) = &args.kube.kube.namespace {
+        t2_kubernetes::client::check_namespace(ns).map_err(err)?;
     }
     // A program the job's build step makes is checked once the build ran (a dry run skips
     // the build, and so the check); any other before anything is made.
@@ -108,14 +112,11 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
                 .map(|c| c.default_namespace)
                 .unwrap_or_else(|_| "default".into()),
         };
+        t2_kubernetes::client::check_namespace(&info.namespace).map_err(err)?;
         let objects = build_objects(&info, &spec, &settings);
         match args.kube.output.unwrap_or_default() {
             ObjectFormat::Yaml => crate::stdout::out!("{}", to_yaml(&objects)),
-            ObjectFormat::Json => crate::stdout::outln!(
-                "{}",
-                serde_json::to_string_pretty(&to_json_list(&objects))
-                    .map_err(LauncherError::json("cannot encode the objects"))?
-            ),
+            ObjectFormat::Json => crate::stdout::outln!("{}", to_json_list_text(&objects)),
         }
         eprintln!(
             "t2: dry run: {} objects of job {} printed, nothing created (owner references carry a placeholder uid until the root exists; the package is streamed directly unless an uploader is found)",

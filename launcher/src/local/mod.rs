@@ -1,6 +1,7 @@
 //! The `local` cluster: a job's job master and workers run as processes on this machine,
 //! supervised by the `t2 submit` process (or, with `--detach`, by a background `t2 supervise`).
 
+pub mod events;
 pub mod hosts;
 pub mod identity;
 pub mod output;
@@ -25,8 +26,11 @@ pub async fn run(prepared: Prepared, detach: bool) -> Result<RecordedState, Laun
     }
     let _ = writeln!(
         std::io::stderr(),
-        "t2: job {id} submitted: {} worker(s), package sha256 {}",
-        prepared.spec.workers,
+        "t2: job {id} submitted: {}, package sha256 {}",
+        match prepared.spec.workers {
+            1 => "1 worker".to_string(),
+            n => format!("{n} workers"),
+        },
         &prepared.record.package_sha256[..12.min(prepared.record.package_sha256.len())]
     );
     let started = Instant::now();

@@ -73,22 +73,47 @@ impl Terminal {
     }
 }
 
-/// An append-only log file shared by a worker's stdout and stderr readers.
-pub type LogFile = Arc<Mutex<std::fs::File>>;
-
-/// Opens (appending) a worker's log file.
-pub fn open_log(path: &Path) -> std::io::Result<LogFile> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    Ok(Arc::new(Mutex::new(f)))
+/// A worker's log and, line for line, when each line was written (`worker-I.times`: one
+/// line of milliseconds since the epoch per log line), which `t2 logs` merges by time and
+/// shows with `--timestamps`. The log itself stays plain output.
+pub struct LogFiles {
+    log: std::fs::File,
+    times: Option<std::fs::File>,
 }
 
-/// Appends one line to a log.
+/// A worker's log files, shared by its stdout and stderr readers.
+pub type LogFile = Arc<Mutex<LogFiles>>;
+
+/// The times file beside log `path` (`worker-3.log` → `worker-3.times`).
+pub fn times_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension("times")
+}
+
+/// Opens (appending) a worker's log file and its times file.
+pub fn open_log(path: &Path) -> std::io::Result<LogFile> {
+    let open = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+    };
+    let log = open(path)?;
+    let times = open(&times_path(path)).ok();
+    Ok(Arc::new(Mutex::new(LogFiles { log, times })))
+}
+
+/// Appends one line to a log, and its time to the times file (under one lock, so the two
+/// files stay line for line).
 pub fn log_line(log: &LogFile, text: &str) {
     if let Ok(mut f) = log.lock() {
-        let _ = writeln!(f, "{text}");
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        if writeln!(f.log, "{text}").is_ok() {
+            if let Some(t) = f.times.as_mut() {
+                let _ = writeln!(t, "{millis}");
+            }
+        }
     }
 }
 

@@ -86,6 +86,7 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     record.supervisor_pid = Some(std::process::id());
     record.supervisor_mark = super::identity::mark_of(std::process::id());
     dir.write_record(&record)?;
+    super::events::record_changes(&dir, None, &record);
     if spec.mpi.enabled {
         // MPI daemons and ranks leave their agents' process groups; as a subreaper, this
         // process inherits any an ended agent orphans, and ends them at teardown.
@@ -114,6 +115,9 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     sup.record.supervisor_pid = None;
     sup.record.jobmaster_pid = None;
     sup.dir.write_record(&sup.record)?;
+    if let Ok(saved) = sup.saved.lock() {
+        super::events::record_changes(&sup.dir, saved.as_ref(), &sup.record);
+    }
     Ok(sup.record)
 }
 
@@ -141,6 +145,8 @@ struct Supervisor {
     rx: mpsc::UnboundedReceiver<Ev>,
     started: Instant,
     last_lines: BTreeMap<u32, String>,
+    /// The record as last saved, which the next save's events are the changes from.
+    saved: std::sync::Mutex<Option<JobRecord>>,
 }
 
 impl Supervisor {
@@ -165,6 +171,7 @@ impl Supervisor {
             bar
         });
         let (tx, rx) = mpsc::unbounded_channel();
+        let record_for_events = record.clone();
         let mut slots = BTreeMap::new();
         for id in 0..spec.workers {
             slots.insert(id, new_slot(&dir, id)?);
@@ -187,6 +194,7 @@ impl Supervisor {
             rx,
             started: Instant::now(),
             last_lines: BTreeMap::new(),
+            saved: std::sync::Mutex::new(Some(record_for_events)),
         })
     }
 
@@ -728,6 +736,9 @@ impl Supervisor {
         r.supervisor_pid = Some(std::process::id());
         if let Err(e) = self.dir.write_record(&r) {
             warn!(error = %e, "cannot write the job record");
+        } else if let Ok(mut saved) = self.saved.lock() {
+            super::events::record_changes(&self.dir, saved.as_ref(), &r);
+            *saved = Some(r);
         }
     }
 
@@ -872,12 +883,12 @@ async fn wait_gone(groups: &[u32], deadline: Duration) {
     }
 }
 
-/// Workers `from..to` in words: `worker 2`, `workers 2..3`.
+/// Workers `from..to` in words: `worker 2`, `workers 2 and 3`, `workers 2 to 5`.
 fn id_range(from: u32, to: u32) -> String {
-    if to == from + 1 {
-        format!("worker {from}")
-    } else {
-        format!("workers {from}..{}", to - 1)
+    match to - from {
+        1 => format!("worker {from}"),
+        2 => format!("workers {from} and {}", from + 1),
+        _ => format!("workers {from} to {}", to - 1),
     }
 }
 

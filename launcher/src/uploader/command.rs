@@ -63,10 +63,8 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
         Some(d) => d,
         None => t2_core::jobdir::t2_home()?.join("uploader"),
     };
-    std::fs::create_dir_all(&dir).map_err(LauncherError::io(format!(
-        "cannot create {}",
-        dir.display()
-    )))?;
+    // Flags and the address first: a --listen that cannot be used leaves no --dir behind.
+    let (listener, addr) = crate::roles::listen(&args.listen).await?;
     let limits = Limits {
         max_package_bytes: flag("max-package-size", parse_size(&args.max_package_size))?,
         min_free_bytes: flag("min-free", parse_size(&args.min_free))?,
@@ -85,9 +83,19 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
     let ttl = within("--ttl", &args.ttl, MAX_DURATION)?;
     let sweep_interval =
         within("--sweep-interval", &args.sweep_interval, MAX_WAIT)?.max(Duration::from_millis(50));
+    let created = !dir.exists();
+    std::fs::create_dir_all(&dir).map_err(LauncherError::io(format!(
+        "cannot create {}",
+        dir.display()
+    )))?;
+    let remove_new_dir = |e: LauncherError| {
+        if created {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        e
+    };
     let (token, source) = auth::resolve(args.token.as_deref(), args.token_file.as_deref(), &dir)
-        .map_err(|e| LauncherError::Usage(e.to_string()))?;
-    let (listener, addr) = crate::roles::listen(&args.listen).await?;
+        .map_err(|e| remove_new_dir(LauncherError::Usage(e.to_string())))?;
     println!("T2_UPLOADER_ADDR=http://{addr}");
     match &source {
         TokenSource::Generated(p) => {
