@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use t2_proto::{
     master_to_worker::Body, worker_to_master, JobEnded, JobState, JobStatus, RegisterParams,
-    RegisterResult, WorkerInfo,
+    RegisterResult, WorkerInfo, WorkerState,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::Status;
@@ -372,6 +372,9 @@ impl Master {
             format!(": {reason}")
         };
         self.report_event("JOB", None, format!("job {}{why}", state_name(state)));
+        if state != JobState::JobCompleted {
+            self.stop_running_workers();
+        }
         self.set_state(state, reason.clone()).await;
         self.registry.broadcast(
             &Body::JobEnded(JobEnded {
@@ -380,6 +383,24 @@ impl Master {
             }),
             None,
         );
+    }
+
+    /// A killed or failed job ends every worker still running with it: they are KILLED from
+    /// now on, in the job's status and on the dashboard, not left STARTED.
+    fn stop_running_workers(&mut self) {
+        let mut stopped = Vec::new();
+        for e in self.registry.iter_mut() {
+            if matches!(
+                e.state(),
+                WorkerState::Unspecified | WorkerState::Started | WorkerState::Restarted
+            ) {
+                e.info.set_state(WorkerState::Killed);
+                stopped.push(e.info.worker_id);
+            }
+        }
+        for id in stopped {
+            self.report_worker(id);
+        }
     }
 
     pub(crate) async fn persist_job(&self) {

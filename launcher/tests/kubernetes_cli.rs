@@ -93,6 +93,9 @@ fn dry_run_prints_every_object_and_creates_nothing() {
         kinds,
         [
             "ConfigMap",
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
             "Secret",
             "Service",
             "Service",

@@ -46,10 +46,13 @@ fn pod_agents_get_worker_ids_from_ordinal_and_container_and_complete_the_job() {
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let root = &list["items"][0];
     let id = root["metadata"]["name"].as_str().unwrap().to_string();
-    let token = list["items"][1]["stringData"]["token"]
-        .as_str()
+    let secret = list["items"]
+        .as_array()
         .unwrap()
-        .to_string();
+        .iter()
+        .find(|o| o["kind"] == "Secret")
+        .expect("the job's Secret");
+    let token = secret["stringData"]["token"].as_str().unwrap().to_string();
     let spec_json = root["data"]["spec.json"].as_str().unwrap();
     // The job master, as `t2 jobmaster` reads a job folder.
     let job_dir = home.join("jobs").join(&id);
