@@ -224,7 +224,8 @@ fn a_kill_asked_on_the_dashboard_ends_the_job_killed_and_nothing_is_left() {
     running.assert_nothing_left();
     // The workers end with the job: KILLED, not left STARTED.
     let j = dash.wait_job(&running.id, Duration::from_secs(20), |j| {
-        j["state"] == "KILLED" && workers_in(j, "KILLED") == j["num_workers"].as_u64().unwrap_or(0) as usize
+        j["state"] == "KILLED"
+            && workers_in(j, "KILLED") == j["num_workers"].as_u64().unwrap_or(0) as usize
     });
     assert!(event_kinds(&j).contains(&("KILL_REQUESTED".into(), None)));
     // Once ended, a second kill is refused.
