@@ -106,7 +106,9 @@ fn dry_run_prints_every_object_and_creates_nothing() {
     for d in &docs {
         assert_eq!(d["metadata"]["namespace"], "demo");
     }
-    assert_eq!(docs[5]["spec"]["replicas"], 4);
+    // The workers' StatefulSet comes last.
+    assert_eq!(docs[8]["kind"], "StatefulSet");
+    assert_eq!(docs[8]["spec"]["replicas"], 4);
     assert_eq!(jobs_left(home.path()), 0);
     let mut c = t2k(home.path(), None);
     c.args([
