@@ -10,32 +10,9 @@ use common::*;
 
 const T: Duration = Duration::from_secs(60);
 
-/// Submits `pkg` with extra args; asserts failure with exactly one line on stderr containing
-/// `want`, and that `$T2_HOME/jobs` holds no job afterwards.
+/// [`assert_submit_rejected`] within this file's deadline.
 fn rejects(pkg: &Path, extra: &[&str], want: &str) {
-    let home = tempfile::tempdir().unwrap();
-    let out = run(submit(home.path(), pkg, extra), T);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        !out.status.success(),
-        "{pkg:?} {extra:?} was accepted:\n{}",
-        text(&out)
-    );
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
-    assert!(
-        lines[0].starts_with("error: ") && lines[0].contains(want),
-        "want '{want}' in: {}",
-        lines[0]
-    );
-    let jobs: Vec<_> = std::fs::read_dir(home.path().join("jobs"))
-        .map(|d| d.flatten().collect())
-        .unwrap_or_default();
-    assert!(jobs.is_empty(), "left behind: {jobs:?}");
-    assert!(
-        pids_mentioning(home.path().to_str().unwrap()).is_empty(),
-        "a process of the job is alive"
-    );
+    assert_submit_rejected(pkg, extra, want, T);
 }
 
 fn job(dir: &Path, yaml: &str) -> PathBuf {

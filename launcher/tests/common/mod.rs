@@ -195,3 +195,31 @@ pub fn parse_stamp(s: &str) -> std::time::SystemTime {
         + Duration::from_secs(days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2])
         + Duration::from_nanos(nanos)
 }
+
+/// Submits `pkg` with `extra` (at most `deadline`); asserts a failure with exactly one stderr
+/// line starting `error: ` and containing `want`, and that no job folder and no process is left.
+pub fn assert_submit_rejected(pkg: &Path, extra: &[&str], want: &str, deadline: Duration) {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(submit(home.path(), pkg, extra), deadline);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "{pkg:?} {extra:?} was accepted:\n{}",
+        text(&out)
+    );
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(want),
+        "want '{want}' in: {}",
+        lines[0]
+    );
+    let jobs: Vec<_> = std::fs::read_dir(home.path().join("jobs"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(jobs.is_empty(), "left behind: {jobs:?}");
+    assert!(
+        pids_mentioning(home.path().to_str().unwrap()).is_empty(),
+        "a process of the job is alive"
+    );
+}
