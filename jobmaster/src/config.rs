@@ -62,7 +62,39 @@ pub fn heartbeat_budget(
     interval: Duration,
     timeout: Duration,
 ) -> (Duration, Duration) {
-    let floor = Duration::from_secs(1) * workers / HEARTBEATS_PER_SECOND;
+    budget_at(HEARTBEATS_PER_SECOND, workers, interval, timeout)
+}
+
+/// The most heartbeats a second a local cluster asks of its workers per core of the machine.
+/// There the job master, every agent and every program share the same cores: each heartbeat
+/// costs two wake-ups (the agent's and the job master's) and competes with the programs, and
+/// while a thousand agents start at once the job master gets a thousandth of the CPU. 1 024
+/// workers on 2 cores send one every 2 s, with a 24 s timeout; 8 workers keep 250 ms / 3 s.
+pub const LOCAL_HEARTBEATS_PER_CORE: u32 = 250;
+
+/// [`heartbeat_budget`] for a job master whose `workers` all run on its own machine, which has
+/// `cores` cores (a local cluster): at most [`LOCAL_HEARTBEATS_PER_CORE`] a second per core.
+pub fn shared_machine_budget(
+    workers: u32,
+    cores: u32,
+    interval: Duration,
+    timeout: Duration,
+) -> (Duration, Duration) {
+    let rate = LOCAL_HEARTBEATS_PER_CORE
+        .saturating_mul(cores.max(1))
+        .min(HEARTBEATS_PER_SECOND);
+    budget_at(rate, workers, interval, timeout)
+}
+
+/// `interval` and `timeout` stretched by one factor so that `workers` heartbeats every
+/// interval stay within `rate` a second.
+fn budget_at(
+    rate: u32,
+    workers: u32,
+    interval: Duration,
+    timeout: Duration,
+) -> (Duration, Duration) {
+    let floor = Duration::from_secs(1) * workers / rate.max(1);
     if interval.is_zero() || floor <= interval {
         return (interval, timeout);
     }
@@ -71,6 +103,31 @@ pub fn heartbeat_budget(
 }
 
 impl JobMasterConfig {
+    /// The same configuration for a job master that shares its machine's `cores` cores with
+    /// all of its workers and their programs (a local cluster): heartbeats within
+    /// [`shared_machine_budget`].
+    pub fn sharing_machine(mut self, cores: u32) -> Self {
+        let (interval, timeout) = shared_machine_budget(
+            self.num_workers,
+            cores,
+            self.heartbeat_interval,
+            self.heartbeat_timeout,
+        );
+        if interval != self.heartbeat_interval {
+            tracing::info!(
+                job_id = %self.job_id,
+                workers = self.num_workers,
+                cores,
+                "heartbeats every {} with a timeout of {} (at most {LOCAL_HEARTBEATS_PER_CORE} a second per core: every worker runs on this machine)",
+                t2_core::duration::format_duration(interval),
+                t2_core::duration::format_duration(timeout)
+            );
+        }
+        self.heartbeat_interval = interval;
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
     /// Configuration for job `job_id` from its merged spec (heartbeats within the job
     /// master's budget, [`heartbeat_budget`]).
     pub fn from_spec(job_id: &str, token: &str, spec: &JobSpec) -> Self {
@@ -189,5 +246,26 @@ mod tests {
         // A slower spec than the budget needs is kept as it is.
         let slow = (Duration::from_secs(5), Duration::from_secs(60));
         assert_eq!(heartbeat_budget(10_000, slow.0, slow.1), slow);
+    }
+
+    #[test]
+    fn a_shared_machine_stretches_heartbeats_by_its_cores() {
+        let (i, t) = (Duration::from_millis(250), Duration::from_secs(3));
+        assert_eq!(shared_machine_budget(8, 2, i, t), (i, t));
+        assert_eq!(shared_machine_budget(64, 2, i, t), (i, t));
+        assert_eq!(
+            shared_machine_budget(1_024, 2, i, t),
+            (Duration::from_millis(2_048), Duration::from_millis(24_576))
+        );
+        // Many cores: never more than one job master's own budget.
+        assert_eq!(
+            shared_machine_budget(10_000, 64, i, t),
+            heartbeat_budget(10_000, i, t)
+        );
+        // No core count (0) counts as one.
+        assert_eq!(
+            shared_machine_budget(250, 0, i, t),
+            (Duration::from_secs(1), Duration::from_secs(12))
+        );
     }
 }

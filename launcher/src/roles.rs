@@ -105,7 +105,9 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
     let token = read_token(&dir)?;
     let (listener, addr) = crate::roles::listen(&args.listen).await?;
     crate::stdout::outln!("T2_JOBMASTER_ADDR=http://{addr}");
-    let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec);
+    // A local cluster: every agent and program runs on this machine, beside the job master.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec).sharing_machine(cores);
     // Test hook (see JobMasterConfig::final_status_delay).
     if let Some(ms) = std::env::var("T2_TEST_DELAY_FINAL_STATUS_MS")
         .ok()

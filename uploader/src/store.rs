@@ -66,13 +66,49 @@ pub struct Store {
     /// Guards the totals and makes "does it exist, rename, count" one step, so concurrent
     /// uploads of the same package count it once.
     totals: Mutex<Totals>,
+    /// `<dir>/lock`, locked (flock) around the same steps, so that another uploader process
+    /// sharing the folder never removes a package between this one's check and its answer.
+    dir_lock: std::fs::File,
+}
+
+/// One step on the folder: this process's totals, with the folder locked against other
+/// uploader processes until dropped.
+struct Exclusive<'a> {
+    totals: std::sync::MutexGuard<'a, Totals>,
+    file: &'a std::fs::File,
+}
+
+impl std::ops::Deref for Exclusive<'_> {
+    type Target = Totals;
+    fn deref(&self) -> &Totals {
+        &self.totals
+    }
+}
+
+impl std::ops::DerefMut for Exclusive<'_> {
+    fn deref_mut(&mut self) -> &mut Totals {
+        &mut self.totals
+    }
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
 }
 
 impl Store {
     /// Opens (creating) the store under `dir`; leftovers of interrupted uploads are removed.
     /// Several uploaders may share one folder.
     pub fn open(dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let dir_lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))?;
         let store = Self {
+            dir_lock,
             packages: dir.join("packages"),
             tmp: dir.join("tmp"),
             refs: dir.join("refs"),
@@ -105,6 +141,16 @@ impl Store {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Totals> {
         self.totals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This process's lock, then the folder's (short steps only: renames and removals).
+    fn exclusive(&self) -> io::Result<Exclusive<'_>> {
+        let totals = self.lock();
+        self.dir_lock.lock()?;
+        Ok(Exclusive {
+            totals,
+            file: &self.dir_lock,
+        })
     }
 
     /// The file of package `id` (which may not exist).
@@ -140,7 +186,7 @@ impl Store {
         job: Option<&str>,
     ) -> io::Result<bool> {
         let dest = self.path(id);
-        let mut totals = self.lock();
+        let mut totals = self.exclusive()?;
         let existed = dest.exists();
         std::fs::rename(tmp, &dest)?;
         if let Some(job) = job {
@@ -166,7 +212,7 @@ impl Store {
     /// an upload that lands meanwhile is never removed; false when it was not removed.
     pub fn remove_unused_for(&self, id: &PackageId, age: std::time::Duration) -> io::Result<bool> {
         let dest = self.path(id);
-        let mut totals = self.lock();
+        let mut totals = self.exclusive()?;
         let size = match std::fs::metadata(&dest) {
             Ok(m) if !age.is_zero() && !older_than(&m, age) => return Ok(false),
             Ok(m) => m.len(),
@@ -185,7 +231,7 @@ impl Store {
     /// `Ok(Some(n))` with the jobs still using it (0: removed).
     pub fn release(&self, id: &PackageId, job: Option<&str>) -> io::Result<Option<usize>> {
         let dest = self.path(id);
-        let mut totals = self.lock();
+        let mut totals = self.exclusive()?;
         let size = match std::fs::metadata(&dest) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -305,5 +351,48 @@ mod tests {
             assert_eq!(store.release(&id, Some("job-b")).unwrap(), Some(0));
         }
         assert_eq!(store.totals(), Totals::default());
+    }
+
+    #[test]
+    fn two_stores_on_one_folder_take_turns_like_two_uploader_processes() {
+        // flock locks belong to an open file, so two stores in one process exclude each other
+        // exactly as two uploader processes sharing the folder do.
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            Store::open(dir.path()).unwrap(),
+            Store::open(dir.path()).unwrap(),
+        );
+        let id = PackageId::parse(&"c".repeat(64)).unwrap();
+        for _ in 0..200 {
+            let tmp = a.temp_path(&id);
+            std::fs::write(&tmp, b"12345").unwrap();
+            a.commit(&tmp, &id, 5, Some("job-a")).unwrap();
+            let again = b.temp_path(&id);
+            std::fs::write(&again, b"12345").unwrap();
+            std::thread::scope(|s| {
+                s.spawn(|| b.commit(&again, &id, 5, Some("job-b")).unwrap());
+                s.spawn(|| a.release(&id, Some("job-a")).unwrap());
+            });
+            assert!(
+                a.path(&id).is_file(),
+                "a package committed by the other store was removed"
+            );
+            assert_eq!(b.release(&id, Some("job-b")).unwrap(), Some(0));
+        }
+        let held = a.exclusive().unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                b.remove(&id).unwrap();
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert!(
+                !done.load(std::sync::atomic::Ordering::SeqCst),
+                "the second store removed while the first held the folder"
+            );
+            drop(held);
+        });
+        assert!(done.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

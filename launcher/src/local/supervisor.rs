@@ -118,6 +118,9 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     if let Ok(saved) = sup.saved.lock() {
         super::events::record_changes(&sup.dir, saved.as_ref(), &sup.record);
     }
+    // The workers' last lines reach the terminal before the outcome is printed.
+    let term = sup.term.clone();
+    let _ = tokio::task::spawn_blocking(move || term.flush()).await;
     Ok(sup.record)
 }
 

@@ -196,12 +196,21 @@ pub async fn run_with(
         max_unpacked_bytes: cfg.spec.max_package_bytes.saturating_mul(4),
         ..UnpackLimits::default()
     };
-    unpack_package(
-        &cfg.package,
-        &cfg.work_dir,
-        cfg.package_sha256.as_deref(),
-        &limits,
-    )?;
+    // Unpacking reads and writes the whole package: off the async threads, so that the
+    // runtime stays free for the job master's stream meanwhile.
+    let (package, work_dir, sha256) = (
+        cfg.package.clone(),
+        cfg.work_dir.clone(),
+        cfg.package_sha256.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        unpack_package(&package, &work_dir, sha256.as_deref(), &limits)
+    })
+    .await
+    .map_err(|e| AgentError::Io {
+        what: "the package's unpacking task ended abnormally".into(),
+        source: std::io::Error::other(e),
+    })??;
     std::fs::create_dir_all(&cfg.run_dir)
         .map_err(io(format!("cannot create {}", cfg.run_dir.display())))?;
 

@@ -1,0 +1,167 @@
+//! Chaos: fault-tolerant 16-worker jobs run one after another while random SIGKILLs hit their
+//! workers and their job master and the real ZooKeeper under them is killed and restarted.
+//! Each job must still compute pi correctly and leave no process and no znode behind.
+//!
+//! The whole run lasts about `T2_CHAOS_SECONDS` (150 in the suite, so that it stays near five
+//! minutes with its jobs' calm endings); `bench/soak/run SECONDS` runs the same for hours.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::zk::ZkServer;
+use common::*;
+use rand::Rng;
+
+const WORKERS: u32 = 16;
+/// Each job: this long under fire, then left alone to finish.
+const FIRE: Duration = Duration::from_secs(30);
+/// Extra time each worker computes (ms), so that a job outlives its time under fire.
+const DELAY_MS: u32 = 8_000;
+const LONG: Duration = Duration::from_secs(300);
+
+/// The znodes left under `/t2` for `job`.
+fn znodes_of(zk: &ZkServer, job: &str) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = t2_core::zk::Zk::connect(
+            &zk.address(),
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        let mut out = s.children("/t2").await.unwrap_or_default();
+        out.retain(|c| c == job);
+        out
+    })
+}
+
+/// What the chaos did to one job.
+#[derive(Debug, Default)]
+struct Blows {
+    workers: u32,
+    jobmaster: u32,
+    zookeeper: u32,
+}
+
+/// Runs one job under fire for [`FIRE`], then to its end; checks the outcome.
+fn one_job(zk: &mut ZkServer, rng: &mut impl Rng) -> Blows {
+    let home = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = [
+        "-D",
+        "fault_tolerant=true",
+        "-D",
+        &format!("zookeeper.addresses={}", zk.address()),
+        "-D",
+        "zookeeper.session_timeout=10s",
+        "-D",
+        "max_restarts=1000",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(slow_pi_args(WORKERS, DELAY_MS, 16_000_000));
+    // The output goes to files: a pipe nobody reads during the chaos would fill up.
+    let (out_path, err_path) = (home.path().join("out.txt"), home.path().join("err.txt"));
+    let mut cmd = submit(home.path(), &repo().join("examples/pi"), &args);
+    cmd.stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    let child = cmd.spawn().expect("spawn t2 submit");
+    let running = RunningJob::wait(home.path(), LONG);
+    let mut blows = Blows::default();
+    let mut jm = running.jobmaster_pid();
+    let start = Instant::now();
+    while start.elapsed() < FIRE {
+        std::thread::sleep(Duration::from_millis(rng.random_range(200..1200)));
+        let Some(r) = running.record() else {
+            continue;
+        };
+        assert_ne!(r["state"], "FAILED", "the job failed under chaos: {r}");
+        if r["state"] != "RUNNING" {
+            break;
+        }
+        // Random blows, with at least one ZooKeeper restart and one job master kill per job.
+        let roll = if blows.zookeeper == 0 && start.elapsed() > FIRE / 3 {
+            99
+        } else if blows.jobmaster == 0 && start.elapsed() > FIRE / 2 {
+            85
+        } else {
+            rng.random_range(0..100)
+        };
+        match roll {
+            0..=79 => {
+                let victim = rng.random_range(0..WORKERS as usize);
+                if let Some(pid) = r["workers"][victim]["pid"].as_u64() {
+                    if sigkill(pid).is_ok() {
+                        blows.workers += 1;
+                    }
+                }
+            }
+            80..=91 => {
+                if sigkill(jm).is_ok() {
+                    blows.jobmaster += 1;
+                    jm = running.next_jobmaster(jm, LONG);
+                }
+            }
+            _ => {
+                // ZooKeeper dies and comes back on the same port with its data, within the
+                // sessions' timeout.
+                zk.stop();
+                std::thread::sleep(Duration::from_millis(rng.random_range(200..2000)));
+                zk.restart();
+                blows.zookeeper += 1;
+            }
+        }
+    }
+    let out = wait(child, LONG);
+    let all = format!(
+        "{}{}",
+        std::fs::read_to_string(&out_path).unwrap_or_default(),
+        std::fs::read_to_string(&err_path).unwrap_or_default()
+    );
+    assert!(
+        out.status.success(),
+        "the job did not complete after {blows:?}:\n{all}\n{}",
+        jobs_report(home.path())
+    );
+    assert!(
+        all.contains("pi ~= 3.14159265358"),
+        "wrong result after {blows:?}:\n{all}"
+    );
+    running.assert_nothing_left();
+    let left = znodes_of(zk, &running.id);
+    assert!(left.is_empty(), "znodes left after {blows:?}: {left:?}");
+    blows
+}
+
+#[test]
+fn jobs_complete_correctly_under_random_kills_and_zookeeper_restarts() {
+    let seconds: u64 = std::env::var("T2_CHAOS_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150);
+    let mut zk = ZkServer::start();
+    let mut rng = rand::rng();
+    let start = Instant::now();
+    let mut total = Blows::default();
+    let mut jobs = 0;
+    while jobs == 0 || start.elapsed() < Duration::from_secs(seconds) {
+        let b = one_job(&mut zk, &mut rng);
+        jobs += 1;
+        eprintln!("chaos: job {jobs} completed correctly after {b:?}");
+        total.workers += b.workers;
+        total.jobmaster += b.jobmaster;
+        total.zookeeper += b.zookeeper;
+    }
+    eprintln!(
+        "chaos: {jobs} jobs of {WORKERS} workers in {:?}, all correct, nothing left: {total:?}",
+        start.elapsed()
+    );
+    assert!(
+        total.workers >= jobs && total.jobmaster >= jobs && total.zookeeper >= jobs,
+        "the chaos hit too little: {total:?} over {jobs} jobs"
+    );
+}
