@@ -46,6 +46,32 @@ pub struct JobMasterConfig {
     /// Where the job master keeps its copy of the package (served by `PackageSource`; see
     /// [`crate::package`]), if it keeps one.
     pub package: Option<std::path::PathBuf>,
+    /// The package a copy offered by a worker must be (sha256, bytes); `None`: offers are
+    /// refused.
+    pub package_expected: Option<(String, u64)>,
+    /// How long the cluster waits before it restarts a failed worker; a failed worker gets
+    /// this on top of `join_timeout` to rejoin.
+    pub restart_backoff: RestartBackoff,
+}
+
+/// How long a cluster waits before restarting a failed worker: `first` after the first
+/// failure, doubled after each further one, at most `max` (the kubelet's crash-loop
+/// back-off: 10 s … 5 min). Zero locally, where the supervisor restarts at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RestartBackoff {
+    /// The wait after the first failure.
+    pub first: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl RestartBackoff {
+    /// The wait before the restart that follows a failure after `restarts` restarts.
+    pub fn after(&self, restarts: u32) -> Duration {
+        self.first
+            .saturating_mul(1u32 << restarts.min(16))
+            .min(self.max)
+    }
 }
 
 /// The most heartbeats a second one job master asks of its workers. Each costs it about 20 µs
@@ -162,6 +188,8 @@ impl JobMasterConfig {
             ends_with_worker_zero: spec.mpi.enabled,
             topology: spec.topology.from_config().then(|| spec.topology.clone()),
             package: None,
+            package_expected: None,
+            restart_backoff: RestartBackoff::default(),
         }
     }
 
@@ -184,6 +212,8 @@ impl JobMasterConfig {
             ends_with_worker_zero: false,
             topology: None,
             package: None,
+            package_expected: None,
+            restart_backoff: RestartBackoff::default(),
         }
     }
 }
@@ -233,6 +263,18 @@ pub fn dashboard_config(spec: &JobSpec) -> Option<DashboardConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_backoff_doubles_up_to_its_max() {
+        let b = RestartBackoff {
+            first: Duration::from_secs(10),
+            max: Duration::from_secs(300),
+        };
+        let waits: Vec<u64> = (0..7).map(|r| b.after(r).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(b.after(u32::MAX), Duration::from_secs(300));
+        assert_eq!(RestartBackoff::default().after(5), Duration::ZERO);
+    }
 
     #[test]
     fn heartbeats_stretch_past_the_budget_and_keep_their_ratio() {

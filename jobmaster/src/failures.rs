@@ -158,9 +158,12 @@ impl Master {
             self.end(JobState::JobFailed, why).await;
             return;
         }
-        warn!(job_id = %self.cfg.job_id, worker_id = id, %reason, restart_count = restarts, "worker failed; waiting for its restart");
+        // The cluster may wait before it restarts the worker (the kubelet's crash-loop
+        // back-off): that wait is not the worker's to make up within join_timeout.
+        let backoff = self.cfg.restart_backoff.after(restarts);
+        warn!(job_id = %self.cfg.job_id, worker_id = id, %reason, restart_count = restarts, ?backoff, "worker failed; waiting for its restart");
         self.rejoin_deadlines
-            .insert(id, Instant::now() + self.cfg.join_timeout);
+            .insert(id, Instant::now() + self.cfg.join_timeout + backoff);
         self.registry.broadcast(
             &Body::WorkerFailed(WorkerFailed {
                 worker_id: id,

@@ -1,22 +1,29 @@
 //! The `PackageSource` service: hands the job master's copy of the package (when it keeps one,
-//! [`JobMasterConfig::package`](crate::JobMasterConfig)) to callers with the job token. On
-//! Kubernetes with direct delivery the submitter streams the package into the job master's
-//! pod as well, and init containers of pods made later (a scale-up, a rescheduled pod) fetch
-//! it here, since nobody streams it to them. The file is put in place only once verified
-//! (`t2 pod receive` renames it after checking its sha256), so a present file is the package;
-//! the caller checks the sha256 again on arrival.
+//! [`JobMasterConfig::package`](crate::JobMasterConfig)) to callers with the job token, and
+//! takes that copy from the workers. On Kubernetes with direct delivery the submitter
+//! streams the package into the worker pods only; a few workers offer their copy to the job
+//! master whenever they (re)connect (`Offer`), so the job master has one — also when its pod
+//! was re-made by its StatefulSet after the submit, with an empty work area — and init
+//! containers of pods made later (a scale-up, a rescheduled pod) fetch it here (`Fetch`).
+//! An offer is taken only when the job master has no copy and is not taking one already; it
+//! is written beside the package path, checked against the job's package size and sha256,
+//! and renamed into place, so a present file is the package (the caller of `Fetch` checks the
+//! sha256 again on arrival).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use futures::Stream;
+use sha2::{Digest, Sha256};
 use t2_core::secret::constant_time_eq;
 use t2_proto::package_source_server::PackageSource;
-use t2_proto::{FetchPackageParams, PackageChunk};
-use tokio::io::AsyncReadExt;
+use t2_proto::{FetchPackageParams, OfferPackageChunk, OfferPackageResult, PackageChunk};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
 /// Bytes per chunk (well under gRPC's default 4 MiB message limit).
@@ -24,11 +31,15 @@ pub const CHUNK: usize = 1 << 20;
 /// Chunks queued per stream.
 const QUEUE: usize = 4;
 
-/// Serves the package file at `path`, if any.
+/// Serves the package file at `path`, if any, and takes offered copies of the `expected`
+/// package (sha256, bytes) into it.
 #[derive(Debug, Clone)]
 pub struct PackageService {
     token: String,
     path: Option<PathBuf>,
+    expected: Option<(String, u64)>,
+    /// An offer is being taken.
+    taking: Arc<AtomicBool>,
 }
 
 impl PackageService {
@@ -37,8 +48,97 @@ impl PackageService {
         Self {
             token: token.into(),
             path,
+            expected: None,
+            taking: Arc::default(),
         }
     }
+
+    /// Takes offered copies of the package with this sha256 and size (none without).
+    pub fn with_expected(mut self, expected: Option<(String, u64)>) -> Self {
+        self.expected = expected.map(|(sha, bytes)| (sha.to_ascii_lowercase(), bytes));
+        self
+    }
+
+    fn check_token(&self, token: &str, what: &str) -> Result<(), Status> {
+        if constant_time_eq(token.as_bytes(), self.token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated(format!(
+                "a package {what} presented a wrong job token"
+            )))
+        }
+    }
+}
+
+/// Clears the "taking an offer" flag when dropped.
+struct Taking(Arc<AtomicBool>);
+
+impl Drop for Taking {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Writes the rest of an offer (`first` already read) to a file beside `dest`, checks its size
+/// and sha256, and renames it into place.
+async fn take_offer(
+    first: OfferPackageChunk,
+    rest: &mut Streaming<OfferPackageChunk>,
+    dest: &Path,
+    sha256: &str,
+    bytes: u64,
+) -> Result<(), Status> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| Status::internal(format!("cannot create {}: {e}", dir.display())))?;
+    let tmp = dir.join(format!(".offered-{}", std::process::id()));
+    let result = async {
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| Status::internal(format!("cannot create {}: {e}", tmp.display())))?;
+        let mut hash = Sha256::new();
+        let mut got: u64 = 0;
+        let mut chunk = Some(first);
+        while let Some(c) = chunk {
+            got += c.data.len() as u64;
+            if got > bytes {
+                return Err(Status::invalid_argument(format!(
+                    "the offer is longer than the package's {bytes} bytes"
+                )));
+            }
+            hash.update(&c.data);
+            file.write_all(&c.data)
+                .await
+                .map_err(|e| Status::internal(format!("cannot write {}: {e}", tmp.display())))?;
+            chunk = rest.message().await?;
+        }
+        if got != bytes {
+            return Err(Status::invalid_argument(format!(
+                "the offer ended after {got} of the package's {bytes} bytes"
+            )));
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| Status::internal(format!("cannot write {}: {e}", tmp.display())))?;
+        let sum = hex::encode(hash.finalize());
+        if sum != sha256 {
+            return Err(Status::invalid_argument(format!(
+                "the offered copy has sha256 {sum}, not the job's package {sha256}"
+            )));
+        }
+        tokio::fs::rename(&tmp, dest).await.map_err(|e| {
+            Status::internal(format!(
+                "cannot move the package to {}: {e}",
+                dest.display()
+            ))
+        })
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
 }
 
 /// The stream of chunks.
@@ -53,11 +153,7 @@ impl PackageSource for PackageService {
         request: Request<FetchPackageParams>,
     ) -> Result<Response<Self::FetchStream>, Status> {
         let params = request.into_inner();
-        if !constant_time_eq(params.token.as_bytes(), self.token.as_bytes()) {
-            return Err(Status::unauthenticated(
-                "a package fetch presented a wrong job token",
-            ));
-        }
+        self.check_token(&params.token, "fetch")?;
         if params.sha256.len() != 64 || !params.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(Status::invalid_argument(
                 "sha256 must be 64 hex digits (the package's hash)",
@@ -111,5 +207,51 @@ impl PackageSource for PackageService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn offer(
+        &self,
+        request: Request<Streaming<OfferPackageChunk>>,
+    ) -> Result<Response<OfferPackageResult>, Status> {
+        let mut stream = request.into_inner();
+        let Some(first) = stream.message().await? else {
+            return Err(Status::invalid_argument("an empty package offer"));
+        };
+        self.check_token(&first.token, "offer")?;
+        let answer = |kept: bool, detail: &str| {
+            Ok(Response::new(OfferPackageResult {
+                kept,
+                detail: detail.into(),
+            }))
+        };
+        let (Some(path), Some((sha256, bytes))) = (self.path.as_ref(), self.expected.as_ref())
+        else {
+            return Err(Status::failed_precondition(
+                "this job master keeps no copy of the package",
+            ));
+        };
+        if !first.sha256.eq_ignore_ascii_case(sha256) || first.bytes != *bytes {
+            return Err(Status::invalid_argument(format!(
+                "the offer is of package {} ({} bytes), not the job's {sha256} ({bytes} bytes)",
+                first.sha256, first.bytes
+            )));
+        }
+        if tokio::fs::try_exists(path).await.unwrap_or(false) {
+            return answer(false, "the job master has a copy already");
+        }
+        if self.taking.swap(true, Ordering::SeqCst) {
+            return answer(false, "the job master is taking a copy from another worker");
+        }
+        let _taking = Taking(self.taking.clone());
+        match take_offer(first, &mut stream, path, sha256, *bytes).await {
+            Ok(()) => {
+                info!(sha256 = %sha256, bytes, "kept the copy of the package a worker offered");
+                answer(true, "kept")
+            }
+            Err(e) => {
+                warn!(error = %e.message(), "a worker's offer of the package failed");
+                Err(e)
+            }
+        }
     }
 }

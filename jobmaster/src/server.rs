@@ -94,7 +94,8 @@ pub async fn run_with(
                     .max_encoding_message_size(usize::MAX),
             )
             .add_service(PackageSourceServer::new(
-                crate::package::PackageService::new(&cfg.token, cfg.package.clone()),
+                crate::package::PackageService::new(&cfg.token, cfg.package.clone())
+                    .with_expected(cfg.package_expected.clone()),
             ))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stop_rx.await;

@@ -131,10 +131,21 @@ impl Master {
                     self.cfg.join_timeout
                 )
             } else {
-                format!(
-                    "worker {id} failed and did not rejoin within {:?}",
-                    self.cfg.join_timeout
-                )
+                let restarts = self.registry.get(id).map_or(0, |e| e.info.restart_count);
+                let backoff = self.cfg.restart_backoff.after(restarts);
+                if backoff.is_zero() {
+                    format!(
+                        "worker {id} failed and did not rejoin within {:?}",
+                        self.cfg.join_timeout
+                    )
+                } else {
+                    format!(
+                        "worker {id} failed and did not rejoin within {:?} (join_timeout {:?} plus {:?} for the cluster's restart back-off after {restarts} restart(s))",
+                        self.cfg.join_timeout + backoff,
+                        self.cfg.join_timeout,
+                        backoff
+                    )
+                }
             };
             self.end(JobState::JobFailed, why).await;
         }

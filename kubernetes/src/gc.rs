@@ -155,7 +155,9 @@ async fn never_started(
     )))
 }
 
-/// How long a submit waits for its job to start (the same sum `submit` uses).
+/// How long a submit waits for its job to start, before the allowance for crash loops the
+/// job's `max_restarts` permits, which `submit` adds (a job whose job master pod exists is
+/// never swept as "never started", so gc needs no such allowance).
 pub fn start_deadline(s: &Settings) -> std::time::Duration {
     s.start_timeout + s.package_timeout
 }

@@ -19,7 +19,6 @@ use super::deliver::uploader::{find_uploader, upload, uploader_token, Uploaded, 
 use super::deliver::Deliverer;
 use super::error::{is_status, KubeError, Op};
 use super::follow::{follow, Ended};
-use super::manifests::pod::JM_CONTAINER;
 use super::manifests::workers::worker_pods;
 use super::manifests::JobInfo;
 use super::settings::{Settings, UploadMethod};
@@ -200,12 +199,17 @@ async fn submit_inner(kube: &Kube, mut plan: SubmitPlan) -> Result<Outcome, Kube
             )) as Arc<dyn Deliverer>
         })
     });
-    let jm_copy = deliverer.clone();
     let wait = StartWait {
         job_id: id.clone(),
         worker_pods: pods,
         unschedulable_deadline: plan.settings.start_timeout,
-        deadline: super::gc::start_deadline(&plan.settings),
+        // A crash loop the job allows (`max_restarts`) waits for the kubelet's back-off.
+        deadline: super::gc::start_deadline(&plan.settings)
+            + super::podstate::crash_loop_allowance(plan.spec.max_restarts),
+        crash: super::podstate::CrashRules {
+            max_restarts: plan.spec.max_restarts,
+            workers_per_pod: plan.spec.workers_per_pod,
+        },
         deliverer,
         parallel: plan.settings.parallel_uploads as usize,
     };
@@ -220,15 +224,6 @@ async fn submit_inner(kube: &Kube, mut plan: SubmitPlan) -> Result<Outcome, Kube
     bar.finish_and_clear();
     if let Started::Running(_) = started {
         say(&format!("job {id} is running"));
-        if let Some(d) = jm_copy {
-            let pod = plan.info.names().jobmaster_pod();
-            match d.deliver_to(&pod, JM_CONTAINER).await {
-                Ok(()) => say("the job master keeps a copy of the package for pods made later (t2 scale, a rescheduled pod)"),
-                Err(e) => say(&format!(
-                    "warning: could not give the job master its copy of the package ({e}); pods made later (t2 scale, a rescheduled pod) will not get it: use an uploader (deploy/uploader.yaml)"
-                )),
-            }
-        }
     }
     if plan.detach {
         say(&format!(

@@ -1,8 +1,9 @@
 //! Waiting for a job to start, with reasons: watch its pods (list, then watch from the
 //! list's resourceVersion), hand each pod whose init container waits for the package to the
 //! [`Deliverer`] (direct delivery, several at once), report progress on every change, and fail
-//! fast with the pod's own reason on an image pull failure, a crash loop, a bad container
-//! configuration, a failed init container, or a pod unschedulable past `start_timeout`.
+//! fast with the pod's own reason on an image pull failure, a crash loop past the job's
+//! `max_restarts`, a bad container configuration, a failed init container, or a pod
+//! unschedulable past `start_timeout`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use super::client::Kube;
 use super::deliver::Deliverer;
 use super::error::{KubeError, Op};
 use super::manifests::labels::job_selector;
-use super::podstate::{progress, summarize, PodSummary, Progress};
+use super::podstate::{progress, summarize, CrashRules, PodSummary, Progress};
 
 /// What to wait for.
 #[derive(Clone)]
@@ -32,6 +33,8 @@ pub struct StartWait {
     pub unschedulable_deadline: Duration,
     /// How long the whole start may take.
     pub deadline: Duration,
+    /// How crash loops are judged (the job's `max_restarts`).
+    pub crash: CrashRules,
     /// Direct delivery (`None`: pods fetch the package themselves).
     pub deliverer: Option<Arc<dyn Deliverer>>,
     /// Pods receiving the package at once.
@@ -67,7 +70,7 @@ pub async fn wait_started(
     let mut rv = list.metadata.resource_version.clone().unwrap_or_default();
     let mut pods: BTreeMap<String, PodSummary> = BTreeMap::new();
     for p in &list.items {
-        let s = summarize(p);
+        let s = summarize(p, &w.crash);
         pods.insert(s.name.clone(), s);
     }
     let mut unschedulable_since: BTreeMap<String, Instant> = BTreeMap::new();
@@ -158,7 +161,7 @@ pub async fn wait_started(
                 Some(Err(e)) => return Err(op.error(&kube.server, e)),
                 Some(Ok(WatchEvent::Added(p) | WatchEvent::Modified(p))) => {
                     rv = p.metadata.resource_version.clone().unwrap_or(rv);
-                    let s = summarize(&p);
+                    let s = summarize(&p, &w.crash);
                     pods.insert(s.name.clone(), s);
                 }
                 Some(Ok(WatchEvent::Deleted(_))) => return Ok(Started::PodsGone),
@@ -170,7 +173,7 @@ pub async fn wait_started(
                         .await
                         .map_err(|e| Op::collection("list", "pods", &kube.namespace).error(&kube.server, e))?;
                     rv = list.metadata.resource_version.clone().unwrap_or_default();
-                    pods = list.items.iter().map(|p| { let s = summarize(p); (s.name.clone(), s) }).collect();
+                    pods = list.items.iter().map(|p| { let s = summarize(p, &w.crash); (s.name.clone(), s) }).collect();
                     stream = None;
                 }
                 Some(Ok(WatchEvent::Error(st))) => return Err(op.error(&kube.server, kube::Error::Api(st))),

@@ -225,6 +225,8 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         spec,
         connect_timeout: Duration::from_secs(30),
         term_grace: Duration::from_secs(2),
+        // The local job master keeps no copies: agents read the job folder or the uploader.
+        offer_package: false,
     };
     let shutdown = sigterm();
     let span = info_span!("agent", job_id = %id, worker_id = args.worker_id);

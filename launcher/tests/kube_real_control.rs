@@ -1,7 +1,9 @@
 //! Controlling running jobs on a real control plane: `t2 kill` mid-job (everything gone by
 //! garbage collection), `t2 gc` sweeping a job whose job master never started, and the job
 //! master's pod deleted mid-job (its StatefulSet makes a new one, which reads the root back;
-//! the workers reconnect; the job completes).
+//! the workers reconnect; the job completes; the workers give the new one the package, which
+//! it hands to a scale-up), scaling, a crash loop counted against `max_restarts` through the
+//! kubelet's back-off, and per-worker claims deleted on a scale-down and at the job's end.
 
 mod kube_real_support;
 
@@ -532,5 +534,325 @@ async fn a_job_masters_own_role_reaches_its_own_job_and_no_other() {
                 "job {id} worker {w}:\n{log}"
             );
         }
+    }
+}
+
+/// A job whose worker 1 exits 3 on every run and whose worker 0 runs until `stop` exists.
+fn crash_job(dir: &Path, stop: &Path, max_restarts: u32, join_timeout: &str) -> PathBuf {
+    let job = dir.join("crashy");
+    std::fs::create_dir_all(&job).unwrap();
+    std::fs::write(
+        job.join("job.yaml"),
+        format!(
+            "name: crashy\nworkers: 2\nmax_restarts: {max_restarts}\njoin_timeout: {join_timeout}\nenv:\n  STOP_FILE: {}\ncommand: [./run.sh]\n",
+            stop.display()
+        ),
+    )
+    .unwrap();
+    let script = job.join("run.sh");
+    std::fs::write(
+        &script,
+        "#!/usr/bin/env bash\necho \"worker ${T2_WORKER_ID} up (restart ${T2_RESTART_COUNT})\"\nif [ \"$T2_WORKER_ID\" = 1 ]; then echo 'worker 1 fails'; exit 3; fi\nwhile [ ! -e \"$STOP_FILE\" ]; do sleep 0.2; done\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    job
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_loop_counts_against_max_restarts_and_its_backoff_against_no_join_timeout() {
+    use t2_kubernetes::podstate::{summarize, CrashRules};
+    let ns = TestNs::new("crash").await;
+    let stop = ns.home.path().join("stop");
+    // The runtime restarts a crashed container after the kubelet's back-off: 10 s, 20 s,
+    // 40 s. A rejoin within join_timeout alone (20 s) would miss the second restart.
+    let job = crash_job(ns.home.path(), &stop, 3, "20s");
+    let mut c = ns.t2();
+    c.args([
+        "submit",
+        "kubernetes",
+        job.to_str().unwrap(),
+        "-n",
+        &ns.name,
+    ]);
+    let submit = c.spawn().unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    let id = eventually("the root ConfigMap", Duration::from_secs(60), || async {
+        cms.list(&ListParams::default().labels("app.kubernetes.io/component=job"))
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()?
+            .metadata
+            .name
+    })
+    .await;
+    // Worker 1's pod as the API server has it while its container waits out the back-off.
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let pod1 = format!("{id}-1");
+    let looping = ns
+        .until("worker 1's pod in CrashLoopBackOff", DEADLINE, || async {
+            let p = pods.get_opt(&pod1).await.ok()??;
+            let st = p
+                .status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .first()?
+                .clone();
+            let waiting = st.state.as_ref()?.waiting.as_ref()?.reason.clone()?;
+            (waiting == "CrashLoopBackOff" && st.restart_count >= 1).then_some(p)
+        })
+        .await;
+    // Within max_restarts the submit's rules wait for it; past them they name the worker,
+    // its exit code and its restarts.
+    let within = CrashRules {
+        max_restarts: 3,
+        workers_per_pod: 1,
+    };
+    assert_eq!(summarize(&looping, &within).failure, None);
+    let past = summarize(
+        &looping,
+        &CrashRules {
+            max_restarts: 0,
+            workers_per_pod: 1,
+        },
+    )
+    .failure
+    .unwrap_or_default();
+    assert!(
+        past.contains("worker 1 (container worker-0) crashed and was restarted")
+            && past.contains("past max_restarts = 0")
+            && past.contains("last exit code 3"),
+        "{past}"
+    );
+    let out = match tokio::time::timeout(DEADLINE, submit.wait_with_output()).await {
+        Ok(o) => o.unwrap(),
+        Err(_) => panic!("submit did not end\n{}", ns.runtime.report()),
+    };
+    let all = text(&out);
+    assert!(
+        !out.status.success() && all.contains(&format!("job {id} FAILED")),
+        "{all}\nruntime:\n{}",
+        ns.runtime.report()
+    );
+    // The job failed on worker 1's fourth failure (three restarts), not on a missed rejoin
+    // deadline while the kubelet's back-off ran.
+    assert!(
+        all.contains("worker 1 exited with code 3")
+            && all.contains("restarted 3 times, max_restarts = 3"),
+        "{all}\nruntime:\n{}",
+        ns.runtime.report()
+    );
+    assert!(!all.contains("did not rejoin"), "{all}");
+    let log = ns.runtime.log(&pod1, "worker-0");
+    for r in 0..=3 {
+        assert!(log.contains(&format!("worker 1 up (restart {r})")), "{log}");
+    }
+    let events = ns.runtime.events();
+    for wait in ["10s", "20s", "40s"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.starts_with(&format!("{pod1}/worker-0 exited 3"))
+                    && e.ends_with(&format!("restarting in {wait}"))),
+            "a restart after {wait}: {events:#?}"
+        );
+    }
+    ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_remade_job_master_gets_the_package_from_the_workers_and_hands_it_to_a_scale_up() {
+    let ns = TestNs::new("jmpkg").await;
+    let stop = ns.home.path().join("stop");
+    let job = until_file_job(ns.home.path(), 2, &stop);
+    let id = submit_detached(&ns, &job, &["-D", "kubernetes.package_timeout=90s"]).await;
+    wait_barrier(&ns, &id, 2).await;
+    let jm = format!("{id}-jm-0");
+    let kept = "kept the copy of the package a worker offered";
+    ns.until(
+        "the job master holding a worker's copy",
+        DEADLINE,
+        || async {
+            ns.runtime
+                .log(&jm, "jobmaster")
+                .contains(kept)
+                .then_some(())
+        },
+    )
+    .await;
+    // The StatefulSet re-makes the job master's pod: its work area starts empty.
+    let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
+    let old_uid = pods.get(&jm).await.unwrap().metadata.uid.unwrap();
+    pods.delete(&jm, &DeleteParams::default()).await.unwrap();
+    ns.until("a new job master pod running", DEADLINE, || async {
+        let p = pods.get_opt(&jm).await.ok()??;
+        let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
+        (running && p.metadata.uid.as_deref() != Some(old_uid.as_str())).then_some(())
+    })
+    .await;
+    // The workers reconnect and offer their copy again (the runtime's log of the pod name is
+    // the new pod's).
+    ns.until(
+        "the new job master holding a worker's copy",
+        DEADLINE,
+        || async {
+            let log = ns.runtime.log(&jm, "jobmaster");
+            let new_pod = ns
+                .runtime
+                .events()
+                .iter()
+                .filter(|e| e.starts_with(&format!("{jm}/jobmaster started")))
+                .count()
+                >= 2;
+            (new_pod && log.contains(kept)).then_some(())
+        },
+    )
+    .await;
+    // Pods made now fetch the package from the new job master, and their workers run.
+    let out = ns.run(&["scale", &id, "4"], Duration::from_secs(120)).await;
+    let all = text(&out);
+    assert!(
+        out.status.success() && all.contains("4 workers in 4 pods"),
+        "{all}\nruntime:\n{}",
+        ns.runtime.report()
+    );
+    for w in 2..4 {
+        let pod = format!("{id}-{w}");
+        ns.until(&format!("worker {w} up in pod {pod}"), DEADLINE, || async {
+            ns.runtime
+                .log(&pod, "worker-0")
+                .contains(&format!("worker {w} of 4 up"))
+                .then_some(())
+        })
+        .await;
+        let init = ns.runtime.log(&pod, "t2-init");
+        assert!(
+            init.contains("fetched from the job master"),
+            "pod {pod}'s init container:\n{init}"
+        );
+    }
+    std::fs::write(&stop, "stop").unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    ns.until("the job's root gone (the job ended)", DEADLINE, || async {
+        cms.get_opt(&id).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    for w in 0..4 {
+        let log = ns.runtime.log(&format!("{id}-{w}"), "worker-0");
+        assert!(log.contains("stop file seen"), "worker {w}:\n{log}");
+    }
+    ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_of_a_scale_down_and_of_the_ended_job_are_deleted() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let ns = TestNs::new("claims").await;
+    // No provisioner here: static volumes of a class of this test's own, which the real
+    // PersistentVolume controller binds the StatefulSet's claims to.
+    let class = format!("{}-static", ns.name);
+    let pvs: Api<PersistentVolume> = Api::all(ns.client.clone());
+    let mut made = Vec::new();
+    for i in 0..4 {
+        let name = format!("{}-pv-{i}", ns.name);
+        let dir = ns.home.path().join(format!("pv-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": name},
+            "spec": {
+                "capacity": {"storage": "10Mi"},
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": class,
+                "persistentVolumeReclaimPolicy": "Retain",
+                "hostPath": {"path": dir.to_str().unwrap()},
+            },
+        }))
+        .unwrap();
+        pvs.create(&Default::default(), &pv).await.unwrap();
+        made.push(name);
+    }
+    let stop = ns.home.path().join("stop");
+    let job = until_file_job(ns.home.path(), 4, &stop);
+    let id = submit_detached(
+        &ns,
+        &job,
+        &[
+            "-D",
+            "kubernetes.storage.size_mb=1",
+            "-D",
+            &format!("kubernetes.storage.class={class}"),
+        ],
+    )
+    .await;
+    wait_barrier(&ns, &id, 4).await;
+    let sts: Api<StatefulSet> = Api::namespaced(ns.client.clone(), &ns.name);
+    let set_uid = sts.get(&id).await.unwrap().metadata.uid.unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ns.client.clone(), &ns.name);
+    let owner_kinds = |c: &PersistentVolumeClaim| -> Vec<(String, String)> {
+        c.metadata
+            .owner_references
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| (r.kind, r.uid))
+            .collect()
+    };
+    // The StatefulSet controller made a claim per pod, labelled with the job, owned by the
+    // StatefulSet (whenDeleted: Delete).
+    for i in 0..4 {
+        let name = format!("data-{id}-{i}");
+        ns.until(
+            &format!("claim {name} owned by the StatefulSet"),
+            DEADLINE,
+            || async {
+                let c = claims.get_opt(&name).await.ok()??;
+                let labelled = c
+                    .metadata
+                    .labels
+                    .as_ref()?
+                    .get("t2.io/job")
+                    .is_some_and(|j| j == &id);
+                (labelled && owner_kinds(&c) == [("StatefulSet".to_string(), set_uid.clone())])
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    // A scale-down: the claims of pods 2 and 3 go with their pods (whenScaled: Delete), those
+    // of 0 and 1 stay.
+    let out = ns.run(&["scale", &id, "2"], Duration::from_secs(120)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    for i in 2..4 {
+        let name = format!("data-{id}-{i}");
+        ns.until(&format!("claim {name} deleted"), DEADLINE, || async {
+            claims.get_opt(&name).await.ok()?.is_none().then_some(())
+        })
+        .await;
+    }
+    for i in 0..2 {
+        let c = claims.get(&format!("data-{id}-{i}")).await.unwrap();
+        assert!(c.metadata.deletion_timestamp.is_none(), "claim {i} kept");
+    }
+    // The job ends: garbage collection removes the rest, claims included.
+    std::fs::write(&stop, "stop").unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
+    ns.until("the job's root gone (the job ended)", DEADLINE, || async {
+        cms.get_opt(&id).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    ns.assert_all_gone(&id, Duration::from_secs(90)).await;
+    let left = claims
+        .list(&ListParams::default().labels(&format!("t2.io/job={id}")))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty(), "claims left: {:?}", left.items);
+    for name in made {
+        let _ = pvs.delete(&name, &DeleteParams::default()).await;
     }
 }

@@ -365,7 +365,7 @@ fn pod_receive_and_init_hand_the_package_over_verified() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with(
-            "t2-init: no package arrived within 1s: 't2 submit' streams it into each pod"
+            "t2-init: no package arrived within 1s: 't2 submit' streams it into the pods"
         ),
         "{err}"
     );

@@ -114,6 +114,7 @@ impl Setup {
             worker_pods: pods,
             unschedulable_deadline: Duration::from_secs(60),
             deadline,
+            crash: Default::default(),
             deliverer: Some(Arc::new(d)),
             parallel,
         };

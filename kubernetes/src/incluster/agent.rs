@@ -16,6 +16,11 @@ use tracing::{info, Instrument};
 use super::env::{self, package_path, work_area};
 use crate::manifests::pod::env as names;
 
+/// Workers 0..this offer their copy of the package to the job master. Scaling down removes
+/// the highest IDs, so these stay while the job runs; more than one covers a worker that is
+/// restarting when a new job master comes up.
+pub const OFFERING_WORKERS: u32 = 3;
+
 /// Longest a finished worker container waits to be stopped.
 pub const LINGER: Duration = Duration::from_secs(24 * 3600);
 
@@ -72,14 +77,18 @@ pub fn config_from_env() -> Result<AgentConfig, String> {
         },
         connect_timeout: spec.join_timeout.max(Duration::from_secs(30)),
         term_grace: Duration::from_secs(5),
+        // A few workers give the job master their copy of the package (direct delivery: it
+        // hands it to pods made later; a job master that keeps none says so at once).
+        offer_package: worker_id < OFFERING_WORKERS,
         spec,
         host,
     })
 }
 
 /// Runs the agent until its program ends, then (if it ended well) waits for `stop`.
-/// Returns the container's exit code: 0 completed, 1 failed (the kubelet restarts it),
-/// 143 stopped.
+/// Returns the container's exit code: 0 completed, the program's own exit code when it failed
+/// (at least 1; 1 when the agent itself failed), so that the pod's status — the kubelet's
+/// `lastState.terminated.exitCode`, a crash loop's reason — names it; 143 stopped.
 pub async fn run_agent<F: Future<Output = ()> + Send>(stop: impl Fn() -> F) -> i32 {
     let cfg = match config_from_env() {
         Ok(c) => c,
@@ -107,9 +116,9 @@ pub async fn run_agent<F: Future<Output = ()> + Send>(stop: impl Fn() -> F) -> i
             }
             0
         }
-        Ok(AgentExit::Failed { reason, .. }) => {
+        Ok(AgentExit::Failed { reason, code }) => {
             eprintln!("t2-agent: {reason}");
-            1
+            code.clamp(1, 255)
         }
         Ok(AgentExit::Killed) => 143,
         Err(e) => {

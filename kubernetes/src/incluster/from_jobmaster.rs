@@ -1,7 +1,8 @@
 //! An init container's second source under direct delivery: the job master's copy of the
 //! package (`PackageSource.Fetch` with the job token). Pods made after the submit — a
 //! scale-up, a pod rescheduled after a node loss — get the package from there, since the
-//! submitter only streams it into the pods that exist while it waits. What arrives is
+//! submitter only streams it into the pods that exist while it waits (the job master has
+//! its copy from the first workers, which offer theirs: `t2_worker::agent::offer`). What arrives is
 //! written beside the package path, checked against the expected size and sha256, and moved
 //! into place atomically (as `t2 pod receive` does), so the two sources never leave a part.
 

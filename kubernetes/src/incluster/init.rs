@@ -78,7 +78,7 @@ pub async fn run_init() -> Result<String, String> {
                 format!(" (last answer of the job master: {last_answer})")
             };
             return Err(format!(
-                "no package arrived within {}: 't2 submit' streams it into each pod and the job master, which hands it to pods made later, but neither reached this pod{asked}; an uploader (deploy/uploader.yaml) serves every pod",
+                "no package arrived within {}: 't2 submit' streams it into the pods that exist while it waits, and the job master, which gets a copy from the first workers, hands it to pods made later, but neither reached this pod{asked}; an uploader (deploy/uploader.yaml) serves every pod",
                 t2_core::duration::format_duration(timeout)
             ));
         }

@@ -11,7 +11,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use t2_jobmaster::cluster::JobCluster;
+use t2_jobmaster::config::RestartBackoff;
 use t2_jobmaster::store::JobStateStore;
 use t2_jobmaster::JobMasterConfig;
 use tracing::{info, warn, Instrument};
@@ -20,8 +22,9 @@ use super::cluster::KubeJobCluster;
 use super::env;
 use super::scaler::Scaler;
 use super::store::ConfigMapStore;
-use crate::client::{connect, ClientOptions};
+use crate::client::{connect, ClientOptions, Kube};
 use crate::manifests::pod::env as names;
+use crate::manifests::root::keys;
 use crate::settings::{read_settings, Settings};
 
 /// How long the job master tries to reach ZooKeeper at start.
@@ -41,6 +44,25 @@ pub fn loopback_endpoint(local: std::net::SocketAddr) -> String {
         ip => ip,
     };
     format!("http://{}", std::net::SocketAddr::new(ip, local.port()))
+}
+
+/// The package's sha256 and size when the job's root says it is delivered directly.
+async fn direct_package(kube: &Kube, id: &str) -> Result<Option<(String, u64)>, String> {
+    let root = kube
+        .api::<ConfigMap>()
+        .get(id)
+        .await
+        .map_err(|e| format!("cannot read the job's root ConfigMap {id}: {e}"))?;
+    let data = root.data.unwrap_or_default();
+    if data.get(keys::PACKAGE_DELIVERY).map(String::as_str) != Some("direct") {
+        return Ok(None);
+    }
+    let sha256 = data.get(keys::PACKAGE_SHA256).cloned().unwrap_or_default();
+    let bytes = data
+        .get(keys::PACKAGE_BYTES)
+        .and_then(|b| b.parse().ok())
+        .ok_or_else(|| format!("the job's root ConfigMap {id} records no package size"))?;
+    Ok(Some((sha256, bytes)))
 }
 
 /// Runs the job master until the job ends (or `shutdown`); returns the exit code.
@@ -89,8 +111,17 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
     ));
     let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec);
     cfg.scale_timeout = SCALE_TIMEOUT;
-    // Direct delivery streams a copy of the package here; pods made later fetch it.
-    cfg.package = Some(env::package_path());
+    // The kubelet waits 10 s, 20 s, 40 s … 5 min before restarting a crashed worker.
+    cfg.restart_backoff = RestartBackoff {
+        first: crate::podstate::KUBELET_BACKOFF_FIRST,
+        max: crate::podstate::KUBELET_BACKOFF_MAX,
+    };
+    // Direct delivery: workers offer their copy of the package here (this pod's work area
+    // starts empty, also when the StatefulSet re-made it); pods made later fetch it.
+    if let Some(expected) = direct_package(&kube, &id).await? {
+        cfg.package = Some(env::package_path());
+        cfg.package_expected = Some(expected);
+    }
     if let Some(d) = cfg.dashboard.as_mut() {
         d.cluster = "kubernetes".into();
         d.namespace = namespace.clone();

@@ -178,8 +178,12 @@ pub fn shared_claim(job: &JobInfo, s: &Settings) -> Option<PersistentVolumeClaim
     })
 }
 
-/// The claim template of per-worker storage, and the policy that deletes the claims with
-/// the StatefulSet (so garbage collection reaches them too).
+/// The claim template of per-worker storage, and the policy that deletes every claim t2
+/// made: with the StatefulSet (`whenDeleted: Delete`, so garbage collection of the root
+/// reaches them too) and with the pod a scale-down removes (`whenScaled: Delete`: the
+/// StatefulSet controller makes the pod the claim's owner, so it goes with the pod). A
+/// scaled-down worker's ID leaves the job, and a later scale-up starts it afresh, so its
+/// data is not kept for it; `Retain` left those claims until the job ended.
 pub fn claim_templates(
     job: &JobInfo,
     spec: &JobSpec,
@@ -201,7 +205,7 @@ pub fn claim_templates(
     };
     let policy = StatefulSetPersistentVolumeClaimRetentionPolicy {
         when_deleted: Some("Delete".into()),
-        when_scaled: Some("Retain".into()),
+        when_scaled: Some("Delete".into()),
     };
     Some((vec![template], policy))
 }

@@ -9,13 +9,18 @@
 //!   `done`, or `failed` with the exit code and the output's last lines, which KWOK turns into
 //!   the init container's status);
 //! - once KWOK made it Running, each container's command runs; a container that exits is
-//!   started again (restartPolicy Always) after a backoff of 1 s doubling to 8 s;
+//!   started again (restartPolicy Always) after the kubelet's back-off (10 s, doubling, at
+//!   most 5 min), and the pod's status says so as a kubelet's would (written by the runtime
+//!   itself: no KWOK stage matches a Running pod): while it waits the container is waiting
+//!   `CrashLoopBackOff` with its last exit code in `lastState.terminated` and its
+//!   `restartCount`; once started again it is running with `restartCount` one higher;
 //! - a pod that is deleted (or gone) has its processes stopped: SIGTERM to each process
 //!   group, SIGKILL after the pod's grace period (at most 10 s).
 //!
 //! Every start, exit and stop is written to an event list the tests read ([`Runtime::events`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -422,27 +427,95 @@ async fn step(ctx: &Ctx, pod: &Pod, uid: &str, r: &mut PodRun) -> Result<(), Str
         if let Some(child) = p.child.as_mut() {
             if let Ok(Some(st)) = child.try_wait() {
                 p.child = None;
-                let backoff = Duration::from_secs(1 << p.starts.min(4).saturating_sub(1))
-                    .min(Duration::from_secs(8));
+                let backoff = kubelet_backoff(p.starts);
+                let code = st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0));
                 ctx.shared.note(format!(
-                    "{}/{} exited {} (run {}); restarting in {backoff:?}",
-                    r.name,
-                    p.name,
-                    st.code()
-                        .map(|c| c.to_string())
-                        .unwrap_or_else(|| st.to_string()),
-                    p.starts
+                    "{}/{} exited {code} (run {}); restarting in {backoff:?}",
+                    r.name, p.name, p.starts
                 ));
                 p.again_at = Some(Instant::now() + backoff);
+                let (name, restarts) = (p.name.clone(), p.starts);
+                let waiting = serde_json::json!({"waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": format!("back-off {}s restarting failed container={name} pod={}", backoff.as_secs(), r.name),
+                }});
+                let last = serde_json::json!({"terminated": {
+                    "exitCode": code,
+                    "reason": if code == 0 { "Completed" } else { "Error" },
+                    "finishedAt": now_rfc3339(),
+                }});
+                report_container(ctx, pod, &name, restarts, waiting, Some(last)).await?;
             }
         } else if p.again_at.is_some_and(|t| Instant::now() >= t) {
             let starts = p.starts;
-            let mut next = start(ctx, pod, c, &files, starts).await?;
+            let mut next = start(ctx, pod, c, &files, starts + 1).await?;
             next.starts = starts + 1;
             r.procs[idx] = next;
+            let running = serde_json::json!({"running": {"startedAt": now_rfc3339()}});
+            report_container(ctx, pod, &c.name, starts + 1, running, None).await?;
         }
     }
     Ok(())
+}
+
+/// The kubelet's wait before starting a container again that exited in run `run` (0-based).
+fn kubelet_backoff(run: u32) -> Duration {
+    Duration::from_secs(10)
+        .saturating_mul(1 << run.min(6))
+        .min(Duration::from_secs(300))
+}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// Writes container `name`'s status as a kubelet would: `state`, `restart_count` and (when
+/// given) `last_state`, the other containers' statuses as they are.
+async fn report_container(
+    ctx: &Ctx,
+    pod: &Pod,
+    name: &str,
+    restart_count: u32,
+    state: serde_json::Value,
+    last_state: Option<serde_json::Value>,
+) -> Result<(), String> {
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ctx.ns);
+    // The pod as it is now (another container's status may have changed since the list).
+    let pod = pods
+        .get(&pod_name)
+        .await
+        .map_err(|e| format!("get pod {pod_name}: {e}"))?;
+    let current = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
+    let mut statuses: Vec<serde_json::Value> = current
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap_or_default())
+        .collect();
+    let Some(entry) = statuses.iter_mut().find(|c| c["name"] == name) else {
+        return Err(format!("pod {pod_name} has no status of container {name}"));
+    };
+    let running = state.get("running").is_some();
+    entry["state"] = state;
+    entry["restartCount"] = restart_count.into();
+    entry["ready"] = running.into();
+    entry["started"] = running.into();
+    if let Some(last) = last_state {
+        entry["lastState"] = last;
+    }
+    pods.patch_status(
+        &pod_name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"containerStatuses": statuses}})),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| format!("write the status of pod {pod_name}: {e}"))
 }
 
 fn spec_containers(pod: &Pod) -> Vec<Container> {

@@ -12,6 +12,7 @@ pub mod link;
 pub mod mpi;
 pub mod mpi_role;
 pub mod mpi_ssh;
+pub mod offer;
 pub mod proctree;
 pub mod program;
 pub mod relay;
@@ -100,6 +101,9 @@ pub struct AgentConfig {
     pub connect_timeout: Duration,
     /// SIGTERM-to-SIGKILL grace for the user program.
     pub term_grace: Duration,
+    /// Offer the package to the job master after registering and after every reconnect
+    /// (it keeps a copy for pods made later; see [`offer`]).
+    pub offer_package: bool,
 }
 
 /// How an agent ended.
@@ -263,6 +267,18 @@ pub async fn run_with(
         }
     };
     info!(job_id = %cfg.job_id, worker_id = cfg.worker_id, restart_count = cfg.restart_count, "registered with the job master");
+    let offering = match (&cfg.package_sha256, cfg.offer_package) {
+        (Some(sha256), true) => Some(offer::spawn(
+            offer::Offer {
+                job_master: cfg.job_master.clone(),
+                token: cfg.token.clone(),
+                package: cfg.package.clone(),
+                sha256: sha256.clone(),
+            },
+            link.events.subscribe(),
+        )),
+        _ => None,
+    };
 
     let sock = socket_path(&cfg);
     let served = socket::Served {
@@ -284,6 +300,9 @@ pub async fn run_with(
         mpi.finish().await;
     }
     server.abort();
+    if let Some(o) = offering {
+        o.abort();
+    }
     let _ = std::fs::remove_file(&sock);
     result
 }
