@@ -7,6 +7,8 @@
 //! - [`server`]: `run(listener, config, shutdown)`, the entry point (binds nothing itself);
 //!   `run_with` adds a state store and a cluster.
 //! - [`service`]: the tonic service: turns streams into events for the master.
+//! - [`attach`]: the workers' stream on the wire: shared buffers (the worker list) sent as
+//!   they are, not copied into every stream.
 //! - [`master`]: the single task that owns all job state and handles every event in order.
 //!   Its work is split over private modules that each add an `impl Master` block:
 //!   - `register`: registration, restarts and reconnects, and what follows once all joined.
@@ -27,6 +29,7 @@
 //! - [`zkstore`]: the ZooKeeper store of fault-tolerant jobs.
 //! - [`error`]: the crate's errors.
 
+pub mod attach;
 pub mod barrier;
 pub mod cluster;
 pub mod config;

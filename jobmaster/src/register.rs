@@ -202,9 +202,9 @@ impl Master {
         };
         // First on the stream, before any event this registration may trigger (the queue is
         // new, so it has room).
-        let _ = conn.outbox.try_send(Ok(t2_proto::MasterToWorker {
+        let _ = conn.outbox.try_send(Ok(Box::new(t2_proto::MasterToWorker {
             body: Some(Body::Registered(registered)),
-        }));
+        })));
         conn.beat.store(
             crate::registry::now_ms(),
             std::sync::atomic::Ordering::Relaxed,

@@ -14,8 +14,13 @@ use t2_proto::{master_to_worker::Body, MasterToWorker, WorkerInfo, WorkerState};
 use tokio::sync::mpsc::{error::TrySendError, Sender};
 use tonic::Status;
 
+/// One message to a worker (or the status that ends its stream). Boxed: a queue allocates its
+/// slots 32 at a time, and 32 boxes cost an idle stream 256 bytes where 32 messages cost 4 KiB
+/// (40 MB at 10 000 workers).
+pub type Outgoing = Result<Box<MasterToWorker>, Status>;
+
 /// The outgoing half of a worker's stream.
-pub type Outbox = Sender<Result<MasterToWorker, Status>>;
+pub type Outbox = Sender<Outgoing>;
 
 /// Messages a worker's stream may hold unsent before the worker counts as fallen behind.
 pub const OUTBOX_CAPACITY: usize = 1024;
@@ -196,7 +201,7 @@ impl Registry {
     pub fn push(&self, id: u32, conn: &Connection, body: Body) {
         match conn
             .outbox
-            .try_send(Ok(MasterToWorker { body: Some(body) }))
+            .try_send(Ok(Box::new(MasterToWorker { body: Some(body) })))
         {
             // A closed outbox means the stream is going away; its disconnect event follows.
             Ok(()) | Err(TrySendError::Closed(_)) => {}

@@ -3,13 +3,13 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use t2_proto::job_master_server::JobMasterServer;
 use t2_proto::package_source_server::PackageSourceServer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
+use crate::attach::Route;
 use crate::cluster::JobCluster;
 use crate::master::{Event, Master, EVENTS_CAPACITY};
 use crate::messages::MAX_USER_MESSAGE_BYTES;
@@ -86,13 +86,10 @@ pub async fn run_with(
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(
-                // Workers' messages are small (a user message is at most 64 KiB); statuses
-                // to watchers list every worker and are as large as the job needs.
-                JobMasterServer::new(service)
-                    .max_decoding_message_size(MAX_USER_MESSAGE_BYTES + (64 << 10))
-                    .max_encoding_message_size(usize::MAX),
-            )
+            // Workers' messages are small (a user message is at most 64 KiB); statuses to
+            // watchers list every worker and are as large as the job needs. The workers'
+            // streams send shared buffers as they are (see `attach`).
+            .add_service(Route::new(service, MAX_USER_MESSAGE_BYTES + (64 << 10)))
             .add_service(PackageSourceServer::new(
                 crate::package::PackageService::new(&cfg.token, cfg.package.clone())
                     .with_expected(cfg.package_expected.clone()),

@@ -24,7 +24,7 @@ use tracing::{debug, info_span, warn, Instrument};
 use crate::cluster::JobCluster;
 use crate::master::{Event, StatusBoard};
 use crate::messages::{Bucket, MAX_USER_MESSAGE_BYTES, MESSAGES_PER_SECOND};
-use crate::registry::{now_ms, OUTBOX_CAPACITY};
+use crate::registry::{now_ms, Outgoing, OUTBOX_CAPACITY};
 
 /// How long a new stream may take to send its registration.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -110,26 +110,13 @@ impl JobMasterService {
         }
     }
 
-    async fn send(&self, ev: Event) -> Result<(), Status> {
-        self.events
-            .send(ev)
-            .await
-            .map_err(|_| Status::unavailable("the job has ended"))
-    }
-}
-
-type OutStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
-
-#[tonic::async_trait]
-impl JobMaster for JobMasterService {
-    type AttachStream = OutStream<MasterToWorker>;
-    type WatchStream = OutStream<JobStatus>;
-
-    async fn attach(
+    /// Opens a worker's stream: waits for its registration, admits it, and returns the queue
+    /// of what the job master sends it (the stream's own task handles what it sends). Served
+    /// through `attach::Route`, which frames that queue itself.
+    pub async fn open(
         &self,
-        request: Request<Streaming<WorkerToMaster>>,
-    ) -> Result<Response<Self::AttachStream>, Status> {
-        let mut inbound = request.into_inner();
+        mut inbound: Streaming<WorkerToMaster>,
+    ) -> Result<mpsc::Receiver<Outgoing>, Status> {
         let first = tokio::time::timeout(REGISTER_TIMEOUT, inbound.next())
             .await
             .map_err(|_| Status::deadline_exceeded("no registration within 10s of connecting"))?;
@@ -203,7 +190,7 @@ impl JobMaster for JobMasterService {
                                     answered = Instant::now();
                                     match weak.upgrade() {
                                         Some(tx) => {
-                                            let _ = tx.try_send(Ok(answer));
+                                            let _ = tx.try_send(Ok(Box::new(answer)));
                                         }
                                         None => break "the job master dropped the stream".to_string(),
                                     }
@@ -251,7 +238,31 @@ impl JobMaster for JobMasterService {
             }
             .instrument(span),
         );
-        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+        Ok(out_rx)
+    }
+
+    async fn send(&self, ev: Event) -> Result<(), Status> {
+        self.events
+            .send(ev)
+            .await
+            .map_err(|_| Status::unavailable("the job has ended"))
+    }
+}
+
+type OutStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl JobMaster for JobMasterService {
+    type AttachStream = OutStream<MasterToWorker>;
+    type WatchStream = OutStream<JobStatus>;
+
+    async fn attach(
+        &self,
+        request: Request<Streaming<WorkerToMaster>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let outbox = self.open(request.into_inner()).await?;
+        let messages = ReceiverStream::new(outbox).map(|m| m.map(|m| *m));
+        Ok(Response::new(Box::pin(messages)))
     }
 
     async fn watch(
