@@ -46,6 +46,9 @@ pub struct JobMasterConfig {
     /// Where the job master keeps its copy of the package (served by `PackageSource`; see
     /// [`crate::package`]), if it keeps one.
     pub package: Option<std::path::PathBuf>,
+    /// Serve TLS with this configuration (the job's certificate, see `t2_core::tls`);
+    /// `None` serves plaintext gRPC.
+    pub tls: Option<std::sync::Arc<t2_core::tls::rustls::ServerConfig>>,
 }
 
 /// The most heartbeats a second one job master asks of its workers. Each costs it about 20 µs
@@ -105,6 +108,7 @@ impl JobMasterConfig {
             ends_with_worker_zero: spec.mpi.enabled,
             topology: spec.topology.from_config().then(|| spec.topology.clone()),
             package: None,
+            tls: None,
         }
     }
 
@@ -127,6 +131,7 @@ impl JobMasterConfig {
             ends_with_worker_zero: false,
             topology: None,
             package: None,
+            tls: None,
         }
     }
 }
