@@ -10,6 +10,7 @@
 //! - [`text`]: user text made safe for one-line messages.
 //! - [`duration`]: human durations (`500ms`, `3s`) in YAML and on the command line.
 //! - [`secret`]: owner-only files for tokens, and constant-time token comparison.
+//! - `tls` (feature `tls`): the per-job certificate, rustls configurations, a TLS accept loop.
 
 pub mod duration;
 pub mod jobdir;
@@ -18,6 +19,8 @@ pub mod package;
 pub mod secret;
 pub mod spec;
 pub mod text;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod topology;
 #[cfg(feature = "zookeeper")]
 pub mod zk;

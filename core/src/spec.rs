@@ -34,6 +34,7 @@
 //! | `kubernetes` | `{}` | settings of the `kubernetes` cluster (image, volumes, secrets, placement), merged key by key at every depth like `config` and checked by the launcher (see its `kubernetes::settings`) |
 //! | `dashboard` | `""` | the dashboard the job master reports to, `http://host:port[/path]`; `""` for none (`t2 submit --dashboard` / `$T2_DASHBOARD` override it) |
 //! | `dashboard_token` | `""` | the dashboard's token, sent with every report (`--dashboard-token` / `$T2_DASHBOARD_TOKEN`) |
+//! | `tls` | `false` locally, `true` on Kubernetes ([`KUBERNETES_DEFAULTS`]) | TLS between the agents and the job master with a certificate made for the job at submit (agents trust only the job's own CA); `true` or `false` only |
 //! | `mpi` | off | an OpenMPI job: `true`, or a map that turns it on, `{slots_per_worker: 2, mpirun_args: [--bind-to, none]}` (`-D mpi.slots_per_worker=2` too): worker 0 runs `mpirun` over every worker, whose remote daemons t2's agents start |
 //! | `mpi.slots_per_worker` | `1` | MPI ranks per worker, 1–1024 |
 //! | `mpi.mpirun_args` | `[]` | extra `mpirun` arguments, before the program |
@@ -224,6 +225,11 @@ pub struct JobSpec {
     /// OpenMPI settings; `mpi.enabled` makes this an MPI job.
     #[serde(default)]
     pub mpi: MpiSpec,
+    /// TLS between the agents and the job master, with a certificate made for the job at
+    /// submit. A spec written before the key existed reads as `false`: the job it belongs to
+    /// was made without a certificate.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// The OpenMPI settings of a job (`mpi:` in the job spec).
@@ -299,6 +305,12 @@ pub const BUILT_IN_DEFAULTS: &str = include_str!("../../conf/local/job.yaml");
 /// How errors name the built-in defaults.
 const DEFAULTS_ORIGIN: &str = "built-in defaults (conf/local/job.yaml)";
 
+/// The built-in defaults of the `kubernetes` cluster, over [`BUILT_IN_DEFAULTS`].
+pub const KUBERNETES_DEFAULTS: &str = "tls: true\n";
+
+/// How `t2 config view` and errors name them.
+const KUBERNETES_DEFAULTS_ORIGIN: &str = "built-in defaults of the kubernetes cluster";
+
 /// Every key t2 knows, dotted for nested ones (`resources.cpu`), derived from the key lists
 /// the layer reader checks against, so the two cannot drift. Keys under `env` and `config` are
 /// the user's own. See the module documentation for the table.
@@ -352,6 +364,14 @@ pub fn explain_job_spec(
         site,
         &layer::parse_yaml(DEFAULTS_ORIGIN, BUILT_IN_DEFAULTS)?,
     );
+    if cluster == "kubernetes" {
+        // The job master link crosses the pod network: TLS is on there whatever conf/ holds
+        // (a conf/ layer or the job may still turn it off).
+        merged.apply(
+            site,
+            &layer::parse_yaml(KUBERNETES_DEFAULTS_ORIGIN, KUBERNETES_DEFAULTS)?,
+        );
+    }
     if let Some(dir) = conf_dir {
         for path in cluster_files(dir, cluster)? {
             let text = std::fs::read_to_string(&path).map_err(|source| SpecError::Io {

@@ -162,6 +162,7 @@ async fn main() {
     let config = t2_dashboard::DashboardConfig {
         db: dir.path().join("bench.db"),
         token: TOKEN.into(),
+        tls: None,
     };
     tokio::spawn(t2_dashboard::run(listener, config, std::future::pending()));
     tokio::time::sleep(Duration::from_millis(200)).await;

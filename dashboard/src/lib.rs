@@ -23,6 +23,7 @@ mod page;
 mod report;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 pub use error::DashboardError;
 pub use server::{run, DashboardConfig};

@@ -25,6 +25,9 @@ pub struct DashboardConfig {
     pub db: PathBuf,
     /// The token that reports and kill requests must carry.
     pub token: String,
+    /// Serve HTTPS with this configuration (`t2 dash --tls-cert --tls-key`); `None` serves
+    /// plain HTTP.
+    pub tls: Option<Arc<t2_core::tls::rustls::ServerConfig>>,
 }
 
 /// Shared by every request.
@@ -88,11 +91,18 @@ pub async fn run(
     let app = router(state);
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, db = %config.db.display(), "dashboard serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
-        .await
-        .map_err(DashboardError::Serve)
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    match config.tls {
+        Some(tls) => axum::serve(crate::tls::TlsListener::new(listener, tls), app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(DashboardError::Serve),
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(DashboardError::Serve),
+    }
 }

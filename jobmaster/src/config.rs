@@ -52,6 +52,9 @@ pub struct JobMasterConfig {
     /// How long the cluster waits before it restarts a failed worker; a failed worker gets
     /// this on top of `join_timeout` to rejoin.
     pub restart_backoff: RestartBackoff,
+    /// Serve TLS with this configuration (the job's certificate, see `t2_core::tls`);
+    /// `None` serves plaintext gRPC.
+    pub tls: Option<std::sync::Arc<t2_core::tls::rustls::ServerConfig>>,
 }
 
 /// How long a cluster waits before restarting a failed worker: `first` after the first
@@ -190,6 +193,7 @@ impl JobMasterConfig {
             package: None,
             package_expected: None,
             restart_backoff: RestartBackoff::default(),
+            tls: None,
         }
     }
 
@@ -214,6 +218,7 @@ impl JobMasterConfig {
             package: None,
             package_expected: None,
             restart_backoff: RestartBackoff::default(),
+            tls: None,
         }
     }
 }

@@ -83,21 +83,27 @@ pub async fn run_with(
             .with_board(&master.status_board());
     let master = tokio::spawn(master.run(rx));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            // Workers' messages are small (a user message is at most 64 KiB); statuses to
-            // watchers list every worker and are as large as the job needs. The workers'
-            // streams send shared buffers as they are (see `attach`).
-            .add_service(Route::new(service, MAX_USER_MESSAGE_BYTES + (64 << 10)))
-            .add_service(PackageSourceServer::new(
-                crate::package::PackageService::new(&cfg.token, cfg.package.clone())
-                    .with_expected(cfg.package_expected.clone()),
-            ))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = stop_rx.await;
-            }),
-    );
+    // Workers' messages are small (a user message is at most 64 KiB); statuses to watchers
+    // list every worker and are as large as the job needs. The workers' streams send shared
+    // buffers as they are (see `attach`).
+    let router = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(Route::new(service, MAX_USER_MESSAGE_BYTES + (64 << 10)))
+        .add_service(PackageSourceServer::new(
+            crate::package::PackageService::new(&cfg.token, cfg.package.clone())
+                .with_expected(cfg.package_expected.clone()),
+        ));
+    let stopped = async {
+        let _ = stop_rx.await;
+    };
+    let server = match cfg.tls.clone() {
+        Some(tls) => tokio::spawn(
+            router.serve_with_incoming_shutdown(crate::tls::incoming(listener, tls), stopped),
+        ),
+        None => tokio::spawn(
+            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped),
+        ),
+    };
     tokio::pin!(shutdown);
     let mut master = master;
     let outcome = tokio::select! {

@@ -305,3 +305,84 @@ fn packing_is_pod_affinity_on_the_rack_label_preferred_or_required() {
     let e = t2_kubernetes::read_settings(&bad).unwrap_err().to_string();
     assert!(e.contains("kubernetes.pack"), "{e}");
 }
+
+#[test]
+fn a_tls_jobs_secret_holds_its_certificate_and_only_the_job_master_mounts_the_key() {
+    for job in jobs::all() {
+        let objects = json_of(&build_objects(&job.info, &job.spec, &job.settings));
+        let secret = objects.iter().find(|o| o["kind"] == "Secret").unwrap();
+        let data = &secret["stringData"];
+        let (w, jm) = statefulsets(&objects);
+        let jm_pod = &jm["spec"]["template"]["spec"];
+        let w_pod = &w["spec"]["template"]["spec"];
+        let env_of = |c: &serde_json::Value, name: &str| {
+            c["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == name)
+                .cloned()
+        };
+        let jm_c = &jm_pod["containers"][0];
+        let tls_volume = jm_pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "tls")
+            .cloned();
+        // No worker pod volume reads the token Secret: workers never see the key.
+        let secret_name = format!("{}-token", job.info.id);
+        for v in w_pod["volumes"].as_array().unwrap() {
+            assert_ne!(v["secret"]["secretName"], secret_name.as_str(), "{v}");
+        }
+        let url = env_of(&w_pod["containers"][0], "T2_JOB_MASTER").unwrap()["value"].clone();
+        if !job.spec.tls {
+            assert!(data.get("tls.key").is_none(), "{}", job.name);
+            assert!(tls_volume.is_none(), "{}", job.name);
+            assert!(url.as_str().unwrap().starts_with("http://"), "{url}");
+            assert!(env_of(&w_pod["containers"][0], "T2_JOB_CA").is_none());
+            continue;
+        }
+        for key in ["token", "ca.crt", "tls.crt", "tls.key"] {
+            assert!(data[key].is_string(), "{}: no {key}", job.name);
+        }
+        let v = tls_volume.unwrap_or_else(|| panic!("{}: no tls volume", job.name));
+        assert_eq!(v["secret"]["secretName"], secret_name.as_str());
+        let items: Vec<_> = v["secret"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["key"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(items, ["ca.crt", "tls.crt", "tls.key"], "not the token");
+        assert_eq!(v["secret"]["defaultMode"], 0o440);
+        let mount = jm_c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "tls")
+            .unwrap()
+            .clone();
+        assert_eq!(mount["mountPath"], "/etc/t2/tls");
+        assert_eq!(mount["readOnly"], true);
+        assert_eq!(env_of(jm_c, "T2_TLS_DIR").unwrap()["value"], "/etc/t2/tls");
+        assert_eq!(
+            url,
+            format!(
+                "https://{}-jm.t2-jobs.svc:{}",
+                job.info.id, job.settings.port
+            )
+        );
+        for c in w_pod["containers"].as_array().unwrap() {
+            let ca = env_of(c, "T2_JOB_CA").unwrap();
+            assert_eq!(ca["valueFrom"]["secretKeyRef"]["key"], "ca.crt");
+            assert_eq!(
+                ca["valueFrom"]["secretKeyRef"]["name"],
+                secret_name.as_str()
+            );
+        }
+        let names = job.info.jobmaster_names();
+        assert!(names.contains(&format!("{}-jm.t2-jobs.svc", job.info.id)));
+        assert!(names.contains(&format!("{}-jm.t2-jobs.svc.cluster.local", job.info.id)));
+    }
+}

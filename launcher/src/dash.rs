@@ -1,5 +1,6 @@
 //! `t2 dash`: runs the dashboard (crate `t2-dashboard`) until SIGTERM or Ctrl-C; prints
-//! `T2_DASHBOARD_ADDR=http://host:port` as its first line on stdout. Its token comes from
+//! `T2_DASHBOARD_ADDR=http://host:port` (`https://` with `--tls-cert`/`--tls-key`) as its
+//! first line on stdout. Its token comes from
 //! `--token`, `$T2_DASHBOARD_TOKEN` or `--token-file`; without one it is made once and kept
 //! in `$T2_HOME/dashboard.token` (mode 0600), as the uploader keeps its own.
 
@@ -26,11 +27,19 @@ pub struct DashArgs {
     /// File holding the token.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate (PEM, with its chain); needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Runs `t2 dash`.
 pub async fn serve(args: DashArgs) -> Result<i32, LauncherError> {
     let home = t2_core::jobdir::t2_home()?;
+    let (tls, scheme) =
+        crate::roles::https_flags(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
     let db = match args.db {
         Some(d) => d,
         None => home.join("dashboard.db"),
@@ -59,7 +68,7 @@ pub async fn serve(args: DashArgs) -> Result<i32, LauncherError> {
     )
     .map_err(|e| LauncherError::Usage(e.to_string()))?;
     let (listener, addr) = crate::roles::listen(&args.listen).await?;
-    println!("T2_DASHBOARD_ADDR=http://{addr}");
+    println!("T2_DASHBOARD_ADDR={scheme}://{addr}");
     match &source {
         TokenSource::Generated(p) => {
             tracing::info!(token_file = %p.display(), "reports and kills need the token kept in this file")
@@ -85,7 +94,7 @@ pub async fn serve(args: DashArgs) -> Result<i32, LauncherError> {
     };
     t2_dashboard::run(
         listener,
-        t2_dashboard::DashboardConfig { db, token },
+        t2_dashboard::DashboardConfig { db, token, tls },
         shutdown,
     )
     .await

@@ -1,5 +1,6 @@
-//! Reading a local job's own files (its merged spec and its token) with one-line errors; the
-//! job master and agent roles, the supervisor and the job commands all read them this way.
+//! Reading a local job's own files (its merged spec, its token and, for a job with `tls: true`,
+//! its certificate files) with one-line errors; the job master and agent roles, the
+//! supervisor and the job commands all read them this way.
 
 use t2_core::jobdir::JobDir;
 use t2_core::spec::JobSpec;
@@ -23,4 +24,47 @@ pub fn read_token(dir: &JobDir) -> Result<String, LauncherError> {
             "cannot read {}",
             dir.token_path().display()
         )))
+}
+
+/// The job master's TLS configuration of a job with `tls: true` (its `tls.crt` and `tls.key`).
+pub fn server_tls(
+    dir: &JobDir,
+    spec: &JobSpec,
+) -> Result<Option<std::sync::Arc<t2_core::tls::rustls::ServerConfig>>, LauncherError> {
+    use t2_core::tls::{read_pem, server_config, ALPN_H2, CERT_FILE, KEY_FILE};
+    if !spec.tls {
+        return Ok(None);
+    }
+    let tls = |e: t2_core::tls::TlsError| LauncherError::Failed(e.to_string());
+    let cert = read_pem(&dir.root().join(CERT_FILE)).map_err(tls)?;
+    let key = read_pem(&dir.root().join(KEY_FILE)).map_err(tls)?;
+    let what = dir.root().join(CERT_FILE).display().to_string();
+    server_config(&cert, &key, &[ALPN_H2], &what)
+        .map(Some)
+        .map_err(tls)
+}
+
+/// How to dial the job's job master: TLS trusting the job's `ca.crt` for a job with
+/// `tls: true`, else plaintext.
+pub fn dialer(
+    dir: &JobDir,
+    spec: &JobSpec,
+) -> Result<t2_worker::agent::dial::Dialer, LauncherError> {
+    use t2_worker::agent::dial::Dialer;
+    if !spec.tls {
+        return Ok(Dialer::plain());
+    }
+    let path = dir.root().join(t2_core::tls::CA_FILE);
+    let tls = |e: t2_core::tls::TlsError| LauncherError::Failed(e.to_string());
+    let ca = t2_core::tls::read_pem(&path).map_err(tls)?;
+    Dialer::tls(&ca, &path.display().to_string()).map_err(tls)
+}
+
+/// The scheme of the job master's address: `https` with TLS.
+pub fn scheme(spec: &JobSpec) -> &'static str {
+    if spec.tls {
+        "https"
+    } else {
+        "http"
+    }
 }

@@ -288,6 +288,13 @@ fn write_job(
 ) -> Result<JobRecord, LauncherError> {
     let token = new_token();
     write_private(&dir.token_path(), &token)?;
+    if spec.tls && cluster == "local" {
+        // The job master's certificate for how local agents dial it (a Kubernetes job's is
+        // made with its namespace's names and goes into its Secret, see kube_cli::submit).
+        t2_core::tls::mint(id, &t2_core::tls::local_names())
+            .and_then(|certs| certs.write(dir.root()))
+            .map_err(|e| LauncherError::Failed(e.to_string()))?;
+    }
     std::fs::create_dir_all(dir.logs_dir()).map_err(LauncherError::io(format!(
         "cannot create {}",
         dir.logs_dir().display()

@@ -91,6 +91,48 @@ pub async fn listen(
     Ok((listener, addr))
 }
 
+/// The HTTPS configuration of `--tls-cert FILE --tls-key FILE` (`t2 uploader`, `t2 dash`):
+/// both or neither. Returns it with the URL scheme to print.
+pub fn https_flags(
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<
+    (
+        Option<std::sync::Arc<t2_core::tls::rustls::ServerConfig>>,
+        &'static str,
+    ),
+    LauncherError,
+> {
+    use t2_core::tls::{read_pem, server_config, ALPN_HTTP1};
+    let (cert, key) = match (cert, key) {
+        (None, None) => return Ok((None, "http")),
+        (Some(c), Some(k)) => (c, k),
+        (Some(_), None) => {
+            return Err(LauncherError::Usage(
+                "--tls-cert needs --tls-key (the certificate's private key, PEM)".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(LauncherError::Usage(
+                "--tls-key needs --tls-cert (the certificate, PEM)".into(),
+            ))
+        }
+    };
+    let usage = |e: t2_core::tls::TlsError| LauncherError::Usage(e.to_string());
+    let config = server_config(
+        &read_pem(cert).map_err(usage)?,
+        &read_pem(key).map_err(usage)?,
+        &[ALPN_HTTP1],
+        &format!(
+            "--tls-cert {} / --tls-key {}",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .map_err(usage)?;
+    Ok((Some(config), "https"))
+}
+
 /// How long a job master or agent tries to reach ZooKeeper at start.
 const ZK_CONNECT_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -103,11 +145,14 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
     let (dir, id) = job_dir(&args.job_dir)?;
     let spec = read_spec(&dir)?;
     let token = read_token(&dir)?;
+    let tls = crate::jobfiles::server_tls(&dir, &spec)?;
+    let scheme = crate::jobfiles::scheme(&spec);
     let (listener, addr) = crate::roles::listen(&args.listen).await?;
-    crate::stdout::outln!("T2_JOBMASTER_ADDR=http://{addr}");
+    crate::stdout::outln!("T2_JOBMASTER_ADDR={scheme}://{addr}");
     // A local cluster: every agent and program runs on this machine, beside the job master.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec).sharing_machine(cores);
+    cfg.tls = tls;
     // Test hook (see JobMasterConfig::final_status_delay).
     if let Some(ms) = std::env::var("T2_TEST_DELAY_FINAL_STATUS_MS")
         .ok()
@@ -127,7 +172,7 @@ pub async fn jobmaster(args: JobmasterArgs) -> Result<i32, LauncherError> {
                 session,
                 &zk.root,
                 &id,
-                &format!("http://{addr}"),
+                &format!("{scheme}://{addr}"),
             );
             t2_jobmaster::server::run_with_store(
                 listener,
@@ -197,6 +242,7 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         restart_count: args.restart_count,
         job_master: args.job_master,
         token,
+        dialer: crate::jobfiles::dialer(&dir, &spec)?,
         // A downloaded package goes to the worker's own folder (agents share the job folder).
         package: match &args.package_url {
             Some(_) => dir
@@ -208,6 +254,7 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         },
         package_sha256: Some(record.package_sha256),
         package_url: args.package_url.clone(),
+        package_tls: crate::uploader::job::package_tls(&dir)?,
         fetch_timeout: t2_core::duration::parse_within(
             "--fetch-timeout",
             &args.fetch_timeout,

@@ -100,6 +100,20 @@ async fn four_workers_complete_with_every_object_owned_by_the_root_and_nothing_l
     for (pod, node) in &placed {
         assert!(node.starts_with("kwok-node-"), "pod {pod} on {node}");
     }
+    // TLS is on by default on Kubernetes: the job's certificate is in its token Secret (the
+    // job then completing below means the agents registered over TLS against it).
+    let secrets: Api<Secret> = Api::namespaced(ns.client.clone(), &ns.name);
+    let secret = secrets
+        .get(&format!("{id}-token"))
+        .await
+        .expect("the token Secret");
+    let keys: Vec<String> = secret.data.unwrap_or_default().into_keys().collect();
+    for key in ["ca.crt", "tls.crt", "tls.key", "token"] {
+        assert!(
+            keys.iter().any(|k| k == key),
+            "no {key} in the Secret: {keys:?}"
+        );
+    }
     let names: Vec<&str> = placed.iter().map(|(p, _)| p.as_str()).collect();
     for want in ["-jm-0", "-0", "-1", "-2", "-3"] {
         assert!(

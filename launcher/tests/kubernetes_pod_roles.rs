@@ -2,7 +2,9 @@
 //! processes set up exactly as the worker StatefulSet's pods would be (two pods of two
 //! containers; the pod name, container index, pod IP, token and package from the
 //! environment). Worker IDs come out as ordinal × workers_per_pod + index, the job
-//! completes, and finished agents wait for SIGTERM (a StatefulSet would restart them).
+//! completes (over TLS, the agents checking the job master Service's name against the
+//! certificate in the job's Secret), and finished agents wait for SIGTERM (a StatefulSet
+//! would restart them).
 
 mod common;
 
@@ -59,6 +61,17 @@ fn pod_agents_get_worker_ids_from_ordinal_and_container_and_complete_the_job() {
     std::fs::create_dir_all(&job_dir).unwrap();
     std::fs::write(job_dir.join("spec.json"), spec_json).unwrap();
     std::fs::write(job_dir.join("token"), &token).unwrap();
+    // TLS (on by default on Kubernetes): the job master's certificate from the Secret; the
+    // agents trust the Secret's CA and check the name of the job master's Service.
+    let data = &secret["stringData"];
+    for key in ["ca.crt", "tls.crt", "tls.key"] {
+        let pem = data[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {key} in the Secret"));
+        std::fs::write(job_dir.join(key), pem).unwrap();
+    }
+    let ca = data["ca.crt"].as_str().unwrap().to_string();
+    let namespace = root["metadata"]["namespace"].as_str().unwrap().to_string();
     let pkg = home.join("package.tar.gz");
     let mut c = t2(home);
     c.args(["package", "examples/shell", "--out"])
@@ -95,6 +108,8 @@ fn pod_agents_get_worker_ids_from_ordinal_and_container_and_complete_the_job() {
                 .env("T2_WORKERS_PER_POD", "2")
                 .env("T2_JOB_MASTER", &addr)
                 .env("T2_JOB_TOKEN", &token)
+                .env("T2_JOB_CA", &ca)
+                .env("T2_NAMESPACE", &namespace)
                 .env("T2_PACKAGE_SHA256", &sha)
                 .env("T2_POD_IP", "127.0.0.1")
                 .env("T2_NODE_IP", "127.0.0.1")

@@ -80,6 +80,7 @@ fn fetch_spec(url: String, dest: &Path, sha256: &str, deadline: Duration) -> Fet
         sha256: sha256.to_string(),
         deadline,
         max_bytes: 1 << 30,
+        tls: None,
     }
 }
 

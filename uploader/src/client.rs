@@ -47,13 +47,25 @@ pub enum Deleted {
 pub struct UploaderClient {
     base: BaseUrl,
     token: Option<String>,
+    /// For an `https://` uploader: the CA certificates trusted.
+    tls: Option<http::HttpTls>,
 }
 
 impl UploaderClient {
     /// A client for the uploader at `url` (`http://host:port`), with the token for writes.
     pub fn new(url: &str, token: Option<String>) -> Result<Self, UploaderError> {
         let base = BaseUrl::parse(url).map_err(UploaderError::Config)?;
-        Ok(Self { base, token })
+        Ok(Self {
+            base,
+            token,
+            tls: None,
+        })
+    }
+
+    /// Trusts `tls` (and only it) for an `https://` uploader.
+    pub fn with_tls(mut self, tls: Option<http::HttpTls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// The URL of package `sha256`.
@@ -80,7 +92,9 @@ impl UploaderClient {
             .request(method, url)
             .body(body)
             .map_err(|e| format!("cannot build the request: {e}"))?;
-        let resp = http::send(url, req, timeout).await.map_err(|e| e.cause)?;
+        let resp = http::send_with(self.tls.as_ref(), url, req, timeout)
+            .await
+            .map_err(|e| e.cause)?;
         let status = resp.status();
         let mut body = resp.into_body();
         let line = if method == "HEAD" {
@@ -167,7 +181,7 @@ impl UploaderClient {
                     UploaderError::Client(format!("cannot build the upload to {url}: {e}"))
                 })?;
             let started = Instant::now();
-            let outcome = match http::send(&put_url, req, timeout).await {
+            let outcome = match http::send_with(self.tls.as_ref(), &put_url, req, timeout).await {
                 Ok(resp) => {
                     let status = resp.status();
                     let mut body = resp.into_body();

@@ -33,4 +33,5 @@ pub mod range;
 pub mod server;
 pub mod store;
 pub mod sweep;
+pub mod tls;
 pub mod upload;

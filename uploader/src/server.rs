@@ -2,7 +2,7 @@
 //! [`run`] takes a bound listener and a shutdown future, so tests and `t2 uploader` start the
 //! same server.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +40,9 @@ pub struct UploaderConfig {
     pub ttl: Duration,
     /// How often the TTL sweep runs.
     pub sweep_interval: Duration,
+    /// Serve HTTPS with this configuration (`t2 uploader --tls-cert --tls-key`); `None`
+    /// serves plain HTTP.
+    pub tls: Option<Arc<t2_core::tls::rustls::ServerConfig>>,
 }
 
 /// The server's shared state.
@@ -74,16 +77,35 @@ pub async fn run(
     info!(dir = %config.dir.display(), packages = totals.count, bytes = totals.bytes, "uploader serving");
     let sweeper = tokio::spawn(sweep::run(app.clone(), config.ttl, config.sweep_interval));
     let shutdown = shutdown.shared();
-    let server = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown.clone());
-    let result = tokio::select! {
+    let result = match config.tls.clone() {
+        Some(tls) => {
+            let listener = crate::tls::TlsListener::new(listener, tls);
+            let server =
+                axum::serve(listener, router(app)).with_graceful_shutdown(shutdown.clone());
+            until_shutdown(server.into_future(), shutdown).await
+        }
+        None => {
+            let server =
+                axum::serve(listener, router(app)).with_graceful_shutdown(shutdown.clone());
+            until_shutdown(server.into_future(), shutdown).await
+        }
+    };
+    sweeper.abort();
+    result
+}
+
+/// Runs `server`; once `shutdown` completes, lets it finish requests for [`SHUTDOWN_GRACE`].
+async fn until_shutdown(
+    server: impl Future<Output = std::io::Result<()>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), UploaderError> {
+    tokio::select! {
         r = server => r.map_err(UploaderError::io("the uploader stopped serving")),
         _ = async { shutdown.await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
             warn!("requests still running {SHUTDOWN_GRACE:?} after shutdown; stopping anyway");
             Ok(())
         }
-    };
-    sweeper.abort();
-    result
+    }
 }
 
 /// The routes.

@@ -231,6 +231,7 @@ impl Merged {
             dashboard: self.read("dashboard", fields::dashboard_url)?,
             dashboard_token: self.read("dashboard_token", fields::token)?,
             mpi: self.mpi()?,
+            tls: self.read("tls", fields::boolean)?,
         })
     }
 

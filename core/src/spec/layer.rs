@@ -27,6 +27,7 @@ pub(super) const PLAIN_KEYS: &[&str] = &[
     "fault_tolerant",
     "dashboard",
     "dashboard_token",
+    "tls",
 ];
 
 /// Top-level keys whose value is a map of the user's own keys (`env`, `config`) or of a
@@ -352,7 +353,7 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["resources", "cpu"] => fields::cores(v).map(drop),
         ["resources", "memory_mb"] => fields::whole(v, 1, u64::MAX).map(drop),
         ["resources", "disk_mb"] => fields::whole(v, 0, u64::MAX).map(drop),
-        ["fault_tolerant"] => fields::boolean(v).map(drop),
+        ["fault_tolerant" | "tls"] => fields::boolean(v).map(drop),
         ["dashboard"] => fields::dashboard_url(v).map(drop),
         ["dashboard_token"] => fields::token(v).map(drop),
         ["zookeeper", "addresses"] => zookeeper::addresses(v).map(drop),

@@ -1032,3 +1032,17 @@ fn bad_mpi_values_are_one_line_each() {
     let e = err(&format!("{JOB}mpi: {{mpirun_args: [[a]]}}\n"), &[]);
     assert!(e.to_string().contains("item 1 is a list"), "{e}");
 }
+
+#[test]
+fn tls_is_off_locally_and_on_for_kubernetes_by_default_and_a_job_may_choose() {
+    let local = load_job_spec("local", None, Some(&job(JOB)), &[]).expect("loads");
+    assert!(!local.tls);
+    let kube = load_job_spec("kubernetes", None, Some(&job(JOB)), &[]).expect("loads");
+    assert!(kube.tls, "on for kubernetes without any conf folder");
+    let off = load_job_spec("kubernetes", None, Some(&job(JOB)), &["tls=false".into()]);
+    assert!(!off.expect("loads").tls);
+    let on = load_job_spec("local", None, Some(&job(&format!("{JOB}tls: true\n"))), &[]);
+    assert!(on.expect("loads").tls);
+    let bad = load_job_spec("local", None, Some(&job(JOB)), &["tls=yes please".into()]);
+    assert!(bad.unwrap_err().to_string().contains("tls"));
+}

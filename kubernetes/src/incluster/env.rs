@@ -67,6 +67,48 @@ pub fn job_spec() -> Result<JobSpec, String> {
         .map_err(|e| format!("the job spec {} does not parse: {e}", path.display()))
 }
 
+/// How a container of the job dials its job master: with `tls`, TLS trusting only the job's
+/// CA (`T2_JOB_CA`, from the job's Secret) and checking the certificate against the job
+/// master Service's name (`<id>-jm.<namespace>.svc`), whatever address that resolves to.
+pub fn jobmaster_dialer(tls: bool) -> Result<t2_worker::agent::dial::Dialer, String> {
+    use crate::manifests::pod::env as names;
+    if !tls {
+        return Ok(t2_worker::agent::dial::Dialer::plain());
+    }
+    let ca = required(names::JOB_CA)?;
+    let name =
+        crate::manifests::jobmaster_dns(&required(names::JOB_ID)?, &required(names::NAMESPACE)?);
+    t2_worker::agent::dial::Dialer::tls(&ca, &format!("${} from the job's Secret", names::JOB_CA))
+        .map(|d| d.with_server_name(&name))
+        .map_err(|e| e.to_string())
+}
+
+/// The in-pod job master's TLS: its certificate and key (and the CA, to call itself) from
+/// `T2_TLS_DIR` (the token Secret's mount, `/etc/t2/tls`).
+pub struct JobMasterTls {
+    /// The server configuration.
+    pub server: std::sync::Arc<t2_core::tls::rustls::ServerConfig>,
+    /// A dialer trusting the job's CA, for the job master's calls to itself on loopback.
+    pub loopback: t2_worker::agent::dial::Dialer,
+}
+
+/// Reads [`JobMasterTls`]; its loopback dialer checks the certificate against `name` (the
+/// job master Service's, which the certificate holds whatever address the pod listens on).
+pub fn jobmaster_tls(name: &str) -> Result<JobMasterTls, String> {
+    use crate::manifests::pod::{env as names, TLS_DIR};
+    use t2_core::tls::{read_pem, server_config, ALPN_H2, CA_FILE, CERT_FILE, KEY_FILE};
+    let dir = PathBuf::from(std::env::var(names::TLS_DIR).unwrap_or_else(|_| TLS_DIR.into()));
+    let read = |f: &str| read_pem(&dir.join(f)).map_err(|e| e.to_string());
+    let (cert, key, ca) = (read(CERT_FILE)?, read(KEY_FILE)?, read(CA_FILE)?);
+    let shown = dir.join(CERT_FILE).display().to_string();
+    let server = server_config(&cert, &key, &[ALPN_H2], &shown).map_err(|e| e.to_string())?;
+    let loopback =
+        t2_worker::agent::dial::Dialer::tls(&ca, &dir.join(CA_FILE).display().to_string())
+            .map_err(|e| e.to_string())?
+            .with_server_name(name);
+    Ok(JobMasterTls { server, loopback })
+}
+
 /// The ordinal of StatefulSet pod `pod` (`<name>-<ordinal>`).
 pub fn ordinal(pod: &str) -> Result<u32, String> {
     pod.rsplit_once('-')

@@ -29,6 +29,7 @@ pub enum FetchFailure {
 
 /// Fetches the package from the job master at `endpoint` into `dest`, within `deadline`.
 pub async fn fetch_from_jobmaster(
+    dialer: &t2_worker::agent::dial::Dialer,
     endpoint: &str,
     token: &str,
     sha256: &str,
@@ -36,31 +37,36 @@ pub async fn fetch_from_jobmaster(
     dest: &Path,
     deadline: Duration,
 ) -> Result<(), FetchFailure> {
-    tokio::time::timeout(deadline, fetch_inner(endpoint, token, sha256, bytes, dest))
-        .await
-        .unwrap_or_else(|_| {
-            Err(FetchFailure::NotYet(format!(
-                "fetching the package from the job master took longer than {}",
-                t2_core::duration::format_duration(deadline)
-            )))
-        })
+    tokio::time::timeout(
+        deadline,
+        fetch_inner(dialer, endpoint, token, sha256, bytes, dest),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(FetchFailure::NotYet(format!(
+            "fetching the package from the job master took longer than {}",
+            t2_core::duration::format_duration(deadline)
+        )))
+    })
 }
 
 async fn fetch_inner(
+    dialer: &t2_worker::agent::dial::Dialer,
     endpoint: &str,
     token: &str,
     sha256: &str,
     bytes: u64,
     dest: &Path,
 ) -> Result<(), FetchFailure> {
-    let channel = Endpoint::from_shared(endpoint.to_string())
+    let endpoint_cfg = Endpoint::from_shared(endpoint.to_string())
         .map_err(|e| FetchFailure::Fatal(format!("bad job master address {endpoint}: {e}")))?
-        .connect_timeout(CONNECT_DEADLINE)
-        .connect()
-        .await
-        .map_err(|e| {
-            FetchFailure::NotYet(format!("cannot reach the job master at {endpoint}: {e}"))
-        })?;
+        .connect_timeout(CONNECT_DEADLINE);
+    let channel = dialer.channel(endpoint_cfg).await.map_err(|e| match e {
+        t2_worker::agent::dial::DialError::Final(why) => FetchFailure::Fatal(why),
+        t2_worker::agent::dial::DialError::NotYet(why) => {
+            FetchFailure::NotYet(format!("cannot reach the job master at {endpoint}: {why}"))
+        }
+    })?;
     let mut client = PackageSourceClient::new(channel).max_decoding_message_size(4 << 20);
     let mut stream = client
         .fetch(FetchPackageParams {

@@ -37,6 +37,7 @@ pub async fn run_init() -> Result<String, String> {
             sha256: sha256.clone(),
             deadline: timeout,
             max_bytes: bytes.max(1),
+            tls: None,
         };
         t2_worker::agent::fetch::fetch(&spec)
             .await
@@ -48,6 +49,8 @@ pub async fn run_init() -> Result<String, String> {
     let jobmaster = env::required(names::JOB_MASTER)
         .ok()
         .zip(env::required(names::JOB_TOKEN).ok());
+    // A job with TLS gives its pods the job's CA; the job master is dialled trusting it only.
+    let dialer = env::jobmaster_dialer(std::env::var_os(names::JOB_CA).is_some())?;
     let mut ask_at = Instant::now() + ASK_JOBMASTER;
     let mut last_answer = String::new();
     loop {
@@ -63,7 +66,7 @@ pub async fn run_init() -> Result<String, String> {
         }
         if let Some((url, token)) = jobmaster.as_ref().filter(|_| Instant::now() >= ask_at) {
             let left = deadline.saturating_duration_since(Instant::now());
-            match fetch_from_jobmaster(url, token, &sha256, bytes, &dest, left).await {
+            match fetch_from_jobmaster(&dialer, url, token, &sha256, bytes, &dest, left).await {
                 Ok(()) => return Ok(format!("package {sha256} fetched from the job master")),
                 Err(FetchFailure::Fatal(why)) => return Err(why),
                 Err(FetchFailure::NotYet(why)) => last_answer = why,

@@ -38,12 +38,17 @@ const SCALE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The job master's own gRPC address as seen from its pod: loopback when it listens on every
 /// address, else the address it listens on.
 pub fn loopback_endpoint(local: std::net::SocketAddr) -> String {
+    loopback_endpoint_with(local, "http")
+}
+
+/// [`loopback_endpoint`] with `scheme` (`https` with TLS).
+pub fn loopback_endpoint_with(local: std::net::SocketAddr, scheme: &str) -> String {
     let ip = match local.ip() {
         std::net::IpAddr::V4(a) if a.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
         std::net::IpAddr::V6(a) if a.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
         ip => ip,
     };
-    format!("http://{}", std::net::SocketAddr::new(ip, local.port()))
+    format!("{scheme}://{}", std::net::SocketAddr::new(ip, local.port()))
 }
 
 /// The package's sha256 and size when the job's root says it is delivered directly.
@@ -85,8 +90,19 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
         .local_addr()
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let port = local.port();
-    let address = format!("http://{id}-jm.{namespace}.svc:{port}");
-    let loopback = loopback_endpoint(local);
+    let tls = if spec.tls {
+        Some(env::jobmaster_tls(&crate::manifests::jobmaster_dns(
+            &id, &namespace,
+        ))?)
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let address = format!(
+        "{scheme}://{}:{port}",
+        crate::manifests::jobmaster_dns(&id, &namespace)
+    );
+    let loopback = loopback_endpoint_with(local, scheme);
     let store: Arc<dyn JobStateStore> = if spec.fault_tolerant {
         let zk = &spec.zookeeper;
         let session =
@@ -122,6 +138,8 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
         cfg.package = Some(env::package_path());
         cfg.package_expected = Some(expected);
     }
+    cfg.tls = tls.as_ref().map(|t| t.server.clone());
+    let loopback_dialer = tls.map(|t| t.loopback).unwrap_or_default();
     if let Some(d) = cfg.dashboard.as_mut() {
         d.cluster = "kubernetes".into();
         d.namespace = namespace.clone();
@@ -131,6 +149,7 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
         info!(%address, "job master serving");
         let scaler = tokio::spawn(
             Scaler::new(kube, &id, &loopback, &token)
+                .with_dialer(loopback_dialer)
                 .run()
                 .in_current_span(),
         );

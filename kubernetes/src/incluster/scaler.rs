@@ -36,6 +36,8 @@ pub struct Scaler {
     id: String,
     endpoint: String,
     token: String,
+    /// How the job master is dialled (TLS for a job with `tls: true`).
+    dialer: t2_worker::agent::dial::Dialer,
     /// The answer to the latest request carried out, kept until it is written (a failed
     /// write is retried with it, never by scaling again).
     last: Option<ScaleAnswer>,
@@ -50,8 +52,15 @@ impl Scaler {
             id: id.into(),
             endpoint: endpoint.into(),
             token: token.into(),
+            dialer: t2_worker::agent::dial::Dialer::plain(),
             last: None,
         }
+    }
+
+    /// Dials the job master with `dialer` (a job with TLS).
+    pub fn with_dialer(mut self, dialer: t2_worker::agent::dial::Dialer) -> Self {
+        self.dialer = dialer;
+        self
     }
 
     /// Runs until the job's root is deleted.
@@ -122,11 +131,13 @@ impl Scaler {
     }
 
     async fn call_scale(&self, workers: u32) -> Result<u32, String> {
-        let channel = Endpoint::from_shared(self.endpoint.clone())
+        let endpoint = Endpoint::from_shared(self.endpoint.clone())
             .map_err(|e| format!("bad job master address {}: {e}", self.endpoint))?
             .connect_timeout(CONNECT_DEADLINE)
-            .timeout(RPC_DEADLINE)
-            .connect()
+            .timeout(RPC_DEADLINE);
+        let channel = self
+            .dialer
+            .channel(endpoint)
             .await
             .map_err(|e| format!("cannot reach the job master at {}: {e}", self.endpoint))?;
         let reply = JobMasterClient::new(channel)

@@ -11,7 +11,9 @@ use t2_core::duration::format_duration;
 use t2_core::spec::JobSpec;
 
 use super::placement::container_security;
-use super::pod::{cpu, env, field, mib, quantities, secret_key, var, INIT_CONTAINER, JM_CONTAINER};
+use super::pod::{
+    cpu, env, field, mib, quantities, secret_key, var, INIT_CONTAINER, JM_CONTAINER, TLS_DIR,
+};
 use super::services::GRPC_PORT_NAME;
 use super::token::TOKEN_KEY;
 use super::JobInfo;
@@ -34,6 +36,18 @@ fn base(name: &str, s: &Settings, role: &str) -> Container {
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Container::default()
     }
+}
+
+/// The job's CA certificate from its Secret, for containers that dial the job master (none
+/// without TLS).
+fn ca_env(job: &JobInfo) -> Option<EnvVar> {
+    job.tls.as_ref().map(|_| {
+        secret_key(
+            env::JOB_CA,
+            &job.names().token_secret(),
+            t2_core::tls::CA_FILE,
+        )
+    })
 }
 
 /// Env vars every container of the job has.
@@ -64,6 +78,7 @@ pub fn init_container(job: &JobInfo, s: &Settings, work: &VolumeMount) -> Contai
                 &job.names().token_secret(),
                 TOKEN_KEY,
             ));
+            e.extend(ca_env(job));
         }
     }
     Container {
@@ -99,6 +114,7 @@ pub fn worker_container(
         secret_key(env::JOB_TOKEN, &job.names().token_secret(), TOKEN_KEY),
         var(env::PACKAGE_SHA256, &job.package_sha256),
     ]);
+    e.extend(ca_env(job));
     e.extend(extra_env.iter().cloned());
     let env_from: Vec<EnvFromSource> = s
         .secrets
@@ -157,6 +173,9 @@ pub fn jobmaster_container(job: &JobInfo, s: &Settings, mounts: &[VolumeMount]) 
         &job.names().token_secret(),
         TOKEN_KEY,
     ));
+    if job.tls.is_some() {
+        e.push(var(env::TLS_DIR, TLS_DIR));
+    }
     Container {
         env: Some(e),
         ports: Some(vec![ContainerPort {

@@ -10,7 +10,7 @@ use t2_core::spec::JobSpec;
 use super::containers::jobmaster_container;
 use super::labels::{owned_meta, pod_labels, selector, ROLE_JOBMASTER};
 use super::placement;
-use super::volumes::{job_volume, work_volume};
+use super::volumes::{job_volume, tls_volume, work_volume};
 use super::workers::pull_secrets;
 use super::JobInfo;
 use crate::settings::Settings;
@@ -22,6 +22,7 @@ pub fn jobmaster_statefulset(job: &JobInfo, _spec: &JobSpec, s: &Settings) -> St
         // Direct delivery: the job master keeps a copy of the package for pods made later.
         pairs.push(work_volume());
     }
+    pairs.extend(tls_volume(job));
     let (volumes, mounts): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
     let pod = PodSpec {
         containers: vec![jobmaster_container(job, s, &mounts)],

@@ -60,6 +60,9 @@ pub struct JobInfo {
     pub submitted_at: String,
     /// The root ConfigMap's uid ([`DRY_RUN_UID`] until it exists).
     pub root_uid: String,
+    /// The job's TLS certificate (a job with `tls: true`), made at submit for the names of
+    /// [`JobInfo::jobmaster_names`]; it goes into the token Secret.
+    pub tls: Option<t2_core::tls::JobCerts>,
 }
 
 impl JobInfo {
@@ -68,15 +71,37 @@ impl JobInfo {
         JobNames::new(&self.id)
     }
 
-    /// The job master's address as workers use it.
+    /// The job master's address as workers use it (`https` with TLS).
     pub fn jobmaster_url(&self, settings: &Settings) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!(
-            "http://{}.{}.svc:{}",
-            self.names().jobmaster_service(),
-            self.namespace,
+            "{scheme}://{}:{}",
+            jobmaster_dns(&self.id, &self.namespace),
             settings.port
         )
     }
+
+    /// Every name the job master's certificate must be valid for: its Service's DNS names
+    /// (short, with the namespace, `.svc`, `.svc.cluster.local`) and loopback, where the job
+    /// master calls its own `Scale` RPC.
+    pub fn jobmaster_names(&self) -> Vec<String> {
+        let svc = self.names().jobmaster_service();
+        let ns = &self.namespace;
+        vec![
+            svc.clone(),
+            format!("{svc}.{ns}"),
+            format!("{svc}.{ns}.svc"),
+            format!("{svc}.{ns}.svc.cluster.local"),
+            "localhost".into(),
+            "127.0.0.1".into(),
+        ]
+    }
+}
+
+/// The DNS name workers dial the job master of job `id` in `namespace` by, and check its
+/// certificate against: `<id>-jm.<namespace>.svc`.
+pub fn jobmaster_dns(id: &str, namespace: &str) -> String {
+    format!("{}.{namespace}.svc", JobNames::new(id).jobmaster_service())
 }
 
 /// One object of a job.

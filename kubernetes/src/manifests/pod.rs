@@ -16,6 +16,8 @@ pub const JOB_CONFIG_DIR: &str = "/etc/t2/job";
 pub const MEMORY_DIR: &str = "/t2/memory";
 /// The volatile disk volume.
 pub const VOLATILE_DIR: &str = "/t2/volatile";
+/// Where the job master's certificate and key are mounted (jobs with TLS).
+pub const TLS_DIR: &str = "/etc/t2/tls";
 /// The uid the image runs as (docker/Dockerfile).
 pub const RUN_AS: i64 = 10001;
 /// The name of the init container.
@@ -45,6 +47,10 @@ pub mod env {
     pub const JOB_MASTER: &str = "T2_JOB_MASTER";
     /// The job token (from the job's Secret).
     pub const JOB_TOKEN: &str = "T2_JOB_TOKEN";
+    /// The job's CA certificate, PEM (from the job's Secret; jobs with TLS).
+    pub const JOB_CA: &str = "T2_JOB_CA";
+    /// Where the job master finds its certificate, key and CA (jobs with TLS).
+    pub const TLS_DIR: &str = "T2_TLS_DIR";
     /// The package's sha256.
     pub const PACKAGE_SHA256: &str = "T2_PACKAGE_SHA256";
     /// The package's size in bytes.

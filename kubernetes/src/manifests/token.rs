@@ -1,6 +1,8 @@
 //! The job token Secret `<id>-token`: workers present the token to the job master, which
 //! accepts no one else (DESIGN §8). Pods read it through `secretKeyRef`, so they need no API
-//! access to Secrets.
+//! access to Secrets. With TLS it also holds the job's certificate: the CA (`ca.crt`, which
+//! workers trust, through `secretKeyRef`) and the job master's certificate and key
+//! (`tls.crt`, `tls.key`, mounted into the job master's pod only).
 
 use std::collections::BTreeMap;
 
@@ -14,11 +16,18 @@ pub const TOKEN_KEY: &str = "token";
 
 /// The token Secret (immutable).
 pub fn token_secret(job: &JobInfo) -> Secret {
+    let mut data = BTreeMap::from([(TOKEN_KEY.to_string(), job.token.clone())]);
+    if let Some(tls) = &job.tls {
+        use t2_core::tls::{CA_FILE, CERT_FILE, KEY_FILE};
+        data.insert(CA_FILE.into(), tls.ca_pem.clone());
+        data.insert(CERT_FILE.into(), tls.cert_pem.clone());
+        data.insert(KEY_FILE.into(), tls.key_pem.clone());
+    }
     Secret {
         metadata: owned_meta(job, job.names().token_secret(), "token"),
         immutable: Some(true),
         type_: Some("Opaque".into()),
-        string_data: Some(BTreeMap::from([(TOKEN_KEY.to_string(), job.token.clone())])),
+        string_data: Some(data),
         ..Secret::default()
     }
 }

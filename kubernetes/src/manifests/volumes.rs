@@ -85,6 +85,33 @@ pub fn job_volume(job: &JobInfo) -> (Volume, VolumeMount) {
     (v, mount(JOB, JOB_CONFIG_DIR, true))
 }
 
+/// The job master's certificate volume.
+pub const TLS: &str = "tls";
+
+/// The job master's certificate, key and CA from the token Secret (jobs with TLS), mounted
+/// read-only at [`TLS_DIR`](super::pod::TLS_DIR), readable by the pod's group only; the
+/// token itself stays out of it.
+pub fn tls_volume(job: &JobInfo) -> Option<(Volume, VolumeMount)> {
+    use t2_core::tls::{CA_FILE, CERT_FILE, KEY_FILE};
+    job.tls.as_ref()?;
+    let item = |key: &str| KeyToPath {
+        key: key.into(),
+        path: key.into(),
+        mode: None,
+    };
+    let v = Volume {
+        name: TLS.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(job.names().token_secret()),
+            items: Some(vec![item(CA_FILE), item(CERT_FILE), item(KEY_FILE)]),
+            default_mode: Some(0o440),
+            optional: None,
+        }),
+        ..Volume::default()
+    };
+    Some((v, mount(TLS, super::pod::TLS_DIR, true)))
+}
+
 /// The volume of an MPI job's SSH-key Secret, and where agents find it.
 const MPI_SSH: &str = "mpi-ssh";
 /// Where the SSH-key Secret of an MPI job is mounted.

@@ -39,15 +39,30 @@ pub fn info(id: &str, package_url: Option<String>) -> JobInfo {
         package_url,
         submitted_at: "2025-01-02T03:04:05Z".into(),
         root_uid: DRY_RUN_UID.into(),
+        tls: None,
+    }
+}
+
+/// Fixed stand-ins for a job's certificate (the objects only carry them), so that golden
+/// files stay the same on every run.
+pub fn fixed_certs() -> t2_core::tls::JobCerts {
+    let pem =
+        |kind: &str, body: &str| format!("-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n");
+    t2_core::tls::JobCerts {
+        ca_pem: pem("CERTIFICATE", "dGVzdCBDQQ=="),
+        cert_pem: pem("CERTIFICATE", "dGVzdCBqb2IgbWFzdGVy"),
+        key_pem: pem("PRIVATE KEY", "dGVzdCBrZXk="),
     }
 }
 
 fn job(name: &'static str, id: &str, url: Option<String>, yaml: &str) -> TestJob {
     let spec = spec(yaml, &[]);
     let settings = read_settings(&spec).expect("settings");
+    let mut info = info(id, url);
+    info.tls = spec.tls.then(fixed_certs);
     TestJob {
         name,
-        info: info(id, url),
+        info,
         spec,
         settings,
     }
@@ -138,6 +153,7 @@ kubernetes.racks.list:
 - blue-rack: ['10.0.0.1', '10.0.0.2']
 - green-rack: ['10.0.1.1', '10.0.1.2']
 rack.labey.key: example.com/rack
+tls: false
 kubernetes:
   pack: racks
 "#,

@@ -84,6 +84,10 @@ pub struct LocalSubmit {
     /// The uploader's token (for uploads and deletes).
     #[arg(long, env = "T2_UPLOADER_TOKEN", hide_env_values = true)]
     pub uploader_token: Option<String>,
+    /// For an https:// uploader: the CA certificate (PEM) that signed its certificate; t2
+    /// and the agents trust only it.
+    #[arg(long, env = "T2_UPLOADER_CA", value_name = "FILE")]
+    pub uploader_ca: Option<PathBuf>,
     /// Kubernetes flags, accepted only to say that they are for Kubernetes jobs.
     #[command(flatten)]
     pub refused: RefusedKubeFlags,
@@ -153,6 +157,8 @@ pub struct SubmitArgs {
     pub uploader: Option<String>,
     /// `--uploader-token`.
     pub uploader_token: Option<String>,
+    /// `--uploader-ca` (local).
+    pub uploader_ca: Option<PathBuf>,
     /// `--dashboard`.
     pub dashboard: Option<String>,
     /// `--dashboard-token`.
@@ -166,7 +172,7 @@ pub struct SubmitArgs {
 impl SubmitTarget {
     /// One submit's arguments.
     pub fn into_args(self) -> SubmitArgs {
-        let (cluster, job, uploader, uploader_token, kube, program_args) = match self {
+        let (cluster, job, uploader, uploader_token, uploader_ca, kube, program_args) = match self {
             Self::Local(l) => {
                 let r = l.refused;
                 let kube = KubeSubmitArgs {
@@ -183,6 +189,7 @@ impl SubmitTarget {
                     l.job,
                     l.uploader,
                     l.uploader_token,
+                    l.uploader_ca,
                     kube,
                     l.program_args,
                 )
@@ -192,6 +199,7 @@ impl SubmitTarget {
                 k.job,
                 None,
                 k.uploader_token,
+                None,
                 k.kube,
                 k.program_args,
             ),
@@ -207,6 +215,7 @@ impl SubmitTarget {
             conf_dir: job.conf_dir,
             uploader,
             uploader_token,
+            uploader_ca,
             dashboard: job.dashboard,
             dashboard_token: job.dashboard_token,
             kube,

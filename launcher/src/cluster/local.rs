@@ -31,12 +31,17 @@ impl Cluster for LocalCluster {
                 "{flag} is for kubernetes jobs (t2 submit kubernetes …); a local job runs on this machine"
             )));
         }
-        uploader::job::check(args.uploader.as_deref(), args.uploader_token.as_deref())?;
+        uploader::job::check(
+            args.uploader.as_deref(),
+            args.uploader_token.as_deref(),
+            args.uploader_ca.as_deref(),
+        )?;
         let prepared = prepare::prepare(&args, &self.home, "local")?;
         if let Err(e) = uploader::job::configure(
             &prepared.dir,
             args.uploader.as_deref(),
             args.uploader_token.as_deref(),
+            args.uploader_ca.as_deref(),
         ) {
             let _ = std::fs::remove_dir_all(prepared.dir.root());
             return Err(e);

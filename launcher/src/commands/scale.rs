@@ -54,8 +54,10 @@ pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
         }
     };
     let token = crate::jobfiles::read_token(&dir)?;
+    let spec = crate::jobfiles::read_spec(&dir)?;
+    let dialer = crate::jobfiles::dialer(&dir, &spec)?;
     let answer = crate::runtime()?
-        .block_on(ask(job, &addr, token, workers))
+        .block_on(ask(&dialer, job, &addr, token, workers))
         .map_err(LauncherError::Failed)?;
     let noun = if answer.num_workers == 1 {
         "worker"
@@ -72,6 +74,7 @@ pub fn run(home: &Path, job: &str, workers: u32) -> Result<(), LauncherError> {
 
 /// Calls `Scale` on the job master of `job` at `addr`; the error is one line.
 async fn ask(
+    dialer: &t2_worker::agent::dial::Dialer,
     job: &str,
     addr: &str,
     token: String,
@@ -81,7 +84,7 @@ async fn ask(
         .map_err(|e| format!("job {job}: bad job master address '{addr}' in job.json: {e}"))?
         .connect_timeout(CONNECT_DEADLINE)
         .timeout(SCALE_DEADLINE);
-    let channel = endpoint.connect().await.map_err(|e| {
+    let channel = dialer.channel(endpoint).await.map_err(|e| {
         format!("job {job}: cannot reach its job master at {addr}: {e}; see 't2 status {job}'")
     })?;
     let params = ScaleParams {

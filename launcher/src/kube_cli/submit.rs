@@ -102,6 +102,7 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
         package_url: None,
         submitted_at: record.submitted_at.clone(),
         root_uid: DRY_RUN_UID.into(),
+        tls: None,
     };
     if args.kube.dry_run {
         // The namespace as a submit would use it; no cluster is contacted.
@@ -113,6 +114,7 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
                 .unwrap_or_else(|_| "default".into()),
         };
         t2_kubernetes::client::check_namespace(&info.namespace).map_err(err)?;
+        info.tls = job_certs(&info, &spec)?;
         let objects = build_objects(&info, &spec, &settings);
         match args.kube.output.unwrap_or_default() {
             ObjectFormat::Yaml => crate::stdout::out!("{}", to_yaml(&objects)),
@@ -129,6 +131,7 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
         .block_on(client::connect(&flags.options()))
         .map_err(err)?;
     info.namespace = kube.namespace.clone();
+    info.tls = job_certs(&info, &spec)?;
     let id = info.id.clone();
     let plan = SubmitPlan {
         info,
@@ -160,4 +163,18 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
             }
         }
     })
+}
+
+/// The job's certificate (a job with `tls: true`), for the job master Service's names in the
+/// job's namespace.
+fn job_certs(
+    info: &JobInfo,
+    spec: &t2_core::spec::JobSpec,
+) -> Result<Option<t2_core::tls::JobCerts>, LauncherError> {
+    if !spec.tls {
+        return Ok(None);
+    }
+    t2_core::tls::mint(&info.id, &info.jobmaster_names())
+        .map(Some)
+        .map_err(|e| LauncherError::Failed(e.to_string()))
 }

@@ -83,6 +83,7 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     let mut record = dir.read_record()?;
     let spec = crate::jobfiles::read_spec(&dir)?;
     let token = crate::jobfiles::read_token(&dir)?;
+    let dialer = crate::jobfiles::dialer(&dir, &spec)?;
     record.supervisor_pid = Some(std::process::id());
     record.supervisor_mark = super::identity::mark_of(std::process::id());
     dir.write_record(&record)?;
@@ -96,6 +97,7 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     let upload = crate::uploader::job::start(&dir, &mut record, foreground).await?;
 
     let mut sup = Supervisor::new(dir, record, spec, token, foreground)?;
+    sup.dialer = dialer;
     let outcome = sup.run().await;
     // The job is over: its package goes first (a `t2 kill` allows the supervisor little time).
     if let Some(upload) = upload {
@@ -133,6 +135,8 @@ struct Supervisor {
     record: JobRecord,
     spec: JobSpec,
     token: String,
+    /// How the job master is dialled (TLS for a job with `tls: true`).
+    dialer: t2_worker::agent::dial::Dialer,
     term: Terminal,
     bar: Option<ProgressBar>,
     slots: BTreeMap<u32, Slot>,
@@ -189,6 +193,7 @@ impl Supervisor {
             record,
             spec,
             token,
+            dialer: t2_worker::agent::dial::Dialer::plain(),
             bar,
             slots,
             jm_pid: None,
@@ -368,7 +373,9 @@ impl Supervisor {
     }
 
     async fn start_watch(&mut self) -> Result<(), LauncherError> {
-        let client = JobMasterClient::connect(self.jm_addr.clone())
+        let channel = self
+            .dialer
+            .channel(jm_endpoint(&self.jm_addr)?)
             .await
             .map_err(|e| {
                 LauncherError::Failed(format!(
@@ -376,6 +383,7 @@ impl Supervisor {
                     self.jm_addr
                 ))
             })?;
+        let client = JobMasterClient::new(channel);
         // A status lists every worker: its size grows with the job (and with a scale-up).
         let mut client = client
             .max_decoding_message_size(t2_proto::limits::status_bytes(t2_core::spec::MAX_WORKERS));
@@ -750,7 +758,8 @@ impl Supervisor {
             return;
         }
         let kill = async {
-            let mut client = JobMasterClient::connect(self.jm_addr.clone()).await.ok()?;
+            let endpoint = jm_endpoint(&self.jm_addr).ok()?;
+            let mut client = JobMasterClient::new(self.dialer.channel(endpoint).await.ok()?);
             client
                 .kill(KillParams {
                     token: self.token.clone(),
@@ -913,4 +922,11 @@ pub fn worker_state_name(s: WorkerState) -> &'static str {
         WorkerState::Killed => "KILLED",
         WorkerState::FullyFailed => "FULLY_FAILED",
     }
+}
+
+/// The job master's endpoint at `addr` (as it printed it).
+fn jm_endpoint(addr: &str) -> Result<tonic::transport::Endpoint, LauncherError> {
+    tonic::transport::Endpoint::from_shared(addr.to_string())
+        .map(|e| e.connect_timeout(Duration::from_secs(5)).tcp_nodelay(true))
+        .map_err(|e| LauncherError::Failed(format!("bad job master address '{addr}': {e}")))
 }

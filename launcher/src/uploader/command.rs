@@ -1,5 +1,6 @@
 //! `t2 uploader`: runs the package uploader until SIGTERM or Ctrl-C; prints
-//! `T2_UPLOADER_ADDR=http://host:port` as its first line on stdout.
+//! `T2_UPLOADER_ADDR=http://host:port` (`https://` with `--tls-cert`/`--tls-key`) as its
+//! first line on stdout.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,6 +49,12 @@ pub struct UploaderArgs {
     /// How often to look for such packages.
     #[arg(long, default_value = "10m")]
     pub sweep_interval: String,
+    /// Serve HTTPS with this certificate (PEM, with its chain); needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// Stop when this process is gone (set by the local cluster for its own uploader).
     #[arg(long, hide = true)]
     pub parent_pid: Option<u32>,
@@ -64,6 +71,8 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
         None => t2_core::jobdir::t2_home()?.join("uploader"),
     };
     // Flags and the address first: a --listen that cannot be used leaves no --dir behind.
+    let (tls, scheme) =
+        crate::roles::https_flags(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
     let (listener, addr) = crate::roles::listen(&args.listen).await?;
     let limits = Limits {
         max_package_bytes: flag("max-package-size", parse_size(&args.max_package_size))?,
@@ -96,7 +105,7 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
     };
     let (token, source) = auth::resolve(args.token.as_deref(), args.token_file.as_deref(), &dir)
         .map_err(|e| remove_new_dir(LauncherError::Usage(e.to_string())))?;
-    println!("T2_UPLOADER_ADDR=http://{addr}");
+    println!("T2_UPLOADER_ADDR={scheme}://{addr}");
     match &source {
         TokenSource::Generated(p) => {
             tracing::info!(token_file = %p.display(), "uploads need the token kept in this file")
@@ -112,6 +121,7 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
         limits,
         ttl,
         sweep_interval,
+        tls,
     };
     let parent = args.parent_pid;
     let shutdown = async move {

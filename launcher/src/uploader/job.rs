@@ -22,6 +22,8 @@ use t2_uploader::client::{Deleted, Uploaded, UploaderClient};
 const SETTINGS: &str = "uploader.json";
 /// The uploader token, mode 0600.
 const TOKEN: &str = "uploader.token";
+/// The CA certificate an `https://` uploader is trusted by (`--uploader-ca`), mode 0600.
+const CA: &str = "uploader-ca.crt";
 /// The package URL agents fetch, written once the package is on the uploader.
 const PACKAGE_URL: &str = "package.url";
 /// How long a local uploader may take to start listening.
@@ -40,10 +42,17 @@ pub fn configure(
     dir: &JobDir,
     url: Option<&str>,
     token: Option<&str>,
+    ca: Option<&Path>,
 ) -> Result<(), LauncherError> {
     let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
         return Ok(());
     };
+    if let Some(ca) = ca {
+        // The job's own copy: the agents read it from the job folder.
+        let pem = t2_core::tls::read_pem(ca)
+            .map_err(|e| LauncherError::Usage(format!("--uploader-ca: {e}")))?;
+        write_private(&dir.root().join(CA), &pem)?;
+    }
     let token = if url == "local" {
         hex::encode(rand::random::<[u8; 32]>())
     } else {
@@ -77,7 +86,11 @@ const NO_PACKAGE: &str = "000000000000000000000000000000000000000000000000000000
 /// Checks `--uploader URL` and its token before the job exists, so that a wrong token or an
 /// unreachable uploader leaves nothing behind: a DELETE of a package no job has needs the
 /// token and changes nothing. `local` (started by the supervisor) and no uploader pass.
-pub fn check(url: Option<&str>, token: Option<&str>) -> Result<(), LauncherError> {
+pub fn check(
+    url: Option<&str>,
+    token: Option<&str>,
+    ca: Option<&Path>,
+) -> Result<(), LauncherError> {
     let Some(url) = url
         .map(str::trim)
         .filter(|u| !u.is_empty() && *u != "local")
@@ -89,8 +102,13 @@ pub fn check(url: Option<&str>, token: Option<&str>) -> Result<(), LauncherError
             "--uploader {url} needs the uploader's token: pass --uploader-token or set T2_UPLOADER_TOKEN"
         )));
     };
+    let tls = ca
+        .map(t2_worker::agent::http::HttpTls::from_ca_file)
+        .transpose()
+        .map_err(|e| LauncherError::Usage(format!("--uploader-ca: {e}")))?;
     let client = UploaderClient::new(url, Some(token.to_string()))
-        .map_err(|e| LauncherError::Usage(format!("--uploader: {e}")))?;
+        .map_err(|e| LauncherError::Usage(format!("--uploader: {e}")))?
+        .with_tls(tls);
     let answer = crate::runtime()?.block_on(client.delete(NO_PACKAGE, None));
     match answer {
         Ok(_) => Ok(()),
@@ -107,6 +125,18 @@ pub fn check(url: Option<&str>, token: Option<&str>) -> Result<(), LauncherError
             ))
         }
     }
+}
+
+/// What the job's agents trust for an `https://` uploader (`--uploader-ca`, copied into the
+/// job folder), if anything.
+pub fn package_tls(dir: &JobDir) -> Result<Option<t2_worker::agent::http::HttpTls>, LauncherError> {
+    let path = dir.root().join(CA);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    t2_worker::agent::http::HttpTls::from_ca_file(&path)
+        .map(Some)
+        .map_err(LauncherError::Failed)
 }
 
 /// The extra arguments for a worker agent: `--package-url URL` once the package is uploaded.
@@ -172,7 +202,7 @@ async fn start_inner(
     } else {
         (settings.url, None)
     };
-    let client = UploaderClient::new(&url, Some(token))?;
+    let client = UploaderClient::new(&url, Some(token))?.with_tls(package_tls(dir)?);
     let mut upload = JobUpload {
         client,
         sha256: record.package_sha256.clone(),

@@ -44,6 +44,8 @@ pub struct FetchSpec {
     pub deadline: Duration,
     /// Refuse packages larger than this.
     pub max_bytes: u64,
+    /// For an `https://` URL: the CA certificates trusted.
+    pub tls: Option<super::http::HttpTls>,
 }
 
 /// How a fetch went.
@@ -171,7 +173,7 @@ async fn attempt(spec: &FetchSpec, part: &Path, state: &mut State) -> Result<(),
     let req = req
         .body(http::empty())
         .map_err(|e| Failure::Fatal(format!("cannot build the request: {e}")))?;
-    let resp = http::send(&spec.url, req, HEAD_TIMEOUT)
+    let resp = http::send_with(spec.tls.as_ref(), &spec.url, req, HEAD_TIMEOUT)
         .await
         .map_err(|e| Failure::Retry(e.cause))?;
     let status = resp.status();
@@ -352,6 +354,7 @@ mod tests {
             sha256: "a".repeat(64),
             deadline: Duration::from_millis(600),
             max_bytes: 1 << 20,
+            tls: None,
         };
         // The guard only turns a hang into a failure; the behaviour checked is that fetch
         // retries until its own deadline and then gives up with the URL and the cause.

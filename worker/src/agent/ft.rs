@@ -20,6 +20,8 @@ pub struct FaultTolerance {
     znodes: JobZnodes,
     /// Creation zxid of the job master znode we last used (a new job master makes a new one).
     jm_czxid: std::sync::Mutex<i64>,
+    /// How job masters are dialled.
+    dialer: super::dial::Dialer,
 }
 
 fn zk_err(e: impl ToString) -> AgentError {
@@ -37,6 +39,7 @@ impl FaultTolerance {
             zk,
             znodes: JobZnodes::new(&z.root, &cfg.job_id),
             jm_czxid: std::sync::Mutex::new(0),
+            dialer: cfg.dialer.clone(),
         })
     }
 
@@ -102,7 +105,7 @@ impl FaultTolerance {
         let mut newer = false;
         loop {
             let addr = self.job_master(newer, deadline).await?;
-            match Link::connect(&addr, params.clone(), DIAL, true).await {
+            match Link::connect_with(&self.dialer, &addr, params.clone(), DIAL, true).await {
                 Ok(link) => return Ok(link),
                 Err(e @ AgentError::Refused(_)) => return Err(e),
                 Err(e) if Instant::now() >= deadline => return Err(e),

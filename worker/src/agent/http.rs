@@ -1,5 +1,6 @@
-//! A small HTTP/1.1 client for the package uploader: one connection per request, plain HTTP,
-//! and every step (connect, response head, each body chunk) under a deadline.
+//! A small HTTP/1.1 client for the package uploader: one connection per request, plain HTTP
+//! or HTTPS trusting only given CA certificates ([`HttpTls`], never the system's roots), and
+//! every step (connect, TLS handshake, response head, each body chunk) under a deadline.
 
 use std::io;
 use std::time::Duration;
@@ -33,28 +34,56 @@ pub struct HttpError {
     pub cause: String,
 }
 
-/// A checked `http://host:port[/prefix]` URL.
+/// The CA certificates an HTTPS client trusts (an uploader started with `--tls-cert`).
+#[derive(Clone)]
+pub struct HttpTls {
+    config: std::sync::Arc<t2_core::tls::rustls::ClientConfig>,
+    origin: String,
+}
+
+impl std::fmt::Debug for HttpTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HttpTls(trusting {})", self.origin)
+    }
+}
+
+impl HttpTls {
+    /// Trusts the CA certificate(s) in the PEM file `path` only.
+    pub fn from_ca_file(path: &std::path::Path) -> Result<Self, String> {
+        let pem = t2_core::tls::read_pem(path).map_err(|e| e.to_string())?;
+        Self::from_ca_pem(&pem, &path.display().to_string())
+    }
+
+    /// Trusts the CA certificate(s) in `pem` only; `origin` names them in errors.
+    pub fn from_ca_pem(pem: &str, origin: &str) -> Result<Self, String> {
+        let config = t2_core::tls::client_config(pem, &[t2_core::tls::ALPN_HTTP1], origin)
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            config,
+            origin: origin.to_string(),
+        })
+    }
+}
+
+/// A checked `http[s]://host:port[/prefix]` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUrl {
+    scheme: &'static str,
     authority: String,
     prefix: String,
 }
 
 impl BaseUrl {
-    /// Parses `text`; only plain `http://` is supported.
+    /// Parses `text`, an `http://` or `https://` URL.
     pub fn parse(text: &str) -> Result<Self, String> {
         let uri: Uri = text
             .parse()
             .map_err(|e| format!("'{text}' is not a URL: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(format!(
-                    "'{text}': https is not supported; the uploader speaks plain HTTP (put a TLS proxy in front of it)"
-                ))
-            }
-            _ => return Err(format!("'{text}' is not an http:// URL")),
-        }
+        let (scheme, default_port) = match uri.scheme_str() {
+            Some("http") => ("http", 80),
+            Some("https") => ("https", 443),
+            _ => return Err(format!("'{text}' is not an http:// or https:// URL")),
+        };
         let Some(auth) = uri.authority() else {
             return Err(format!("'{text}' has no host"));
         };
@@ -65,18 +94,30 @@ impl BaseUrl {
         }
         let authority = match auth.port_u16() {
             Some(_) => auth.as_str().to_string(),
-            None => format!("{}:80", auth.host()),
+            None => format!("{}:{default_port}", auth.host()),
         };
         if uri.query().is_some() {
             return Err(format!("'{text}' must not have a query"));
         }
         let prefix = uri.path().trim_end_matches('/').to_string();
-        Ok(Self { authority, prefix })
+        Ok(Self {
+            scheme,
+            authority,
+            prefix,
+        })
     }
 
     /// The full URL of `path` (which starts with `/`) below this base.
     pub fn join(&self, path: &str) -> String {
-        format!("http://{}{}{}", self.authority, self.prefix, path)
+        format!(
+            "{}://{}{}{}",
+            self.scheme, self.authority, self.prefix, path
+        )
+    }
+
+    /// True for an `https://` URL.
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
     }
 
     /// `host:port`.
@@ -88,6 +129,20 @@ impl BaseUrl {
 /// Sends `req` to `url` (which must be absolute `http://`), waiting at most `timeout` for the
 /// connection and the response head. The body is left to the caller (see [`next_chunk`]).
 pub async fn send(
+    url: &str,
+    req: Request<Body>,
+    timeout: Duration,
+) -> Result<Response<Incoming>, HttpError> {
+    send_with(None, url, req, timeout).await
+}
+
+/// What a connection is: plain TCP or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
+
+/// [`send`] to an `http://` or (trusting `tls`) an `https://` URL.
+pub async fn send_with(
+    tls: Option<&HttpTls>,
     url: &str,
     mut req: Request<Body>,
     timeout: Duration,
@@ -101,8 +156,19 @@ pub async fn send(
         .authority()
         .ok_or_else(|| fail("the URL has no host".into()))?
         .clone();
+    let https = uri.scheme_str() == Some("https");
+    let tls = match (https, tls) {
+        (false, _) => None,
+        (true, Some(t)) => Some(t),
+        (true, None) => {
+            return Err(fail(
+                "an https:// URL needs the CA certificate that signed the server's (e.g. --uploader-ca FILE)".into(),
+            ))
+        }
+    };
     let addr = match authority.port_u16() {
         Some(_) => authority.as_str().to_string(),
+        None if https => format!("{}:443", authority.host()),
         None => format!("{}:80", authority.host()),
     };
     let path = uri
@@ -122,6 +188,20 @@ pub async fn send(
             .await
             .map_err(|e| fail(format!("cannot connect: {}", io_cause(&e))))?;
         let _ = stream.set_nodelay(true);
+        let stream: Box<dyn Io> = match tls {
+            None => Box::new(stream),
+            Some(t) => {
+                let name =
+                    t2_core::tls::server_name(authority.host()).map_err(|e| fail(e.to_string()))?;
+                let server = "the server".to_string();
+                let trusted = format!("the CA of {}", t.origin);
+                Box::new(
+                    t2_core::tls::connect(stream, t.config.clone(), name, &server, &trusted)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?,
+                )
+            }
+        };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| fail(format!("HTTP handshake failed: {e}")))?;
@@ -206,7 +286,9 @@ mod tests {
         let b = BaseUrl::parse("http://up.example/t2").expect("ok");
         assert_eq!(b.authority(), "up.example:80");
         assert_eq!(b.join("/healthz"), "http://up.example:80/t2/healthz");
-        assert!(BaseUrl::parse("https://x").unwrap_err().contains("https"));
+        let b = BaseUrl::parse("https://x").expect("https parses");
+        assert_eq!(b.join("/p"), "https://x:443/p");
+        assert!(b.is_https());
         assert!(BaseUrl::parse("ftp://x").is_err());
         assert!(BaseUrl::parse("http://u:p@x").is_err());
         assert!(BaseUrl::parse("not a url").is_err());

@@ -28,6 +28,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, warn};
 
+use super::dial::{DialError, Dialer};
 use super::AgentError;
 
 /// Something the job master pushed.
@@ -78,6 +79,8 @@ struct Shared {
     num_workers: AtomicU32,
     params: RegisterParams,
     fault_tolerant: bool,
+    /// How the job master is dialled (again, on reconnection).
+    dialer: Dialer,
     workers_tx: watch::Sender<Option<Vec<WorkerInfo>>>,
     closed_tx: watch::Sender<Option<String>>,
     /// Tokens for user messages, and when they were last topped up.
@@ -105,8 +108,10 @@ struct Opened {
     registered: RegisterResult,
 }
 
-/// Dials `addr` (retrying until `deadline`) and registers with `params`. A refusal is final.
+/// Dials `addr` with `dialer` (retrying until `deadline`) and registers with `params`. A
+/// refusal, or a job master whose certificate this worker does not trust, is final.
 async fn open(
+    dialer: &Dialer,
     addr: &str,
     params: RegisterParams,
     deadline: Duration,
@@ -118,14 +123,15 @@ async fn open(
             .map_err(|e| AgentError::JobMaster(format!("bad job master address '{addr}': {e}")))?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true);
-        match endpoint.connect().await {
+        match dialer.channel(endpoint).await {
             Ok(c) => break c,
-            Err(e) if started.elapsed() < deadline => {
+            Err(DialError::Final(why)) => return Err(AgentError::Refused(why)),
+            Err(DialError::NotYet(e)) if started.elapsed() < deadline => {
                 debug!(error = %e, "job master not reachable yet");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }
-            Err(e) => {
+            Err(DialError::NotYet(e)) => {
                 return Err(AgentError::JobMaster(format!(
                     "cannot reach the job master at {addr} within {deadline:?}: {e}"
                 )))
@@ -184,7 +190,18 @@ impl Link {
         deadline: Duration,
         fault_tolerant: bool,
     ) -> Result<Link, AgentError> {
-        let opened = open(addr, params.clone(), deadline).await?;
+        Self::connect_with(&Dialer::plain(), addr, params, deadline, fault_tolerant).await
+    }
+
+    /// [`Link::connect`] dialling with `dialer` (TLS for a job with `tls: true`).
+    pub async fn connect_with(
+        dialer: &Dialer,
+        addr: &str,
+        params: RegisterParams,
+        deadline: Duration,
+        fault_tolerant: bool,
+    ) -> Result<Link, AgentError> {
+        let opened = open(dialer, addr, params.clone(), deadline).await?;
         let (events, _) = broadcast::channel(1024);
         let (workers_tx, workers) = watch::channel(None);
         let (closed_tx, closed) = watch::channel(None);
@@ -198,6 +215,7 @@ impl Link {
             num_workers: AtomicU32::new(opened.registered.num_workers),
             params,
             fault_tolerant,
+            dialer: dialer.clone(),
             workers_tx,
             closed_tx,
             message_tokens: Mutex::new((MESSAGES_PER_SECOND, Instant::now())),
@@ -218,7 +236,7 @@ impl Link {
     pub async fn reconnect(&self, addr: &str, deadline: Duration) -> Result<(), AgentError> {
         let mut params = self.shared.params.clone();
         params.reconnect = true;
-        let opened = open(addr, params, deadline).await?;
+        let opened = open(&self.shared.dialer, addr, params, deadline).await?;
         self.shared
             .num_workers
             .store(opened.registered.num_workers, Ordering::Relaxed);

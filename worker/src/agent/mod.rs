@@ -3,6 +3,7 @@
 //! reports how the program ended. In an MPI job (`mpi: true`, see [`mpi_role`]) worker 0's
 //! agent runs `mpirun` instead, and the others run only the daemons mpirun asks for.
 
+pub mod dial;
 pub mod exec;
 pub mod fetch;
 pub mod finder;
@@ -79,12 +80,16 @@ pub struct AgentConfig {
     pub job_master: String,
     /// The job token.
     pub token: String,
+    /// How the job master is dialled: TLS trusting the job's CA for a job with `tls: true`.
+    pub dialer: dial::Dialer,
     /// The package file.
     pub package: PathBuf,
     /// Its expected sha256.
     pub package_sha256: Option<String>,
     /// Download the package from this URL (an uploader) into `package` first.
     pub package_url: Option<String>,
+    /// For an `https://` package URL: the CA certificates trusted.
+    pub package_tls: Option<http::HttpTls>,
     /// How long that download may take, retries included.
     pub fetch_timeout: Duration,
     /// Where the package is unpacked; the program's working directory.
@@ -192,6 +197,7 @@ pub async fn run_with(
                 .unwrap_or_else(|| url.rsplit('/').next().unwrap_or_default().to_string()),
             deadline: cfg.fetch_timeout,
             max_bytes: cfg.spec.max_package_bytes,
+            tls: cfg.package_tls.clone(),
         };
         fetch::fetch(&spec).await?;
     }
@@ -257,7 +263,8 @@ pub async fn run_with(
     let link = match &ft {
         Some(ft) => ft.connect_link(params, cfg.connect_timeout).await?,
         None => {
-            Link::connect(
+            Link::connect_with(
+                &cfg.dialer,
                 &cfg.job_master,
                 params,
                 cfg.connect_timeout,
@@ -271,6 +278,7 @@ pub async fn run_with(
         (Some(sha256), true) => Some(offer::spawn(
             offer::Offer {
                 job_master: cfg.job_master.clone(),
+                dialer: cfg.dialer.clone(),
                 token: cfg.token.clone(),
                 package: cfg.package.clone(),
                 sha256: sha256.clone(),

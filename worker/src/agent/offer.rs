@@ -31,8 +31,10 @@ const ATTEMPT_DEADLINE: Duration = Duration::from_secs(300);
 /// What to offer, and to whom.
 #[derive(Debug, Clone)]
 pub struct Offer {
-    /// The job master, `http://host:port`.
+    /// The job master, `http://host:port` (or `https://` with TLS).
     pub job_master: String,
+    /// How to dial it (TLS for a job with `tls: true`), as the agent's own link does.
+    pub dialer: super::dial::Dialer,
     /// The job token.
     pub token: String,
     /// The package file.
@@ -87,12 +89,16 @@ async fn offer_once(offer: &Offer) -> Result<Option<String>, String> {
         .await
         .map_err(|e| format!("cannot read {}: {e}", offer.package.display()))?
         .len();
-    let channel = Endpoint::from_shared(offer.job_master.clone())
+    let endpoint = Endpoint::from_shared(offer.job_master.clone())
         .map_err(|e| format!("bad job master address {}: {e}", offer.job_master))?
-        .connect_timeout(CONNECT_DEADLINE)
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach the job master at {}: {e}", offer.job_master))?;
+        .connect_timeout(CONNECT_DEADLINE);
+    let channel = offer.dialer.channel(endpoint).await.map_err(|e| {
+        format!(
+            "cannot reach the job master at {}: {}",
+            offer.job_master,
+            e.message()
+        )
+    })?;
     let (token, sha256) = (offer.token.clone(), offer.sha256.clone());
     // Read lazily: when the job master answers from the first message, the rest is not read.
     let chunks = futures::stream::unfold(Some((file, true)), move |state| {
