@@ -233,8 +233,8 @@ pub fn render_status(s: &JobStatus, wide: bool, age: &dyn Fn(&str) -> String) ->
         age(&s.submitted_at),
         s.package_sha256.get(..12).unwrap_or(&s.package_sha256),
     );
-    out.push_str(&format!(
-        "{:<46} {:<10} {:<10} {:>6} {:>8} {:>6} {:<14}{}\n",
+    let head = format!(
+        "{:<46} {:<10} {:<10} {:>6} {:>8} {:>6} {:<14}{}",
         "POD",
         "ROLE",
         "PHASE",
@@ -242,12 +242,10 @@ pub fn render_status(s: &JobStatus, wide: bool, age: &dyn Fn(&str) -> String) ->
         "RESTARTS",
         "AGE",
         "NODE",
-        if wide {
-            format!(" {:<16}", "IP")
-        } else {
-            String::new()
-        }
-    ));
+        if wide { " IP" } else { "" }
+    );
+    out.push_str(head.trim_end());
+    out.push('\n');
     for p in &s.pods {
         let line = format!(
             "{:<46} {:<10} {:<10} {:>6} {:>8} {:>6} {:<14}{}{}",

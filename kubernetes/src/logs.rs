@@ -1,6 +1,7 @@
 //! `t2 logs JOB [--worker I | --jobmaster] [-f] [--tail N] [--since D] [--timestamps]` on
 //! Kubernetes: the pod log API of each worker container, every line prefixed `[worker-I]`
-//! (worker I is container I mod workers_per_pod of pod I / workers_per_pod), lines of several
+//! unless one worker is asked for (worker I is container I mod workers_per_pod of pod
+//! I / workers_per_pod), lines of several
 //! workers merged in time order (the API server's timestamps). With `-f` the logs of all
 //! workers are followed at once until their pods go away (the job ended): a stream ends when
 //! its container ends, and is also closed once its pod is gone from the API server, for a
@@ -125,7 +126,11 @@ pub async fn log_targets(
     }
     out.sort_by_key(|t| t.worker);
     if let Some(w) = worker {
+        // One worker's log is printed as it is, as locally.
         out.retain(|t| t.worker == w);
+        for t in &mut out {
+            t.prefix = None;
+        }
         if out.is_empty() {
             return Err(KubeError::Config(format!(
                 "job {id} has no running pod for worker {w} (pod {id}-{}); see 't2 status {id}'",
