@@ -559,9 +559,11 @@ async fn logs_status_list_describe_and_watch_of_a_running_job_as_a_t2_submitter(
         .into_iter()
         .find(|l| l.starts_with(&id) && l.contains(" COMPLETED "))
         .unwrap();
+    // The wide row carries when the final state was recorded (SINCE).
+    let cols: Vec<&str> = done.split_whitespace().collect();
     assert!(
-        done.ends_with("completed"),
-        "the reason in the wide row: {done}"
+        cols.len() >= 7 && cols[6].ends_with('Z') && cols[6] >= cols[5],
+        "SUBMITTED and SINCE in the wide row: {done}"
     );
     for w in [watch_json, watch_text] {
         let mut child = w.child;
