@@ -25,6 +25,10 @@ pub struct JobRow {
     pub owner: String,
     /// When.
     pub submitted_at: String,
+    /// Why it is in its state (the job master's or `t2 kill`'s reason).
+    pub reason: Option<String>,
+    /// When the state was recorded.
+    pub state_at: Option<String>,
 }
 
 /// One pod in `t2 status`.
@@ -44,6 +48,10 @@ pub struct PodRow {
     pub node: String,
     /// A container's waiting reason, if any.
     pub waiting: Option<String>,
+    /// Its IP address.
+    pub ip: String,
+    /// When it was created (RFC 3339): its AGE.
+    pub created_at: String,
 }
 
 /// `t2 status JOB`.
@@ -57,6 +65,8 @@ pub struct JobStatus {
     pub state: String,
     /// Why it ended.
     pub reason: Option<String>,
+    /// When the state was recorded (the job master's clock).
+    pub state_at: Option<String>,
     /// Desired workers.
     pub workers: String,
     /// Workers per pod.
@@ -87,22 +97,24 @@ pub async fn list_jobs(kube: &Kube) -> Result<Vec<JobRow>, KubeError> {
         .map_err(|e| {
             Op::collection("list", "configmaps", &kube.namespace).error(&kube.server, e)
         })?;
-    let mut rows: Vec<JobRow> = list
-        .items
-        .iter()
-        .map(|cm| {
-            let d = data(cm);
-            JobRow {
-                id: cm.metadata.name.clone().unwrap_or_default(),
-                state: record::state(&d).0,
-                workers: d.get(keys::WORKERS).cloned().unwrap_or_default(),
-                owner: d.get(keys::OWNER).cloned().unwrap_or_default(),
-                submitted_at: d.get(keys::SUBMITTED_AT).cloned().unwrap_or_default(),
-            }
-        })
-        .collect();
+    let mut rows: Vec<JobRow> = list.items.iter().map(job_row).collect();
     rows.sort_by(|a, b| b.submitted_at.cmp(&a.submitted_at).then(a.id.cmp(&b.id)));
     Ok(rows)
+}
+
+/// A job's row, from its root.
+pub fn job_row(cm: &ConfigMap) -> JobRow {
+    let d = data(cm);
+    let (state, reason) = record::state(&d);
+    JobRow {
+        id: cm.metadata.name.clone().unwrap_or_default(),
+        state,
+        workers: d.get(keys::WORKERS).cloned().unwrap_or_default(),
+        owner: d.get(keys::OWNER).cloned().unwrap_or_default(),
+        submitted_at: d.get(keys::SUBMITTED_AT).cloned().unwrap_or_default(),
+        reason,
+        state_at: record::state_at(&d),
+    }
 }
 
 /// The root ConfigMap of job `id`.
@@ -170,6 +182,13 @@ fn pod_row(p: &Pod) -> PodRow {
             .and_then(|s| s.node_name.clone())
             .unwrap_or_default(),
         waiting,
+        ip: st.pod_ip.clone().unwrap_or_default(),
+        created_at: p
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -184,6 +203,7 @@ pub async fn job_status(kube: &Kube, id: &str) -> Result<JobStatus, KubeError> {
         namespace: kube.namespace.clone(),
         state,
         reason,
+        state_at: record::state_at(&d),
         workers: d.get(keys::WORKERS).cloned().unwrap_or_default(),
         workers_per_pod: d.get(keys::WORKERS_PER_POD).cloned().unwrap_or_default(),
         owner: d.get(keys::OWNER).cloned().unwrap_or_default(),
@@ -194,28 +214,11 @@ pub async fn job_status(kube: &Kube, id: &str) -> Result<JobStatus, KubeError> {
     })
 }
 
-/// `t2 list` as text.
-pub fn render_list(rows: &[JobRow], namespace: &str) -> String {
-    if rows.is_empty() {
-        return format!("no t2 jobs in namespace '{namespace}'\n");
-    }
+/// `t2 status` as text: the job, its pods (with their AGE, as `age` shows an RFC 3339 time)
+/// and the workers the job master recorded; `wide` adds each pod's IP and each worker's node.
+pub fn render_status(s: &JobStatus, wide: bool, age: &dyn Fn(&str) -> String) -> String {
     let mut out = format!(
-        "{:<40} {:<10} {:>7} {:<12} {}\n",
-        "JOB", "STATE", "WORKERS", "OWNER", "SUBMITTED"
-    );
-    for r in rows {
-        out.push_str(&format!(
-            "{:<40} {:<10} {:>7} {:<12} {}\n",
-            r.id, r.state, r.workers, r.owner, r.submitted_at
-        ));
-    }
-    out
-}
-
-/// `t2 status` as text.
-pub fn render_status(s: &JobStatus) -> String {
-    let mut out = format!(
-        "job {} ({}) {}{}\nworkers {} ({} per pod), owner {}, submitted {}, package {}\n",
+        "job {} ({}) {}{}\nworkers {} ({} per pod), owner {}, submitted {} ({} ago), package {}\n",
         s.id,
         s.namespace,
         s.state,
@@ -227,37 +230,71 @@ pub fn render_status(s: &JobStatus) -> String {
         s.workers_per_pod,
         s.owner,
         s.submitted_at,
+        age(&s.submitted_at),
         s.package_sha256.get(..12).unwrap_or(&s.package_sha256),
     );
-    out.push_str(&format!(
-        "{:<46} {:<10} {:<10} {:>6} {:>8} {}\n",
-        "POD", "ROLE", "PHASE", "READY", "RESTARTS", "NODE"
-    ));
+    let head = format!(
+        "{:<46} {:<10} {:<10} {:>6} {:>8} {:>6} {:<14}{}",
+        "POD",
+        "ROLE",
+        "PHASE",
+        "READY",
+        "RESTARTS",
+        "AGE",
+        "NODE",
+        if wide { " IP" } else { "" }
+    );
+    out.push_str(head.trim_end());
+    out.push('\n');
     for p in &s.pods {
-        out.push_str(&format!(
-            "{:<46} {:<10} {:<10} {:>6} {:>8} {}{}\n",
+        let line = format!(
+            "{:<46} {:<10} {:<10} {:>6} {:>8} {:>6} {:<14}{}{}",
             p.name,
             p.role,
             p.phase,
             p.ready,
             p.restarts,
+            age(&p.created_at),
             p.node,
+            if wide {
+                format!(" {:<16}", if p.ip.is_empty() { "-" } else { &p.ip })
+            } else {
+                String::new()
+            },
             p.waiting
                 .as_ref()
                 .map(|w| format!(" ({w})"))
                 .unwrap_or_default()
-        ));
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     if !s.worker_records.is_empty() {
-        out.push_str(&format!(
-            "{:<8} {:<14} {:>8} {}\n",
-            "WORKER", "STATE", "RESTARTS", "ADDRESS"
-        ));
+        let head = format!(
+            "{:<8} {:<14} {:>8} {:<22} {}",
+            "WORKER",
+            "STATE",
+            "RESTARTS",
+            "ADDRESS",
+            if wide { "NODE" } else { "" }
+        );
+        out.push_str(head.trim_end());
+        out.push('\n');
         for w in &s.worker_records {
-            out.push_str(&format!(
-                "{:<8} {:<14} {:>8} {}:{}\n",
-                w.id, w.state, w.restart_count, w.host, w.port
-            ));
+            let address = format!("{}:{}", w.host, w.port);
+            let line = if wide {
+                format!(
+                    "{:<8} {:<14} {:>8} {address:<22} {}",
+                    w.id, w.state, w.restart_count, w.node
+                )
+            } else {
+                format!(
+                    "{:<8} {:<14} {:>8} {address}",
+                    w.id, w.state, w.restart_count
+                )
+            };
+            out.push_str(line.trim_end());
+            out.push('\n');
         }
     }
     out

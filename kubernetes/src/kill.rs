@@ -40,6 +40,7 @@ pub async fn kill(kube: &Kube, id: &str, who: &str, wait: Duration) -> Result<Ki
     let patch = serde_json::json!({"data": {
         keys::STATE: "KILLED",
         keys::REASON: format!("killed by {who} with t2 kill"),
+        keys::STATE_AT: t2_core::jobdir::now_rfc3339(),
     }});
     match api
         .patch(id, &PatchParams::default(), &Patch::Merge(&patch))

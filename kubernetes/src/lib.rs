@@ -12,7 +12,8 @@
 //! - [`podstate`] / [`wait`]: pods while the job starts, and the fail-fast reasons.
 //! - [`root_watch`]: a job's root ConfigMap, read then watched (follow, scale, the scaler).
 //! - [`follow`]: the job's recorded state until it ends. - [`submit`]: all of it in order.
-//! - [`record`]: what the job master records in the root. - [`jobs`]: list and status.
+//! - [`record`]: what the job master records in the root. - [`jobs`]: list and status;
+//!   [`jobs_watch`]: every job's root, listed then watched (`t2 list --watch`).
 //! - [`kill`], [`logs`], [`scale`], [`gc`], [`doctor`] (with [`permissions`]): the commands;
 //!   [`events`]: a job's Kubernetes events (`t2 describe`).
 //! - [`scale_request`]: how `t2 scale` asks the in-cluster job master through the root.
@@ -34,6 +35,7 @@ pub mod image;
 pub mod incluster;
 pub mod inventory;
 pub mod jobs;
+pub mod jobs_watch;
 pub mod kill;
 pub mod logs;
 pub mod manifests;

@@ -1,14 +1,21 @@
 //! `t2 logs JOB [--worker I | --jobmaster] [-f] [--tail N] [--since D] [--timestamps]` on
 //! Kubernetes: the pod log API of each worker container, every line prefixed `[worker-I]`
-//! (worker I is container I mod workers_per_pod of pod I / workers_per_pod), lines of several
+//! unless one worker is asked for (worker I is container I mod workers_per_pod of pod
+//! I / workers_per_pod), lines of several
 //! workers merged in time order (the API server's timestamps). With `-f` the logs of all
-//! workers are followed at once until their pods go away (the job ended).
+//! workers are followed at once until their pods go away (the job ended): a stream ends when
+//! its container ends, and is also closed once its pod is gone from the API server, for a
+//! node whose log server keeps a stream open after that (KWOK's does, and a lost node's).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use futures::io::AsyncBufReadExt;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::client::Kube;
 use super::error::{KubeError, Op};
@@ -18,6 +25,13 @@ use super::manifests::labels::{ROLE, ROLE_JOBMASTER, ROLE_WORKER};
 use super::manifests::pod::JM_CONTAINER;
 use super::manifests::root::keys;
 
+/// How often `-f` checks that the followed pods are still there.
+const POD_CHECK: Duration = Duration::from_secs(2);
+/// How long a stream is still read after its pod is gone (its last lines in flight).
+const AFTER_GONE: Duration = Duration::from_secs(2);
+/// Longest `-f` follows (a week).
+const FOLLOW_DEADLINE: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// One worker's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogTarget {
@@ -25,6 +39,8 @@ pub struct LogTarget {
     pub worker: u32,
     /// Its pod.
     pub pod: String,
+    /// Its pod's UID (a pod made again under the same name is another pod).
+    pub uid: String,
     /// Its container.
     pub container: String,
     /// What its lines are prefixed with (`[worker-I]`; none for the job master).
@@ -58,6 +74,7 @@ pub async fn jobmaster_target(kube: &Kube, id: &str) -> Result<Vec<LogTarget>, K
         Some(p) => Ok(vec![LogTarget {
             worker: 0,
             pod: p.metadata.name.clone().unwrap_or_default(),
+            uid: p.metadata.uid.clone().unwrap_or_default(),
             container: JM_CONTAINER.into(),
             prefix: None,
         }]),
@@ -101,6 +118,7 @@ pub async fn log_targets(
             out.push(LogTarget {
                 worker: ordinal * wpp + k,
                 pod: name.clone(),
+                uid: p.metadata.uid.clone().unwrap_or_default(),
                 container: worker_container_name(k),
                 prefix: Some(format!("[worker-{}]", ordinal * wpp + k)),
             });
@@ -108,7 +126,11 @@ pub async fn log_targets(
     }
     out.sort_by_key(|t| t.worker);
     if let Some(w) = worker {
+        // One worker's log is printed as it is, as locally.
         out.retain(|t| t.worker == w);
+        for t in &mut out {
+            t.prefix = None;
+        }
         if out.is_empty() {
             return Err(KubeError::Config(format!(
                 "job {id} has no running pod for worker {w} (pod {id}-{}); see 't2 status {id}'",
@@ -138,9 +160,10 @@ fn prefixed(prefix: &Option<String>, line: &str) -> String {
     }
 }
 
-/// Writes the logs of `targets` to `out`, one line at a time with its prefix.
+/// Writes the logs of `targets` (of job `id`) to `out`, one line at a time with its prefix.
 pub async fn print_logs(
     kube: &Kube,
+    id: &str,
     targets: &[LogTarget],
     follow: bool,
     out: &mut (dyn FnMut(&str) + Send),
@@ -149,14 +172,15 @@ pub async fn print_logs(
         follow,
         ..LogView::default()
     };
-    print_logs_with(kube, targets, &view, out).await
+    print_logs_with(kube, id, targets, &view, out).await
 }
 
-/// Writes the logs of `targets` to `out` as `view` says. Without `follow`, the lines of
-/// several containers are merged in time order (the API server stamps them; the stamp is
-/// shown only with `timestamps`).
+/// Writes the logs of `targets` (of job `id`) to `out` as `view` says. Without `follow`, the
+/// lines of several containers are merged in time order (the API server stamps them; the
+/// stamp is shown only with `timestamps`).
 pub async fn print_logs_with(
     kube: &Kube,
+    id: &str,
     targets: &[LogTarget],
     view: &LogView,
     out: &mut (dyn FnMut(&str) + Send),
@@ -198,9 +222,10 @@ pub async fn print_logs_with(
         return Ok(());
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Result<String, KubeError>>();
-    for t in targets.iter().cloned() {
+    let mut streams = BTreeMap::new();
+    for (i, t) in targets.iter().cloned().enumerate() {
         let (api, tx, kube, view) = (api.clone(), tx.clone(), kube.clone(), view.clone());
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let op = Op::named("get", "pods/log", &kube.namespace, &t.pod);
             match api
                 .log_stream(&t.pod, &params(&t, &view, view.timestamps))
@@ -219,10 +244,37 @@ pub async fn print_logs_with(
                 }
             }
         });
+        streams.insert(i, (task, None::<Instant>));
     }
     drop(tx);
-    while let Some(line) = rx.recv().await {
-        out(&line?);
+    let deadline = Instant::now() + FOLLOW_DEADLINE;
+    let mut check = tokio::time::interval(POD_CHECK);
+    loop {
+        tokio::select! {
+            line = rx.recv() => match line {
+                Some(line) => out(&line?),
+                // Every stream ended.
+                None => return Ok(()),
+            },
+            _ = check.tick() => {
+                if Instant::now() >= deadline {
+                    return Ok(());
+                }
+                let Ok(pods) = job_pods(kube, id).await else {
+                    continue; // the API server is asked again at the next check
+                };
+                let alive: Vec<String> =
+                    pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+                for (i, (task, gone_at)) in streams.iter_mut() {
+                    if alive.contains(&targets[*i].uid) {
+                        continue;
+                    }
+                    let at = *gone_at.get_or_insert_with(Instant::now);
+                    if at.elapsed() >= AFTER_GONE {
+                        task.abort();
+                    }
+                }
+            }
+        }
     }
-    Ok(())
 }

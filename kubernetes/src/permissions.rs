@@ -179,6 +179,7 @@ pub const SUBMITTER: &[Permission] = &[
     ),
     p("watch", "", "pods", None, "submit (waiting for pods)"),
     p("get", "", "pods", Some("log"), "logs"),
+    p("list", "", "events", None, "describe"),
     p(
         "get",
         "",

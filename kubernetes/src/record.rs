@@ -61,6 +61,11 @@ pub fn state(data: &BTreeMap<String, String>) -> (String, Option<String>) {
     )
 }
 
+/// When the recorded state was recorded (RFC 3339), when the job master said.
+pub fn state_at(data: &BTreeMap<String, String>) -> Option<String> {
+    data.get(keys::STATE_AT).cloned().filter(|t| !t.is_empty())
+}
+
 /// Bytes a ConfigMap's data may hold, keys and values together (the API server's limit).
 pub const CONFIGMAP_DATA_BYTES: usize = 1 << 20;
 

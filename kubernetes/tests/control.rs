@@ -575,15 +575,21 @@ async fn list_and_status_read_roots_pods_and_worker_records() {
     );
     let json = serde_json::to_value(&status).unwrap();
     assert_eq!(json["worker_records"][1]["state"], "RESTARTED");
-    let text = jobs::render_status(&status);
+    let text = jobs::render_status(&status, false, &|t| format!("<{t}>"));
     assert!(
         text.starts_with(&format!("job {ID} ({NS}) RUNNING\n")),
         "{text}"
     );
+    assert!(text.contains(" AGE "), "{text}");
+    let wide = jobs::render_status(&status, true, &|t| format!("<{t}>"));
+    assert!(
+        wide.lines().nth(2).is_some_and(|h| h.ends_with(" IP")),
+        "{wide}"
+    );
 }
 
 #[tokio::test]
-async fn logs_prefix_every_line_with_the_worker_from_ordinal_and_container() {
+async fn logs_of_one_worker_come_from_its_ordinal_and_container_without_a_prefix() {
     let steps = vec![
         Step::new("GET", format!("{}/{ID}", core("configmaps")))
             .json(200, root(ID, json!({"workers-per-pod": "2"}))),
@@ -607,11 +613,14 @@ async fn logs_prefix_every_line_with_the_worker_from_ordinal_and_container() {
     let lines = run(steps, |kube| async move {
         let targets = logs::log_targets(&kube, ID, Some(3)).await.unwrap();
         let mut lines = Vec::new();
-        logs::print_logs(&kube, &targets, false, &mut |l| lines.push(l.to_string()))
-            .await
-            .unwrap();
+        logs::print_logs(&kube, ID, &targets, false, &mut |l| {
+            lines.push(l.to_string())
+        })
+        .await
+        .unwrap();
         lines
     })
     .await;
-    assert_eq!(lines, vec!["[worker-3] hello from 3", "[worker-3] bye"]);
+    // One worker asked for: its lines as they are (no prefix), as locally.
+    assert_eq!(lines, vec!["hello from 3", "bye"]);
 }

@@ -65,6 +65,7 @@ impl JobCluster for KubeJobCluster {
         let body = serde_json::json!({"data": {
             keys::STATE: t2_jobmaster::master::state_name(state),
             keys::REASON: reason,
+            keys::STATE_AT: t2_core::jobdir::now_rfc3339(),
         }});
         match self
             .kube

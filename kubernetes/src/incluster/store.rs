@@ -156,6 +156,7 @@ impl JobStateStore for ConfigMapStore {
             t2_jobmaster::master::state_name(state).into(),
         );
         data.insert(keys::REASON.into(), reason.into());
+        data.insert(keys::STATE_AT.into(), t2_core::jobdir::now_rfc3339());
         patch(&self.kube, &self.id, data).await
     }
 

@@ -33,6 +33,8 @@ pub mod keys {
     pub const STATE: &str = "jobmaster.state";
     /// Why the job ended.
     pub const REASON: &str = "jobmaster.reason";
+    /// When the state was recorded (RFC 3339): since when the job is in it.
+    pub const STATE_AT: &str = "jobmaster.state-at";
     /// Prefix of the per-worker records the job master keeps (`worker.<id>`).
     pub const WORKER_PREFIX: &str = "worker.";
     /// The latest `t2 scale` request, JSON `{"id": nonce, "workers": N}` (written by

@@ -51,11 +51,14 @@ impl Cluster for KubernetesCluster {
 
     fn list(&self, output: Output, watch: bool) -> Result<i32, LauncherError> {
         let (rt, kube) = self.connect()?;
+        if watch {
+            return rt.block_on(watch_list(&kube, output)).map(|_| 0);
+        }
         let rows = rt.block_on(jobs::list_jobs(&kube)).map_err(err)?;
         let wide = output == Output::Wide;
         match output {
-            Output::Text | Output::Wide if rows.is_empty() && !watch => {
-                crate::stdout::out!("{}", jobs::render_list(&rows, &kube.namespace))
+            Output::Text | Output::Wide if rows.is_empty() => {
+                eprintln!("no t2 jobs in namespace '{}'", kube.namespace);
             }
             Output::Text | Output::Wide => {
                 crate::stdout::outln!("{}", list_header(wide));
@@ -67,41 +70,15 @@ impl Cluster for KubernetesCluster {
                 String::new()
             })?,
         }
-        if !watch {
-            return Ok(0);
-        }
-        let mut seen: std::collections::BTreeMap<String, String> = rows
-            .iter()
-            .map(|r| (r.id.clone(), format!("{} {}", r.state, r.workers)))
-            .collect();
-        let started = std::time::Instant::now();
-        while started.elapsed() < WATCH_DEADLINE {
-            std::thread::sleep(Duration::from_secs(2));
-            let rows = rt.block_on(jobs::list_jobs(&kube)).map_err(err)?;
-            for r in rows.iter().rev() {
-                let k = format!("{} {}", r.state, r.workers);
-                if seen.get(&r.id) != Some(&k) {
-                    match output {
-                        Output::Text | Output::Wide => {
-                            crate::stdout::outln!("{}", list_row(r, wide))
-                        }
-                        _ => {
-                            let line = serde_json::to_string(r)
-                                .map_err(LauncherError::json("cannot encode a job"))?;
-                            crate::stdout::outln!("{line}")
-                        }
-                    }
-                    seen.insert(r.id.clone(), k);
-                }
-            }
-        }
         Ok(0)
     }
 
     fn status(&self, job: &str, output: Output) -> Result<i32, LauncherError> {
         let (rt, kube) = self.connect()?;
         let s = rt.block_on(jobs::job_status(&kube, job)).map_err(err)?;
-        print_as(output, &s, |s, _| jobs::render_status(s))?;
+        print_as(output, &s, |s, wide| {
+            jobs::render_status(s, wide, &crate::clock::age)
+        })?;
         Ok(0)
     }
 
@@ -119,7 +96,7 @@ impl Cluster for KubernetesCluster {
             } else {
                 logs::log_targets(&kube, job, o.worker).await?
             };
-            logs::print_logs_with(&kube, &targets, &view, &mut |line| {
+            logs::print_logs_with(&kube, job, &targets, &view, &mut |line| {
                 crate::stdout::or_exit(writeln!(std::io::stdout(), "{line}"));
             })
             .await
@@ -130,7 +107,7 @@ impl Cluster for KubernetesCluster {
 
     fn describe(&self, job: &str) -> Result<i32, LauncherError> {
         let (rt, kube) = self.connect()?;
-        let (s, spec, evs) = rt
+        let (s, root, evs) = rt
             .block_on(async {
                 let s = jobs::job_status(&kube, job).await?;
                 let root = jobs::get_root(&kube, job).await?;
@@ -138,36 +115,12 @@ impl Cluster for KubernetesCluster {
                 Ok::<_, t2_kubernetes::error::KubeError>((s, root, evs))
             })
             .map_err(err)?;
-        let mut out = jobs::render_status(&s);
-        let spec_json = spec
+        let spec_json = root
             .data
             .as_ref()
-            .and_then(|d| d.get("spec.json").cloned())
+            .and_then(|d| d.get(t2_kubernetes::manifests::root::keys::SPEC).cloned())
             .unwrap_or_default();
-        if let Ok(spec) = serde_json::from_str::<t2_core::spec::JobSpec>(&spec_json) {
-            let mut command = spec.command.clone();
-            command.extend(spec.args.iter().cloned());
-            out.push_str(&format!(
-                "Spec: {} workers ({} per pod), command {:?}, max_restarts {}, cpu {}, memory {} MB\n",
-                spec.workers,
-                spec.workers_per_pod,
-                command,
-                spec.max_restarts,
-                spec.resources.cpu,
-                spec.resources.memory_mb
-            ));
-        }
-        out.push_str("Events:\n");
-        if evs.is_empty() {
-            out.push_str("  (none in the namespace's event list)\n");
-        }
-        for e in &evs {
-            out.push_str(&format!(
-                "  {:<25} {:<8} {:<40} {:<18} {}\n",
-                e.time, e.kind, e.object, e.reason, e.message
-            ));
-        }
-        crate::stdout::out!("{out}");
+        crate::stdout::out!("{}", describe_text(&s, &spec_json, &evs));
         Ok(0)
     }
 
@@ -206,7 +159,7 @@ fn list_header(wide: bool) -> String {
         "JOB", "STATE", "WORKERS", "OWNER", "AGE"
     );
     if wide {
-        h.push_str("  SUBMITTED");
+        h.push_str(&format!("  {:<20} {:<20} REASON", "SUBMITTED", "SINCE"));
     }
     h
 }
@@ -222,7 +175,204 @@ fn list_row(r: &jobs::JobRow, wide: bool) -> String {
         crate::clock::age(&r.submitted_at)
     );
     if wide {
-        row.push_str(&format!("  {}", r.submitted_at));
+        row.push_str(&format!(
+            "  {:<20} {:<20} {}",
+            r.submitted_at,
+            r.state_at.as_deref().unwrap_or("-"),
+            r.reason.as_deref().unwrap_or("")
+        ));
     }
-    row
+    row.trim_end().to_string()
+}
+
+/// What a watch compares: a change in any of these prints the job again.
+fn watch_key(r: &jobs::JobRow) -> String {
+    format!("{} {} {:?}", r.state, r.workers, r.reason)
+}
+
+/// Prints one job while watching: a table row, a JSON line, or a YAML document.
+fn print_watched(r: &jobs::JobRow, output: Output) -> Result<(), LauncherError> {
+    match output {
+        Output::Text | Output::Wide => {
+            crate::stdout::outln!("{}", list_row(r, output == Output::Wide))
+        }
+        Output::Yaml => crate::stdout::out!("---\n{}", super::to_yaml(r)?),
+        Output::Json => {
+            let line =
+                serde_json::to_string(r).map_err(LauncherError::json("cannot encode a job"))?;
+            crate::stdout::outln!("{line}")
+        }
+    }
+    Ok(())
+}
+
+/// `t2 list --watch`: the jobs, then each job again when its state, workers or reason change
+/// (its final state too, recorded just before its root goes). A job whose root is deleted
+/// without a final state shows as `DELETED`.
+async fn watch_list(kube: &t2_kubernetes::Kube, output: Output) -> Result<(), LauncherError> {
+    use std::collections::BTreeMap;
+    use t2_kubernetes::follow::is_final;
+    use t2_kubernetes::jobs_watch::{JobsChange, JobsWatch};
+    let mut watch = JobsWatch::new(kube);
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut first = true;
+    let mut failures = 0u32;
+    let started = std::time::Instant::now();
+    while started.elapsed() < WATCH_DEADLINE {
+        let left = WATCH_DEADLINE.saturating_sub(started.elapsed());
+        let Ok(next) = tokio::time::timeout(left, watch.next()).await else {
+            break;
+        };
+        let change = match next {
+            Ok(c) => {
+                failures = 0;
+                c
+            }
+            // The first list must work; later, a failed watch is retried a few times.
+            Err(e) if !first && failures < 5 => {
+                failures += 1;
+                tracing::warn!(error = %e, "the watch of the jobs failed; watching again");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+            Err(e) => return Err(err(e)),
+        };
+        let show = |seen: &mut BTreeMap<String, String>, r: &jobs::JobRow| {
+            let k = watch_key(r);
+            if seen.get(&r.id) != Some(&k) {
+                print_watched(r, output)?;
+                seen.insert(r.id.clone(), k);
+            }
+            Ok::<_, LauncherError>(())
+        };
+        match change {
+            JobsChange::Listed(rows) => {
+                if first && matches!(output, Output::Text | Output::Wide) {
+                    crate::stdout::outln!("{}", list_header(output == Output::Wide));
+                }
+                let gone: Vec<String> = seen
+                    .keys()
+                    .filter(|id| !rows.iter().any(|r| &r.id == *id))
+                    .cloned()
+                    .collect();
+                // Newest first in the table; after a new list, oldest first, so that lines
+                // come in the order things happened.
+                if first {
+                    rows.iter().try_for_each(|r| show(&mut seen, r))?;
+                } else {
+                    rows.iter().rev().try_for_each(|r| show(&mut seen, r))?;
+                }
+                for id in gone {
+                    seen.remove(&id);
+                }
+                first = false;
+            }
+            JobsChange::Changed(r) => show(&mut seen, &r)?,
+            JobsChange::Deleted(mut r) => {
+                if !is_final(&r.state) {
+                    r.state = "DELETED".into();
+                }
+                show(&mut seen, &r)?;
+                seen.remove(&r.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `t2 describe JOB` for a Kubernetes job, as `kubectl describe` shows an object.
+fn describe_text(
+    s: &jobs::JobStatus,
+    spec_json: &str,
+    evs: &[t2_kubernetes::events::JobEvent],
+) -> String {
+    use std::fmt::Write as _;
+    let age = crate::clock::age;
+    let mut out = String::new();
+    let _ = writeln!(out, "Job:          {}", s.id);
+    let _ = writeln!(out, "Cluster:      kubernetes (namespace {})", s.namespace);
+    let _ = writeln!(out, "State:        {}", s.state);
+    let _ = writeln!(
+        out,
+        "Reason:       {}",
+        s.reason
+            .clone()
+            .unwrap_or_else(|| crate::commands::describe::last_change(&s.state))
+    );
+    if let Some(t) = &s.state_at {
+        let _ = writeln!(out, "Since:        {t} ({} ago)", age(t));
+    }
+    let _ = writeln!(
+        out,
+        "Submitted:    {} ({} ago) by {}",
+        s.submitted_at,
+        age(&s.submitted_at),
+        s.owner
+    );
+    match serde_json::from_str::<t2_core::spec::JobSpec>(spec_json) {
+        Ok(spec) => {
+            let mut command = spec.command.clone();
+            command.extend(spec.args.iter().cloned());
+            let _ = writeln!(out, "Spec:");
+            let _ = writeln!(out, "  Name:         {}", spec.name);
+            let _ = writeln!(
+                out,
+                "  Workers:      {} ({} per pod)",
+                spec.workers, spec.workers_per_pod
+            );
+            let _ = writeln!(
+                out,
+                "  Command:      {}",
+                crate::commands::describe::shell_words(&command)
+            );
+            let _ = writeln!(out, "  Max restarts: {}", spec.max_restarts);
+            let _ = writeln!(
+                out,
+                "  Resources:    cpu {}, memory {} MB, disk {} MB",
+                spec.resources.cpu, spec.resources.memory_mb, spec.resources.disk_mb
+            );
+            if !spec.env.is_empty() {
+                let keys: Vec<&str> = spec.env.keys().map(String::as_str).collect();
+                let _ = writeln!(out, "  Env:          {}", keys.join(", "));
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "Spec:         unreadable: {e}");
+        }
+    }
+    let _ = writeln!(out, "Package:      sha256 {}", s.package_sha256);
+    let _ = writeln!(
+        out,
+        "Workers:      {} ({} per pod)",
+        s.workers, s.workers_per_pod
+    );
+    for line in jobs::render_status(s, false, &age).lines().skip(2) {
+        let _ = writeln!(out, "  {line}");
+    }
+    let _ = writeln!(out, "Events:");
+    if evs.is_empty() {
+        let _ = writeln!(
+            out,
+            "  (none of the job's objects in the namespace's events)"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  {:<8} {:<20} {:>6} {:<34} {:<24} MESSAGE",
+            "TYPE", "REASON", "AGE", "OBJECT", "FROM"
+        );
+        for e in evs {
+            let seen = if e.count > 1 {
+                format!("{} (x{})", age(&e.time), e.count)
+            } else {
+                age(&e.time)
+            };
+            let _ = writeln!(
+                out,
+                "  {:<8} {:<20} {:>6} {:<34} {:<24} {}",
+                e.kind, e.reason, seen, e.object, e.from, e.message
+            );
+        }
+    }
+    out
 }

@@ -139,7 +139,7 @@ pub fn run(home: &Path, job: &str) -> Result<(), LauncherError> {
 }
 
 /// The reason shown for a state that has none recorded.
-fn last_change(state: &str) -> String {
+pub(crate) fn last_change(state: &str) -> String {
     match state {
         "STARTING" => "workers are starting and joining".into(),
         "RUNNING" => "every worker joined".into(),
@@ -149,7 +149,7 @@ fn last_change(state: &str) -> String {
 }
 
 /// Words joined as a shell would read them back (quoted when needed).
-fn shell_words(words: &[String]) -> String {
+pub(crate) fn shell_words(words: &[String]) -> String {
     words
         .iter()
         .map(|w| {

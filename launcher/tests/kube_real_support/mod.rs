@@ -9,6 +9,7 @@
 //! `scripts/kube-down DIR`). Nothing here skips: no control plane is a failed test.
 #![allow(dead_code)]
 
+pub mod crilog;
 pub mod podspec;
 pub mod proxy;
 pub mod runtime;

@@ -4,7 +4,8 @@
 //! reports back through pod annotations:
 //! - once KWOK gave a pod its sandbox (an IP), its volumes are made ([`podspec::prepare`]),
 //!   KWOK `Exec` and `Logs` rules are created for it (so `exec` — direct package delivery —
-//!   runs in its folders and environment, and `logs` reads its containers' output);
+//!   runs in its folders and environment, and the API server's `pods/log` reads its
+//!   containers' output, kept in the CRI log format by [`super::crilog`]);
 //! - its init containers run in order (annotation `runtime.t2.test/init`: `running`, then
 //!   `done`, or `failed` with the exit code and the output's last lines, which KWOK turns into
 //!   the init container's status);
@@ -34,6 +35,7 @@ use kube::Client;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::crilog::{cri_path, Sink};
 use super::podspec::{self, PodFiles};
 use super::proxy::Proxies;
 use super::Plane;
@@ -201,6 +203,8 @@ struct Proc {
     starts: u32,
     /// When to start it again after it exited.
     again_at: Option<Instant>,
+    /// Where its output goes.
+    sink: Sink,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,6 +382,8 @@ async fn step(ctx: &Ctx, pod: &Pod, uid: &str, r: &mut PodRun) -> Result<(), Str
                         annotate(ctx, &r.name, &[(INIT, "done")]).await?;
                         r.init = InitState::Done;
                     } else {
+                        // Its last lines, once its output reached the log.
+                        p.sink.drain(Duration::from_secs(2));
                         let log =
                             ctx.shared.logs.lock().ok().and_then(|l| {
                                 l.get(&(r.name.clone(), inits[i].name.clone())).cloned()
@@ -561,15 +567,14 @@ async fn register_exec_and_logs(
         }));
         let log = files.root.join("logs").join(format!("{}.log", c.name));
         std::fs::create_dir_all(files.root.join("logs")).map_err(|e| e.to_string())?;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| format!("{}: {e}", log.display()))?;
+        drop(Sink::open(&log)?);
         if let Ok(mut l) = ctx.shared.logs.lock() {
             l.insert((name.clone(), c.name.clone()), log.clone());
         }
-        logs.push(serde_json::json!({"containers": [c.name], "logsFile": log, "follow": true}));
+        // KWOK reads the CRI-format twin (the kubelet's log reader accepts only that).
+        logs.push(
+            serde_json::json!({"containers": [c.name], "logsFile": cri_path(&log), "follow": true}),
+        );
     }
     for (kind, plural, spec) in [
         ("Exec", "execs", serde_json::json!({"execs": execs})),
@@ -651,12 +656,7 @@ async fn start(
             .unwrap_or_else(|_| PathBuf::from(program))
     };
     let log_path = files.root.join("logs").join(format!("{}.log", c.name));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    let sink = Sink::open(&log_path)?;
     if let Ok(mut l) = ctx.shared.logs.lock() {
         l.insert((name.clone(), c.name.clone()), log_path.clone());
     }
@@ -666,8 +666,8 @@ async fn start(
         .envs(env)
         .current_dir(&files.root)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log2))
+        .stdout(sink.spawn_reader("stdout")?)
+        .stderr(sink.spawn_reader("stderr")?)
         .process_group(0)
         .kill_on_drop(true);
     let child = cmd
@@ -687,5 +687,6 @@ async fn start(
         pgid,
         starts: run,
         again_at: None,
+        sink,
     })
 }
