@@ -38,13 +38,16 @@ enum Door {
     Dashboard,
 }
 
+/// How a case is sent: its answer, or why the answer is not one.
+type Sender = dyn Fn(&Doors) -> Result<String, String>;
+
 /// One case: where it goes, what it is, what the answer must say, and how it is sent. `send`
 /// returns the answer as the sender sees it (an error line, an HTTP body, a gRPC status).
 struct Case {
     door: Door,
     what: &'static str,
     says: &'static str,
-    send: Box<dyn Fn(&Doors) -> Result<String, String>>,
+    send: Box<Sender>,
 }
 
 /// Everything under attack.
