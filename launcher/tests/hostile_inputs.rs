@@ -568,7 +568,7 @@ fn cases() -> Vec<Case> {
         case(
             Grpc,
             "a forged worker ID past the job's size",
-            "worker 7",
+            "worker ID 7 is out of range",
             |d| attach_refused(d, register(&d.job_id, &d.token, PROTOCOL_VERSION, 7, 0)),
         ),
         case(

@@ -179,7 +179,10 @@ fn link_t2(dir: &Path) {
         return;
     }
     std::fs::create_dir_all(dir).expect("exec PATH folder");
-    let tmp = dir.join(format!(".t2-{}", std::process::id()));
+    // Unique per call: tests in one process link at the same time.
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".t2-{}-{serial}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(&target, &tmp).expect("symlink t2");
     std::fs::rename(&tmp, &link).expect("link t2 into KWOK's exec PATH");
