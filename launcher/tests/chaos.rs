@@ -20,26 +20,6 @@ const FIRE: Duration = Duration::from_secs(30);
 const DELAY_MS: u32 = 8_000;
 const LONG: Duration = Duration::from_secs(300);
 
-/// The znodes left under `/t2` for `job`.
-fn znodes_of(zk: &ZkServer, job: &str) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let s = t2_core::zk::Zk::connect(
-            &zk.address(),
-            Duration::from_secs(10),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap();
-        let mut out = s.children("/t2").await.unwrap_or_default();
-        out.retain(|c| c == job);
-        out
-    })
-}
-
 /// What the chaos did to one job.
 #[derive(Debug, Default)]
 struct Blows {
@@ -132,7 +112,7 @@ fn one_job(zk: &mut ZkServer, rng: &mut impl Rng) -> Blows {
         "wrong result after {blows:?}:\n{all}"
     );
     running.assert_nothing_left();
-    let left = znodes_of(zk, &running.id);
+    let left = zk.znodes_of(&running.id);
     assert!(left.is_empty(), "znodes left after {blows:?}: {left:?}");
     blows
 }

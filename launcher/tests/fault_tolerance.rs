@@ -22,26 +22,6 @@ fn ft_args(zk: &ZkServer) -> Vec<String> {
     ]
 }
 
-/// The znodes left under the job's root, via the real client.
-fn znodes_of(zk: &ZkServer, job: &str) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let s = t2_core::zk::Zk::connect(
-            &zk.address(),
-            Duration::from_secs(3),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-        let mut out = s.children("/t2").await.unwrap();
-        out.retain(|c| c == job);
-        out
-    })
-}
-
 #[test]
 fn a_sigkilled_worker_restarts_from_zookeeper_and_the_others_hear_of_it() {
     let zk = ZkServer::start();
@@ -66,7 +46,7 @@ fn a_sigkilled_worker_restarts_from_zookeeper_and_the_others_hear_of_it() {
     );
     let rec = only_job(home.path());
     assert_eq!(rec["workers"][2]["restart_count"], 1);
-    assert!(znodes_of(&zk, &job.id).is_empty(), "znodes left");
+    assert!(zk.znodes_of(&job.id).is_empty(), "znodes left");
 }
 
 /// A job whose workers pass two barriers; worker 0 (first barrier) and worker 1 (second) come
@@ -129,7 +109,7 @@ fn the_job_master_is_sigkilled_three_times_and_the_job_still_completes() {
             at.duration_since(*kill_at).unwrap_or_default()
         );
     }
-    assert!(znodes_of(&zk, &running.id).is_empty(), "znodes left");
+    assert!(zk.znodes_of(&running.id).is_empty(), "znodes left");
     running.assert_nothing_left();
 }
 
@@ -243,7 +223,7 @@ fn soak_twenty_worker_kills_and_three_jobmaster_kills() {
     assert!(out.status.success(), "{all}");
     assert!(all.contains("pi ~= 3.14159265358"), "{all}");
     running.assert_nothing_left();
-    assert!(znodes_of(&zk, &running.id).is_empty(), "znodes left");
+    assert!(zk.znodes_of(&running.id).is_empty(), "znodes left");
 }
 
 #[test]

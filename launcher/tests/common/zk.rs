@@ -34,6 +34,26 @@ impl ZkServer {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The znodes left under `/t2` for job `job`, read with the real client.
+    pub fn znodes_of(&self, job: &str) -> Vec<String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let s = t2_core::zk::Zk::connect(
+                &self.address(),
+                Duration::from_secs(10),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+            let mut out = s.children("/t2").await.unwrap_or_default();
+            out.retain(|c| c == job);
+            out
+        })
+    }
+
     /// Starts the server again (same port, same data) and waits until it serves.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
