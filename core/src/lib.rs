@@ -8,10 +8,12 @@
 //! - [`jobdir`]: where a job lives under `$T2_HOME` and its on-disk record.
 //! - `zk` (feature `zookeeper`): ZooKeeper znodes and sessions of fault-tolerant jobs.
 //! - [`text`]: user text made safe for one-line messages.
+//! - [`calendar`]: dates from day counts (RFC 3339 timestamps).
 //! - [`duration`]: human durations (`500ms`, `3s`) in YAML and on the command line.
 //! - [`secret`]: owner-only files for tokens, and constant-time token comparison.
 //! - `tls` (feature `tls`): the per-job certificate, rustls configurations, a TLS accept loop.
 
+pub mod calendar;
 pub mod duration;
 pub mod jobdir;
 pub mod names;

@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::Stream;
-use sha2::{Digest, Sha256};
+use t2_core::package::landing::{Landing, LandingError};
 use t2_core::secret::constant_time_eq;
 use t2_proto::package_source_server::PackageSource;
 use t2_proto::{FetchPackageParams, OfferPackageChunk, OfferPackageResult, PackageChunk};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -79,8 +79,8 @@ impl Drop for Taking {
     }
 }
 
-/// Writes the rest of an offer (`first` already read) to a file beside `dest`, checks its size
-/// and sha256, and renames it into place.
+/// Writes the rest of an offer (`first` already read) beside `dest`, checks its size and
+/// sha256, and moves it into place.
 async fn take_offer(
     first: OfferPackageChunk,
     rest: &mut Streaming<OfferPackageChunk>,
@@ -88,57 +88,27 @@ async fn take_offer(
     sha256: &str,
     bytes: u64,
 ) -> Result<(), Status> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    tokio::fs::create_dir_all(dir)
+    let refused = |e: LandingError| match e {
+        LandingError::Io { .. } => Status::internal(e.to_string()),
+        LandingError::TooLong { bytes } => Status::invalid_argument(format!(
+            "the offer is longer than the package's {bytes} bytes"
+        )),
+        LandingError::Short { got, bytes } => Status::invalid_argument(format!(
+            "the offer ended after {got} of the package's {bytes} bytes"
+        )),
+        LandingError::Damaged { got, expected } => Status::invalid_argument(format!(
+            "the offered copy has sha256 {got}, not the job's package {expected}"
+        )),
+    };
+    let mut landing = Landing::open(dest, "offered", bytes, sha256)
         .await
-        .map_err(|e| Status::internal(format!("cannot create {}: {e}", dir.display())))?;
-    let tmp = dir.join(format!(".offered-{}", std::process::id()));
-    let result = async {
-        let mut file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| Status::internal(format!("cannot create {}: {e}", tmp.display())))?;
-        let mut hash = Sha256::new();
-        let mut got: u64 = 0;
-        let mut chunk = Some(first);
-        while let Some(c) = chunk {
-            got += c.data.len() as u64;
-            if got > bytes {
-                return Err(Status::invalid_argument(format!(
-                    "the offer is longer than the package's {bytes} bytes"
-                )));
-            }
-            hash.update(&c.data);
-            file.write_all(&c.data)
-                .await
-                .map_err(|e| Status::internal(format!("cannot write {}: {e}", tmp.display())))?;
-            chunk = rest.message().await?;
-        }
-        if got != bytes {
-            return Err(Status::invalid_argument(format!(
-                "the offer ended after {got} of the package's {bytes} bytes"
-            )));
-        }
-        file.sync_all()
-            .await
-            .map_err(|e| Status::internal(format!("cannot write {}: {e}", tmp.display())))?;
-        let sum = hex::encode(hash.finalize());
-        if sum != sha256 {
-            return Err(Status::invalid_argument(format!(
-                "the offered copy has sha256 {sum}, not the job's package {sha256}"
-            )));
-        }
-        tokio::fs::rename(&tmp, dest).await.map_err(|e| {
-            Status::internal(format!(
-                "cannot move the package to {}: {e}",
-                dest.display()
-            ))
-        })
+        .map_err(refused)?;
+    let mut chunk = Some(first);
+    while let Some(c) = chunk {
+        landing.write(&c.data).await.map_err(refused)?;
+        chunk = rest.message().await?;
     }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    result
+    landing.finish().await.map_err(refused)
 }
 
 /// The stream of chunks.

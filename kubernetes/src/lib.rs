@@ -10,7 +10,8 @@
 //! - [`client`]: kubeconfig, context, namespace, in-cluster config → a [`Kube`].
 //! - [`create`]: root first, rollback on failure. - [`deliver`]: direct and uploader delivery.
 //! - [`podstate`] / [`wait`]: pods while the job starts, and the fail-fast reasons.
-//! - [`root_watch`]: a job's root ConfigMap, read then watched (follow, scale, the scaler).
+//! - [`root_watch`]: a job's root ConfigMap, read then watched (follow, scale, the scaler),
+//!   over [`configmap_watch`] (a watch kept going across the server's ends).
 //! - [`follow`]: the job's recorded state until it ends. - [`submit`]: all of it in order.
 //! - [`record`]: what the job master records in the root. - [`jobs`]: list and status;
 //!   [`jobs_watch`]: every job's root, listed then watched (`t2 list --watch`).
@@ -24,6 +25,7 @@
 
 pub mod checks;
 pub mod client;
+pub mod configmap_watch;
 pub mod create;
 pub mod deliver;
 pub mod doctor;

@@ -3,25 +3,12 @@
 //! stopping when the root is deleted. `t2 submit` (following the job), `t2 scale` (waiting for
 //! the answer) and the in-cluster job master (waiting for scale requests) all use it.
 
-use std::time::Duration;
-
-use futures::stream::BoxStream;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{ListParams, WatchEvent, WatchParams};
-use tokio::time::Instant;
+use kube::api::ListParams;
 
 use crate::client::Kube;
+use crate::configmap_watch::{ConfigMapWatch, Seen, Watched};
 use crate::error::{is_status, KubeError, Op};
-
-/// How long the server may keep one watch open (it ends it then; the watch is resumed).
-const WATCH_SECONDS: u32 = 290;
-/// A watch the server ends sooner than this with no event counts as ended "at once".
-const QUICK_END: Duration = Duration::from_secs(1);
-/// First wait after a watch ended at once; doubled up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-/// Longest wait between watches that end at once.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// How the root is (re-)read before watching from its version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +36,7 @@ pub struct RootWatch {
     read: Read,
     /// Read the root before watching (at the start, after `410 Gone`, after a restart).
     needs_read: bool,
-    /// The version to watch from.
-    version: String,
-    events: Option<BoxStream<'static, kube::Result<WatchEvent<ConfigMap>>>>,
-    opened: Instant,
-    seen_since_open: bool,
-    backoff: Duration,
+    watch: ConfigMapWatch,
 }
 
 impl RootWatch {
@@ -65,18 +47,14 @@ impl RootWatch {
             id: id.to_string(),
             read,
             needs_read: true,
-            version: String::new(),
-            events: None,
-            opened: Instant::now(),
-            seen_since_open: false,
-            backoff: FIRST_BACKOFF,
+            watch: ConfigMapWatch::new(kube, Watched::Named(id.to_string())),
         }
     }
 
     /// Starts watching from `version` (e.g. that of a patch just made) instead of reading first.
     pub fn from_version(mut self, version: String) -> Self {
         self.needs_read = false;
-        self.version = version;
+        self.watch.resume_from(version);
         self
     }
 
@@ -84,7 +62,7 @@ impl RootWatch {
     /// error, before retrying).
     pub fn restart(&mut self) {
         self.needs_read = true;
-        self.events = None;
+        self.watch.close();
     }
 
     /// The next state of the root. A watch the server ends is resumed from the last version
@@ -94,82 +72,25 @@ impl RootWatch {
     pub async fn next(&mut self) -> Result<RootChange, KubeError> {
         loop {
             if self.needs_read {
-                self.events = None;
+                self.watch.close();
                 return match self.read_root().await? {
                     Some((root, version)) => {
                         self.needs_read = false;
-                        self.version = version;
+                        self.watch.resume_from(version);
                         Ok(RootChange::Now(root))
                     }
                     None => Ok(RootChange::Gone(None)),
                 };
             }
-            if self.events.is_none() {
-                self.open().await?;
-            }
-            let Some(events) = self.events.as_mut() else {
-                continue;
-            };
-            let event = match events.next().await {
-                Some(Ok(event)) => event,
-                Some(Err(e)) => {
-                    self.events = None;
-                    return Err(self.op("watch").error(&self.kube.server, e));
-                }
-                None => {
-                    self.events = None;
-                    self.pause_if_ended_at_once().await;
-                    continue;
-                }
-            };
-            self.seen_since_open = true;
-            self.backoff = FIRST_BACKOFF;
-            match event {
-                WatchEvent::Added(root) | WatchEvent::Modified(root) => {
-                    if let Some(v) = &root.metadata.resource_version {
-                        self.version = v.clone();
-                    }
-                    return Ok(RootChange::Now(root));
-                }
-                WatchEvent::Deleted(root) => {
-                    self.events = None;
+            match self.watch.next().await? {
+                Seen::Changed(root) => return Ok(RootChange::Now(root)),
+                Seen::Deleted(root) => {
+                    self.watch.close();
                     return Ok(RootChange::Gone(Some(root)));
                 }
-                WatchEvent::Bookmark(b) => self.version = b.metadata.resource_version,
-                WatchEvent::Error(status) if status.code == 410 => self.restart(),
-                WatchEvent::Error(status) => {
-                    self.events = None;
-                    return Err(self
-                        .op("watch")
-                        .error(&self.kube.server, kube::Error::Api(status)));
-                }
+                Seen::Expired => self.restart(),
             }
         }
-    }
-
-    async fn open(&mut self) -> Result<(), KubeError> {
-        let field = format!("metadata.name={}", self.id);
-        let params = WatchParams::default().fields(&field).timeout(WATCH_SECONDS);
-        let events = self
-            .kube
-            .api::<ConfigMap>()
-            .watch(&params, &self.version)
-            .await
-            .map_err(|e| self.op("watch").error(&self.kube.server, e))?;
-        self.events = Some(events.boxed());
-        self.opened = Instant::now();
-        self.seen_since_open = false;
-        Ok(())
-    }
-
-    /// Not in a tight loop against a server that ends every watch at once.
-    async fn pause_if_ended_at_once(&mut self) {
-        if self.seen_since_open || self.opened.elapsed() >= QUICK_END {
-            self.backoff = FIRST_BACKOFF;
-            return;
-        }
-        tokio::time::sleep(self.backoff).await;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
     /// The root and the version to watch from, or `None` when there is no root.

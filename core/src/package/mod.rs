@@ -4,10 +4,13 @@
 //! - [`build`]: writing the package deterministically and hashing it.
 //! - [`unpack`]: unpacking an untrusted package safely (DESIGN §8).
 //! - [`jar`]: a jar's `Main-Class`, read from its manifest.
+//! - `landing` (feature `landing`): a package arriving in pieces, checked and moved into place.
 
 pub mod build;
 mod hashing;
 pub mod jar;
+#[cfg(feature = "landing")]
+pub mod landing;
 mod paths;
 pub mod source;
 pub mod unpack;

@@ -9,10 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+use t2_core::package::landing::{Landing, LandingError};
 use t2_proto::package_source_client::PackageSourceClient;
 use t2_proto::FetchPackageParams;
-use tokio::io::AsyncWriteExt;
 use tonic::transport::Endpoint;
 
 /// How long connecting to the job master may take.
@@ -81,52 +80,27 @@ async fn fetch_inner(
             _ => FetchFailure::NotYet(format!("the job master: {}", s.message())),
         })?
         .into_inner();
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".fetching-{}", std::process::id()));
-    let result = async {
-        let mut file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| FetchFailure::Fatal(format!("cannot create {}: {e}", tmp.display())))?;
-        let mut hash = Sha256::new();
-        let mut got: u64 = 0;
-        while let Some(chunk) = stream.message().await.map_err(|s| {
-            FetchFailure::NotYet(format!("the package stream broke: {}", s.message()))
-        })? {
-            got += chunk.data.len() as u64;
-            if got > bytes {
-                return Err(FetchFailure::Fatal(format!(
-                    "the job master sent more than the package's {bytes} bytes"
-                )));
-            }
-            hash.update(&chunk.data);
-            file.write_all(&chunk.data)
-                .await
-                .map_err(|e| FetchFailure::Fatal(format!("cannot write {}: {e}", tmp.display())))?;
-        }
-        if got != bytes {
-            return Err(FetchFailure::NotYet(format!(
-                "the job master's stream ended after {got} of {bytes} bytes"
-            )));
-        }
-        file.sync_all()
-            .await
-            .map_err(|e| FetchFailure::Fatal(format!("cannot write {}: {e}", tmp.display())))?;
-        let sum = hex::encode(hash.finalize());
-        if !sum.eq_ignore_ascii_case(sha256) {
-            return Err(FetchFailure::Fatal(format!(
-                "the job master's copy of the package has sha256 {sum}, expected {sha256}"
-            )));
-        }
-        tokio::fs::rename(&tmp, dest).await.map_err(|e| {
-            FetchFailure::Fatal(format!(
-                "cannot move the package to {}: {e}",
-                dest.display()
-            ))
-        })
+    let failed = |e: LandingError| match e {
+        LandingError::Io { .. } => FetchFailure::Fatal(e.to_string()),
+        LandingError::TooLong { bytes } => FetchFailure::Fatal(format!(
+            "the job master sent more than the package's {bytes} bytes"
+        )),
+        LandingError::Short { got, bytes } => FetchFailure::NotYet(format!(
+            "the job master's stream ended after {got} of {bytes} bytes"
+        )),
+        LandingError::Damaged { got, expected } => FetchFailure::Fatal(format!(
+            "the job master's copy of the package has sha256 {got}, expected {expected}"
+        )),
+    };
+    let mut landing = Landing::open(dest, "fetching", bytes, sha256)
+        .await
+        .map_err(failed)?;
+    while let Some(chunk) = stream
+        .message()
+        .await
+        .map_err(|s| FetchFailure::NotYet(format!("the package stream broke: {}", s.message())))?
+    {
+        landing.write(&chunk.data).await.map_err(failed)?;
     }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    result
+    landing.finish().await.map_err(failed)
 }

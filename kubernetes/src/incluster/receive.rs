@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use t2_core::package::landing::Landing;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::deliver::direct::received_line;
 
@@ -20,57 +21,26 @@ pub async fn receive(
     if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!("--sha256 {sha256} is not a sha256 (64 hex digits)"));
     }
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    tokio::fs::create_dir_all(dir)
+    let mut landing = Landing::open(dest, "receiving", bytes, sha256)
         .await
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let tmp = dir.join(format!(".receiving-{}", std::process::id()));
-    let result = async {
-        let mut file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-        let mut hash = Sha256::new();
-        let mut left = bytes;
-        let mut buf = vec![0u8; 256 * 1024];
-        while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = input.read(&mut buf[..want]).await.map_err(|e| {
-                format!(
-                    "reading the package failed after {} of {bytes} bytes: {e}",
-                    bytes - left
-                )
-            })?;
-            if n == 0 {
-                return Err(format!(
-                    "the stream ended after {} of {bytes} bytes",
-                    bytes - left
-                ));
-            }
-            hash.update(&buf[..n]);
-            file.write_all(&buf[..n])
-                .await
-                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-            left -= n as u64;
+        .map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 256 * 1024];
+    while landing.received() < bytes {
+        let left = bytes - landing.received();
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = input.read(&mut buf[..want]).await.map_err(|e| {
+            format!(
+                "reading the package failed after {} of {bytes} bytes: {e}",
+                landing.received()
+            )
+        })?;
+        if n == 0 {
+            break; // finish names the shortfall
         }
-        file.sync_all()
-            .await
-            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        let got = hex::encode(hash.finalize());
-        if !got.eq_ignore_ascii_case(sha256) {
-            return Err(format!(
-                "the package arrived damaged: sha256 {got}, expected {sha256}"
-            ));
-        }
-        tokio::fs::rename(&tmp, dest)
-            .await
-            .map_err(|e| format!("cannot move the package to {}: {e}", dest.display()))?;
-        Ok(received_line(&sha256.to_ascii_lowercase()))
+        landing.write(&buf[..n]).await.map_err(|e| e.to_string())?;
     }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    result
+    landing.finish().await.map_err(|e| e.to_string())?;
+    Ok(received_line(&sha256.to_ascii_lowercase()))
 }
 
 /// The sha256 of file `path`, hex.

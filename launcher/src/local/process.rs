@@ -88,19 +88,6 @@ pub fn pids_with_env(name: &str, value: &str) -> Vec<u32> {
             std::fs::read(format!("/proc/{pid}/environ"))
                 .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == wanted.as_bytes()))
         })
-        .filter(|&pid| alive_pid(pid))
+        .filter(|&pid| t2_worker::agent::proctree::alive(pid))
         .collect()
-}
-
-/// True when `pid` is alive and not a zombie.
-fn alive_pid(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                .map(|st| st != "Z" && st != "X")
-        })
-        .unwrap_or(false)
 }
