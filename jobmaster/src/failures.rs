@@ -132,7 +132,9 @@ impl Master {
             None => None,
         };
         let reason = match &disruption {
-            Some(why) => format!("{reason} (disrupted by the cluster: {why}; not counted against max_restarts)"),
+            Some(why) => format!(
+                "{reason} (disrupted by the cluster: {why}; not counted against max_restarts)"
+            ),
             None => reason,
         };
         let Some(e) = self.registry.get_mut(id) else {

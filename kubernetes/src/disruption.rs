@@ -44,17 +44,19 @@ pub fn disrupted(pod: &Pod) -> Option<String> {
             None => reason,
         });
     }
-    (status.phase.as_deref() == Some("Failed") && status.reason.as_deref() == Some("Evicted"))
-        .then(|| match status.message.as_deref().filter(|m| !m.is_empty()) {
+    (status.phase.as_deref() == Some("Failed") && status.reason.as_deref() == Some("Evicted")).then(
+        || match status.message.as_deref().filter(|m| !m.is_empty()) {
             Some(m) => format!("Evicted: {}", super::error::one_line(m)),
             None => "Evicted".into(),
-        })
+        },
+    )
 }
 
 /// Whether pod `name` is (being) disrupted, asked of the API server within
 /// [`LOOKUP_DEADLINE`]; `None` when it is not, is gone, or the answer did not come.
 pub async fn pod_disruption(kube: &Kube, name: &str) -> Option<String> {
-    let get = kube.api::<Pod>().get_opt(name);
+    let api = kube.api::<Pod>();
+    let get = api.get_opt(name);
     match tokio::time::timeout(LOOKUP_DEADLINE, get).await {
         Ok(Ok(Some(pod))) => disrupted(&pod),
         Ok(Ok(None)) => None,
@@ -63,7 +65,10 @@ pub async fn pod_disruption(kube: &Kube, name: &str) -> Option<String> {
             None
         }
         Err(_) => {
-            tracing::warn!(pod = name, "the API server did not say within 5 s whether the pod was disrupted");
+            tracing::warn!(
+                pod = name,
+                "the API server did not say within 5 s whether the pod was disrupted"
+            );
             None
         }
     }
@@ -139,7 +144,9 @@ impl DisruptionWatch {
                 let mut relist = false;
                 while let Some(ev) = events.next().await {
                     match ev {
-                        Ok(WatchEvent::Added(p) | WatchEvent::Modified(p) | WatchEvent::Deleted(p)) => {
+                        Ok(
+                            WatchEvent::Added(p) | WatchEvent::Modified(p) | WatchEvent::Deleted(p),
+                        ) => {
                             rv = p.metadata.resource_version.clone().unwrap_or(rv);
                             self.note(&p);
                         }

@@ -67,10 +67,7 @@ fn collection_path(obj: &Object, ns: &str) -> String {
 
 /// A `Warning` header's text: `299 - "text"` → `text`.
 pub fn warning_text(header: &str) -> String {
-    let rest = header
-        .split_once(" - ")
-        .map_or(header, |(_, r)| r)
-        .trim();
+    let rest = header.split_once(" - ").map_or(header, |(_, r)| r).trim();
     match rest.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
         Some(q) => q.replace("\\\"", "\"").replace("\\\\", "\\"),
         None => rest.to_string(),
@@ -178,7 +175,9 @@ mod tests {
     #[test]
     fn warning_headers_read_as_their_text() {
         assert_eq!(
-            warning_text(r#"299 - "would violate PodSecurity \"restricted:latest\": runAsNonRoot != true""#),
+            warning_text(
+                r#"299 - "would violate PodSecurity \"restricted:latest\": runAsNonRoot != true""#
+            ),
             r#"would violate PodSecurity "restricted:latest": runAsNonRoot != true"#
         );
         assert_eq!(warning_text("plain"), "plain");

@@ -68,7 +68,9 @@ pub async fn kill(kube: &Kube, id: &str, who: &str, wait: Duration) -> Result<Ki
         let root_gone = api
             .get_opt(id)
             .await
-            .map_err(|e| Op::named("get", "configmaps", &kube.namespace, id).error(&kube.server, e))?
+            .map_err(|e| {
+                Op::named("get", "configmaps", &kube.namespace, id).error(&kube.server, e)
+            })?
             .is_none();
         let left = list_objects(kube, &selector, true).await?;
         if (root_gone && left.is_empty()) || Instant::now() >= deadline {

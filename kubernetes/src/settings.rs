@@ -353,7 +353,9 @@ pub fn read_settings(spec: &JobSpec) -> Result<Settings, KubeError> {
 /// Numbers given for durations become text; the rest is as written.
 fn normalise(key: &str, value: Value) -> Value {
     match (key, value) {
-        ("package_timeout" | "start_timeout" | "ttl_after_finished", Value::Number(n)) => Value::String(n.to_string()),
+        ("package_timeout" | "start_timeout" | "ttl_after_finished", Value::Number(n)) => {
+            Value::String(n.to_string())
+        }
         (_, v) => v,
     }
 }

@@ -185,7 +185,9 @@ async fn a_finished_job_is_kept_for_its_ttl_the_root_records_until_when() {
                 .parse()
                 .expect("RFC 3339");
             let left = t2_kubernetes::incluster::finished::time_left(at);
-            assert!(left > std::time::Duration::ZERO && left <= std::time::Duration::from_secs(300));
+            assert!(
+                left > std::time::Duration::ZERO && left <= std::time::Duration::from_secs(300)
+            );
         })
         .json(200, json!({"metadata": {"name": ID}}))];
     run(steps, |kube| async move {

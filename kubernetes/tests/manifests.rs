@@ -409,15 +409,24 @@ fn network_policies_admit_only_the_jobs_pods_and_the_job_masters_port_only_from_
         assert!(last_np < first_sts, "{}", job.name);
         let id = job.info.id.as_str();
         let workers = nps.iter().find(|n| n["metadata"]["name"] == id).unwrap();
-        assert_eq!(workers["spec"]["podSelector"]["matchLabels"]["t2.io/role"], "worker");
-        assert_eq!(workers["spec"]["policyTypes"], serde_json::json!(["Ingress"]));
+        assert_eq!(
+            workers["spec"]["podSelector"]["matchLabels"]["t2.io/role"],
+            "worker"
+        );
+        assert_eq!(
+            workers["spec"]["policyTypes"],
+            serde_json::json!(["Ingress"])
+        );
         let from = &workers["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"];
         assert_eq!(from, &serde_json::json!({"t2.io/job": id}));
         let jm = nps
             .iter()
             .find(|n| n["metadata"]["name"] == format!("{id}-jm"))
             .unwrap();
-        assert_eq!(jm["spec"]["podSelector"]["matchLabels"]["t2.io/role"], "jobmaster");
+        assert_eq!(
+            jm["spec"]["podSelector"]["matchLabels"]["t2.io/role"],
+            "jobmaster"
+        );
         let rule = &jm["spec"]["ingress"][0];
         assert_eq!(
             rule["from"][0]["podSelector"]["matchLabels"],
@@ -436,9 +445,17 @@ fn a_dry_run_shows_no_token_and_an_owner_uid_the_api_server_refuses() {
         let info = job.info.clone().with_placeholders();
         let yaml = to_yaml(&build_objects(&info, &job.spec, &job.settings));
         assert!(!yaml.contains(&job.info.token), "{}: the token", job.name);
-        assert!(!yaml.contains("00000000-0000"), "{}: an all-zero uid", job.name);
+        assert!(
+            !yaml.contains("00000000-0000"),
+            "{}: an all-zero uid",
+            job.name
+        );
         for o in json_of(&build_objects(&info, &job.spec, &job.settings))[1..].iter() {
-            assert_eq!(o["metadata"]["ownerReferences"][0]["uid"], "", "{}", job.name);
+            assert_eq!(
+                o["metadata"]["ownerReferences"][0]["uid"], "",
+                "{}",
+                job.name
+            );
         }
     }
 }

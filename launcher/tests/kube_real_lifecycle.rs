@@ -60,7 +60,11 @@ async fn submit_detached(ns: &TestNs, job: &Path, extra: &[&str]) -> String {
 async fn wait_up(ns: &TestNs, id: &str, workers: u32) {
     ns.until("every worker up", DEADLINE, || async {
         (0..workers)
-            .all(|w| ns.runtime.log(&format!("{id}-{w}"), "worker-0").contains("up (restart"))
+            .all(|w| {
+                ns.runtime
+                    .log(&format!("{id}-{w}"), "worker-0")
+                    .contains("up (restart")
+            })
             .then_some(())
     })
     .await;
@@ -76,7 +80,10 @@ async fn the_network_policies_are_owned_by_the_root_and_collected_with_it() {
     let root_uid = cms.get(&id).await.unwrap().metadata.uid.unwrap();
     let nps: Api<NetworkPolicy> = Api::namespaced(ns.client.clone(), &ns.name);
     for (name, role) in [(id.clone(), "worker"), (format!("{id}-jm"), "jobmaster")] {
-        let np = nps.get(&name).await.unwrap_or_else(|e| panic!("NetworkPolicy {name}: {e}"));
+        let np = nps
+            .get(&name)
+            .await
+            .unwrap_or_else(|e| panic!("NetworkPolicy {name}: {e}"));
         let owner = &np.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(owner.uid, root_uid, "{name} owned by the root");
         assert_eq!(owner.controller, Some(true));
@@ -91,7 +98,10 @@ async fn the_network_policies_are_owned_by_the_root_and_collected_with_it() {
         let from = from.match_labels.unwrap();
         assert_eq!(from["t2.io/job"], id, "{name}: only the job's own pods");
         if role == "jobmaster" {
-            assert_eq!(from["t2.io/role"], "worker", "the job master's port: workers only");
+            assert_eq!(
+                from["t2.io/role"], "worker",
+                "the job master's port: workers only"
+            );
             assert_eq!(rule.ports.as_ref().unwrap().len(), 1);
         }
     }
@@ -122,7 +132,8 @@ async fn the_network_policies_are_owned_by_the_root_and_collected_with_it() {
 /// The etcd revision of a deletion event (resourceVersions are etcd revisions on a real API
 /// server, one counter for every object).
 fn revision(rv: Option<&String>) -> u64 {
-    rv.and_then(|v| v.parse().ok()).expect("a numeric resourceVersion")
+    rv.and_then(|v| v.parse().ok())
+        .expect("a numeric resourceVersion")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -150,25 +161,45 @@ async fn kill_deletes_in_the_foreground_so_the_root_goes_after_the_last_pod() {
         3,
         "two worker pods and the job master's"
     );
-    let root_rv = cms.get(&id).await.unwrap().metadata.resource_version.unwrap();
+    let root_rv = cms
+        .get(&id)
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
     let mut pod_events = pods
-        .watch(&WatchParams::default().labels(&format!("t2.io/job={id}")), &pod_rv)
+        .watch(
+            &WatchParams::default().labels(&format!("t2.io/job={id}")),
+            &pod_rv,
+        )
         .await
         .unwrap()
         .boxed();
     let mut root_events = cms
-        .watch(&WatchParams::default().fields(&format!("metadata.name={id}")), &root_rv)
+        .watch(
+            &WatchParams::default().fields(&format!("metadata.name={id}")),
+            &root_rv,
+        )
         .await
         .unwrap()
         .boxed();
     let out = ns.run(&["kill", &id], Duration::from_secs(120)).await;
     let all = text(&out);
-    assert!(out.status.success(), "{all}\nruntime:\n{}", ns.runtime.report());
+    assert!(
+        out.status.success(),
+        "{all}\nruntime:\n{}",
+        ns.runtime.report()
+    );
     assert!(all.contains("deleting it in the foreground"), "{all}");
     assert!(all.contains("it is gone: its last pod stopped"), "{all}");
     // When the kill returns, nothing of the job is left: not a pod, not the root.
     assert!(cms.get_opt(&id).await.unwrap().is_none());
-    assert!(ns.leftovers(&id).await.is_empty(), "{:?}", ns.leftovers(&id).await);
+    assert!(
+        ns.leftovers(&id).await.is_empty(),
+        "{:?}",
+        ns.leftovers(&id).await
+    );
     // The root was held (foregroundDeletion) and deleted after every pod.
     let mut pod_deleted = Vec::new();
     while pod_deleted.len() < 3 {
@@ -180,24 +211,27 @@ async fn kill_deletes_in_the_foreground_so_the_root_goes_after_the_last_pod() {
             other => panic!("pod watch ended before 3 deletions: {other:?}"),
         }
     }
-    let (mut held, root_deleted) = (false, loop {
-        match tokio::time::timeout(Duration::from_secs(30), root_events.next()).await {
-            Ok(Some(Ok(WatchEvent::Modified(cm)))) => {
-                held |= cm.metadata.deletion_timestamp.is_some()
-                    && cm
-                        .metadata
-                        .finalizers
-                        .iter()
-                        .flatten()
-                        .any(|f| f == "foregroundDeletion");
+    let (mut held, root_deleted) = (
+        false,
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), root_events.next()).await {
+                Ok(Some(Ok(WatchEvent::Modified(cm)))) => {
+                    held |= cm.metadata.deletion_timestamp.is_some()
+                        && cm
+                            .metadata
+                            .finalizers
+                            .iter()
+                            .flatten()
+                            .any(|f| f == "foregroundDeletion");
+                }
+                Ok(Some(Ok(WatchEvent::Deleted(cm)))) => {
+                    break revision(cm.metadata.resource_version.as_ref())
+                }
+                Ok(Some(Ok(_))) => {}
+                other => panic!("root watch ended before its deletion: {other:?}"),
             }
-            Ok(Some(Ok(WatchEvent::Deleted(cm)))) => {
-                break revision(cm.metadata.resource_version.as_ref())
-            }
-            Ok(Some(Ok(_))) => {}
-            other => panic!("root watch ended before its deletion: {other:?}"),
-        }
-    });
+        },
+    );
     assert!(held, "the root waited in foregroundDeletion");
     let last_pod = pod_deleted.iter().max().copied().unwrap();
     assert!(
@@ -221,11 +255,15 @@ async fn an_evicted_worker_is_not_counted_and_a_finished_job_stays_for_its_ttl()
         .await
         .unwrap_or_else(|e| panic!("evicting {victim}: {e}"));
     // The StatefulSet makes the pod again; its worker runs again.
-    ns.until("the evicted worker's pod made again and running", DEADLINE, || async {
-        let p = pods.get_opt(&victim).await.ok()??;
-        let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
-        (running && p.metadata.uid.as_deref() != Some(old_uid.as_str())).then_some(())
-    })
+    ns.until(
+        "the evicted worker's pod made again and running",
+        DEADLINE,
+        || async {
+            let p = pods.get_opt(&victim).await.ok()??;
+            let running = p.status.as_ref()?.phase.as_deref() == Some("Running");
+            (running && p.metadata.uid.as_deref() != Some(old_uid.as_str())).then_some(())
+        },
+    )
     .await;
     ns.until("the evicted worker started again", DEADLINE, || async {
         ns.runtime
@@ -258,9 +296,15 @@ async fn an_evicted_worker_is_not_counted_and_a_finished_job_stays_for_its_ttl()
         "{}",
         text(&out)
     );
-    let out = ns.run(&["gc", "--cluster", "kubernetes"], Duration::from_secs(60)).await;
+    let out = ns
+        .run(&["gc", "--cluster", "kubernetes"], Duration::from_secs(60))
+        .await;
     assert!(out.status.success(), "{}", text(&out));
-    assert!(cms.get_opt(&id).await.unwrap().is_some(), "gc swept a job within its ttl: {}", text(&out));
+    assert!(
+        cms.get_opt(&id).await.unwrap().is_some(),
+        "gc swept a job within its ttl: {}",
+        text(&out)
+    );
     // The job master's events name the eviction; then, after the ttl, the job goes.
     let jm_log = ns.runtime.log(&format!("{id}-jm-0"), "jobmaster");
     assert!(
@@ -287,23 +331,51 @@ async fn server_dry_run_is_judged_by_admission_and_creates_nothing() {
     // A compliant job: every object accepted (Pod Security judges the pod templates).
     let out = ns
         .run(
-            &["submit", "kubernetes", "examples/shell", "--workers", "2", "--dry-run=server"],
+            &[
+                "submit",
+                "kubernetes",
+                "examples/shell",
+                "--workers",
+                "2",
+                "--dry-run=server",
+            ],
             DEADLINE,
         )
         .await;
     let all = text(&out);
     assert!(out.status.success(), "{all}");
-    for kind in ["ConfigMap", "Secret", "Service", "NetworkPolicy", "StatefulSet", "Role", "RoleBinding"] {
+    for kind in [
+        "ConfigMap",
+        "Secret",
+        "Service",
+        "NetworkPolicy",
+        "StatefulSet",
+        "Role",
+        "RoleBinding",
+    ] {
         assert!(all.contains(&format!("{kind}/")), "{kind} judged: {all}");
     }
     assert!(!all.contains("refused"), "{all}");
     assert!(all.contains("nothing was created"), "{all}");
     let left = kubectl(
-        &["get", "configmaps,statefulsets,networkpolicies", "-n", &ns.name, "-l", "app.kubernetes.io/name=t2", "-o", "name"],
+        &[
+            "get",
+            "configmaps,statefulsets,networkpolicies",
+            "-n",
+            &ns.name,
+            "-l",
+            "app.kubernetes.io/name=t2",
+            "-o",
+            "name",
+        ],
         None,
     )
     .await;
-    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "{}", text(&left));
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "{}",
+        text(&left)
+    );
     // A namespace that allows no StatefulSet (a dry run stores nothing, so each create is
     // judged against what exists): refused by the quota, named.
     let quota = format!(
@@ -316,7 +388,14 @@ async fn server_dry_run_is_judged_by_admission_and_creates_nothing() {
         .until("the quota in force", DEADLINE, || async {
             let out = ns
                 .run(
-                    &["submit", "kubernetes", "examples/shell", "--workers", "2", "--dry-run=server"],
+                    &[
+                        "submit",
+                        "kubernetes",
+                        "examples/shell",
+                        "--workers",
+                        "2",
+                        "--dry-run=server",
+                    ],
                     DEADLINE,
                 )
                 .await;
@@ -324,5 +403,8 @@ async fn server_dry_run_is_judged_by_admission_and_creates_nothing() {
         })
         .await;
     let all = text(&out);
-    assert!(all.contains("refused (403)") && all.contains("exceeded quota"), "{all}");
+    assert!(
+        all.contains("refused (403)") && all.contains("exceeded quota"),
+        "{all}"
+    );
 }

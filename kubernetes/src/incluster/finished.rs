@@ -82,14 +82,18 @@ pub async fn linger_then_remove(
                         "cannot remove the finished job {id}: {e}; 't2 gc' will"
                     ))
                 }
-                Err(e) => warn!(job_id = %id, error = %e, "removing the finished job failed; trying again"),
+                Err(e) => {
+                    warn!(job_id = %id, error = %e, "removing the finished job failed; trying again")
+                }
             },
             Err(e) if tokio::time::Instant::now() >= deadline => {
                 return Err(format!(
                     "cannot read the finished job {id}'s root: {e}; 't2 gc' will remove it"
                 ))
             }
-            Err(e) => warn!(job_id = %id, error = %e, "reading the finished job's root failed; trying again"),
+            Err(e) => {
+                warn!(job_id = %id, error = %e, "reading the finished job's root failed; trying again")
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(RETRY) => {}
@@ -107,7 +111,10 @@ mod tests {
     fn a_finished_root_is_kept_until_its_marker_and_a_running_one_is_not() {
         let mut data = BTreeMap::from([
             (keys::STATE.to_string(), "COMPLETED".to_string()),
-            (keys::REMOVE_AFTER.to_string(), "2030-01-02T03:04:05Z".to_string()),
+            (
+                keys::REMOVE_AFTER.to_string(),
+                "2030-01-02T03:04:05Z".to_string(),
+            ),
         ]);
         let at = kept_until(&data).expect("kept");
         assert_eq!(at.to_string(), "2030-01-02T03:04:05Z");
@@ -116,7 +123,10 @@ mod tests {
         data.insert(keys::STATE.into(), "FAILED".into());
         data.remove(keys::REMOVE_AFTER);
         assert_eq!(kept_until(&data), None);
-        assert_eq!(time_left("2000-01-01T00:00:00Z".parse().unwrap()), Duration::ZERO);
+        assert_eq!(
+            time_left("2000-01-01T00:00:00Z".parse().unwrap()),
+            Duration::ZERO
+        );
         let soon: Timestamp = remove_after(Duration::from_secs(300)).parse().unwrap();
         assert!(time_left(soon) <= Duration::from_secs(300));
         assert!(time_left(soon) > Duration::ZERO);

@@ -144,7 +144,8 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
         warn!(job_id = %id, error = %e, "the job's kubernetes settings do not read; using the default rack and datacenter labels");
         Settings::default()
     });
-    let mut cluster = KubeJobCluster::with_settings(kube.clone(), &id, spec.workers_per_pod, &settings);
+    let mut cluster =
+        KubeJobCluster::with_settings(kube.clone(), &id, spec.workers_per_pod, &settings);
     let disruption_watch = cluster.watch_disruptions();
     let cluster = Arc::new(cluster);
     let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec);

@@ -170,7 +170,10 @@ pub fn worker_container(
 pub fn jobmaster_container(job: &JobInfo, s: &Settings, mounts: &[VolumeMount]) -> Container {
     let mut e = job_env(job);
     e.push(var(env::LISTEN, format!("0.0.0.0:{}", s.port)));
-    e.push(var(env::HEALTH_LISTEN, format!("0.0.0.0:{}", s.health_port)));
+    e.push(var(
+        env::HEALTH_LISTEN,
+        format!("0.0.0.0:{}", s.health_port),
+    ));
     e.push(secret_key(
         env::JOB_TOKEN,
         &job.names().token_secret(),
