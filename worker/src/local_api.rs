@@ -121,6 +121,25 @@ pub struct WorkerEntry {
     pub datacenter: String,
     /// Restarts so far.
     pub restart_count: u32,
+    /// Its state as the job master knows it: `PENDING`, `STARTED`, `RESTARTED`, `COMPLETED`,
+    /// `FAILED`, `KILLED` or `FULLY_FAILED`. A program that needs something from a worker that
+    /// has `COMPLETED` (and so is gone) must do without it, e.g. compute it itself.
+    #[serde(default)]
+    pub state: String,
+}
+
+/// The name [`WorkerEntry::state`] gives a worker state.
+pub fn state_name(s: t2_proto::WorkerState) -> &'static str {
+    use t2_proto::WorkerState as S;
+    match s {
+        S::Unspecified => "PENDING",
+        S::Started => "STARTED",
+        S::Restarted => "RESTARTED",
+        S::Completed => "COMPLETED",
+        S::Failed => "FAILED",
+        S::Killed => "KILLED",
+        S::FullyFailed => "FULLY_FAILED",
+    }
 }
 
 /// The agent's answer.

@@ -148,7 +148,8 @@ fn failure(msg: String) -> Response {
     }
 }
 
-fn entry(w: &WorkerInfo) -> WorkerEntry {
+/// A worker as the local API describes it.
+pub(crate) fn entry(w: &WorkerInfo) -> WorkerEntry {
     let node = w.node.clone().unwrap_or_default();
     WorkerEntry {
         id: w.worker_id,
@@ -158,6 +159,7 @@ fn entry(w: &WorkerInfo) -> WorkerEntry {
         rack: node.rack,
         datacenter: node.datacenter,
         restart_count: w.restart_count,
+        state: crate::local_api::state_name(w.state()).to_string(),
     }
 }
 
