@@ -136,8 +136,9 @@ fn a_running_local_job_renews_its_lease_so_a_late_worker_still_fetches_the_packa
     std::fs::write(dir.path().join("stop"), b"").unwrap();
     let rec = wait_for_record(&home, LONG, |r| r["state"] == "COMPLETED");
     assert_eq!(rec["num_workers"], 2, "{rec}");
-    // Its end dropped the reference and the package.
+    // Its end dropped the reference and the package, and its supervisor (detached) leaves.
     wait_head(&up, &id, 404, Duration::from_secs(30));
+    common::wait_all_gone(&running.pids(), LONG, "the job's processes");
     running.assert_nothing_left();
 }
 
@@ -161,5 +162,6 @@ fn the_lease_of_a_job_whose_supervisor_was_killed_lapses_and_its_package_is_swep
     wait_head(&up, &id, 404, Duration::from_secs(30));
     let out = run_t2(&home, &["kill", &running.id], LONG);
     assert!(out.status.success(), "{}", text(&out));
+    common::wait_all_gone(&running.pids(), LONG, "the job's processes");
     running.assert_nothing_left();
 }

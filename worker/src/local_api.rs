@@ -128,20 +128,6 @@ pub struct WorkerEntry {
     pub state: String,
 }
 
-/// The name [`WorkerEntry::state`] gives a worker state.
-pub fn state_name(s: t2_proto::WorkerState) -> &'static str {
-    use t2_proto::WorkerState as S;
-    match s {
-        S::Unspecified => "PENDING",
-        S::Started => "STARTED",
-        S::Restarted => "RESTARTED",
-        S::Completed => "COMPLETED",
-        S::Failed => "FAILED",
-        S::Killed => "KILLED",
-        S::FullyFailed => "FULLY_FAILED",
-    }
-}
-
 /// The agent's answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Response {

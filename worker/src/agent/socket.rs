@@ -148,6 +148,20 @@ fn failure(msg: String) -> Response {
     }
 }
 
+/// The name [`WorkerEntry::state`] gives a worker state.
+pub fn state_name(s: t2_proto::WorkerState) -> &'static str {
+    use t2_proto::WorkerState as S;
+    match s {
+        S::Unspecified => "PENDING",
+        S::Started => "STARTED",
+        S::Restarted => "RESTARTED",
+        S::Completed => "COMPLETED",
+        S::Failed => "FAILED",
+        S::Killed => "KILLED",
+        S::FullyFailed => "FULLY_FAILED",
+    }
+}
+
 /// A worker as the local API describes it.
 pub(crate) fn entry(w: &WorkerInfo) -> WorkerEntry {
     let node = w.node.clone().unwrap_or_default();
@@ -159,7 +173,7 @@ pub(crate) fn entry(w: &WorkerInfo) -> WorkerEntry {
         rack: node.rack,
         datacenter: node.datacenter,
         restart_count: w.restart_count,
-        state: crate::local_api::state_name(w.state()).to_string(),
+        state: state_name(w.state()).to_string(),
     }
 }
 
