@@ -16,7 +16,7 @@
 //! | `workers_per_pod` | `1` | workers per pod (Kubernetes); must divide `workers` |
 //! | `env` | `{}` | environment variables of the user program; names `[A-Za-z_][A-Za-z0-9_]*` |
 //! | `config` | `{}` | free-form user configuration, given to workers as JSON |
-//! | `max_restarts` | `3` | restarts of a failed worker before the job fails |
+//! | `max_restarts` | `3` | restarts of a failed worker before the job fails (locally, also of a fault-tolerant job's job master, at least 10) |
 //! | `barrier_timeout` | `30s` | default barrier timeout |
 //! | `init_barrier_timeout` | `10m` | default init-barrier timeout |
 //! | `join_timeout` | `60s` | wait for all workers to join (or a restarted one to rejoin) |

@@ -30,7 +30,9 @@ struct Blows {
 
 /// Runs one job under fire for [`FIRE`], then to its end; checks the outcome.
 fn one_job(zk: &mut ZkServer, rng: &mut impl Rng) -> Blows {
-    let home = tempfile::tempdir().unwrap();
+    // Kept on failure (the panic says where), so that the job's logs can be read.
+    let dir = tempfile::Builder::new().prefix("t2-chaos-").tempdir().unwrap();
+    let home = Home(dir.keep());
     let mut args: Vec<String> = [
         "-D",
         "fault_tolerant=true",
@@ -96,7 +98,7 @@ fn one_job(zk: &mut ZkServer, rng: &mut impl Rng) -> Blows {
             }
         }
     }
-    let out = wait(child, LONG);
+    let out = wait_or_report(child, LONG, home.path());
     let all = format!(
         "{}{}",
         std::fs::read_to_string(&out_path).unwrap_or_default(),
@@ -114,11 +116,52 @@ fn one_job(zk: &mut ZkServer, rng: &mut impl Rng) -> Blows {
     running.assert_nothing_left();
     let left = zk.znodes_of(&running.id);
     assert!(left.is_empty(), "znodes left after {blows:?}: {left:?}");
+    std::fs::remove_dir_all(home.path()).ok();
     blows
 }
 
+/// A job's `$T2_HOME`, left in place when the test fails.
+struct Home(std::path::PathBuf);
+
+impl Home {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+/// [`wait`], but a job that outlives `deadline` fails the test with its record and logs.
+fn wait_or_report(
+    mut child: std::process::Child,
+    deadline: Duration,
+    home: &std::path::Path,
+) -> std::process::Output {
+    let start = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > deadline {
+            let report = jobs_report(home);
+            // The job is ended the way a user would, then its `t2 submit`.
+            if let Ok(id) = std::fs::read_dir(home.join("jobs"))
+                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            {
+                for id in id {
+                    run_t2(home, &[std::ffi::OsStr::new("kill"), &id], Duration::from_secs(30));
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the job did not finish within {deadline:?}; its folder is kept in {}\n{}",
+                home.display(),
+                report
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().expect("output")
+}
+
 #[test]
-#[ignore = "hangs: in the suite on 2 cores a job under chaos did not finish within 300 s (not yet diagnosed; see the stop-10 note); run with --ignored or bench/soak/run"]
+#[ignore = "the hang (examples/pi waiting for a completed worker 0) is fixed but the fixed test has not passed a full run yet; run with --ignored or bench/soak/run"]
 fn jobs_complete_correctly_under_random_kills_and_zookeeper_restarts() {
     let seconds: u64 = std::env::var("T2_CHAOS_SECONDS")
         .ok()

@@ -1,6 +1,6 @@
 //! The launcher's side of the uploader: HEAD to skip a package the uploader already has, PUT
-//! with a progress bar (retried when the uploader is busy or the connection breaks), reference
-//! and DELETE at job end. Every call is bounded; errors are one line naming the URL.
+//! with a progress bar (retried when the uploader is busy or the connection breaks), the job's
+//! reference (a lease, renewed while the job runs) and DELETE at job end. Every call is bounded; errors are one line naming the URL.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use tokio::io::AsyncReadExt;
 use tracing::warn;
 
 use crate::error::UploaderError;
+use crate::lease::{DEFAULT_LEASE, LEASE_HEADER};
 
 /// Time for anything but the body of an upload.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,6 +89,19 @@ impl UploaderClient {
         body: Body,
         timeout: Duration,
     ) -> Result<(StatusCode, String), String> {
+        self.call_lease(method, url, body, timeout)
+            .await
+            .map(|(status, line, _)| (status, line))
+    }
+
+    /// [`Self::call`], with the lease the answer announced ([`LEASE_HEADER`]), if any.
+    async fn call_lease(
+        &self,
+        method: &str,
+        url: &str,
+        body: Body,
+        timeout: Duration,
+    ) -> Result<(StatusCode, String, Option<Duration>), String> {
         let req = self
             .request(method, url)
             .body(body)
@@ -96,13 +110,37 @@ impl UploaderClient {
             .await
             .map_err(|e| e.cause)?;
         let status = resp.status();
+        let lease = resp
+            .headers()
+            .get(LEASE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_millis);
         let mut body = resp.into_body();
         let line = if method == "HEAD" {
             String::new()
         } else {
             http::body_line(&mut body).await
         };
-        Ok((status, line))
+        Ok((status, line, lease))
+    }
+
+    /// Renews job `job`'s lease on package `sha256` (`PUT /packages/{sha256}/refs/{job}`);
+    /// returns how long the lease lasts now ([`DEFAULT_LEASE`] when the uploader does not say).
+    /// A package that is not there any more is an error.
+    pub async fn renew(&self, sha256: &str, job: &str) -> Result<Duration, UploaderError> {
+        let url = format!("{}/refs/{job}", self.package_url(sha256));
+        let fail = |cause: String| {
+            UploaderError::Client(format!("cannot renew job {job}'s lease at {url}: {cause}"))
+        };
+        match self
+            .call_lease("PUT", &url, http::empty(), CALL_TIMEOUT)
+            .await
+            .map_err(fail)?
+        {
+            (s, _, lease) if s.is_success() => Ok(lease.unwrap_or(DEFAULT_LEASE)),
+            (s, line, _) => Err(fail(format!("{s}: {line}"))),
+        }
     }
 
     /// True when the uploader has package `sha256`.

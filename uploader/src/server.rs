@@ -40,6 +40,8 @@ pub struct UploaderConfig {
     pub ttl: Duration,
     /// How often the TTL sweep runs.
     pub sweep_interval: Duration,
+    /// How long a job's reference (lease) lives without being renewed.
+    pub lease: Duration,
     /// Serve HTTPS with this configuration (`t2 uploader --tls-cert --tls-key`); `None`
     /// serves plain HTTP.
     pub tls: Option<Arc<t2_core::tls::rustls::ServerConfig>>,
@@ -63,10 +65,12 @@ pub async fn run(
     config: UploaderConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), UploaderError> {
-    let store = Store::open(&config.dir).map_err(UploaderError::io(format!(
-        "cannot open the package store {}",
-        config.dir.display()
-    )))?;
+    let store = Store::open(&config.dir)
+        .map_err(UploaderError::io(format!(
+            "cannot open the package store {}",
+            config.dir.display()
+        )))?
+        .with_lease(config.lease);
     let app = Arc::new(App {
         store: Arc::new(store),
         gate: Gate::new(config.limits.clone()),
@@ -183,7 +187,7 @@ async fn put_package(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, String), ApiError> {
+) -> Result<Response, ApiError> {
     let id = package_id(&id)?;
     auth::check(&headers, &app.token)?;
     let job = upload::job_param(uri.query())?;
@@ -194,7 +198,7 @@ async fn put_ref(
     State(app): State<Arc<App>>,
     Path((id, job)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<(StatusCode, String), ApiError> {
+) -> Result<Response, ApiError> {
     let id = package_id(&id)?;
     auth::check(&headers, &app.token)?;
     upload::add_ref(app, id, &job).await

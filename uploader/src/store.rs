@@ -1,6 +1,8 @@
 //! Where the uploader keeps packages: `packages/<sha256>` (complete, verified files only),
 //! `tmp/` (uploads in progress, renamed into `packages/` atomically once verified) and
-//! `refs/<sha256>/<job-id>` (the jobs using a package, so a shared package outlives one job).
+//! `refs/<sha256>/<job-id>` (the jobs using a package, as leases they renew: see
+//! [`crate::lease`]; a package with a live lease is never swept, and a shared package outlives
+//! one job).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -63,6 +65,8 @@ pub struct Store {
     packages: PathBuf,
     tmp: PathBuf,
     refs: PathBuf,
+    /// How long a job reference lives without being renewed.
+    lease: std::time::Duration,
     /// Guards the totals and makes "does it exist, rename, count" one step, so concurrent
     /// uploads of the same package count it once.
     totals: Mutex<Totals>,
@@ -112,6 +116,7 @@ impl Store {
             packages: dir.join("packages"),
             tmp: dir.join("tmp"),
             refs: dir.join("refs"),
+            lease: crate::lease::DEFAULT_LEASE,
             totals: Mutex::new(Totals::default()),
         };
         for d in [&store.packages, &store.tmp, &store.refs] {
@@ -137,6 +142,17 @@ impl Store {
         }
         *store.lock() = totals;
         Ok(store)
+    }
+
+    /// The same store, its job references lasting `lease` without renewal.
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// How long a job reference lives without being renewed.
+    pub fn lease(&self) -> std::time::Duration {
+        self.lease
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Totals> {
@@ -208,13 +224,15 @@ impl Store {
     }
 
     /// Removes package `id` and its references if it is still unused (not uploaded or
-    /// downloaded) for longer than `age`, checked under the same lock as [`Store::commit`], so
-    /// an upload that lands meanwhile is never removed; false when it was not removed.
+    /// downloaded) for longer than `age` and no job holds a live lease on it (with a non-zero
+    /// `age`), checked under the same lock as [`Store::commit`], so an upload or a renewal that
+    /// lands meanwhile is never removed; false when it was not removed.
     pub fn remove_unused_for(&self, id: &PackageId, age: std::time::Duration) -> io::Result<bool> {
         let dest = self.path(id);
         let mut totals = self.exclusive()?;
         let size = match std::fs::metadata(&dest) {
             Ok(m) if !age.is_zero() && !older_than(&m, age) => return Ok(false),
+            Ok(_) if !age.is_zero() && self.live_refs(id) > 0 => return Ok(false),
             Ok(m) => m.len(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
@@ -226,8 +244,8 @@ impl Store {
         Ok(true)
     }
 
-    /// Drops job `job`'s reference (if any) and removes the package when no job uses it any
-    /// more, in one step with respect to [`Store::commit`]: `Ok(None)` when it was not there,
+    /// Drops job `job`'s reference (if any) and removes the package when no job holds a live
+    /// lease on it any more, in one step with respect to [`Store::commit`]: `Ok(None)` when it was not there,
     /// `Ok(Some(n))` with the jobs still using it (0: removed).
     pub fn release(&self, id: &PackageId, job: Option<&str>) -> io::Result<Option<usize>> {
         let dest = self.path(id);
@@ -250,14 +268,27 @@ impl Store {
         Ok(Some(0))
     }
 
-    /// Records that job `job` (an already validated job ID) uses package `id`.
+    /// Records that job `job` (an already validated job ID) uses package `id`, or renews that
+    /// lease.
     pub fn add_ref(&self, id: &PackageId, job: &str) -> io::Result<()> {
         let dir = self.refs.join(id.as_str());
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(job), b"")
+        crate::lease::renew(&dir.join(job))
     }
 
-    /// Drops job `job`'s reference to `id`; returns how many jobs still use it.
+    /// Renews job `job`'s lease on package `id`, under the folder's lock so that the sweep
+    /// cannot remove the package in between; false when the package is not there.
+    pub fn renew_ref(&self, id: &PackageId, job: &str) -> io::Result<bool> {
+        let _held = self.exclusive()?;
+        if !self.path(id).is_file() {
+            return Ok(false);
+        }
+        self.add_ref(id, job)?;
+        Ok(true)
+    }
+
+    /// Drops job `job`'s reference to `id`; returns how many jobs still hold a live lease on it
+    /// (lapsed leases are removed).
     pub fn drop_ref(&self, id: &PackageId, job: &str) -> io::Result<usize> {
         let dir = self.refs.join(id.as_str());
         match std::fs::remove_file(dir.join(job)) {
@@ -265,9 +296,12 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        Ok(std::fs::read_dir(&dir)
-            .map(|d| d.flatten().count())
-            .unwrap_or(0))
+        Ok(self.live_refs(id))
+    }
+
+    /// How many jobs hold a live lease on `id` (lapsed leases are removed).
+    pub fn live_refs(&self, id: &PackageId) -> usize {
+        crate::lease::live(&self.refs.join(id.as_str()), self.lease)
     }
 
     /// Every stored package with its metadata (files with other names are ignored).
@@ -329,6 +363,59 @@ mod tests {
         assert!(!store.remove(&id).unwrap());
         assert_eq!(store.totals(), Totals::default());
         assert_eq!(Store::open(dir.path()).unwrap().totals(), Totals::default());
+    }
+
+    /// Sets the modification time of `path` to `ago` before now.
+    fn age_by(path: &Path, ago: std::time::Duration) {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - ago)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_live_lease_keeps_a_package_past_its_ttl_and_a_lapsed_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let lease = std::time::Duration::from_secs(60);
+        let store = Store::open(dir.path()).unwrap().with_lease(lease);
+        let id = PackageId::parse(&"d".repeat(64)).unwrap();
+        let tmp = store.temp_path(&id);
+        std::fs::write(&tmp, b"12345").unwrap();
+        store.commit(&tmp, &id, 5, Some("job-a")).unwrap();
+        // Unused for an hour, far past a TTL of a second, but job-a's lease is live.
+        let ttl = std::time::Duration::from_secs(1);
+        age_by(&store.path(&id), std::time::Duration::from_secs(3600));
+        assert!(!store.remove_unused_for(&id, ttl).unwrap());
+        assert!(store.path(&id).is_file());
+        // job-a stops renewing: two minutes later its lease has lapsed and the sweep takes it.
+        let reference = dir.path().join("refs").join(id.as_str()).join("job-a");
+        age_by(&reference, std::time::Duration::from_secs(120));
+        assert!(store.remove_unused_for(&id, ttl).unwrap());
+        assert!(!store.path(&id).exists());
+        assert!(!reference.exists());
+        assert!(!store.renew_ref(&id, "job-a").unwrap(), "nothing to renew");
+    }
+
+    #[test]
+    fn a_release_keeps_a_package_only_for_live_leases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path())
+            .unwrap()
+            .with_lease(std::time::Duration::from_secs(60));
+        let id = PackageId::parse(&"e".repeat(64)).unwrap();
+        let tmp = store.temp_path(&id);
+        std::fs::write(&tmp, b"12345").unwrap();
+        store.commit(&tmp, &id, 5, Some("job-a")).unwrap();
+        assert!(store.renew_ref(&id, "job-b").unwrap());
+        assert!(store.renew_ref(&id, "job-c").unwrap());
+        // job-c crashed long ago; job-b still runs.
+        let refs = dir.path().join("refs").join(id.as_str());
+        age_by(&refs.join("job-c"), std::time::Duration::from_secs(600));
+        assert_eq!(store.release(&id, Some("job-a")).unwrap(), Some(1));
+        assert_eq!(store.release(&id, Some("job-b")).unwrap(), Some(0));
+        assert!(!store.path(&id).exists());
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The TTL sweep: packages nobody uploaded or downloaded for longer than the TTL were
-//! abandoned (their job never said it ended) and are removed, with temporary files that no
-//! upload is writing any more.
+//! The TTL sweep: packages nobody uploaded or downloaded for longer than the TTL, and on which
+//! no running job holds a live lease (see [`crate::lease`]), were abandoned (their job never
+//! said it ended) and are removed, with temporary files that no upload is writing any more.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -26,8 +26,8 @@ pub async fn run(app: Arc<App>, ttl: Duration, interval: Duration) {
     }
 }
 
-/// Removes packages unused for longer than `ttl` and stale temporary files; returns how many
-/// packages went.
+/// Removes packages unused for longer than `ttl` that no live lease holds, and stale
+/// temporary files; returns how many packages went.
 pub fn sweep_once(app: &App, ttl: Duration) -> usize {
     let now = SystemTime::now();
     let age = |m: &std::fs::Metadata| {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -49,7 +50,7 @@ pub async fn put(
     job: Option<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, String), ApiError> {
+) -> Result<Response, ApiError> {
     let span = info_span!("upload", package = %id, job = job.as_deref().unwrap_or("-"));
     put_inner(app, id, job, headers, body)
         .instrument(span)
@@ -62,7 +63,7 @@ async fn put_inner(
     job: Option<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, String), ApiError> {
+) -> Result<Response, ApiError> {
     let declared = match headers.get(header::CONTENT_LENGTH) {
         Some(v) => Some(
             v.to_str()
@@ -148,30 +149,53 @@ async fn put_inner(
         .bytes_received
         .fetch_add(size, Ordering::Relaxed);
     info!(bytes = size, new, "package stored");
-    Ok(if new {
+    let (status, text) = if new {
         (StatusCode::CREATED, format!("stored {id} ({size} bytes)\n"))
     } else {
         (
             StatusCode::OK,
             format!("{id} was already stored ({size} bytes)\n"),
         )
+    };
+    Ok(match job {
+        Some(_) => with_lease(app.store.lease(), status, text),
+        None => (status, text).into_response(),
     })
 }
 
-/// `PUT /packages/{id}/refs/{job}`: job `job` uses the (stored) package.
+/// `PUT /packages/{id}/refs/{job}`: job `job` uses the (stored) package: its lease starts, or
+/// is renewed.
 pub async fn add_ref(
     app: Arc<App>,
     id: PackageId,
     job: &str,
-) -> Result<(StatusCode, String), ApiError> {
+) -> Result<Response, ApiError> {
     t2_core::names::validate_job_id(job).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if !app.store.path(&id).is_file() {
+    let store = app.store.clone();
+    let (id2, job2) = (id.clone(), job.to_string());
+    let renewed = tokio::task::spawn_blocking(move || store.renew_ref(&id2, &job2))
+        .await
+        .map_err(|e| ApiError::internal(format!("the reference task failed: {e}")))?
+        .map_err(|e| ApiError::storing("cannot record the job's reference", &e))?;
+    if !renewed {
         return Err(ApiError::not_found(format!("no package {id} here")));
     }
-    app.store
-        .add_ref(&id, job)
-        .map_err(|e| ApiError::storing("cannot record the job's reference", &e))?;
-    Ok((StatusCode::OK, format!("job {job} uses {id}\n")))
+    let lease = app.store.lease();
+    Ok(with_lease(
+        lease,
+        StatusCode::OK,
+        format!("job {job} uses {id} (lease {lease:?})\n"),
+    ))
+}
+
+/// An answer that tells the job how long its lease on the package lasts.
+pub fn with_lease(lease: std::time::Duration, status: StatusCode, text: String) -> Response {
+    (
+        status,
+        [(crate::lease::LEASE_HEADER, lease.as_millis().to_string())],
+        text,
+    )
+        .into_response()
 }
 
 /// `DELETE /packages/{id}[?job=ID]`: with a job, drops its reference and removes the package

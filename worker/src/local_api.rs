@@ -121,6 +121,11 @@ pub struct WorkerEntry {
     pub datacenter: String,
     /// Restarts so far.
     pub restart_count: u32,
+    /// Its state as the job master knows it: `PENDING`, `STARTED`, `RESTARTED`, `COMPLETED`,
+    /// `FAILED`, `KILLED` or `FULLY_FAILED`. A program that needs something from a worker that
+    /// has `COMPLETED` (and so is gone) must do without it, e.g. compute it itself.
+    #[serde(default)]
+    pub state: String,
 }
 
 /// The agent's answer.

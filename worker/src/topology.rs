@@ -118,6 +118,7 @@ mod tests {
             rack: rack.into(),
             datacenter: dc.into(),
             restart_count: 0,
+            state: "STARTED".into(),
         }
     }
 

@@ -2,7 +2,10 @@
 //! partial sums are combined by an allreduce over the workers' own TCP connections (gather to
 //! worker 0, which sends the total back), found through the worker list — not through the job
 //! master. The exchange is keyed by worker ID and retried, so a worker that is killed and
-//! restarted simply sends its (identical) partial sum again.
+//! restarted simply sends its (identical) partial sum again. A worker that has COMPLETED is gone
+//! and sends nothing more: a worker restarted after worker 0 completed computes the total
+//! itself, and a worker 0 restarted after others completed computes their partial sums itself
+//! (each is a pure function of the worker ID, so the result is the same to the last bit).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -75,7 +78,19 @@ fn gather(ctx: &WorkerContext, own: f64) -> Result<f64> {
     let mut partials = BTreeMap::from([(0u32, own)]);
     let mut peers: BTreeMap<u32, TcpStream> = BTreeMap::new();
     let started = Instant::now();
-    while partials.len() < ctx.num_workers() as usize {
+    let n = ctx.num_workers();
+    let intervals = ctx.config()["intervals"].as_u64().unwrap_or(50_000_000);
+    let mut checked: Option<Instant> = None;
+    while partials.len() < n as usize {
+        // Workers that completed while this one was restarting will not send again.
+        if checked.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) {
+            checked = Some(Instant::now());
+            for w in ctx.joined_workers()? {
+                if w.state == "COMPLETED" && !partials.contains_key(&w.id) {
+                    partials.insert(w.id, integrate(intervals, w.id as u64, n as u64));
+                }
+            }
+        }
         if started.elapsed() > DEADLINE {
             bail!(
                 "allreduce: only {} of {} partial sums arrived within {DEADLINE:?}",
@@ -118,15 +133,25 @@ fn contribute(ctx: &WorkerContext, partial: f64) -> Result<f64> {
     let mut last_error = String::new();
     while started.elapsed() < DEADLINE {
         let root = ctx.joined_workers()?.into_iter().find(|w| w.id == 0);
-        if let Some(root) = root {
-            match exchange(&root.host, root.port, ctx.worker_id(), partial) {
+        match root {
+            // Worker 0 is done and gone (this worker was restarted after it had the total).
+            Some(root) if root.state == "COMPLETED" => return Ok(total_alone(ctx)),
+            Some(root) => match exchange(&root.host, root.port, ctx.worker_id(), partial) {
                 Ok(total) => return Ok(total),
                 Err(e) => last_error = e.to_string(),
-            }
+            },
+            None => {}
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     bail!("allreduce: no total from worker 0 within {DEADLINE:?}: {last_error}")
+}
+
+/// The total as worker 0 computes it: every worker's partial sum, added in worker order.
+fn total_alone(ctx: &WorkerContext) -> f64 {
+    let intervals = ctx.config()["intervals"].as_u64().unwrap_or(50_000_000);
+    let n = ctx.num_workers() as u64;
+    (0..n).map(|w| integrate(intervals, w, n)).sum()
 }
 
 fn exchange(host: &str, port: u32, id: u32, partial: f64) -> Result<f64> {

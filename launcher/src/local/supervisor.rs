@@ -126,8 +126,9 @@ pub async fn supervise(dir: JobDir, foreground: bool) -> Result<JobRecord, Launc
     Ok(sup.record)
 }
 
-/// Most job master restarts of one fault-tolerant job.
-const MAX_JM_RESTARTS: u32 = 10;
+/// Fewest job master restarts a fault-tolerant job gets: it gets `max_restarts` if that is more
+/// (a job that lets each worker be restarted 1000 times survives as many job master crashes).
+const MIN_JM_RESTARTS: u32 = 10;
 
 struct Supervisor {
     jm_restarts: u32,
@@ -250,7 +251,7 @@ impl Supervisor {
                             "the job master {how} before the job ended, and the job is not fault tolerant (set fault_tolerant: true with ZooKeeper to survive this); see {log}"
                         )));
                     }
-                    if clean || self.jm_restarts >= MAX_JM_RESTARTS {
+                    if clean || self.jm_restarts >= self.spec.max_restarts.max(MIN_JM_RESTARTS) {
                         return Ok((RecordedState::Failed, format!(
                             "the job master {how} before the job ended (after {} restart(s)); see {log}",
                             self.jm_restarts

@@ -49,6 +49,10 @@ pub struct UploaderArgs {
     /// How often to look for such packages.
     #[arg(long, default_value = "10m")]
     pub sweep_interval: String,
+    /// A running job's reference to its package is a lease it renews (three times per lease);
+    /// a package with a live lease is never swept, one not renewed for this long has lapsed.
+    #[arg(long, default_value = "10m")]
+    pub lease: String,
     /// Serve HTTPS with this certificate (PEM, with its chain); needs --tls-key.
     #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
@@ -92,6 +96,7 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
     let ttl = within("--ttl", &args.ttl, MAX_DURATION)?;
     let sweep_interval =
         within("--sweep-interval", &args.sweep_interval, MAX_WAIT)?.max(Duration::from_millis(50));
+    let lease = within("--lease", &args.lease, MAX_WAIT)?.max(Duration::from_millis(300));
     let created = !dir.exists();
     std::fs::create_dir_all(&dir).map_err(LauncherError::io(format!(
         "cannot create {}",
@@ -121,6 +126,7 @@ pub async fn serve(args: UploaderArgs) -> Result<i32, LauncherError> {
         limits,
         ttl,
         sweep_interval,
+        lease,
         tls,
     };
     let parent = args.parent_pid;

@@ -1,6 +1,8 @@
 //! A local job's use of an uploader (`t2 submit local --uploader URL|local`): the submit
 //! records the choice in the job folder; the supervisor uploads the package (or finds it there
-//! already), hands its URL to every agent, and deletes it when the job ends, whatever the end.
+//! already), hands its URL to every agent, renews the job's lease on it while the job runs (so
+//! the uploader's TTL sweep never removes it under the job), and deletes it when the job ends,
+//! whatever the end.
 //! With `local` the supervisor runs a `t2 uploader` of its own for the job's lifetime.
 
 use std::path::{Path, PathBuf};
@@ -154,6 +156,8 @@ pub struct JobUpload {
     job_id: String,
     local: Option<Child>,
     foreground: bool,
+    /// Renews the job's lease on the package until the job ends.
+    renewer: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Puts the job's package on its uploader (starting a local one if asked); `None` when the
@@ -209,6 +213,7 @@ async fn start_inner(
         job_id: record.id.clone(),
         local,
         foreground,
+        renewer: None,
     };
     let package = dir.package_path();
     let size = std::fs::metadata(&package)
@@ -235,6 +240,11 @@ async fn start_inner(
             return Err(e.into());
         }
     };
+    upload.renewer = Some(tokio::spawn(renew_lease(
+        upload.client.clone(),
+        upload.sha256.clone(),
+        upload.job_id.clone(),
+    )));
     let package_url = upload.client.package_url(&upload.sha256);
     if foreground {
         match sent {
@@ -254,6 +264,20 @@ async fn start_inner(
         path.display()
     )))?;
     Ok(upload)
+}
+
+/// Renews job `job_id`'s lease on package `sha256` three times per lease (as long as the
+/// uploader says it lasts) until the task is aborted at the job's end. A failed renewal is
+/// logged and tried again at the next turn; the lease outlives two failures in a row.
+async fn renew_lease(client: UploaderClient, sha256: String, job_id: String) {
+    let mut lease = t2_uploader::lease::DEFAULT_LEASE;
+    loop {
+        match client.renew(&sha256, &job_id).await {
+            Ok(l) => lease = l,
+            Err(e) => warn!(job_id = %job_id, error = %e, "cannot renew the lease on the job's package"),
+        }
+        tokio::time::sleep(t2_uploader::lease::renew_every(lease)).await;
+    }
 }
 
 /// A size for people: `472 bytes`, `3.4 KiB`, `12.0 MiB`, `1.2 GiB`.
@@ -325,10 +349,21 @@ async fn start_local(dir: &JobDir, token_file: &Path) -> Result<(String, Child),
     Ok((url, child))
 }
 
+impl Drop for JobUpload {
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+    }
+}
+
 impl JobUpload {
     /// Deletes the job's package from the uploader (kept there while other jobs use it) and
     /// stops a local uploader. Failures are reported, never fatal: the TTL sweep is the backstop.
     pub async fn finish(mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
         let outcome = tokio::time::timeout(
             DELETE_DEADLINE,
             self.client.delete(&self.sha256, Some(&self.job_id)),

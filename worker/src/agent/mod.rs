@@ -367,21 +367,7 @@ async fn supervise(
         }
     };
     let workers_file = cfg.run_dir.join("workers.json");
-    let entries: Vec<WorkerEntry> = workers
-        .iter()
-        .map(|w| {
-            let n = w.node.clone().unwrap_or_default();
-            WorkerEntry {
-                id: w.worker_id,
-                host: w.host.clone(),
-                port: w.port,
-                node: n.node_ip,
-                rack: n.rack,
-                datacenter: n.datacenter,
-                restart_count: w.restart_count,
-            }
-        })
-        .collect();
+    let entries: Vec<WorkerEntry> = workers.iter().map(socket::entry).collect();
     let text = serde_json::to_string_pretty(&entries).unwrap_or_else(|_| "[]".into());
     std::fs::write(&workers_file, text).map_err(|source| AgentError::Io {
         what: format!("cannot write {}", workers_file.display()),

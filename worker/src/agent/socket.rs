@@ -148,7 +148,22 @@ fn failure(msg: String) -> Response {
     }
 }
 
-fn entry(w: &WorkerInfo) -> WorkerEntry {
+/// The name [`WorkerEntry::state`] gives a worker state.
+pub fn state_name(s: t2_proto::WorkerState) -> &'static str {
+    use t2_proto::WorkerState as S;
+    match s {
+        S::Unspecified => "PENDING",
+        S::Started => "STARTED",
+        S::Restarted => "RESTARTED",
+        S::Completed => "COMPLETED",
+        S::Failed => "FAILED",
+        S::Killed => "KILLED",
+        S::FullyFailed => "FULLY_FAILED",
+    }
+}
+
+/// A worker as the local API describes it.
+pub(crate) fn entry(w: &WorkerInfo) -> WorkerEntry {
     let node = w.node.clone().unwrap_or_default();
     WorkerEntry {
         id: w.worker_id,
@@ -158,6 +173,7 @@ fn entry(w: &WorkerInfo) -> WorkerEntry {
         rack: node.rack,
         datacenter: node.datacenter,
         restart_count: w.restart_count,
+        state: state_name(w.state()).to_string(),
     }
 }
 
