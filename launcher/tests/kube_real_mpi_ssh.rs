@@ -121,7 +121,16 @@ async fn an_mpi_job_in_twister2s_sshd_mode_runs_its_orteds_under_each_pods_sshd(
         .iter()
         .find(|p| p.name == "allreduce")
         .and_then(|p| p.env.get("T2_JOB_ID").cloned())
-        .expect("the ranks have the worker's T2_JOB_ID (given by sshd)");
+        .unwrap_or_else(|| {
+            let mpi: Vec<&Proc> = snapshot
+                .iter()
+                .filter(|p| p.name == "allreduce" || p.name == "orted")
+                .collect();
+            panic!(
+                "the ranks have the worker's T2_JOB_ID (given by sshd): {mpi:#?}\nruntime:\n{}",
+                ns.runtime.report()
+            )
+        });
     let mpirun: Vec<&Proc> = snapshot.iter().filter(|p| p.name == "mpirun").collect();
     assert_eq!(mpirun.len(), 1, "one mpirun: {snapshot:#?}");
     let mpirun = mpirun[0];

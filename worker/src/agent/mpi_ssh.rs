@@ -130,12 +130,17 @@ pub fn config_text(
         files.host_key.display(),
         files.authorized.display()
     );
+    // One line: sshd takes the first SetEnv line it reads and ignores every later one.
+    let mut args = Vec::new();
     let mut skipped = Vec::new();
     for (k, v) in env {
         match setenv_arg(k, v) {
-            Some(arg) => text.push_str(&format!("SetEnv {arg}\n")),
+            Some(arg) => args.push(arg),
             None => skipped.push(k.clone()),
         }
+    }
+    if !args.is_empty() {
+        text.push_str(&format!("SetEnv {}\n", args.join(" ")));
     }
     (text, skipped)
 }
@@ -240,8 +245,11 @@ mod tests {
         assert!(text.contains("ListenAddress 10.0.0.7\n"), "{text}");
         assert!(text.contains(&format!("Port {SSH_PORT}\n")));
         assert!(text.contains("AuthorizedKeysFile /s/authorized_keys\n"));
-        assert!(text.contains(r#"SetEnv "T2_CONFIG={\"a\":\"b c\\d\"}""#), "{text}");
-        assert!(text.contains("SetEnv \"T2_WORKER_ID=1\"\n"));
+        assert!(
+            text.contains(r#"SetEnv "T2_CONFIG={\"a\":\"b c\\d\"}" "T2_WORKER_ID=1""#),
+            "{text}"
+        );
+        assert_eq!(text.matches("SetEnv").count(), 1, "{text}");
         assert!(!text.contains("BAD"));
         assert_eq!(skipped, vec!["BAD".to_string()]);
         assert_eq!(setenv_arg("A B", "x"), None);
