@@ -6,94 +6,24 @@
 //! rank's working directory exists in its own pod, and nothing of the job is left, in
 //! Kubernetes or in /proc.
 //!
-//! Twister2's sshd mode (`kubernetes.mpi_ssh_secret`) is not run here: see the README's MPI
-//! section for why.
+//! Twister2's sshd mode (`kubernetes.mpi_ssh_secret`) runs in kube_real_mpi_ssh.rs.
 
 mod kube_real_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use kube_real_support::procs::{all_procs, mpi_example, ns_procs, Proc};
 use kube_real_support::{job_id, text, TestNs};
 
 /// Hang guard of the whole job.
 const JOB_DEADLINE: Duration = Duration::from_secs(300);
 
-/// A live process: its name, parent, command line, environment and working directory.
-#[derive(Debug, Clone)]
-struct Proc {
-    pid: u32,
-    ppid: u32,
-    name: String,
-    cmdline: String,
-    env: BTreeMap<String, String>,
-    cwd: Option<PathBuf>,
-}
-
-fn read_proc(pid: u32) -> Option<Proc> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (head, rest) = stat.rsplit_once(')')?;
-    let name = head.split_once('(')?.1.to_string();
-    let mut fields = rest.split_whitespace();
-    if matches!(fields.next()?, "Z" | "X") {
-        return None;
-    }
-    let ppid = fields.next()?.parse().ok()?;
-    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?)
-        .replace('\0', " ");
-    let env = std::fs::read(format!("/proc/{pid}/environ"))
-        .ok()?
-        .split(|&b| b == 0)
-        .filter_map(|kv| {
-            let kv = String::from_utf8_lossy(kv);
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_string(), v.to_string()))
-        })
-        .collect();
-    Some(Proc {
-        pid,
-        ppid,
-        name,
-        cmdline,
-        env,
-        cwd: std::fs::read_link(format!("/proc/{pid}/cwd")).ok(),
-    })
-}
-
-fn all_procs() -> Vec<Proc> {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(read_proc)
-        .collect()
-}
-
-/// The processes of the pods of namespace `ns` (everything their containers start inherits
-/// the container's `T2_NAMESPACE`).
-fn ns_procs(ns: &str) -> Vec<Proc> {
-    all_procs()
-        .into_iter()
-        .filter(|p| p.env.get("T2_NAMESPACE").map(String::as_str) == Some(ns))
-        .collect()
-}
-
-/// A copy of `examples/mpi-allreduce` in `dir` (its build step makes the binary there).
-fn example(dir: &Path) -> PathBuf {
-    let src = kube_real_support::repo().join("examples/mpi-allreduce");
-    let dst = dir.join("mpi-allreduce");
-    std::fs::create_dir_all(&dst).expect("mkdir");
-    for f in ["job.yaml", "allreduce.c"] {
-        std::fs::copy(src.join(f), dst.join(f)).expect("copy the example");
-    }
-    dst
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_mpi_job_runs_with_every_orted_started_by_its_pods_agent() {
     let ns = TestNs::new("mpi").await;
-    let pkg = example(ns.home.path());
+    let pkg = mpi_example(ns.home.path());
     let mut c = ns.t2();
     c.args([
         "submit",

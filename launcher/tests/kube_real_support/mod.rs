@@ -11,6 +11,7 @@
 
 pub mod crilog;
 pub mod podspec;
+pub mod procs;
 pub mod proxy;
 pub mod runtime;
 

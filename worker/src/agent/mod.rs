@@ -398,9 +398,9 @@ async fn supervise(
     let mut child = match mpi.as_deref_mut() {
         // MPI: worker 0 runs mpirun; the others run only what it asks (their agent service).
         Some(m) => {
-            m.ready(cfg, &env);
+            m.ready(cfg, &env).await?;
             if cfg.worker_id == 0 {
-                Some(m.start_mpirun(cfg, &workers, &env)?)
+                Some(m.start_mpirun(cfg, &workers, &env).await?)
             } else {
                 None
             }

@@ -126,7 +126,7 @@ pub fn base_env(scratch: &Path) -> BTreeMap<String, String> {
 }
 
 /// True when this process runs as root (the owner of `/proc/self` is the effective user).
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

@@ -15,7 +15,11 @@ use tracing::{info, warn};
 
 use super::exec::{ExecEnv, ExecService, Known};
 use super::mpi::{self, LastLines};
+use super::mpi_ssh::{self, SshFiles};
 use super::{program, AgentConfig, AgentError};
+
+/// How long worker 0 waits for the other workers' sshd (Twister2's mode) before mpirun.
+const SSHD_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The MPI side of one agent.
 pub struct MpiRole {
@@ -28,8 +32,10 @@ pub struct MpiRole {
     scratch_outside: bool,
     last_lines: Arc<Mutex<LastLines>>,
     stderr_pump: Option<tokio::task::JoinHandle<()>>,
-    /// Twister2's mode: the private key mpirun's ssh uses (sshd runs beside the agent).
-    ssh_key: Option<PathBuf>,
+    /// Twister2's mode: the files of this worker's sshd (started once all workers joined).
+    ssh: Option<SshFiles>,
+    /// That sshd, once started.
+    sshd: Option<Child>,
 }
 
 impl MpiRole {
@@ -67,17 +73,13 @@ impl MpiRole {
             source,
         })?;
         info!(job_id = %cfg.job_id, worker_id = cfg.worker_id, port, "serving the agent service for mpirun");
-        let ssh_key = match std::env::var_os(mpi::SSH_DIR_ENV) {
-            Some(dir) => Some(super::mpi_ssh::start_sshd(
-                std::path::Path::new(&dir),
-                &scratch,
-                &cfg.host,
-                &known,
-            )?),
+        let ssh = match std::env::var_os(mpi::SSH_DIR_ENV) {
+            Some(dir) => Some(mpi_ssh::prepare(std::path::Path::new(&dir), &scratch)?),
             None => None,
         };
         Ok(Self {
-            ssh_key,
+            ssh,
+            sshd: None,
             known,
             ready,
             service,
@@ -89,21 +91,31 @@ impl MpiRole {
         })
     }
 
-    /// All workers joined: commands for other workers may run now, with the worker's `env`.
-    pub fn ready(&self, cfg: &AgentConfig, env: &BTreeMap<String, String>) {
+    /// All workers joined: commands for other workers may run now, with the worker's `env`
+    /// (in Twister2's mode: this worker's sshd starts, giving that environment to its sessions).
+    pub async fn ready(
+        &mut self,
+        cfg: &AgentConfig,
+        env: &BTreeMap<String, String>,
+    ) -> Result<(), AgentError> {
         let mut env = env.clone();
         env.entry("PATH".into())
             .or_insert_with(program::path_with_t2);
         env.extend(mpi::daemon_env(&self.scratch));
+        if let Some(files) = &self.ssh {
+            self.sshd = Some(mpi_ssh::start_sshd(files, &cfg.host, &env, &self.known).await?);
+        }
         let _ = self.ready.send(Some(Arc::new(ExecEnv {
             dir: cfg.work_dir.clone(),
             env,
         })));
+        Ok(())
     }
 
-    /// Worker 0: writes the hostfile and starts mpirun over every worker, its stderr kept
-    /// (and passed on) for the failure reason.
-    pub fn start_mpirun(
+    /// Worker 0: writes the hostfile and starts mpirun over every worker (in Twister2's mode
+    /// once every worker's sshd listens), its stderr kept (and passed on) for the failure
+    /// reason.
+    pub async fn start_mpirun(
         &mut self,
         cfg: &AgentConfig,
         workers: &[WorkerInfo],
@@ -123,8 +135,12 @@ impl MpiRole {
             what: format!("cannot write {}", hostfile.display()),
             source,
         })?;
+        if self.ssh.is_some() {
+            let hosts: Vec<String> = workers.iter().map(|w| w.host.clone()).collect();
+            mpi_ssh::wait_for_sshds(&hosts, SSHD_WAIT).await?;
+        }
         let t2 = std::env::current_exe().unwrap_or_else(|_| "t2".into());
-        let rsh = mpi::rsh_agent(&t2, self.ssh_key.as_deref());
+        let rsh = mpi::rsh_agent(&t2, self.ssh.as_ref().map(|f| f.key.as_path()));
         let mut program_words = cfg.spec.command.clone();
         program_words.extend(cfg.spec.args.iter().cloned());
         let command = mpi::mpirun_command(
@@ -177,8 +193,12 @@ impl MpiRole {
     }
 
     /// Ends everything this agent started that is still running, and stops serving.
-    pub async fn finish(self) {
+    pub async fn finish(mut self) {
         let _ = self.ready.send(None);
+        if let Some(mut sshd) = self.sshd.take() {
+            let _ = sshd.start_kill();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), sshd.wait()).await;
+        }
         self.service.abort();
         let killed = self.known.sweep_all().await;
         if killed > 0 {
