@@ -31,7 +31,10 @@ struct Blows {
 /// Runs one job under fire for [`FIRE`], then to its end; checks the outcome.
 fn one_job(zk: &mut ZkServer, rng: &mut impl Rng) -> Blows {
     // Kept on failure (the panic says where), so that the job's logs can be read.
-    let dir = tempfile::Builder::new().prefix("t2-chaos-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("t2-chaos-")
+        .tempdir()
+        .unwrap();
     let home = Home(dir.keep());
     let mut args: Vec<String> = [
         "-D",
@@ -144,7 +147,11 @@ fn wait_or_report(
                 .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
             {
                 for id in id {
-                    run_t2(home, &[std::ffi::OsStr::new("kill"), &id], Duration::from_secs(30));
+                    run_t2(
+                        home,
+                        &[std::ffi::OsStr::new("kill"), &id],
+                        Duration::from_secs(30),
+                    );
                 }
             }
             let _ = child.kill();

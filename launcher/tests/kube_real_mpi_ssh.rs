@@ -13,7 +13,9 @@ mod kube_real_support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use kube_real_support::procs::{all_procs, listening_on, mpi_example, ns_tree, tcp_listeners, Proc};
+use kube_real_support::procs::{
+    all_procs, listening_on, mpi_example, ns_tree, tcp_listeners, Proc,
+};
 use kube_real_support::{job_id, kubectl, text, TestNs};
 
 /// Hang guard of the whole job.
@@ -30,13 +32,16 @@ async fn make_secret(ns: &TestNs) {
     std::fs::create_dir_all(&dir).expect("mkdir keys");
     let key = dir.join("id_rsa");
     let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "rsa", "-b", "3072", "-N", "", "-C", "t2-test", "-f"])
+        .args([
+            "-q", "-t", "rsa", "-b", "3072", "-N", "", "-C", "t2-test", "-f",
+        ])
         .arg(&key)
         .output()
         .expect("run ssh-keygen (openssh-client)");
     assert!(out.status.success(), "ssh-keygen: {}", text(&out));
     let public = dir.join("id_rsa.pub");
-    let from = |name: &str, path: &std::path::Path| format!("--from-file={name}={}", path.display());
+    let from =
+        |name: &str, path: &std::path::Path| format!("--from-file={name}={}", path.display());
     let out = kubectl(
         &[
             "create",
@@ -172,10 +177,15 @@ async fn an_mpi_job_in_twister2s_sshd_mode_runs_its_orteds_under_each_pods_sshd(
             .iter()
             .filter(|p| p.ppid == agent.pid && p.name == "sshd")
             .collect();
-        assert_eq!(sshds.len(), 1, "pod {pod}: one sshd, the agent's child: {sshds:#?}");
+        assert_eq!(
+            sshds.len(),
+            1,
+            "pod {pod}: one sshd, the agent's child: {sshds:#?}"
+        );
         let sshd = sshds[0];
         assert!(
-            sshd.cmdline.starts_with("/usr/sbin/sshd -D -e -f "),
+            // sshd retitles its listener `sshd: /usr/sbin/sshd -D -e -f CONFIG [listener] …`.
+            sshd.cmdline.contains("/usr/sbin/sshd -D -e -f "),
             "{}",
             sshd.cmdline
         );
@@ -213,7 +223,11 @@ async fn an_mpi_job_in_twister2s_sshd_mode_runs_its_orteds_under_each_pods_sshd(
             .cloned()
             .unwrap_or_else(|| panic!("orted {}'s sshd was started by {agent:?}", orted.pid));
         let (sshd_pid, ip) = sshd_of_pod.get(&pod).expect("an agent of the job");
-        assert_eq!(*sshd_pid, listener.pid, "orted {} under another sshd", orted.pid);
+        assert_eq!(
+            *sshd_pid, listener.pid,
+            "orted {} under another sshd",
+            orted.pid
+        );
         let server = orted
             .env
             .get("SSH_CONNECTION")
@@ -227,7 +241,10 @@ async fn an_mpi_job_in_twister2s_sshd_mode_runs_its_orteds_under_each_pods_sshd(
             "orted of pod {pod} has that worker's environment"
         );
         assert_eq!(orted.env.get("T2_JOB_ID"), Some(&id));
-        assert!(!orted.env.contains_key("T2_JOB_TOKEN"), "the job token leaked into the session");
+        assert!(
+            !orted.env.contains_key("T2_JOB_TOKEN"),
+            "the job token leaked into the session"
+        );
         pods_with_daemon.insert(pod);
     }
     assert_eq!(
@@ -237,7 +254,11 @@ async fn an_mpi_job_in_twister2s_sshd_mode_runs_its_orteds_under_each_pods_sshd(
     );
     for rank in snapshot.iter().filter(|p| p.name == "allreduce") {
         let parent = every.get(&rank.ppid).expect("the rank's parent");
-        assert_eq!(parent.name, "orted", "rank {} has parent {parent:?}", rank.pid);
+        assert_eq!(
+            parent.name, "orted",
+            "rank {} has parent {parent:?}",
+            rank.pid
+        );
         assert_eq!(parent.env.get("T2_WORKER_ID"), rank.env.get("T2_WORKER_ID"));
     }
 
@@ -249,7 +270,11 @@ async fn an_mpi_job_in_twister2s_sshd_mode_runs_its_orteds_under_each_pods_sshd(
         ),
     };
     let all = text(&out);
-    assert!(out.status.success(), "{all}\nruntime:\n{}", ns.runtime.report());
+    assert!(
+        out.status.success(),
+        "{all}\nruntime:\n{}",
+        ns.runtime.report()
+    );
     assert_eq!(job_id(&out), id);
     assert!(all.contains(&format!("job {id} COMPLETED")), "{all}");
     let log0 = ns.runtime.log(&format!("{id}-0"), "worker-0");

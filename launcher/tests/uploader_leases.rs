@@ -18,14 +18,7 @@ use support::*;
 const LONG: Duration = Duration::from_secs(120);
 /// The uploader of these tests: everything unused for a second is swept, ten times a second;
 /// a lease lasts three seconds without renewal.
-const FLAGS: [&str; 6] = [
-    "--ttl",
-    "1s",
-    "--sweep-interval",
-    "100ms",
-    "--lease",
-    "3s",
-];
+const FLAGS: [&str; 6] = ["--ttl", "1s", "--sweep-interval", "100ms", "--lease", "3s"];
 
 /// Waits up to `deadline` for HEAD of package `id` to answer `status`.
 fn wait_head(up: &Uploader, id: &str, status: u16, deadline: Duration) {
@@ -118,7 +111,11 @@ fn a_running_local_job_renews_its_lease_so_a_late_worker_still_fetches_the_packa
         .to_string();
     // Far past the TTL, with the one worker's download long done: only the lease keeps it.
     std::thread::sleep(Duration::from_secs(6));
-    assert_eq!(up.head_status(&id), 200, "the package of a running job was swept");
+    assert_eq!(
+        up.head_status(&id),
+        200,
+        "the package of a running job was swept"
+    );
     // A worker that starts now downloads the package.
     let out = run_t2(&home, &["scale", &running.id, "2"], LONG);
     assert!(out.status.success(), "{}", text(&out));

@@ -91,7 +91,10 @@ mod tests {
     #[test]
     fn renewals_come_three_times_per_lease_within_bounds() {
         assert_eq!(renew_every(Duration::from_secs(3)), Duration::from_secs(1));
-        assert_eq!(renew_every(Duration::from_secs(3600)), Duration::from_secs(60));
+        assert_eq!(
+            renew_every(Duration::from_secs(3600)),
+            Duration::from_secs(60)
+        );
         assert_eq!(
             renew_every(Duration::from_millis(30)),
             Duration::from_millis(100)

@@ -165,11 +165,7 @@ async fn put_inner(
 
 /// `PUT /packages/{id}/refs/{job}`: job `job` uses the (stored) package: its lease starts, or
 /// is renewed.
-pub async fn add_ref(
-    app: Arc<App>,
-    id: PackageId,
-    job: &str,
-) -> Result<Response, ApiError> {
+pub async fn add_ref(app: Arc<App>, id: PackageId, job: &str) -> Result<Response, ApiError> {
     t2_core::names::validate_job_id(job).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let store = app.store.clone();
     let (id2, job2) = (id.clone(), job.to_string());

@@ -274,7 +274,9 @@ async fn renew_lease(client: UploaderClient, sha256: String, job_id: String) {
     loop {
         match client.renew(&sha256, &job_id).await {
             Ok(l) => lease = l,
-            Err(e) => warn!(job_id = %job_id, error = %e, "cannot renew the lease on the job's package"),
+            Err(e) => {
+                warn!(job_id = %job_id, error = %e, "cannot renew the lease on the job's package")
+            }
         }
         tokio::time::sleep(t2_uploader::lease::renew_every(lease)).await;
     }

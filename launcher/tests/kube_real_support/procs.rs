@@ -84,7 +84,10 @@ pub fn ns_tree(ns: &str) -> Vec<Proc> {
             break;
         }
     }
-    every.into_iter().filter(|p| mine.contains(&p.pid)).collect()
+    every
+        .into_iter()
+        .filter(|p| mine.contains(&p.pid))
+        .collect()
 }
 
 /// The socket inodes process `pid` holds.

@@ -182,7 +182,10 @@ pub async fn start_sshd(
                 "sshd for mpirun (kubernetes.mpi_ssh_secret) exited at its start ({status}); see its message above"
             )));
         }
-        if tokio::net::TcpStream::connect((host, SSH_PORT)).await.is_ok() {
+        if tokio::net::TcpStream::connect((host, SSH_PORT))
+            .await
+            .is_ok()
+        {
             break;
         }
         if tokio::time::Instant::now() > deadline {
