@@ -11,7 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, ListParams};
-use kube_real_support::{eventually, job_id, text, TestNs};
+use kube_real_support::{eventually, text, TestNs};
 
 /// Hang guard of a whole job.
 const JOB_DEADLINE: Duration = Duration::from_secs(240);
@@ -63,7 +63,7 @@ async fn four_workers_complete_with_every_object_owned_by_the_root_and_nothing_l
         "-n",
         &ns.name,
     ]);
-    let submit = c.spawn().expect("spawn t2 submit");
+    let submit = tokio::spawn(c.spawn().expect("spawn t2 submit").wait_with_output());
     // While it runs: the root and what it owns, the pods the StatefulSet controller made and
     // where the scheduler put them.
     let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
@@ -139,21 +139,8 @@ async fn four_workers_complete_with_every_object_owned_by_the_root_and_nothing_l
             "{obj} is owned by the root ConfigMap {id} (uid {root_uid})"
         );
     }
-    let out = match tokio::time::timeout(JOB_DEADLINE, submit.wait_with_output()).await {
-        Ok(o) => o.expect("t2 output"),
-        Err(_) => panic!(
-            "the submit did not end within {JOB_DEADLINE:?}\n{}",
-            ns.runtime.report()
-        ),
-    };
+    let out = ns.completed(submit, &id, JOB_DEADLINE).await;
     let all = text(&out);
-    assert!(
-        out.status.success(),
-        "{all}\nruntime:\n{}",
-        ns.runtime.report()
-    );
-    assert_eq!(job_id(&out), id);
-    assert!(all.contains(&format!("job {id} COMPLETED")), "{all}");
     assert!(all.contains("package delivered 4/4"), "{all}");
     // Every worker really ran the job's program, and passed both barriers.
     for w in 0..4 {

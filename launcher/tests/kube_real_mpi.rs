@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kube_real_support::procs::{all_procs, mpi_example, ns_procs, Proc};
-use kube_real_support::{job_id, text, TestNs};
+use kube_real_support::mpi::{assert_allreduce_of_6_ranks, mpi_example};
+use kube_real_support::procs::{all_procs, ns_procs, Proc};
+use kube_real_support::{text, TestNs};
 
 /// Hang guard of the whole job.
 const JOB_DEADLINE: Duration = Duration::from_secs(300);
@@ -151,33 +152,8 @@ async fn an_mpi_job_runs_with_every_orted_started_by_its_pods_agent() {
         );
     }
 
-    let out = match tokio::time::timeout(JOB_DEADLINE, submit).await {
-        Ok(o) => o.expect("the submit's task").expect("t2 output"),
-        Err(_) => panic!(
-            "the submit did not end within {JOB_DEADLINE:?}\n{}",
-            ns.runtime.report()
-        ),
-    };
-    let all = text(&out);
-    assert!(
-        out.status.success(),
-        "{all}\nruntime:\n{}",
-        ns.runtime.report()
-    );
-    assert_eq!(job_id(&out), id);
-    assert!(all.contains(&format!("job {id} COMPLETED")), "{all}");
-    let log0 = ns.runtime.log(&format!("{id}-0"), "worker-0");
-    assert!(
-        log0.contains("allreduce over 6 ranks: sum = 21 (expected 21) OK"),
-        "worker 0's output:\n{log0}\nruntime:\n{}",
-        ns.runtime.report()
-    );
-    for r in 0..6 {
-        assert!(
-            log0.contains(&format!("rank {r} of 6 on t2 worker {}", r / 2)),
-            "rank {r}:\n{log0}"
-        );
-    }
+    ns.completed(submit, &id, JOB_DEADLINE).await;
+    assert_allreduce_of_6_ranks(&ns, &id);
     // The job master deleted the root; garbage collection removes the rest, and the pods'
     // processes (MPI daemons and ranks included) are gone.
     ns.assert_all_gone(&id, Duration::from_secs(90)).await;

@@ -5,12 +5,17 @@
 //! leave no MPI process (checked in /proc).
 
 mod common;
+// The /proc reader of the Kubernetes tests' runtime (self-contained; not all of it is used here).
+#[path = "kube_real_support/procs.rs"]
+#[allow(dead_code)]
+mod procs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
+use procs::{all_procs, Proc};
 
 const LONG: Duration = Duration::from_secs(240);
 
@@ -23,56 +28,6 @@ fn example(dir: &Path) -> PathBuf {
         std::fs::copy(src.join(f), dst.join(f)).unwrap();
     }
     dst
-}
-
-/// A live process of the tests' jobs: found by the `T2_WORK_DIR` under `home` its
-/// environment carries (programs, MPI daemons and ranks all inherit it).
-#[derive(Debug, Clone)]
-struct Proc {
-    pid: u32,
-    ppid: u32,
-    name: String,
-    cmdline: String,
-    env: BTreeMap<String, String>,
-}
-
-fn read_proc(pid: u32) -> Option<Proc> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (head, rest) = stat.rsplit_once(')')?;
-    let name = head.split_once('(')?.1.to_string();
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    if state == "Z" || state == "X" {
-        return None;
-    }
-    let ppid = fields.next()?.parse().ok()?;
-    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?)
-        .replace('\0', " ");
-    let env = std::fs::read(format!("/proc/{pid}/environ"))
-        .ok()?
-        .split(|&b| b == 0)
-        .filter_map(|kv| {
-            let kv = String::from_utf8_lossy(kv);
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_string(), v.to_string()))
-        })
-        .collect();
-    Some(Proc {
-        pid,
-        ppid,
-        name,
-        cmdline,
-        env,
-    })
-}
-
-fn all_procs() -> Vec<Proc> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(read_proc)
-        .collect()
 }
 
 /// The processes whose environment says they work for a job under `home`.

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod crilog;
+pub mod mpi;
 pub mod podspec;
 pub mod procs;
 pub mod proxy;
@@ -341,6 +342,33 @@ impl TestNs {
                 self.runtime.report()
             ),
         }
+    }
+
+    /// Waits (hang guard `deadline`) for a `t2 submit` of job `id` running in the background
+    /// and checks that it ended well: exit 0, the job's ID on stdout, `job ID COMPLETED`.
+    /// Returns its output for the test's own checks.
+    pub async fn completed(
+        &self,
+        submit: tokio::task::JoinHandle<std::io::Result<Output>>,
+        id: &str,
+        deadline: Duration,
+    ) -> Output {
+        let out = match tokio::time::timeout(deadline, submit).await {
+            Ok(o) => o.expect("the submit's task").expect("t2 output"),
+            Err(_) => panic!(
+                "the submit did not end within {deadline:?}\n{}",
+                self.runtime.report()
+            ),
+        };
+        let all = text(&out);
+        assert!(
+            out.status.success(),
+            "{all}\nruntime:\n{}",
+            self.runtime.report()
+        );
+        assert_eq!(job_id(&out), id);
+        assert!(all.contains(&format!("job {id} COMPLETED")), "{all}");
+        out
     }
 
     /// Every object in the namespace labelled with job `id`, of every namespaced kind the API

@@ -1,7 +1,7 @@
 //! The test runtime's processes as `/proc` shows them: name, parent, command line,
 //! environment, working directory; the processes of a namespace's pods; listening sockets.
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A live process: its name, parent, command line, environment and working directory.
 #[derive(Debug, Clone)]
@@ -155,15 +155,4 @@ pub fn listening_on(pid: u32) -> BTreeSet<String> {
         .filter(|(_, i)| inodes.contains(i))
         .map(|(a, _)| a)
         .collect()
-}
-
-/// A copy of `examples/mpi-allreduce` in `dir` (its build step makes the binary there).
-pub fn mpi_example(dir: &Path) -> PathBuf {
-    let src = super::repo().join("examples/mpi-allreduce");
-    let dst = dir.join("mpi-allreduce");
-    std::fs::create_dir_all(&dst).expect("mkdir");
-    for f in ["job.yaml", "allreduce.c"] {
-        std::fs::copy(src.join(f), dst.join(f)).expect("copy the example");
-    }
-    dst
 }
