@@ -42,4 +42,10 @@ pub trait JobCluster: Send + Sync + 'static {
     async fn describe_node(&self, node: NodeInfo) -> NodeInfo {
         node
     }
+    /// Why worker `worker_id` was stopped by the cluster rather than failing itself (evicted,
+    /// preempted, its node drained: Kubernetes' `DisruptionTarget`), or `None`. A disrupted
+    /// worker's failure is not counted against `max_restarts`. The default: never.
+    async fn disruption(&self, _worker_id: u32) -> Option<String> {
+        None
+    }
 }

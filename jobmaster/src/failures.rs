@@ -120,13 +120,28 @@ impl Master {
             .await;
     }
 
-    /// A worker failed: restart it (by waiting for its supervisor) or fail the job.
+    /// A worker failed: restart it (by waiting for its supervisor) or fail the job. A worker
+    /// the cluster disrupted ([`JobCluster::disruption`](crate::cluster::JobCluster::disruption))
+    /// is waited for without counting against `max_restarts`.
     pub(crate) async fn worker_failed(&mut self, id: u32, reason: String) {
+        if self.registry.get(id).is_none() {
+            return;
+        }
+        let disruption = match &self.cluster {
+            Some(c) => c.disruption(id).await,
+            None => None,
+        };
+        let reason = match &disruption {
+            Some(why) => format!(
+                "{reason} (disrupted by the cluster: {why}; not counted against max_restarts)"
+            ),
+            None => reason,
+        };
         let Some(e) = self.registry.get_mut(id) else {
             return;
         };
         let restarts = e.info.restart_count;
-        let out_of_restarts = restarts >= self.cfg.max_restarts;
+        let out_of_restarts = disruption.is_none() && restarts >= self.cfg.max_restarts;
         e.info.set_state(if out_of_restarts {
             WorkerState::FullyFailed
         } else {
@@ -135,7 +150,9 @@ impl Master {
         e.conn = None;
         let info = e.info.clone();
         self.persist_worker(&info).await;
-        let kind = if reason.starts_with(&format!("worker {id} lost")) {
+        let kind = if disruption.is_some() {
+            "DISRUPTED"
+        } else if reason.starts_with(&format!("worker {id} lost")) {
             "LOST"
         } else {
             "FAILED"

@@ -147,6 +147,27 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
             );
         }
     }
+    // Issue 18 (k18b): the finished job's stay, and the health port.
+    let max = t2_core::duration::MAX_WAIT;
+    if s.ttl_after_finished > max {
+        return bad(
+            "ttl_after_finished",
+            format!(
+                "must be from 0s (remove the job at once) to {}, got {}",
+                t2_core::duration::format_duration(max),
+                t2_core::duration::format_duration(s.ttl_after_finished)
+            ),
+        );
+    }
+    if s.health_port == 0 || s.health_port == s.port {
+        return bad(
+            "health_port",
+            format!(
+                "must be 1-65535 and differ from kubernetes.port ({}), got {}",
+                s.port, s.health_port
+            ),
+        );
+    }
     if parse_selector(&s.uploader_selector).is_none() {
         return bad(
             "uploader_selector",

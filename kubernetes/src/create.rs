@@ -6,6 +6,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{DeleteParams, PostParams};
 use t2_core::spec::JobSpec;
@@ -59,6 +60,7 @@ pub async fn create_object(kube: &Kube, obj: &Object) -> Result<(), KubeError> {
         Object::ServiceAccount(o) => kube.api::<ServiceAccount>().create(&pp, o).await.map(drop),
         Object::Role(o) => kube.api::<Role>().create(&pp, o).await.map(drop),
         Object::RoleBinding(o) => kube.api::<RoleBinding>().create(&pp, o).await.map(drop),
+        Object::NetworkPolicy(o) => kube.api::<NetworkPolicy>().create(&pp, o).await.map(drop),
     };
     let name = obj.name();
     r.map_err(|e| {
@@ -104,11 +106,18 @@ pub async fn rollback(kube: &Kube, id: &str, cause: KubeError) -> KubeError {
 
 /// Deletes root ConfigMap `id` in the background (a missing one is fine).
 pub async fn delete_root(kube: &Kube, id: &str) -> Result<(), KubeError> {
-    match kube
-        .api::<ConfigMap>()
-        .delete(id, &DeleteParams::background())
-        .await
-    {
+    delete_root_with(kube, id, &DeleteParams::background()).await
+}
+
+/// Deletes root ConfigMap `id` in the foreground (a missing one is fine): it stays, being
+/// deleted, until every object it owns with `blockOwnerDeletion` is gone — its
+/// StatefulSets, and so their pods — so the root goes with the job's last pod.
+pub async fn delete_root_foreground(kube: &Kube, id: &str) -> Result<(), KubeError> {
+    delete_root_with(kube, id, &DeleteParams::foreground()).await
+}
+
+async fn delete_root_with(kube: &Kube, id: &str, dp: &DeleteParams) -> Result<(), KubeError> {
+    match kube.api::<ConfigMap>().delete(id, dp).await {
         Ok(_) => Ok(()),
         Err(e) if is_status(&e, 404) => Ok(()),
         Err(e) => {

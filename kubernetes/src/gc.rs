@@ -1,5 +1,7 @@
 //! `t2 gc`: sweep what finished or broken jobs left in the namespace, by label. A job is swept
-//! when its root ConfigMap records a final state (its job master died before deleting it), is
+//! when its root ConfigMap records a final state (its job master died before deleting it) and
+//! the time it was to be kept for (`jobmaster.remove-after`, `kubernetes.ttl_after_finished`)
+//! has passed or was never recorded, is
 //! gone while objects of the job remain (e.g. created by hand, or an owner reference was
 //! stripped), or when its job master never started: no job master pod, nothing recorded by
 //! one, and the root older than the submit's own start deadline (`start_timeout` +
@@ -44,6 +46,11 @@ pub async fn delete_found(kube: &Kube, f: &Found) -> Result<(), KubeError> {
         "Pod" => kube.api::<Pod>().delete(&f.name, &dp).await.map(drop),
         "Service" => kube.api::<Service>().delete(&f.name, &dp).await.map(drop),
         "Secret" => kube.api::<Secret>().delete(&f.name, &dp).await.map(drop),
+        "NetworkPolicy" => kube
+            .api::<k8s_openapi::api::networking::v1::NetworkPolicy>()
+            .delete(&f.name, &dp)
+            .await
+            .map(drop),
         "PersistentVolumeClaim" => kube
             .api::<PersistentVolumeClaim>()
             .delete(&f.name, &dp)
@@ -84,6 +91,15 @@ pub async fn gc(kube: &Kube, dry: bool) -> Result<Sweep, KubeError> {
             )
         })
         .collect();
+    // Finished jobs still within their ttl_after_finished: kept for `t2 logs`.
+    let kept: BTreeSet<String> = root_objects
+        .iter()
+        .filter(|(_, cm)| {
+            super::incluster::finished::kept_until(&cm.data.clone().unwrap_or_default())
+                .is_some_and(|at| !super::incluster::finished::time_left(at).is_zero())
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
     let objects = list_objects(kube, &all_jobs_selector(), false).await?;
     let jobs: BTreeSet<String> = objects
         .iter()
@@ -93,6 +109,7 @@ pub async fn gc(kube: &Kube, dry: bool) -> Result<Sweep, KubeError> {
     let mut sweep = Sweep::default();
     for job in jobs {
         let why = match roots.get(&job) {
+            Some(_) if kept.contains(&job) => continue,
             Some(state) if is_final(state) => format!("{state}, but its objects are still there"),
             Some(_) => match never_started(kube, &job, &root_objects[&job]).await? {
                 Some(why) => why,

@@ -2,10 +2,13 @@
 //! job each belongs to. `t2 kill` uses it to see what is left of a job, `t2 gc` to find
 //! objects whose job is finished or gone. Secrets are not listed: a list returns their data,
 //! and submitters may not read other jobs' tokens (the token Secret is owned by the root, so
-//! garbage collection removes it with the job).
+//! garbage collection removes it with the job). NetworkPolicies are listed where the caller
+//! may list them (a submitter under an older deploy/rbac.yaml may not: then they are left to
+//! garbage collection, as Secrets are).
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
 use serde::de::DeserializeOwned;
@@ -46,6 +49,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("StatefulSet", "statefulsets.apps"),
     ("Pod", "pods"),
     ("Service", "services"),
+    ("NetworkPolicy", "networkpolicies.networking.k8s.io"),
     ("PersistentVolumeClaim", "persistentvolumeclaims"),
     ("ConfigMap", "configmaps"),
 ];
@@ -100,6 +104,18 @@ pub async fn list_objects(
         out.extend(list_kind::<Pod>(kube, "Pod", "pods", selector).await?);
     }
     out.extend(list_kind::<Service>(kube, "Service", "services", selector).await?);
+    match list_kind::<NetworkPolicy>(
+        kube,
+        "NetworkPolicy",
+        "networkpolicies.networking.k8s.io",
+        selector,
+    )
+    .await
+    {
+        Ok(found) => out.extend(found),
+        Err(KubeError::Forbidden { .. }) => {}
+        Err(e) => return Err(e),
+    }
     out.extend(
         list_kind::<PersistentVolumeClaim>(
             kube,

@@ -1,7 +1,8 @@
 //! `t2 kill JOB` on Kubernetes: record KILLED in the job's root (so followers see why), delete
-//! the root (garbage collection removes everything it owns, and the job master's pod stops
-//! its workers), then wait up to a deadline for the job's objects to be gone and report any
-//! that are left.
+//! the root in the foreground (garbage collection removes everything it owns, the
+//! StatefulSets after their pods, and the root stays, being deleted, until the last of them
+//! is gone), then wait up to a deadline for the root and every object of the job to be gone,
+//! and report any that are left. So a killed job is gone when its last pod is.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::client::Kube;
-use super::create::delete_root;
+use super::create::delete_root_foreground;
 use super::error::{is_status, KubeError, Op};
 use super::inventory::{list_objects, Found};
 use super::manifests::labels::job_selector;
@@ -26,6 +27,8 @@ const POLL: Duration = Duration::from_secs(1);
 pub struct Killed {
     /// Objects still there at the deadline.
     pub leftovers: Vec<Found>,
+    /// The root was gone by the deadline (a foreground delete: after the job's last pod).
+    pub root_gone: bool,
 }
 
 /// Checks a user-given job ID.
@@ -57,17 +60,24 @@ pub async fn kill(kube: &Kube, id: &str, who: &str, wait: Duration) -> Result<Ki
             return Err(Op::named("patch", "configmaps", &kube.namespace, id).error(&kube.server, e))
         }
     }
-    delete_root(kube, id).await?;
-    info!(job_id = %id, "deleted the job's root ConfigMap");
+    delete_root_foreground(kube, id).await?;
+    info!(job_id = %id, "deleting the job's root ConfigMap in the foreground");
     let deadline = Instant::now() + wait;
     let selector = job_selector(id);
     loop {
+        let root_gone = api
+            .get_opt(id)
+            .await
+            .map_err(|e| {
+                Op::named("get", "configmaps", &kube.namespace, id).error(&kube.server, e)
+            })?
+            .is_none();
         let left = list_objects(kube, &selector, true).await?;
-        if left.is_empty() {
-            return Ok(Killed { leftovers: left });
-        }
-        if Instant::now() >= deadline {
-            return Ok(Killed { leftovers: left });
+        if (root_gone && left.is_empty()) || Instant::now() >= deadline {
+            return Ok(Killed {
+                leftovers: left,
+                root_gone,
+            });
         }
         tokio::time::sleep(POLL).await;
     }

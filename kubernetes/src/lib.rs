@@ -8,6 +8,8 @@
 //! - [`settings`] / [`checks`] / [`image`]: the `kubernetes` section of the job spec, checked.
 //! - [`names`]: object names from the job ID. - [`manifests`]: the objects, as pure functions.
 //! - [`client`]: kubeconfig, context, namespace, in-cluster config → a [`Kube`].
+//! - [`dry_run`]: `--dry-run=server`, every object judged by the API server, none stored.
+//! - [`disruption`]: whether a worker's pod was evicted or otherwise disrupted.
 //! - [`create`]: root first, rollback on failure. - [`deliver`]: direct and uploader delivery.
 //! - [`podstate`] / [`wait`]: pods while the job starts, and the fail-fast reasons.
 //! - [`root_watch`]: a job's root ConfigMap, read then watched (follow, scale, the scaler),
@@ -28,7 +30,9 @@ pub mod client;
 pub mod configmap_watch;
 pub mod create;
 pub mod deliver;
+pub mod disruption;
 pub mod doctor;
+pub mod dry_run;
 pub mod error;
 pub mod events;
 pub mod follow;

@@ -194,6 +194,24 @@ pub const SUBMITTER: &[Permission] = &[
         Some("proxy"),
         "submit (uploading the package)",
     ),
+    // Issue 18 (k18b).
+    p(
+        "update",
+        "",
+        "configmaps",
+        Some("finalizers"),
+        "submit (owner references that block the root's deletion, where OwnerReferencesPermissionEnforcement is on)",
+    ),
+    p(
+        "create",
+        "networking.k8s.io",
+        "networkpolicies",
+        None,
+        "submit (the job's NetworkPolicies)",
+    ),
+    p("list", "networking.k8s.io", "networkpolicies", None, "kill, gc"),
+    p("delete", "networking.k8s.io", "networkpolicies", None, "gc"),
+    p("get", "", "pods", None, "submit (RBAC lets a Role grant only what its maker holds)"),
 ];
 
 /// What direct package delivery needs besides [`SUBMITTER`] (Role `t2-direct-delivery`):
@@ -267,6 +285,28 @@ pub const JOBMASTER: &[Permission] = &[
         Some("scale"),
         JobObject::Workers,
         "scaling workers",
+    ),
+    // Issue 18 (k18b): a worker's pod names change with scaling, so no resourceNames.
+    p(
+        "get",
+        "",
+        "pods",
+        None,
+        "telling a disrupted (evicted, preempted) worker from a failed one",
+    ),
+    p(
+        "list",
+        "",
+        "pods",
+        None,
+        "watching its worker pods for disruptions",
+    ),
+    p(
+        "watch",
+        "",
+        "pods",
+        None,
+        "watching its worker pods for disruptions",
     ),
     jp(
         "patch",

@@ -8,6 +8,9 @@
 //! kubelet restarts the container after its back-off ([`kubelet_backoff`]), so the submit
 //! keeps waiting (its deadline grows by the back-off those restarts may take,
 //! [`crash_loop_allowance`]).
+//!
+//! Nor is a disruption ([`crate::disruption`]: an eviction, a preemption, the condition
+//! `DisruptionTarget`): the pod is not the job's to fix, and the StatefulSet makes it again.
 
 use std::time::Duration;
 
@@ -86,6 +89,8 @@ pub struct PodSummary {
     pub failure: Option<String>,
     /// The pod's uid (a recreated pod has a new one).
     pub uid: String,
+    /// Why the cluster is taking the pod away (an eviction, a preemption), if it is.
+    pub disrupted: Option<String>,
 }
 
 /// Summarises `pod`, judging crash loops by `rules`.
@@ -125,7 +130,11 @@ pub fn summarize(pod: &Pod, rules: &CrashRules) -> PodSummary {
             break;
         }
     }
-    if failure.is_none() && status.phase.as_deref() == Some("Failed") {
+    let disrupted = super::disruption::disrupted(pod);
+    if disrupted.is_some() {
+        // Its containers were stopped by the cluster, not by a fault of the job.
+        failure = None;
+    } else if failure.is_none() && status.phase.as_deref() == Some("Failed") {
         failure = Some(format!(
             "pod {name} failed: {}",
             [status.reason.clone(), status.message.clone()]
@@ -145,6 +154,7 @@ pub fn summarize(pod: &Pod, rules: &CrashRules) -> PodSummary {
         running,
         failure,
         uid: pod.metadata.uid.clone().unwrap_or_default(),
+        disrupted,
     }
 }
 
@@ -393,6 +403,18 @@ mod tests {
                 .contains("the job master crashed and was restarted once, past max_restarts = 0")),
             "{s:?}"
         );
+    }
+
+    #[test]
+    fn an_evicted_pod_is_not_a_failure() {
+        let mut p = pod("job-ab-1", vec![crash_looping("worker-0", 9)]);
+        if let Some(st) = p.status.as_mut() {
+            st.phase = Some("Failed".into());
+            st.reason = Some("Evicted".into());
+        }
+        let s = summarize(&p, &CrashRules::default());
+        assert_eq!(s.failure, None, "{s:?}");
+        assert_eq!(s.disrupted.as_deref(), Some("Evicted"));
     }
 
     #[test]

@@ -30,6 +30,9 @@
 //! | `parallel_uploads` | `8` | pods receiving the package at once (direct) |
 //! | `package_timeout` | `10m` | how long an init container waits for (or tries to fetch) the package |
 //! | `start_timeout` | `5m` | how long pods may stay unschedulable before the submit fails |
+//! | `ttl_after_finished` | `5m` | how long a finished job's pods and logs stay for `t2 logs`/`t2 status` before the job is removed (`0s`: at once; at most 7 days) |
+//! | `network_policy` | `true` | a NetworkPolicy per job: its pods accept traffic only from the job's pods, the job master's port only from its workers |
+//! | `health_port` | `7711` | the job master's plaintext gRPC health port (`grpc.health.v1`, the kubelet's `grpc` probes) |
 //! | `mpi_ssh_secret` | none | MPI jobs: an SSH-key Secret (keys `id_rsa`, `id_rsa.pub`, `authorized_keys`, as Twister2's `twister2-openmpi-ssh-key`) mounted into the pods, whose agents then start sshd and mpirun uses ssh instead of `t2 worker rsh` |
 
 use std::collections::BTreeMap;
@@ -210,6 +213,15 @@ pub struct Settings {
     pub start_timeout: Duration,
     /// MPI jobs: the SSH-key Secret for OpenMPI over sshd (empty: t2 is the remote shell).
     pub mpi_ssh_secret: String,
+
+    // Issue 18, lifecycle, network and probes (k18b).
+    /// How long a finished job's pods stay (for `t2 logs`) before its root is deleted.
+    #[serde(with = "t2_core::duration::serde_human")]
+    pub ttl_after_finished: Duration,
+    /// A NetworkPolicy per job (ingress only from the job's own pods).
+    pub network_policy: bool,
+    /// The job master's plaintext gRPC health port (kubelet probes).
+    pub health_port: u16,
 }
 
 impl Default for Settings {
@@ -240,9 +252,16 @@ impl Default for Settings {
             package_timeout: Duration::from_secs(600),
             start_timeout: Duration::from_secs(300),
             mpi_ssh_secret: String::new(),
+            // Issue 18 (k18b).
+            ttl_after_finished: DEFAULT_TTL_AFTER_FINISHED,
+            network_policy: true,
+            health_port: 7711,
         }
     }
 }
+
+/// How long a finished job stays by default (`kubernetes.ttl_after_finished`).
+pub const DEFAULT_TTL_AFTER_FINISHED: Duration = Duration::from_secs(300);
 
 /// The default image for a job: `t2:<version>`, with OpenMPI for MPI jobs, with a JRE for
 /// `java` commands.
@@ -284,6 +303,10 @@ const KEYS: &[&str] = &[
     "package_timeout",
     "start_timeout",
     "mpi_ssh_secret",
+    // Issue 18 (k18b).
+    "ttl_after_finished",
+    "network_policy",
+    "health_port",
 ];
 const JOBMASTER_KEYS: &[&str] = &["cpu", "memory_mb"];
 const STORAGE_KEYS: &[&str] = &["class", "size_mb", "shared", "mount"];
@@ -330,7 +353,9 @@ pub fn read_settings(spec: &JobSpec) -> Result<Settings, KubeError> {
 /// Numbers given for durations become text; the rest is as written.
 fn normalise(key: &str, value: Value) -> Value {
     match (key, value) {
-        ("package_timeout" | "start_timeout", Value::Number(n)) => Value::String(n.to_string()),
+        ("package_timeout" | "start_timeout" | "ttl_after_finished", Value::Number(n)) => {
+            Value::String(n.to_string())
+        }
         (_, v) => v,
     }
 }
@@ -364,6 +389,10 @@ impl Settings {
             "package_timeout" => self.package_timeout = o.package_timeout,
             "start_timeout" => self.start_timeout = o.start_timeout,
             "mpi_ssh_secret" => self.mpi_ssh_secret = o.mpi_ssh_secret,
+            // Issue 18 (k18b).
+            "ttl_after_finished" => self.ttl_after_finished = o.ttl_after_finished,
+            "network_policy" => self.network_policy = o.network_policy,
+            "health_port" => self.health_port = o.health_port,
             _ => {}
         }
     }

@@ -3,7 +3,9 @@
 //! [`Deliverer`] (direct delivery, several at once), report progress on every change, and fail
 //! fast with the pod's own reason on an image pull failure, a crash loop past the job's
 //! `max_restarts`, a bad container configuration, a failed init container, or a pod
-//! unschedulable past `start_timeout`.
+//! unschedulable past `start_timeout`. A pod the cluster disrupts (evicted, preempted:
+//! [`crate::disruption`]) is neither a failure nor the job's end: the wait goes on for the
+//! pod the StatefulSet makes again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -164,7 +166,16 @@ pub async fn wait_started(
                     let s = summarize(&p, &w.crash);
                     pods.insert(s.name.clone(), s);
                 }
-                Some(Ok(WatchEvent::Deleted(_))) => return Ok(Started::PodsGone),
+                Some(Ok(WatchEvent::Deleted(p))) => {
+                    rv = p.metadata.resource_version.clone().unwrap_or(rv);
+                    let Some(why) = super::disruption::disrupted(&p) else {
+                        return Ok(Started::PodsGone);
+                    };
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    tracing::info!(job_id = %w.job_id, pod = %name, reason = %why, "pod disrupted; waiting for the StatefulSet to make it again");
+                    pods.remove(&name);
+                    unschedulable_since.remove(&name);
+                }
                 Some(Ok(WatchEvent::Bookmark(b))) => rv = b.metadata.resource_version,
                 Some(Ok(WatchEvent::Error(st))) if st.code == 410 => {
                     // Our resourceVersion is too old: list again.

@@ -45,6 +45,10 @@ fn inventory(selector: &str, with_pods: bool, left: &[(&str, Vec<Value>)]) -> Ve
     }
     kinds.extend([
         ("Service", core("services")),
+        (
+            "NetworkPolicy",
+            format!("/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies"),
+        ),
         ("PersistentVolumeClaim", core("persistentvolumeclaims")),
         ("ConfigMap", core("configmaps")),
     ]);
@@ -74,9 +78,23 @@ fn kill_start() -> Vec<Step> {
             })
             .json(200, meta(ID, ID, "job")),
         Step::new("DELETE", format!("{}/{ID}?", core("configmaps")))
-            .check(|b, _| assert_eq!(b["propagationPolicy"], "Background"))
+            .check(|b, _| assert_eq!(b["propagationPolicy"], "Foreground"))
             .json(200, ok_status()),
     ]
+}
+
+/// `t2 kill` reading the root while it waits: still there (held by foregroundDeletion), or
+/// gone.
+fn root_read(there: bool) -> Step {
+    let s = Step::new("GET", format!("{}/{ID}", core("configmaps")));
+    if there {
+        let mut root = meta(ID, ID, "job");
+        root["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
+        root["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
+        s.json(200, root)
+    } else {
+        s.status(404, "NotFound", "configmaps \"pi-abcd1234\" not found")
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -84,6 +102,7 @@ async fn kill_deletes_the_root_and_waits_until_garbage_collection_removed_everyt
     let mut steps = kill_start();
     let mut going = meta(&format!("{ID}-0"), ID, "worker");
     going["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
+    steps.push(root_read(true));
     steps.extend(inventory(
         &sel_job(ID),
         true,
@@ -92,6 +111,7 @@ async fn kill_deletes_the_root_and_waits_until_garbage_collection_removed_everyt
             ("StatefulSet", vec![meta(ID, ID, "worker")]),
         ],
     ));
+    steps.push(root_read(false));
     steps.extend(inventory(&sel_job(ID), true, &[]));
     let r = run(steps, |kube| async move {
         kill::kill(&kube, ID, "alice", Duration::from_secs(30)).await
@@ -99,6 +119,10 @@ async fn kill_deletes_the_root_and_waits_until_garbage_collection_removed_everyt
     .await
     .unwrap();
     assert!(r.leftovers.is_empty());
+    assert!(
+        r.root_gone,
+        "the kill waited for the root (after the last pod)"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -107,6 +131,7 @@ async fn kill_reports_what_is_left_at_its_deadline() {
     let mut stuck = meta(&format!("{ID}-data"), ID, "storage");
     stuck["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
     for _ in 0..3 {
+        steps.push(root_read(false));
         steps.extend(inventory(
             &sel_job(ID),
             true,

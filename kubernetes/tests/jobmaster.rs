@@ -153,7 +153,12 @@ async fn the_job_master_ends_its_job_by_deleting_the_root_and_scales_through_the
             .json(200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}})),
     ];
     run(steps, |kube| async move {
-        let cluster = KubeJobCluster::new(kube, ID, 2);
+        // ttl_after_finished 0s: the root goes at once.
+        let settings = t2_kubernetes::Settings {
+            ttl_after_finished: std::time::Duration::ZERO,
+            ..t2_kubernetes::Settings::default()
+        };
+        let cluster = KubeJobCluster::with_settings(kube, ID, 2, &settings);
         assert_eq!(
             cluster.scale_workers(5).await.unwrap_err().to_string(),
             "5 workers do not fill whole pods of 2 workers; use a multiple of 2"
@@ -161,6 +166,38 @@ async fn the_job_master_ends_its_job_by_deleting_the_root_and_scales_through_the
         cluster.scale_workers(6).await.unwrap();
         cluster
             .end_job(JobState::JobCompleted, "all 6 workers completed")
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_finished_job_is_kept_for_its_ttl_the_root_records_until_when() {
+    // The default ttl_after_finished (5m): the final state and the time to remove the job are
+    // recorded; the root is not deleted yet (the job master does that when the time is up).
+    let steps = vec![Step::new("PATCH", format!("{}?", root_path()))
+        .check(|b, _| {
+            assert_eq!(b["data"]["jobmaster.state"], "FAILED");
+            let at: k8s_openapi::jiff::Timestamp = b["data"]["jobmaster.remove-after"]
+                .as_str()
+                .expect("remove-after")
+                .parse()
+                .expect("RFC 3339");
+            let left = t2_kubernetes::incluster::finished::time_left(at);
+            assert!(
+                left > std::time::Duration::ZERO && left <= std::time::Duration::from_secs(300)
+            );
+        })
+        .json(200, json!({"metadata": {"name": ID}}))];
+    run(steps, |kube| async move {
+        let cluster = KubeJobCluster::new(kube, ID, 1);
+        assert_eq!(
+            cluster.ttl_after_finished(),
+            t2_kubernetes::settings::DEFAULT_TTL_AFTER_FINISHED
+        );
+        cluster
+            .end_job(JobState::JobFailed, "worker 0 failed")
             .await
             .unwrap();
     })

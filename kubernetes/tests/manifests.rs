@@ -19,7 +19,9 @@ fn golden_path(name: &str) -> PathBuf {
 fn dry_run_yaml_matches_the_golden_files() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     for job in jobs::all() {
-        let yaml = to_yaml(&build_objects(&job.info, &job.spec, &job.settings));
+        // As `t2 submit --dry-run` prints them: placeholders for the token and the root's uid.
+        let info = job.info.clone().with_placeholders();
+        let yaml = to_yaml(&build_objects(&info, &job.spec, &job.settings));
         let path = golden_path(job.name);
         if update {
             std::fs::write(&path, &yaml).unwrap();
@@ -72,9 +74,10 @@ fn the_root_comes_first_and_owns_everything_else_with_the_job_labels() {
             assert_eq!(refs.len(), 1, "one owner: {}", o["metadata"]["name"]);
             assert_eq!(refs[0]["kind"], "ConfigMap");
             assert_eq!(refs[0]["name"], job.info.id.as_str());
-            assert!(
-                refs[0].get("controller").is_none(),
-                "never a controller owner"
+            assert_eq!(refs[0]["controller"], true, "the root is the controller");
+            assert_eq!(
+                refs[0]["blockOwnerDeletion"], true,
+                "a foreground delete of the root waits for it"
             );
         }
     }
@@ -384,5 +387,75 @@ fn a_tls_jobs_secret_holds_its_certificate_and_only_the_job_master_mounts_the_ke
         let names = job.info.jobmaster_names();
         assert!(names.contains(&format!("{}-jm.t2-jobs.svc", job.info.id)));
         assert!(names.contains(&format!("{}-jm.t2-jobs.svc.cluster.local", job.info.id)));
+    }
+}
+
+#[test]
+fn network_policies_admit_only_the_jobs_pods_and_the_job_masters_port_only_from_workers() {
+    for job in jobs::all() {
+        let objects = json_of(&build_objects(&job.info, &job.spec, &job.settings));
+        let nps: Vec<_> = objects
+            .iter()
+            .filter(|o| o["kind"] == "NetworkPolicy")
+            .collect();
+        if !job.settings.network_policy {
+            assert!(nps.is_empty(), "{}: network_policy false", job.name);
+            continue;
+        }
+        assert_eq!(nps.len(), 2, "{}", job.name);
+        // Made before any pod can exist.
+        let first_sts = objects.iter().position(|o| o["kind"] == "StatefulSet");
+        let last_np = objects.iter().rposition(|o| o["kind"] == "NetworkPolicy");
+        assert!(last_np < first_sts, "{}", job.name);
+        let id = job.info.id.as_str();
+        let workers = nps.iter().find(|n| n["metadata"]["name"] == id).unwrap();
+        assert_eq!(
+            workers["spec"]["podSelector"]["matchLabels"]["t2.io/role"],
+            "worker"
+        );
+        assert_eq!(
+            workers["spec"]["policyTypes"],
+            serde_json::json!(["Ingress"])
+        );
+        let from = &workers["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"];
+        assert_eq!(from, &serde_json::json!({"t2.io/job": id}));
+        let jm = nps
+            .iter()
+            .find(|n| n["metadata"]["name"] == format!("{id}-jm"))
+            .unwrap();
+        assert_eq!(
+            jm["spec"]["podSelector"]["matchLabels"]["t2.io/role"],
+            "jobmaster"
+        );
+        let rule = &jm["spec"]["ingress"][0];
+        assert_eq!(
+            rule["from"][0]["podSelector"]["matchLabels"],
+            serde_json::json!({"t2.io/job": id, "t2.io/role": "worker"})
+        );
+        assert_eq!(
+            rule["ports"],
+            serde_json::json!([{"port": job.settings.port, "protocol": "TCP"}])
+        );
+    }
+}
+
+#[test]
+fn a_dry_run_shows_no_token_and_an_owner_uid_the_api_server_refuses() {
+    for job in jobs::all() {
+        let info = job.info.clone().with_placeholders();
+        let yaml = to_yaml(&build_objects(&info, &job.spec, &job.settings));
+        assert!(!yaml.contains(&job.info.token), "{}: the token", job.name);
+        assert!(
+            !yaml.contains("00000000-0000"),
+            "{}: an all-zero uid",
+            job.name
+        );
+        for o in json_of(&build_objects(&info, &job.spec, &job.settings))[1..].iter() {
+            assert_eq!(
+                o["metadata"]["ownerReferences"][0]["uid"], "",
+                "{}",
+                job.name
+            );
+        }
     }
 }

@@ -62,6 +62,7 @@ fn path(kind: &str) -> String {
         "roles" | "rolebindings" => {
             format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{NS}/{kind}")
         }
+        "networkpolicies" => format!("/apis/networking.k8s.io/v1/namespaces/{NS}/{kind}"),
         k => format!("/api/v1/namespaces/{NS}/{k}"),
     }
 }
@@ -123,6 +124,8 @@ fn create_all(job: &TestJob) -> Vec<Step> {
         create_owned("secrets", &format!("{id}-token")),
         create_owned("services", id),
         create_owned("services", &format!("{id}-jm")),
+        create_owned("networkpolicies", id),
+        create_owned("networkpolicies", &format!("{id}-jm")),
         create_owned("statefulsets", &format!("{id}-jm")),
         create_owned("statefulsets", id),
     ]
@@ -285,7 +288,7 @@ async fn an_uploader_submit_uploads_once_through_the_service_proxy_and_pods_down
     let mut creates = create_all(&job);
     // The workers' init container downloads from the uploader's cluster address.
     let url = format!("http://t2-uploader.{NS}.svc:8080/packages/{sha}");
-    creates[8] = create_owned("statefulsets", &id).check(move |b, _| {
+    creates[10] = create_owned("statefulsets", &id).check(move |b, _| {
         let env = b["spec"]["template"]["spec"]["initContainers"][0]["env"]
             .as_array()
             .unwrap()

@@ -167,7 +167,7 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
         }
     }
     if let (Some(build), SourceKind::Directory) = (&spec.build, &source.kind) {
-        if args.kube.dry_run {
+        if args.kube.is_dry_run() {
             eprintln!("t2: dry run: build step '{build}' skipped (the package is made from the folder as it is)");
         } else {
             run_build(build, &source.path)?;

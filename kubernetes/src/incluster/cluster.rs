@@ -1,8 +1,11 @@
 //! The job master's cluster on Kubernetes: scaling patches the worker StatefulSet's scale
 //! subresource (and records the number in the root); ending the job records the final state
 //! in the root, then deletes it — garbage collection removes every object the root owns, this
-//! job master's own StatefulSet included. A worker's node gets its rack and datacenter from
-//! the node's labels ([`NodeLabels`]).
+//! job master's own StatefulSet included — at once when `kubernetes.ttl_after_finished` is 0,
+//! else it records when ([`super::finished`]) and the job master deletes it then. A worker's node gets its rack and datacenter from
+//! the node's labels ([`NodeLabels`]). A worker whose pod the cluster disrupted (evicted,
+//! preempted: [`crate::disruption`]) is reported as such, so its failure is not counted
+//! against `max_restarts`.
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -26,6 +29,10 @@ pub struct KubeJobCluster {
     id: String,
     workers_per_pod: u32,
     nodes: NodeLabels,
+    /// How long the finished job stays (issue 18).
+    ttl_after_finished: std::time::Duration,
+    /// What a watch of the worker pods saw disrupted (issue 18), once started.
+    disruptions: Option<crate::disruption::DisruptionWatch>,
 }
 
 impl KubeJobCluster {
@@ -42,7 +49,21 @@ impl KubeJobCluster {
             kube,
             id: id.into(),
             workers_per_pod: workers_per_pod.max(1),
+            ttl_after_finished: settings.ttl_after_finished,
+            disruptions: None,
         }
+    }
+
+    /// Starts watching the worker pods for disruptions; returns the watch's task.
+    pub fn watch_disruptions(&mut self) -> tokio::task::JoinHandle<()> {
+        let (watch, task) = crate::disruption::DisruptionWatch::spawn(self.kube.clone(), &self.id);
+        self.disruptions = Some(watch);
+        task
+    }
+
+    /// How long the finished job stays before its root is deleted.
+    pub fn ttl_after_finished(&self) -> std::time::Duration {
+        self.ttl_after_finished
     }
 }
 
@@ -62,11 +83,16 @@ impl JobCluster for KubeJobCluster {
     }
 
     async fn end_job(&self, state: JobState, reason: &str) -> Result<(), ClusterError> {
-        let body = serde_json::json!({"data": {
+        let mut body = serde_json::json!({"data": {
             keys::STATE: t2_jobmaster::master::state_name(state),
             keys::REASON: reason,
             keys::STATE_AT: t2_core::jobdir::now_rfc3339(),
         }});
+        let keep = !self.ttl_after_finished.is_zero();
+        if keep {
+            body["data"][keys::REMOVE_AFTER] =
+                super::finished::remove_after(self.ttl_after_finished).into();
+        }
         match self
             .kube
             .api::<ConfigMap>()
@@ -78,6 +104,10 @@ impl JobCluster for KubeJobCluster {
             Err(e) if is_status(&e, 404) => return Ok(()),
             Err(e) => return Err(ClusterError::RecordFinalState(Box::new(e))),
         }
+        if keep {
+            // The job master deletes it when the time is up (`finished::linger_then_remove`).
+            return Ok(());
+        }
         delete_root(&self.kube, &self.id)
             .await
             .map_err(ClusterError::backend)
@@ -85,5 +115,13 @@ impl JobCluster for KubeJobCluster {
 
     async fn describe_node(&self, node: NodeInfo) -> NodeInfo {
         self.nodes.describe(node).await
+    }
+
+    async fn disruption(&self, worker_id: u32) -> Option<String> {
+        let pod = JobNames::new(&self.id).worker_pod(worker_id / self.workers_per_pod);
+        if let Some(why) = self.disruptions.as_ref().and_then(|w| w.take(&pod)) {
+            return Some(why);
+        }
+        crate::disruption::pod_disruption(&self.kube, &pod).await
     }
 }

@@ -4,8 +4,11 @@
 //! fault-tolerant jobs), scales and describes nodes through [`KubeJobCluster`], carries out
 //! `t2 scale` requests written into the root ([`Scaler`], through its own `Scale` RPC on
 //! loopback), and at the end records the final state and
-//! deletes the root ([`KubeJobCluster::end_job`]), which removes the whole job. SIGTERM (its
-//! pod going away) only stops it: the next job master reads the job back from the root.
+//! deletes the root ([`KubeJobCluster::end_job`]), which removes the whole job — after
+//! `kubernetes.ttl_after_finished`, which it waits out ([`super::finished`]; a job master
+//! started for a finished job only does that). It answers the kubelet's gRPC probes
+//! ([`super::health`]). SIGTERM (its pod going away) only stops it: the next job master
+//! reads the job back from the root.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -70,8 +73,22 @@ async fn direct_package(kube: &Kube, id: &str) -> Result<Option<(String, u64)>, 
     Ok(Some((sha256, bytes)))
 }
 
+/// When the job's root says the job has finished and is kept until a time: that time.
+async fn finished_until(
+    kube: &Kube,
+    id: &str,
+) -> Result<Option<k8s_openapi::jiff::Timestamp>, String> {
+    let root = kube
+        .api::<ConfigMap>()
+        .get_opt(id)
+        .await
+        .map_err(|e| format!("cannot read the job's root ConfigMap {id}: {e}"))?;
+    Ok(root.and_then(|r| super::finished::kept_until(&r.data.unwrap_or_default())))
+}
+
 /// Runs the job master until the job ends (or `shutdown`); returns the exit code.
 pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<i32, String> {
+    tokio::pin!(shutdown);
     let id = env::required(names::JOB_ID)?;
     let token = env::required(names::JOB_TOKEN)?;
     let listen = std::env::var(names::LISTEN).unwrap_or_else(|_| "0.0.0.0:7710".into());
@@ -83,6 +100,14 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
     })
     .await
     .map_err(|e| e.to_string())?;
+    let health_listen =
+        std::env::var(names::HEALTH_LISTEN).unwrap_or_else(|_| "0.0.0.0:7711".into());
+    let health = super::health::serve(&health_listen, std::future::pending()).await?;
+    if let Some(at) = finished_until(&kube, &id).await? {
+        // The job finished under an earlier job master: only its stay is left.
+        super::finished::linger_then_remove(&kube, &id, at, &mut shutdown).await?;
+        return Ok(0);
+    }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -119,12 +144,10 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
         warn!(job_id = %id, error = %e, "the job's kubernetes settings do not read; using the default rack and datacenter labels");
         Settings::default()
     });
-    let cluster = Arc::new(KubeJobCluster::with_settings(
-        kube.clone(),
-        &id,
-        spec.workers_per_pod,
-        &settings,
-    ));
+    let mut cluster =
+        KubeJobCluster::with_settings(kube.clone(), &id, spec.workers_per_pod, &settings);
+    let disruption_watch = cluster.watch_disruptions();
+    let cluster = Arc::new(cluster);
     let mut cfg = JobMasterConfig::from_spec(&id, &token, &spec);
     cfg.scale_timeout = SCALE_TIMEOUT;
     // The kubelet waits 10 s, 20 s, 40 s … 5 min before restarting a crashed worker.
@@ -148,12 +171,13 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
     async move {
         info!(%address, "job master serving");
         let scaler = tokio::spawn(
-            Scaler::new(kube, &id, &loopback, &token)
+            Scaler::new(kube.clone(), &id, &loopback, &token)
                 .with_dialer(loopback_dialer)
                 .run()
                 .in_current_span(),
         );
         let jc: Arc<dyn JobCluster> = cluster.clone();
+        health.serving().await;
         // SIGTERM means this pod is going away (deleted, evicted, drained), not that the job
         // should end (`t2 kill` deletes the root instead): stop serving and leave the job's
         // state in the root for the job master the StatefulSet starts next, which the
@@ -167,8 +191,9 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
         );
         let outcome = tokio::select! {
             outcome = served => outcome,
-            () = shutdown => {
+            () = &mut shutdown => {
                 scaler.abort();
+                disruption_watch.abort();
                 info!("the pod is stopping; leaving the job to the next job master");
                 // Let batched worker records reach the root.
                 tokio::time::sleep(super::store::FLUSH * 2).await;
@@ -176,12 +201,24 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
             }
         };
         scaler.abort();
+        disruption_watch.abort();
+        health.not_serving().await;
         let outcome = outcome.map_err(|e| e.to_string())?;
         let state = t2_jobmaster::master::state_name(outcome.state);
         info!(state, reason = %outcome.reason, "job ended; removing it from the cluster");
         if let Err(e) = cluster.end_job(outcome.state, &outcome.reason).await {
             warn!(error = %e, "could not remove the job; 't2 gc' will");
             return Err(format!("job {id} {state}, but removing it failed: {e}"));
+        }
+        if !cluster.ttl_after_finished().is_zero() {
+            match finished_until(&kube, &id).await {
+                Ok(Some(at)) => {
+                    super::finished::linger_then_remove(&kube, &id, at, &mut shutdown).await?
+                }
+                // Gone (killed) or no marker: nothing to wait for.
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(0)
     }

@@ -12,12 +12,16 @@
 //!   container index, and whose restart count survives container restarts.
 //! - [`jobmaster`]: `t2 pod jobmaster` — the job master, which records the job's state in its
 //!   root ConfigMap ([`store`]) and deletes the root at the end ([`cluster`]); [`scaler`]
-//!   carries out `t2 scale` requests, [`nodes`] gives workers their rack and datacenter.
+//!   carries out `t2 scale` requests, [`nodes`] gives workers their rack and datacenter;
+//!   [`finished`] keeps a finished job for `kubernetes.ttl_after_finished`, and [`health`]
+//!   answers the kubelet's gRPC probes.
 
 pub mod agent;
 pub mod cluster;
 pub mod env;
+pub mod finished;
 pub mod from_jobmaster;
+pub mod health;
 pub mod init;
 pub mod jobmaster;
 pub mod nodes;

@@ -3,10 +3,9 @@
 //! (worker ID = ordinal × workers_per_pod + container index), and `t2 pod jobmaster`.
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvFromSource, EnvVar, Probe, ResourceRequirements, SecretEnvSource,
-    TCPSocketAction, VolumeMount,
+    Container, ContainerPort, EnvFromSource, EnvVar, GRPCAction, Probe, ResourceRequirements,
+    SecretEnvSource, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use t2_core::duration::format_duration;
 use t2_core::spec::JobSpec;
 
@@ -18,6 +17,9 @@ use super::services::GRPC_PORT_NAME;
 use super::token::TOKEN_KEY;
 use super::JobInfo;
 use crate::settings::Settings;
+
+/// The name of the job master's health port (issue 18).
+pub const HEALTH_PORT_NAME: &str = "health";
 
 /// The name of the sshd port of MPI jobs in Twister2's mode (`kubernetes.mpi_ssh_secret`).
 pub const MPI_SSH_PORT_NAME: &str = "mpi-ssh";
@@ -168,6 +170,10 @@ pub fn worker_container(
 pub fn jobmaster_container(job: &JobInfo, s: &Settings, mounts: &[VolumeMount]) -> Container {
     let mut e = job_env(job);
     e.push(var(env::LISTEN, format!("0.0.0.0:{}", s.port)));
+    e.push(var(
+        env::HEALTH_LISTEN,
+        format!("0.0.0.0:{}", s.health_port),
+    ));
     e.push(secret_key(
         env::JOB_TOKEN,
         &job.names().token_secret(),
@@ -178,18 +184,38 @@ pub fn jobmaster_container(job: &JobInfo, s: &Settings, mounts: &[VolumeMount]) 
     }
     Container {
         env: Some(e),
-        ports: Some(vec![ContainerPort {
-            name: Some(GRPC_PORT_NAME.into()),
-            container_port: i32::from(s.port),
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some(GRPC_PORT_NAME.into()),
+                container_port: i32::from(s.port),
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some(HEALTH_PORT_NAME.into()),
+                container_port: i32::from(s.health_port),
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+        ]),
+        // The kubelet's own gRPC probes (grpc.health.v1 on the plaintext health port,
+        // `incluster::health`): ready while it serves workers, alive while it runs.
         readiness_probe: Some(Probe {
-            tcp_socket: Some(TCPSocketAction {
-                port: IntOrString::String(GRPC_PORT_NAME.into()),
-                host: None,
+            grpc: Some(GRPCAction {
+                port: i32::from(s.health_port),
+                service: Some(crate::incluster::health::SERVICE.into()),
             }),
             period_seconds: Some(2),
+            ..Probe::default()
+        }),
+        liveness_probe: Some(Probe {
+            grpc: Some(GRPCAction {
+                port: i32::from(s.health_port),
+                service: None,
+            }),
+            initial_delay_seconds: Some(10),
+            period_seconds: Some(10),
+            failure_threshold: Some(3),
             ..Probe::default()
         }),
         volume_mounts: Some(mounts.to_vec()),

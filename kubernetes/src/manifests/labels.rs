@@ -70,14 +70,19 @@ pub fn selector_labels(job: &JobInfo, role: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// The reference to the job's root ConfigMap that makes it the owner of an object.
+/// The reference to the job's root ConfigMap that makes it the owner of an object: its
+/// controller (no other controller adopts t2's objects), blocking the root's deletion in the
+/// foreground until the object is gone (`t2 kill`: the job is gone when its last pod is).
+/// Clusters enforcing OwnerReferencesPermissionEnforcement require who creates the object
+/// to be allowed to update `configmaps/finalizers` (deploy/rbac.yaml).
 pub fn owner_reference(job: &JobInfo) -> OwnerReference {
     OwnerReference {
         api_version: "v1".into(),
         kind: "ConfigMap".into(),
         name: job.names().root(),
         uid: job.root_uid.clone(),
-        ..OwnerReference::default()
+        controller: Some(true),
+        block_owner_deletion: Some(true),
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`services`]: the headless worker Service and the job master Service.
 //! - [`workers`] / [`jobmaster`]: the StatefulSets. - [`containers`]: init, worker and job
 //!   master containers. - [`volumes`]: emptyDirs, claims, Secrets as files.
+//! - [`network`]: the NetworkPolicies (ingress only from the job's own pods).
 //! - [`placement`]: node selector, affinity, tolerations, spreading.
 //! - [`yaml`]: YAML that kubectl reads back exactly.
 
@@ -16,6 +17,7 @@ pub mod access;
 pub mod containers;
 pub mod jobmaster;
 pub mod labels;
+pub mod network;
 pub mod placement;
 pub mod pod;
 pub mod root;
@@ -29,6 +31,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde::Serialize;
 use t2_core::spec::JobSpec;
@@ -36,8 +39,15 @@ use t2_core::spec::JobSpec;
 use super::names::JobNames;
 use super::settings::Settings;
 
-/// The uid written in owner references before the root exists (`--dry-run`).
-pub const DRY_RUN_UID: &str = "00000000-0000-0000-0000-000000000000";
+/// The uid written in owner references before the root exists (`--dry-run`): empty, which
+/// the API server refuses (`ownerReferences[0].uid: Required value`). So `kubectl apply` of a
+/// dry run's output makes none of the owned objects; an invented uid would be accepted, name
+/// no object, and garbage collection would delete every owned object at once.
+pub const DRY_RUN_UID: &str = "";
+
+/// What a dry run shows instead of the job token (and of its certificate's keys): a dry
+/// run's output goes to terminals, logs and files; the real token is made at submit.
+pub const DRY_RUN_SECRET: &str = "<made by t2 submit>";
 
 /// What the objects of a job are made from, besides its spec and settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +76,19 @@ pub struct JobInfo {
 }
 
 impl JobInfo {
+    /// This job as a dry run shows it: [`DRY_RUN_SECRET`] for the token and the certificate,
+    /// [`DRY_RUN_UID`] in the owner references.
+    pub fn with_placeholders(mut self) -> Self {
+        self.token = DRY_RUN_SECRET.into();
+        self.root_uid = DRY_RUN_UID.into();
+        if let Some(tls) = self.tls.as_mut() {
+            tls.ca_pem = DRY_RUN_SECRET.into();
+            tls.cert_pem = DRY_RUN_SECRET.into();
+            tls.key_pem = DRY_RUN_SECRET.into();
+        }
+        self
+    }
+
     /// The names of the job's objects.
     pub fn names(&self) -> JobNames {
         JobNames::new(&self.id)
@@ -124,6 +147,8 @@ pub enum Object {
     Role(Role),
     /// Its RoleBinding.
     RoleBinding(RoleBinding),
+    /// A NetworkPolicy of the job (issue 18).
+    NetworkPolicy(NetworkPolicy),
 }
 
 impl Object {
@@ -138,6 +163,7 @@ impl Object {
             Self::ServiceAccount(_) => "ServiceAccount",
             Self::Role(_) => "Role",
             Self::RoleBinding(_) => "RoleBinding",
+            Self::NetworkPolicy(_) => "NetworkPolicy",
         }
     }
 
@@ -152,6 +178,7 @@ impl Object {
             Self::ServiceAccount(_) => "serviceaccounts",
             Self::Role(_) => "roles.rbac.authorization.k8s.io",
             Self::RoleBinding(_) => "rolebindings.rbac.authorization.k8s.io",
+            Self::NetworkPolicy(_) => "networkpolicies.networking.k8s.io",
         }
     }
 
@@ -166,6 +193,7 @@ impl Object {
             Self::ServiceAccount(o) => &o.metadata,
             Self::Role(o) => &o.metadata,
             Self::RoleBinding(o) => &o.metadata,
+            Self::NetworkPolicy(o) => &o.metadata,
         };
         meta.name.clone().unwrap_or_default()
     }
@@ -184,13 +212,15 @@ impl Object {
             Self::ServiceAccount(o) => j(o),
             Self::Role(o) => j(o),
             Self::RoleBinding(o) => j(o),
+            Self::NetworkPolicy(o) => j(o),
         }
     }
 }
 
 /// Every object of the job, the root first, then the objects it owns in creation order:
-/// the job master's ServiceAccount, Role and RoleBinding, token Secret, Services, shared
-/// claim, job master StatefulSet, worker StatefulSet.
+/// the job master's ServiceAccount, Role and RoleBinding, token Secret, Services,
+/// NetworkPolicies (before any pod exists), shared claim, job master StatefulSet, worker
+/// StatefulSet.
 pub fn build_objects(job: &JobInfo, spec: &JobSpec, settings: &Settings) -> Vec<Object> {
     let mut out = vec![Object::ConfigMap(root::root_config_map(
         job, spec, settings,
@@ -212,6 +242,11 @@ pub fn build_owned(job: &JobInfo, spec: &JobSpec, settings: &Settings) -> Vec<Ob
         Object::Service(services::workers_service(job)),
         Object::Service(services::jobmaster_service(job, settings)),
     ]);
+    out.extend(
+        network::network_policies(job, settings)
+            .into_iter()
+            .map(Object::NetworkPolicy),
+    );
     if let Some(claim) = volumes::shared_claim(job, settings) {
         out.push(Object::PersistentVolumeClaim(claim));
     }

@@ -61,6 +61,8 @@ pub mod env {
     pub const PACKAGE_TIMEOUT: &str = "T2_PACKAGE_TIMEOUT";
     /// The job master's listening address.
     pub const LISTEN: &str = "T2_LISTEN";
+    /// The job master's health service's address (plaintext grpc.health.v1).
+    pub const HEALTH_LISTEN: &str = "T2_HEALTH_LISTEN";
     /// The in-memory volume, when there is one.
     pub const MEMORY_DIR: &str = "T2_MEMORY_DIR";
     /// The volatile disk, when there is one.

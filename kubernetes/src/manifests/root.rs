@@ -35,6 +35,9 @@ pub mod keys {
     pub const REASON: &str = "jobmaster.reason";
     /// When the state was recorded (RFC 3339): since when the job is in it.
     pub const STATE_AT: &str = "jobmaster.state-at";
+    /// A finished job: when its root is to be deleted (RFC 3339; the end +
+    /// `kubernetes.ttl_after_finished`), until which its pods and logs stay (issue 18).
+    pub const REMOVE_AFTER: &str = "jobmaster.remove-after";
     /// Prefix of the per-worker records the job master keeps (`worker.<id>`).
     pub const WORKER_PREFIX: &str = "worker.";
     /// The latest `t2 scale` request, JSON `{"id": nonce, "workers": N}` (written by

@@ -169,7 +169,46 @@ pub fn all() -> Vec<TestJob> {
         rack_packed(),
         mpi(),
         mpi_ssh(),
+        network_ttl(),
+        no_network_policy(),
     ]
+}
+
+/// Issue 18 (k18b): TLS, the NetworkPolicies on a custom port, a finished job kept an hour,
+/// the job master's health port moved.
+pub fn network_ttl() -> TestJob {
+    job(
+        "network-ttl",
+        "train-n3tp0l1c",
+        None,
+        r#"name: train
+command: [./train]
+workers: 2
+tls: true
+kubernetes:
+  port: 7000
+  health_port: 7001
+  ttl_after_finished: 1h
+  network_policy: true
+"#,
+    )
+}
+
+/// Issue 18 (k18b): `kubernetes.network_policy: false`, removed at once when finished.
+pub fn no_network_policy() -> TestJob {
+    job(
+        "no-network-policy",
+        "open-n0p0l1cy",
+        None,
+        r#"name: open
+command: [./serve]
+workers: 1
+tls: false
+kubernetes:
+  network_policy: false
+  ttl_after_finished: 0s
+"#,
+    )
 }
 
 /// An MPI job (t2 as OpenMPI's remote shell): 4 workers of 2 slots, the `-mpi` image.

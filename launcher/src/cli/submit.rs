@@ -101,8 +101,8 @@ pub struct LocalSubmit {
 #[derive(Debug, Args)]
 pub struct RefusedKubeFlags {
     /// Kubernetes only.
-    #[arg(long, hide = true)]
-    dry_run: bool,
+    #[arg(long, hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "client")]
+    dry_run: Option<String>,
     /// Kubernetes only.
     #[arg(short = 'o', long, hide = true)]
     output: Option<String>,
@@ -181,7 +181,7 @@ impl SubmitTarget {
                         context: r.context,
                         namespace: r.namespace,
                     },
-                    dry_run: r.dry_run,
+                    dry_run: r.dry_run.map(|_| crate::kube_cli::args::DryRun::Client),
                     output: r.output.map(|_| ObjectFormat::Yaml),
                 };
                 (

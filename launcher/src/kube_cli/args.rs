@@ -23,7 +23,7 @@ impl KubeSubmitArgs {
     /// The first of these flags that was given, as the user would write it (for refusing
     /// them where they do not apply).
     pub fn first_given(&self) -> Option<&'static str> {
-        if self.dry_run {
+        if self.dry_run.is_some() {
             Some("--dry-run")
         } else if self.output.is_some() {
             Some("-o")
@@ -78,6 +78,22 @@ pub struct ClusterTarget {
     pub kube: KubeFlags,
 }
 
+/// Where `--dry-run` judges the objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    /// Print the objects; no cluster is contacted.
+    Client,
+    /// Send every object with dryRun=All; print each verdict.
+    Server,
+}
+
+impl KubeSubmitArgs {
+    /// True for either dry run.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run.is_some()
+    }
+}
+
 /// Formats of `--dry-run` output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum ObjectFormat {
@@ -94,9 +110,18 @@ pub struct KubeSubmitArgs {
     /// Kubernetes flags.
     #[command(flatten)]
     pub kube: KubeFlags,
-    /// Kubernetes: print every object of the job instead of creating anything.
-    #[arg(long)]
-    pub dry_run: bool,
+    /// Kubernetes: create nothing. `--dry-run` (client) prints every object of the job;
+    /// `--dry-run=server` sends each to the API server with dryRun=All (authorization,
+    /// validation, quotas, Pod Security and webhooks judge it) and prints its verdict.
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "client",
+        value_name = "client|server"
+    )]
+    pub dry_run: Option<DryRun>,
     /// Kubernetes: format of --dry-run [default: yaml].
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<ObjectFormat>,

@@ -1,5 +1,6 @@
 //! `t2 submit kubernetes PKG`: prepare the job as for any cluster (spec, name, package), read
-//! its `kubernetes` settings, then either print every object (`--dry-run`) or submit it. The
+//! its `kubernetes` settings, then either print every object (`--dry-run`), have the API
+//! server judge every object without storing any (`--dry-run=server`), or submit it. The
 //! local job folder only holds the package while the submit runs; it is removed afterwards.
 
 use std::io::IsTerminal;
@@ -12,7 +13,7 @@ use t2_kubernetes::manifests::{to_json_list_text, DRY_RUN_UID};
 use t2_kubernetes::submit::{submit, Outcome, SubmitPlan};
 use t2_kubernetes::{build_objects, client, read_settings, to_yaml, JobInfo};
 
-use super::args::ObjectFormat;
+use super::args::{DryRun, ObjectFormat};
 use super::{err, user};
 use crate::cli::SubmitArgs;
 use crate::error::LauncherError;
@@ -38,7 +39,7 @@ pub fn run(args: SubmitArgs) -> Result<i32, LauncherError> {
     let home = t2_home()?;
     let prepared = prepare(&args, &home, "kubernetes")?;
     let root = prepared.dir.root().to_path_buf();
-    let checked = if built && !args.kube.dry_run {
+    let checked = if built && !args.kube.is_dry_run() {
         check_package_command(&args)
     } else {
         Ok(())
@@ -104,7 +105,10 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
         root_uid: DRY_RUN_UID.into(),
         tls: None,
     };
-    if args.kube.dry_run {
+    if args.kube.dry_run == Some(DryRun::Server) {
+        return server_dry_run(&rt, flags, info, &spec, &settings);
+    }
+    if args.kube.is_dry_run() {
         // The namespace as a submit would use it; no cluster is contacted.
         info.namespace = match &flags.namespace {
             Some(ns) => ns.clone(),
@@ -115,13 +119,14 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
         };
         t2_kubernetes::client::check_namespace(&info.namespace).map_err(err)?;
         info.tls = job_certs(&info, &spec)?;
+        let info = info.with_placeholders();
         let objects = build_objects(&info, &spec, &settings);
         match args.kube.output.unwrap_or_default() {
             ObjectFormat::Yaml => crate::stdout::out!("{}", to_yaml(&objects)),
             ObjectFormat::Json => crate::stdout::outln!("{}", to_json_list_text(&objects)),
         }
         eprintln!(
-            "t2: dry run: {} objects of job {} printed, nothing created (owner references carry a placeholder uid until the root exists; the package is streamed directly unless an uploader is found)",
+            "t2: dry run: {} objects of job {} printed, nothing created (the token and certificate are placeholders; owner references carry an empty uid, which the API server refuses, until the root exists; the package is streamed directly unless an uploader is found)",
             objects.len(),
             info.id
         );
@@ -163,6 +168,50 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
             }
         }
     })
+}
+
+/// `--dry-run=server`: every object judged by the API server (see
+/// `t2_kubernetes::dry_run`), one line each on stdout; 0 when all would be created, else 1.
+fn server_dry_run(
+    rt: &tokio::runtime::Runtime,
+    flags: &super::args::KubeFlags,
+    mut info: JobInfo,
+    spec: &t2_core::spec::JobSpec,
+    settings: &t2_kubernetes::Settings,
+) -> Result<i32, LauncherError> {
+    let kube = rt
+        .block_on(client::connect(&flags.options()))
+        .map_err(err)?;
+    info.namespace = kube.namespace.clone();
+    info.tls = job_certs(&info, spec)?;
+    let mut info = info.with_placeholders();
+    let judged = rt
+        .block_on(t2_kubernetes::dry_run::server_dry_run(
+            &kube, &mut info, spec, settings,
+        ))
+        .map_err(err)?;
+    for j in &judged {
+        match &j.verdict {
+            t2_kubernetes::dry_run::Verdict::Accepted => {
+                crate::stdout::outln!("{}: accepted (server dry run)", j.object)
+            }
+            t2_kubernetes::dry_run::Verdict::Refused { code, message } => {
+                crate::stdout::outln!("{}: refused ({code}): {message}", j.object)
+            }
+        }
+        for w in &j.warnings {
+            crate::stdout::outln!("  warning: {w}");
+        }
+    }
+    let refused = judged.iter().filter(|j| !j.accepted()).count();
+    eprintln!(
+        "t2: server dry run in namespace '{}': {} of {} objects of job {} would be created, {refused} refused; nothing was created",
+        kube.namespace,
+        judged.len() - refused,
+        judged.len(),
+        info.id
+    );
+    Ok(i32::from(refused > 0))
 }
 
 /// The job's certificate (a job with `tls: true`), for the job master Service's names in the

@@ -308,7 +308,7 @@ impl TestNs {
         let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_t2"));
         c.env("T2_HOME", self.home.path())
             .env("HOME", self.home.path())
-            .env("T2_CONF_DIR", repo().join("conf"))
+            .env("T2_CONF_DIR", test_conf(self.home.path()))
             .env("KUBECONFIG", kubeconfig)
             .env_remove("RUST_LOG")
             .current_dir(repo())
@@ -447,6 +447,32 @@ impl Drop for TestNs {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// The repository's conf/ copied under `home`, with `kubernetes.ttl_after_finished: 0s`: a
+/// finished job is removed at once, as the tests that check that nothing is left expect (the
+/// tests of the stay itself set it with -D).
+pub fn test_conf(home: &Path) -> PathBuf {
+    let dir = home.join("test-conf");
+    let job_yaml = dir.join("kubernetes").join("job.yaml");
+    if job_yaml.is_file() {
+        return dir;
+    }
+    for cluster in ["local", "kubernetes"] {
+        let from = repo().join("conf").join(cluster);
+        let to = dir.join(cluster);
+        std::fs::create_dir_all(&to).expect("test conf folder");
+        for e in std::fs::read_dir(&from).expect("conf folder") {
+            let e = e.expect("conf entry");
+            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy conf");
+        }
+    }
+    let mut doc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&job_yaml).expect("conf job.yaml"))
+            .expect("conf job.yaml is YAML");
+    doc["kubernetes"]["ttl_after_finished"] = serde_yaml::Value::String("0s".into());
+    std::fs::write(&job_yaml, serde_yaml::to_string(&doc).expect("YAML")).expect("write conf");
+    dir
 }
 
 /// The job ID from a submit's output (`job ID submitted to namespace …`).
