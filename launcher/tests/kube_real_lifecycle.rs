@@ -211,27 +211,25 @@ async fn kill_deletes_in_the_foreground_so_the_root_goes_after_the_last_pod() {
             other => panic!("pod watch ended before 3 deletions: {other:?}"),
         }
     }
-    let (mut held, root_deleted) = (
-        false,
-        loop {
-            match tokio::time::timeout(Duration::from_secs(30), root_events.next()).await {
-                Ok(Some(Ok(WatchEvent::Modified(cm)))) => {
-                    held |= cm.metadata.deletion_timestamp.is_some()
-                        && cm
-                            .metadata
-                            .finalizers
-                            .iter()
-                            .flatten()
-                            .any(|f| f == "foregroundDeletion");
-                }
-                Ok(Some(Ok(WatchEvent::Deleted(cm)))) => {
-                    break revision(cm.metadata.resource_version.as_ref())
-                }
-                Ok(Some(Ok(_))) => {}
-                other => panic!("root watch ended before its deletion: {other:?}"),
+    let mut held = false;
+    let root_deleted = loop {
+        match tokio::time::timeout(Duration::from_secs(30), root_events.next()).await {
+            Ok(Some(Ok(WatchEvent::Modified(cm)))) => {
+                held |= cm.metadata.deletion_timestamp.is_some()
+                    && cm
+                        .metadata
+                        .finalizers
+                        .iter()
+                        .flatten()
+                        .any(|f| f == "foregroundDeletion");
             }
-        },
-    );
+            Ok(Some(Ok(WatchEvent::Deleted(cm)))) => {
+                break revision(cm.metadata.resource_version.as_ref())
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("root watch ended before its deletion: {other:?}"),
+        }
+    };
     assert!(held, "the root waited in foregroundDeletion");
     let last_pod = pod_deleted.iter().max().copied().unwrap();
     assert!(
