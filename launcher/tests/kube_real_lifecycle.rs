@@ -353,7 +353,8 @@ async fn server_dry_run_is_judged_by_admission_and_creates_nothing() {
     ] {
         assert!(all.contains(&format!("{kind}/")), "{kind} judged: {all}");
     }
-    assert!(!all.contains("refused"), "{all}");
+    assert!(!all.contains(": refused ("), "{all}");
+    assert!(all.contains(" 0 refused;"), "{all}");
     assert!(all.contains("nothing was created"), "{all}");
     let left = kubectl(
         &[
