@@ -37,7 +37,15 @@ pub fn check_id(id: &str) -> Result<(), KubeError> {
 }
 
 /// Kills job `id`: see the module documentation. `who` is recorded as the reason.
-pub async fn kill(kube: &Kube, id: &str, who: &str, wait: Duration) -> Result<Killed, KubeError> {
+/// `deleting` is called once the job is marked KILLED and its foreground deletion has begun
+/// (a progress line; an error before that point is the only output).
+pub async fn kill(
+    kube: &Kube,
+    id: &str,
+    who: &str,
+    wait: Duration,
+    deleting: impl FnOnce(),
+) -> Result<Killed, KubeError> {
     check_id(id)?;
     let api = kube.api::<ConfigMap>();
     let patch = serde_json::json!({"data": {
@@ -62,6 +70,7 @@ pub async fn kill(kube: &Kube, id: &str, who: &str, wait: Duration) -> Result<Ki
     }
     delete_root_foreground(kube, id).await?;
     info!(job_id = %id, "deleting the job's root ConfigMap in the foreground");
+    deleting();
     let deadline = Instant::now() + wait;
     let selector = job_selector(id);
     loop {

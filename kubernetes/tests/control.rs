@@ -114,7 +114,7 @@ async fn kill_deletes_the_root_and_waits_until_garbage_collection_removed_everyt
     steps.push(root_read(false));
     steps.extend(inventory(&sel_job(ID), true, &[]));
     let r = run(steps, |kube| async move {
-        kill::kill(&kube, ID, "alice", Duration::from_secs(30)).await
+        kill::kill(&kube, ID, "alice", Duration::from_secs(30), || {}).await
     })
     .await
     .unwrap();
@@ -139,7 +139,7 @@ async fn kill_reports_what_is_left_at_its_deadline() {
         ));
     }
     let r = run(steps, |kube| async move {
-        kill::kill(&kube, ID, "alice", Duration::from_secs(2)).await
+        kill::kill(&kube, ID, "alice", Duration::from_secs(2), || {}).await
     })
     .await
     .unwrap();
@@ -159,7 +159,10 @@ async fn kill_of_an_unknown_job_says_so_and_deletes_nothing() {
         ),
     ];
     let e = run(steps, |kube| async move {
-        kill::kill(&kube, ID, "alice", Duration::from_secs(2)).await
+        kill::kill(&kube, ID, "alice", Duration::from_secs(2), || {
+            panic!("no 'deleting' progress for a job that is not there")
+        })
+        .await
     })
     .await
     .unwrap_err();
@@ -169,7 +172,7 @@ async fn kill_of_an_unknown_job_says_so_and_deletes_nothing() {
 #[tokio::test]
 async fn kill_refuses_a_bad_job_id_without_asking_the_cluster() {
     let e = run(vec![], |kube| async move {
-        kill::kill(&kube, "../etc", "alice", Duration::from_secs(2)).await
+        kill::kill(&kube, "../etc", "alice", Duration::from_secs(2), || {}).await
     })
     .await
     .unwrap_err();
@@ -186,7 +189,7 @@ async fn kill_when_forbidden_names_the_verb_and_resource() {
         ),
     ];
     let e = run(steps, |kube| async move {
-        kill::kill(&kube, ID, "alice", Duration::from_secs(2)).await
+        kill::kill(&kube, ID, "alice", Duration::from_secs(2), || {}).await
     })
     .await
     .unwrap_err();

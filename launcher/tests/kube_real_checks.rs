@@ -2,8 +2,9 @@
 //! submits (a pod in ImagePullBackOff; a node selector no node has) within their deadline,
 //! naming the reason and leaving nothing; RBAC by the real authorizer (`t2 doctor` and a submit
 //! as a user bound only to deploy/rbac.yaml's t2-submitter Role, through impersonation; a user
-//! without it refused, with the fix); and `--dry-run -o yaml` accepted by the real
-//! `kubectl apply --dry-run=server`.
+//! without it refused, with the fix); and `--dry-run -o yaml` piped into the real
+//! `kubectl apply --dry-run=server`: only the root is accepted, every owned object is refused
+//! for its placeholder owner UID.
 
 mod kube_real_support;
 
@@ -81,7 +82,7 @@ async fn a_node_selector_no_node_has_fails_the_submit_within_start_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn dry_run_yaml_is_accepted_by_a_server_side_dry_run() {
+async fn dry_run_yaml_piped_into_kubectl_apply_makes_no_object_gc_would_delete() {
     let ns = TestNs::new("dry").await;
     let out = ns
         .run(
@@ -106,17 +107,42 @@ async fn dry_run_yaml_is_accepted_by_a_server_side_dry_run() {
         .await;
     assert!(out.status.success(), "{}", text(&out));
     let yaml = String::from_utf8(out.stdout.clone()).unwrap();
+    // No real secret in a dry run's output.
+    assert!(yaml.contains("<made by t2 submit>"), "{yaml}");
     let applied = kubectl(
         &["apply", "--dry-run=server", "-n", &ns.name, "-f", "-"],
         Some(&yaml),
     )
     .await;
     let all = text(&applied);
-    assert!(applied.status.success(), "{all}\n{yaml}");
-    for kind in ["configmap/", "secret/", "service/", "statefulset.apps/"] {
-        assert!(all.contains(kind), "{kind} in {all}");
+    // The root (which owns nothing yet) is accepted; every object it would own carries the
+    // placeholder owner UID, which the real API server refuses, so nothing is made that
+    // garbage collection would delete at once.
+    assert!(!applied.status.success(), "{all}\n{yaml}");
+    let id = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("t2.io/job: "))
+        .map(|v| v.trim_matches('"').to_string())
+        .expect("a t2.io/job label in the YAML");
+    assert!(
+        all.contains(&format!("configmap/{id} created (server dry run)")),
+        "{all}"
+    );
+    assert!(
+        all.contains("ownerReferences"),
+        "the refusal names the owner: {all}"
+    );
+    assert!(all.contains("uid"), "{all}");
+    for kind in ["secret/", "service/", "statefulset.apps/"] {
+        let accepted: Vec<&str> = all
+            .lines()
+            .filter(|l| l.starts_with(kind) && l.contains("created"))
+            .collect();
+        assert!(
+            accepted.is_empty(),
+            "accepted with a placeholder owner: {accepted:?}\n{all}"
+        );
     }
-    assert!(all.contains("(server dry run)"), "{all}");
     // Nothing was created.
     let got = kubectl(
         &[

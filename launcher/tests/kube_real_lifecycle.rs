@@ -244,7 +244,7 @@ async fn an_evicted_worker_is_not_counted_and_a_finished_job_stays_for_its_ttl()
     let stop = ns.home.path().join("stop");
     // max_restarts 0: one failure of a worker fails the job.
     let job = until_file_job(ns.home.path(), 2, 0, &stop);
-    let id = submit_detached(&ns, &job, &["-D", "kubernetes.ttl_after_finished=20s"]).await;
+    let id = submit_detached(&ns, &job, &["-D", "kubernetes.ttl_after_finished=75s"]).await;
     wait_up(&ns, &id, 2).await;
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
     let victim = format!("{id}-1");
@@ -309,7 +309,7 @@ async fn an_evicted_worker_is_not_counted_and_a_finished_job_stays_for_its_ttl()
         jm_log.contains("not counted against max_restarts"),
         "the job master's log:\n{jm_log}"
     );
-    ns.assert_all_gone(&id, Duration::from_secs(120)).await;
+    ns.assert_all_gone(&id, Duration::from_secs(180)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

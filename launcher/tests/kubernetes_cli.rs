@@ -99,6 +99,8 @@ fn dry_run_prints_every_object_and_creates_nothing() {
             "Secret",
             "Service",
             "Service",
+            "NetworkPolicy",
+            "NetworkPolicy",
             "StatefulSet",
             "StatefulSet"
         ]
@@ -107,8 +109,8 @@ fn dry_run_prints_every_object_and_creates_nothing() {
         assert_eq!(d["metadata"]["namespace"], "demo");
     }
     // The workers' StatefulSet comes last.
-    assert_eq!(docs[8]["kind"], "StatefulSet");
-    assert_eq!(docs[8]["spec"]["replicas"], 4);
+    assert_eq!(docs[10]["kind"], "StatefulSet");
+    assert_eq!(docs[10]["spec"]["replicas"], 4);
     assert_eq!(jobs_left(home.path()), 0);
     let mut c = t2k(home.path(), None);
     c.args([

@@ -54,24 +54,44 @@ fn pod_agents_get_worker_ids_from_ordinal_and_container_and_complete_the_job() {
         .iter()
         .find(|o| o["kind"] == "Secret")
         .expect("the job's Secret");
-    let token = secret["stringData"]["token"].as_str().unwrap().to_string();
+    // A dry run shows placeholders for the token and the certificate (they are made at a
+    // real submit): make them here, for the names the Secret's certificate would carry.
+    assert_eq!(secret["stringData"]["token"], "<made by t2 submit>");
+    let token = hex::encode(rand::random::<[u8; 32]>());
     let spec_json = root["data"]["spec.json"].as_str().unwrap();
     // The job master, as `t2 jobmaster` reads a job folder.
     let job_dir = home.join("jobs").join(&id);
     std::fs::create_dir_all(&job_dir).unwrap();
     std::fs::write(job_dir.join("spec.json"), spec_json).unwrap();
     std::fs::write(job_dir.join("token"), &token).unwrap();
-    // TLS (on by default on Kubernetes): the job master's certificate from the Secret; the
-    // agents trust the Secret's CA and check the name of the job master's Service.
+    // TLS (on by default on Kubernetes): a certificate for the job master's Service names, as
+    // the Secret carries at a real submit; the agents trust its CA and check the name of the
+    // job master's Service.
     let data = &secret["stringData"];
     for key in ["ca.crt", "tls.crt", "tls.key"] {
-        let pem = data[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {key} in the Secret"));
-        std::fs::write(job_dir.join(key), pem).unwrap();
+        assert_eq!(data[key], "<made by t2 submit>", "{key} in a dry run");
     }
-    let ca = data["ca.crt"].as_str().unwrap().to_string();
     let namespace = root["metadata"]["namespace"].as_str().unwrap().to_string();
+    let svc = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Service" && o["metadata"]["name"] == format!("{id}-jm").as_str())
+        .expect("the job master's Service")["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let names = vec![
+        svc.clone(),
+        format!("{svc}.{namespace}"),
+        format!("{svc}.{namespace}.svc"),
+        format!("{svc}.{namespace}.svc.cluster.local"),
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+    ];
+    let certs = t2_core::tls::mint(&id, &names).unwrap();
+    certs.write(&job_dir).unwrap();
+    let ca = certs.ca_pem.clone();
     let pkg = home.join("package.tar.gz");
     let mut c = t2(home);
     c.args(["package", "examples/shell", "--out"])

@@ -126,12 +126,13 @@ impl Cluster for KubernetesCluster {
 
     fn kill(&self, job: &str) -> Result<i32, LauncherError> {
         let (rt, kube) = self.connect()?;
-        eprintln!(
-            "t2: killing job {job}: deleting it in the foreground; waiting up to {}s for its last pod to stop",
-            KILL_WAIT.as_secs()
-        );
         let r = rt
-            .block_on(kill::kill(&kube, job, &user(), KILL_WAIT))
+            .block_on(kill::kill(&kube, job, &user(), KILL_WAIT, || {
+                eprintln!(
+                    "t2: killing job {job}: deleting it in the foreground; waiting up to {}s for its last pod to stop",
+                    KILL_WAIT.as_secs()
+                )
+            }))
             .map_err(err)?;
         if r.leftovers.is_empty() && r.root_gone {
             crate::stdout::outln!(
