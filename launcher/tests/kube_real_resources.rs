@@ -146,7 +146,7 @@ fn one_line_with<'a>(stderr: &'a str, needle: &str) -> &'a str {
 async fn an_integer_cpu_limit_jobs_pods_are_guaranteed() {
     let ns = TestNs::new("qos").await;
     let stop = ns.home.path().join("stop");
-    let job = job_dir(ns.home.path(), "qos", 2, Some(&stop), "  cpu_limit: true\n");
+    let job = job_dir(ns.home.path(), "qos", 2, Some(stop.as_path()), "  cpu_limit: true\n");
     let id = submit_detached(&ns, &job, &["-D", "resources.cpu=1"]).await;
     wait_up(&ns, &id, 2).await;
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
@@ -228,7 +228,7 @@ async fn a_job_mounts_an_existing_readwritemany_claim_which_outlives_it_and_a_ki
     // A second job reads it and is killed: the claim stays.
     let stop = ns.home.path().join("never");
     let ro = "  volumes:\n    - {claim: shared-out, mount: /workspace, read_only: true}\n";
-    let job = job_dir(ns.home.path(), "reader", 2, Some(&stop), ro);
+    let job = job_dir(ns.home.path(), "reader", 2, Some(stop.as_path()), ro);
     let id = submit_detached(&ns, &job, &[]).await;
     wait_up(&ns, &id, 2).await;
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
@@ -310,7 +310,7 @@ async fn scale_refuses_a_second_pod_for_a_readwriteonce_claim() {
         ns.home.path(),
         "single",
         1,
-        Some(&stop),
+        Some(stop.as_path()),
         "  volumes:\n    - {claim: scratch, mount: /scratch}\n",
     );
     // One pod may write a ReadWriteOnce claim.

@@ -381,7 +381,7 @@ impl Merged {
             Some((_, Value::Mapping(m))) => m.clone(),
             _ => return Ok(ResourceLimits::default()),
         };
-        let get = |k: &str| entries.get(Value::String(k.into())).filter(|v| !v.is_null());
+        let get = |k: &str| entries.get(k).filter(|v| !v.is_null());
         let mut out = ResourceLimits::default();
         if let Some(v) = get("cpu") {
             let key = "resources.limits.cpu";
