@@ -119,12 +119,7 @@ fn pods_of(workers: u32, workers_per_pod: u32) -> u32 {
 
 /// Whether a claim with access modes `have` can be mounted (`read_only` or not) by `pods`
 /// worker pods at once; the reason and the fix when not.
-pub fn claim_fits(
-    name: &str,
-    have: &[String],
-    read_only: bool,
-    pods: u32,
-) -> Result<(), String> {
+pub fn claim_fits(name: &str, have: &[String], read_only: bool, pods: u32) -> Result<(), String> {
     let has = |m: &str| have.iter().any(|h| h == m);
     let shown = if have.is_empty() {
         "no access mode".to_string()
@@ -211,7 +206,9 @@ pub async fn check_scale(kube: &Kube, spec: &JobSpec, workers: u32) -> Result<()
     check_claims(kube, &s, pods_of(workers, spec.workers_per_pod))
         .await
         .map_err(|e| match e {
-            KubeError::Config(m) => KubeError::Config(format!("cannot scale to {workers} workers: {m}")),
+            KubeError::Config(m) => {
+                KubeError::Config(format!("cannot scale to {workers} workers: {m}"))
+            }
             e => e,
         })
 }
@@ -230,7 +227,10 @@ mod tests {
         assert!(claim_fits("c", &m(&[modes::RWOP]), false, 1).is_ok());
         let e = claim_fits("work", &m(&[modes::RWO]), false, 3).unwrap_err();
         assert!(e.contains("'work' is ReadWriteOnce"), "{e}");
-        assert!(e.contains("3 worker pods") && e.contains("ReadWriteMany"), "{e}");
+        assert!(
+            e.contains("3 worker pods") && e.contains("ReadWriteMany"),
+            "{e}"
+        );
         assert!(!e.contains("read_only: true"), "{e}");
         let e = claim_fits("work", &m(&[modes::RWO]), true, 2).unwrap_err();
         assert!(e.contains("ReadOnlyMany or ReadWriteMany"), "{e}");
@@ -243,11 +243,16 @@ mod tests {
         assert!(claim_fits("c", &m(&[modes::RWX]), false, 8).is_ok());
         assert!(claim_fits("c", &m(&[modes::RWO, modes::ROX]), true, 8).is_ok());
         let e = claim_fits("ref", &m(&[modes::ROX]), false, 1).unwrap_err();
-        assert!(e.contains("cannot be written") && e.contains("read_only: true"), "{e}");
+        assert!(
+            e.contains("cannot be written") && e.contains("read_only: true"),
+            "{e}"
+        );
         let e = claim_fits("ref", &m(&[modes::RWO, modes::ROX]), false, 4).unwrap_err();
         assert!(e.contains("or mount it with read_only: true"), "{e}");
         assert!(claim_fits("c", &[], true, 1).is_ok());
-        assert!(claim_fits("c", &[], false, 1).unwrap_err().contains("no access mode"));
+        assert!(claim_fits("c", &[], false, 1)
+            .unwrap_err()
+            .contains("no access mode"));
     }
 
     #[test]

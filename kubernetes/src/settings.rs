@@ -348,7 +348,11 @@ pub fn read_settings(spec: &JobSpec) -> Result<Settings, KubeError> {
     if let Some(Value::Array(items)) = map.get("volumes") {
         for (i, item) in items.iter().enumerate() {
             if let Value::Object(m) = item {
-                check_keys(&format!("kubernetes.volumes[{i}]"), m, crate::claims::VOLUME_KEYS)?;
+                check_keys(
+                    &format!("kubernetes.volumes[{i}]"),
+                    m,
+                    crate::claims::VOLUME_KEYS,
+                )?;
             }
         }
     }

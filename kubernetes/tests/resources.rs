@@ -27,7 +27,10 @@ fn pod_of(job: &jobs::TestJob, jobmaster: bool) -> Value {
 }
 
 fn containers(pod: &Value) -> Vec<Value> {
-    let mut all: Vec<Value> = pod["initContainers"].as_array().cloned().unwrap_or_default();
+    let mut all: Vec<Value> = pod["initContainers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     all.extend(pod["containers"].as_array().cloned().unwrap_or_default());
     all
 }
@@ -44,7 +47,12 @@ fn every_init_container_has_requests_equal_to_its_limits() {
     for job in jobs::all() {
         let pod = pod_of(&job, false);
         let init = &pod["initContainers"][0];
-        assert!(requests_equal_limits(init), "{}: {}", job.name, init["resources"]);
+        assert!(
+            requests_equal_limits(init),
+            "{}: {}",
+            job.name,
+            init["resources"]
+        );
     }
 }
 
@@ -53,7 +61,12 @@ fn an_integer_cpu_limit_jobs_containers_all_have_requests_equal_to_limits() {
     let job = jobs::guaranteed();
     for jobmaster in [false, true] {
         for c in containers(&pod_of(&job, jobmaster)) {
-            assert!(requests_equal_limits(&c), "{}: {}", c["name"], c["resources"]);
+            assert!(
+                requests_equal_limits(&c),
+                "{}: {}",
+                c["name"],
+                c["resources"]
+            );
         }
     }
     let pod = pod_of(&job, false);
@@ -80,11 +93,17 @@ fn limits_above_the_requests_and_the_memory_volume_in_the_memory() {
     }
     let volumes = pod["volumes"].as_array().unwrap();
     let memory = volumes.iter().find(|v| v["name"] == "memory").unwrap();
-    assert_eq!(memory["emptyDir"], json!({"medium": "Memory", "sizeLimit": "1024Mi"}));
+    assert_eq!(
+        memory["emptyDir"],
+        json!({"medium": "Memory", "sizeLimit": "1024Mi"})
+    );
     let work = volumes.iter().find(|v| v["name"] == "t2").unwrap();
     assert_eq!(work["emptyDir"]["sizeLimit"], "4096Mi");
     // The init container asks for the CPU both workers request.
-    assert_eq!(pod["initContainers"][0]["resources"]["requests"]["cpu"], "2");
+    assert_eq!(
+        pod["initContainers"][0]["resources"]["requests"]["cpu"],
+        "2"
+    );
 }
 
 #[test]
@@ -135,7 +154,9 @@ fn workers_have_a_read_only_root_and_a_tmp_emptydir() {
         for c in pod["containers"].as_array().unwrap() {
             let mounts = c["volumeMounts"].as_array().unwrap();
             assert!(
-                mounts.iter().any(|m| m["name"] == "tmp" && m["mountPath"] == "/tmp"),
+                mounts
+                    .iter()
+                    .any(|m| m["name"] == "tmp" && m["mountPath"] == "/tmp"),
                 "{}",
                 job.name
             );
@@ -170,10 +191,14 @@ fn existing_claims_and_host_paths_are_mounted_as_written_and_never_made() {
         json!({"claimName": "pv1000g", "readOnly": true})
     );
     let v1 = volumes.iter().find(|v| v["name"] == "volume-1").unwrap();
-    assert_eq!(v1["persistentVolumeClaim"], json!({"claimName": "shared-workspace"}));
+    assert_eq!(
+        v1["persistentVolumeClaim"],
+        json!({"claimName": "shared-workspace"})
+    );
     for c in pod["containers"].as_array().unwrap() {
         let mounts = c["volumeMounts"].as_array().unwrap();
-        assert!(mounts.contains(&json!({"name": "volume-0", "mountPath": "/datasource", "readOnly": true})));
+        assert!(mounts
+            .contains(&json!({"name": "volume-0", "mountPath": "/datasource", "readOnly": true})));
         assert!(mounts.contains(&json!({"name": "volume-1", "mountPath": "/workspace"})));
     }
     // Not in the init container, nor in the job master's pod.

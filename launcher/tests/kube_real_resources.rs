@@ -146,7 +146,13 @@ fn one_line_with<'a>(stderr: &'a str, needle: &str) -> &'a str {
 async fn an_integer_cpu_limit_jobs_pods_are_guaranteed() {
     let ns = TestNs::new("qos").await;
     let stop = ns.home.path().join("stop");
-    let job = job_dir(ns.home.path(), "qos", 2, Some(stop.as_path()), "  cpu_limit: true\n");
+    let job = job_dir(
+        ns.home.path(),
+        "qos",
+        2,
+        Some(stop.as_path()),
+        "  cpu_limit: true\n",
+    );
     let id = submit_detached(&ns, &job, &["-D", "resources.cpu=1"]).await;
     wait_up(&ns, &id, 2).await;
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
@@ -218,10 +224,16 @@ async fn a_job_mounts_an_existing_readwritemany_claim_which_outlives_it_and_a_ki
     assert!(all.contains(&format!("job {id} COMPLETED")), "{all}");
     ns.assert_all_gone(&id, Duration::from_secs(120)).await;
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ns.client.clone(), &ns.name);
-    let kept = pvcs.get("shared-out").await.expect("the claim is still there");
+    let kept = pvcs
+        .get("shared-out")
+        .await
+        .expect("the claim is still there");
     assert!(kept.metadata.deletion_timestamp.is_none());
     assert!(
-        kept.metadata.owner_references.unwrap_or_default().is_empty(),
+        kept.metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty(),
         "t2 never owns an existing claim"
     );
     assert_eq!(kept.status.unwrap().phase.as_deref(), Some("Bound"));
@@ -249,7 +261,10 @@ async fn a_job_mounts_an_existing_readwritemany_claim_which_outlives_it_and_a_ki
     let out = ns.run(&["kill", &id], Duration::from_secs(120)).await;
     assert!(out.status.success(), "{}", text(&out));
     ns.assert_all_gone(&id, Duration::from_secs(120)).await;
-    let kept = pvcs.get("shared-out").await.expect("still there after the kill");
+    let kept = pvcs
+        .get("shared-out")
+        .await
+        .expect("still there after the kill");
     assert!(kept.metadata.deletion_timestamp.is_none());
     delete_pv(&ns, pv).await;
 }
@@ -267,7 +282,10 @@ async fn a_missing_claim_or_a_readwriteonce_claim_for_several_pods_fails_the_sub
         "  volumes:\n    - {claim: nope, mount: /data}\n",
     );
     let out = ns
-        .run(&["submit", "kubernetes", missing.to_str().unwrap()], DEADLINE)
+        .run(
+            &["submit", "kubernetes", missing.to_str().unwrap()],
+            DEADLINE,
+        )
         .await;
     assert!(!out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr).to_string();
@@ -372,10 +390,7 @@ async fn server_dry_run_under_restricted_refuses_host_path_and_accepts_the_job_w
         .await;
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
-    let refused: Vec<&str> = all
-        .lines()
-        .filter(|l| l.contains(": refused ("))
-        .collect();
+    let refused: Vec<&str> = all.lines().filter(|l| l.contains(": refused (")).collect();
     assert_eq!(refused.len(), 1, "only the worker StatefulSet: {all}");
     assert!(
         refused[0].starts_with("StatefulSet/") && refused[0].contains("hostPath"),
@@ -402,13 +417,7 @@ async fn server_dry_run_under_restricted_refuses_host_path_and_accepts_the_job_w
     assert!(line.contains("kubernetes.volumes[0].host_path"), "{err}");
     // The same job without the node's folder: every object accepted (the read-only root and
     // /tmp emptyDir, the sized /t2, requests equal to limits all pass restricted).
-    let plain = job_dir(
-        ns.home.path(),
-        "plain",
-        2,
-        None,
-        "  cpu_limit: true\n",
-    );
+    let plain = job_dir(ns.home.path(), "plain", 2, None, "  cpu_limit: true\n");
     let out = ns
         .run(
             &[

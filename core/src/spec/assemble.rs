@@ -12,8 +12,7 @@ use super::fields::{self, MAX_WORKERS};
 use super::layer::ParsedLayer;
 use super::{
     aliases, durations, mpi, topology, zookeeper, JobSpec, MpiSpec, ResourceLimits, Resources,
-    SpecError,
-    ZooKeeperSpec,
+    SpecError, ZooKeeperSpec,
 };
 use crate::topology::{TopologySource, TopologySpec};
 
@@ -377,7 +376,11 @@ impl Merged {
 
     /// `resources.limits`, each at least its request (Kubernetes refuses a limit below it).
     fn limits(&self, cpu: f64, memory_mb: u64) -> Result<ResourceLimits, SpecError> {
-        let entries = match self.map("resources")?.into_iter().find(|(k, _)| k == "limits") {
+        let entries = match self
+            .map("resources")?
+            .into_iter()
+            .find(|(k, _)| k == "limits")
+        {
             Some((_, Value::Mapping(m))) => m.clone(),
             _ => return Ok(ResourceLimits::default()),
         };

@@ -154,17 +154,18 @@ pub(super) fn parse_override(flag: &str) -> Result<ParsedLayer, SpecError> {
                 return Err(super::unknown_key(&origin, key));
             }
         };
-        let inner = if first == "config" || first == "kubernetes" || key.starts_with("resources.limits.") {
-            rest.rsplit('.').fold(value, |v, seg| {
+        let inner =
+            if first == "config" || first == "kubernetes" || key.starts_with("resources.limits.") {
+                rest.rsplit('.').fold(value, |v, seg| {
+                    let mut m = Mapping::new();
+                    m.insert(seg.into(), v);
+                    Value::Mapping(m)
+                })
+            } else {
                 let mut m = Mapping::new();
-                m.insert(seg.into(), v);
+                m.insert(rest.into(), value);
                 Value::Mapping(m)
-            })
-        } else {
-            let mut m = Mapping::new();
-            m.insert(rest.into(), value);
-            Value::Mapping(m)
-        };
+            };
         tree.insert(first.into(), inner);
     }
     finish(origin, tree)

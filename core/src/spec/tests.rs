@@ -1095,7 +1095,10 @@ fn resource_limits_below_their_request_or_unknown_are_one_line_errors() {
     let (file, key, message) = bad_value(&e);
     assert_eq!(key, "resources.limits.memory_mb");
     assert!(file.contains("-D"), "{file}");
-    assert!(message.contains("at least resources.memory_mb (512)"), "{message}");
+    assert!(
+        message.contains("at least resources.memory_mb (512)"),
+        "{message}"
+    );
     let e = err(&format!("{JOB}resources: {{limits: {{gpu: 1}}}}\n"), &[]);
     assert!(e.to_string().contains("resources.limits.gpu"), "{e}");
     let e = err(&format!("{JOB}resources: {{limits: 4}}\n"), &[]);

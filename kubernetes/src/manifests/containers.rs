@@ -11,8 +11,8 @@ use t2_core::spec::JobSpec;
 
 use super::placement::container_security;
 use super::pod::{env, field, secret_key, var, INIT_CONTAINER, JM_CONTAINER, TLS_DIR};
-use super::sizing;
 use super::services::GRPC_PORT_NAME;
+use super::sizing;
 use super::token::TOKEN_KEY;
 use super::JobInfo;
 use crate::settings::Settings;

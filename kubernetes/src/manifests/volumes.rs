@@ -71,7 +71,10 @@ pub fn work_volume() -> (Volume, VolumeMount) {
 
 /// The work area with a `sizeLimit` of `size_mb` MiB ([`super::sizing`]).
 pub fn work_volume_sized(size_mb: u64) -> (Volume, VolumeMount) {
-    (empty_dir(WORK, None, Some(size_mb)), mount(WORK, T2_DIR, false))
+    (
+        empty_dir(WORK, None, Some(size_mb)),
+        mount(WORK, T2_DIR, false),
+    )
 }
 
 /// The job spec from the root ConfigMap.
