@@ -25,6 +25,8 @@
 //! | `resources.cpu` | `1` | cores per worker (`0.5` and `500m` work) |
 //! | `resources.memory_mb` | `512` | memory per worker, MiB |
 //! | `resources.disk_mb` | `0` | scratch disk per worker, MiB |
+//! | `resources.limits.cpu` | none | a CPU limit above the request (Kubernetes), e.g. request 1 core, limit 4; at least `resources.cpu` |
+//! | `resources.limits.memory_mb` | `resources.memory_mb` | a memory limit above the request (Kubernetes), MiB; at least `resources.memory_mb` |
 //! | `build` | `null` | shell command run in the job directory before packaging |
 //! | `include` | `[]` | when non-empty, only these relative paths are packaged |
 //! | `max_package_bytes` | `1073741824` | largest package, bytes |
@@ -159,6 +161,28 @@ pub struct Resources {
     pub memory_mb: u64,
     /// Volatile disk in MiB (0 = none).
     pub disk_mb: u64,
+    /// Limits above the requests (Kubernetes); unset ones follow the requests.
+    #[serde(default, skip_serializing_if = "ResourceLimits::is_empty")]
+    pub limits: ResourceLimits,
+}
+
+/// Resource limits of one worker above its requests (`resources.limits`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceLimits {
+    /// CPU cores; none: no CPU limit unless the cluster's settings ask for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+    /// Memory in MiB; none: the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+}
+
+impl ResourceLimits {
+    /// True when no limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.cpu.is_none() && self.memory_mb.is_none()
+    }
 }
 
 /// A fully merged and validated job spec.
@@ -323,6 +347,11 @@ pub fn known_keys() -> Vec<String> {
     let mut keys: Vec<String> = layer::PLAIN_KEYS.iter().map(|k| k.to_string()).collect();
     keys.extend(layer::MAP_KEYS.iter().map(|k| k.to_string()));
     keys.extend(nested("resources", layer::RESOURCE_KEYS));
+    keys.extend(
+        layer::LIMIT_KEYS
+            .iter()
+            .map(|k| format!("resources.limits.{k}")),
+    );
     keys.extend(nested("zookeeper", zookeeper::KEYS));
     keys.extend(nested("mpi", mpi::KEYS));
     keys.extend(nested("topology", topology::KEYS));

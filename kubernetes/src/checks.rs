@@ -180,6 +180,8 @@ pub fn check(s: &Settings, spec: &JobSpec) -> Result<(), KubeError> {
     if !spec.workers.is_multiple_of(spec.workers_per_pod) {
         return Err(KubeError::setting("workers_per_pod", "must divide workers"));
     }
+    // Issue 18 (res18): existing volumes, host paths and every mount path.
+    super::claims::check_volumes(s, spec)?;
     // Without ZooKeeper the job master keeps every worker's record in the root ConfigMap.
     if !spec.fault_tolerant {
         let spec_bytes = serde_json::to_string_pretty(spec).map_or(0, |j| j.len());
@@ -234,7 +236,7 @@ fn first_unknown(given: &Value, understood: &Value, at: &str) -> Option<String> 
     }
 }
 
-fn check_mount(key: &str, path: &str) -> Result<(), KubeError> {
+pub(crate) fn check_mount(key: &str, path: &str) -> Result<(), KubeError> {
     let p = path.trim_end_matches('/');
     let ok = p.starts_with('/')
         && !p.split('/').any(|c| c == "..")

@@ -5,7 +5,8 @@
 //! them with a mock service. Depends on `t2-core`, `t2-proto`, `t2-jobmaster` and `t2-worker`.
 //!
 //! # Layout
-//! - [`settings`] / [`checks`] / [`image`]: the `kubernetes` section of the job spec, checked.
+//! - [`settings`] / [`checks`] / [`image`]: the `kubernetes` section of the job spec, checked;
+//!   [`claims`]: its existing volumes, checked against their claims at submit and scale.
 //! - [`names`]: object names from the job ID. - [`manifests`]: the objects, as pure functions.
 //! - [`client`]: kubeconfig, context, namespace, in-cluster config → a [`Kube`].
 //! - [`dry_run`]: `--dry-run=server`, every object judged by the API server, none stored.
@@ -26,6 +27,7 @@
 //! - [`error`]: one-line errors naming the object, verb or setting at fault.
 
 pub mod checks;
+pub mod claims;
 pub mod client;
 pub mod configmap_watch;
 pub mod create;

@@ -165,6 +165,13 @@ pub const SUBMITTER: &[Permission] = &[
         None,
         "submit (shared storage)",
     ),
+    p(
+        "get",
+        "",
+        "persistentvolumeclaims",
+        None,
+        "submit and scale (the existing claims of kubernetes.volumes)",
+    ),
     p("list", "", "persistentvolumeclaims", None, "kill, gc"),
     p("delete", "", "persistentvolumeclaims", None, "gc"),
     p("create", "apps", "statefulsets", None, "submit"),

@@ -90,6 +90,13 @@ pub async fn scale_within(
     }
     let wpp = workers_per_pod(&data);
     pods_for(workers, wpp)?;
+    // Existing claims must fit the new number of pods (a ReadWriteOnce claim, one pod).
+    if let Some(spec) = data
+        .get(keys::SPEC)
+        .and_then(|j| serde_json::from_str::<t2_core::spec::JobSpec>(j).ok())
+    {
+        super::claims::check_scale(kube, &spec, workers).await?;
+    }
     let request = ScaleRequest::new(workers);
     let body = serde_json::json!({"data": {keys::SCALE_REQUEST: request.to_json()}});
     let patched = kube

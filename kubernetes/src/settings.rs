@@ -11,7 +11,7 @@
 //! | `service_account` | `""` | empty: the job master runs as the job's own ServiceAccount `<id>-jm`, made at submit with a Role reaching only this job; a name: that existing ServiceAccount instead (the job's Role is bound to it, so job masters sharing it share their jobs' permissions) |
 //! | `jobmaster.cpu` / `jobmaster.memory_mb` | `0.25` / `256` | the job master's requests |
 //! | `port` | `7710` | the job master's gRPC port |
-//! | `memory_volume_mb` | `0` | > 0: an in-memory emptyDir of this size at `/t2/memory` |
+//! | `memory_volume_mb` | `0` | > 0: an in-memory emptyDir of this size at `/t2/memory`, added to the workers' memory requests and limits (its pages are charged to the pod's memory) |
 //! | `storage.size_mb` | — | persistent storage at `storage.mount` (default `/t2/persistent`) |
 //! | `storage.class` | cluster default | its StorageClass |
 //! | `storage.shared` | `false` | `false`: one ReadWriteOnce claim per worker pod; `true`: one ReadWriteMany claim for all |
@@ -24,7 +24,7 @@
 //! | `pack_strict` | `false` | `true`: a worker pod must join a rack (node) that already has one of the job's workers (required pod affinity), else it is preferred (weight 100) |
 //! | `rack_label` | `topology.kubernetes.io/zone` | the node label naming a rack (spreading; workers' rack) |
 //! | `datacenter_label` | `topology.kubernetes.io/region` | the node label naming a datacenter (workers' datacenter) |
-//! | `cpu_limit` | `false` | also limit CPU to the request (memory is always limited) |
+//! | `cpu_limit` | `false` | also limit CPU to the request (workers and the job master; memory is always limited), which makes the pods Guaranteed; `resources.limits.cpu` sets a higher worker limit instead |
 //! | `upload` | `auto` | `direct` (stream into every pod), `uploader` (upload once), `auto` (uploader when one is found) |
 //! | `uploader_selector` | `app.kubernetes.io/name=t2-uploader` | labels of the uploader's Service |
 //! | `parallel_uploads` | `8` | pods receiving the package at once (direct) |
@@ -33,6 +33,9 @@
 //! | `ttl_after_finished` | `5m` | how long a finished job's pods and logs stay for `t2 logs`/`t2 status` before the job is removed (`0s`: at once; at most 7 days) |
 //! | `network_policy` | `true` | a NetworkPolicy per job: its pods accept traffic only from the job's pods, the job master's port only from its workers |
 //! | `health_port` | `7711` | the job master's plaintext gRPC health port (`grpc.health.v1`, the kubelet's `grpc` probes) |
+//! | `volumes` | `[]` | volumes that already exist, mounted into every worker container: `[{claim: NAME, mount: /data, read_only: true}]` (a PersistentVolumeClaim: the submit checks it exists and that its access modes fit the job's pods; t2 never deletes it) or `[{host_path: /node/folder, mount: /cache}]` (a node's folder, needs `allow_host_path`) |
+//! | `allow_host_path` | `false` | `true`: `volumes` may mount nodes' folders (`host_path`; Pod Security `baseline` and `restricted` refuse such pods) |
+//! | `work_volume_mb` | `0` | the size of each worker pod's `/t2` (package and unpacked workers; its `sizeLimit` and ephemeral-storage request); `0`: sized from the package (see `manifests::sizing`) |
 //! | `mpi_ssh_secret` | none | MPI jobs: an SSH-key Secret (keys `id_rsa`, `id_rsa.pub`, `authorized_keys`, as Twister2's `twister2-openmpi-ssh-key`) mounted into the pods, whose agents then start sshd and mpirun uses ssh instead of `t2 worker rsh` |
 
 use std::collections::BTreeMap;
@@ -222,6 +225,14 @@ pub struct Settings {
     pub network_policy: bool,
     /// The job master's plaintext gRPC health port (kubelet probes).
     pub health_port: u16,
+
+    // Issue 18, resources and existing volumes (res18).
+    /// Existing volumes mounted into worker containers.
+    pub volumes: Vec<crate::claims::VolumeUse>,
+    /// `volumes` may mount nodes' folders.
+    pub allow_host_path: bool,
+    /// Size of each worker pod's `/t2`, MiB (0: from the package).
+    pub work_volume_mb: u64,
 }
 
 impl Default for Settings {
@@ -256,6 +267,10 @@ impl Default for Settings {
             ttl_after_finished: DEFAULT_TTL_AFTER_FINISHED,
             network_policy: true,
             health_port: 7711,
+            // Issue 18 (res18).
+            volumes: Vec::new(),
+            allow_host_path: false,
+            work_volume_mb: 0,
         }
     }
 }
@@ -307,6 +322,10 @@ const KEYS: &[&str] = &[
     "ttl_after_finished",
     "network_policy",
     "health_port",
+    // Issue 18 (res18).
+    "volumes",
+    "allow_host_path",
+    "work_volume_mb",
 ];
 const JOBMASTER_KEYS: &[&str] = &["cpu", "memory_mb"];
 const STORAGE_KEYS: &[&str] = &["class", "size_mb", "shared", "mount"];
@@ -325,6 +344,17 @@ pub fn read_settings(spec: &JobSpec) -> Result<Settings, KubeError> {
     }
     if let Some(Value::Object(m)) = map.get("storage") {
         check_keys("kubernetes.storage", m, STORAGE_KEYS)?;
+    }
+    if let Some(Value::Array(items)) = map.get("volumes") {
+        for (i, item) in items.iter().enumerate() {
+            if let Value::Object(m) = item {
+                check_keys(
+                    &format!("kubernetes.volumes[{i}]"),
+                    m,
+                    crate::claims::VOLUME_KEYS,
+                )?;
+            }
+        }
     }
     if let Some(Value::Array(items)) = map.get("secrets") {
         for (i, item) in items.iter().enumerate() {
@@ -393,6 +423,10 @@ impl Settings {
             "ttl_after_finished" => self.ttl_after_finished = o.ttl_after_finished,
             "network_policy" => self.network_policy = o.network_policy,
             "health_port" => self.health_port = o.health_port,
+            // Issue 18 (res18).
+            "volumes" => self.volumes = o.volumes,
+            "allow_host_path" => self.allow_host_path = o.allow_host_path,
+            "work_volume_mb" => self.work_volume_mb = o.work_volume_mb,
             _ => {}
         }
     }

@@ -1,6 +1,7 @@
 //! `t2 submit kubernetes`: check what must exist before anything is created (the SSH-key
-//! Secret of Twister2's MPI mode), choose how the package travels (uploader when one is found, else
-//! direct), upload it once if an uploader is used, create the job's objects root first,
+//! Secret of Twister2's MPI mode, the existing claims of `kubernetes.volumes`), choose how
+//! the package travels (uploader when one is found, else direct), upload it once if an
+//! uploader is used, create the job's objects root first,
 //! wait for its pods with reasons (delivering the package directly when needed), then follow
 //! it to its end unless detached. Any failure after the root exists deletes the root again.
 
@@ -141,6 +142,7 @@ pub async fn check_mpi_ssh_secret(
 async fn submit_inner(kube: &Kube, mut plan: SubmitPlan) -> Result<Outcome, KubeError> {
     let id = plan.info.id.clone();
     check_mpi_ssh_secret(kube, &plan.spec, &plan.settings).await?;
+    super::claims::check_claims(kube, &plan.settings, worker_pods(&plan.spec)).await?;
     let delivery = choose_delivery(kube, &plan.settings).await?;
     if let Delivery::Uploader(up) = &delivery {
         let token = uploader_token(kube, up, plan.uploader_token.as_deref()).await?;

@@ -168,3 +168,105 @@ fn mpi_jobs_get_the_mpi_image_one_worker_per_pod_and_an_optional_ssh_secret() {
     let e = err("mpi: true\nkubernetes: {mpi_ssh_secret: Bad_Name}\n");
     assert!(e.contains("kubernetes.mpi_ssh_secret"), "{e}");
 }
+
+/// Issue 18 (res18): `kubernetes.volumes`, `allow_host_path` and `work_volume_mb`.
+#[test]
+fn existing_volumes_are_read_and_checked() {
+    let s = spec(
+        "name: x\ncommand: [./x]\nkubernetes:\n  allow_host_path: true\n  work_volume_mb: 2048\n  volumes:\n    - {claim: reference, mount: /data, read_only: true}\n    - {claim: out, mount: /out/}\n    - {host_path: /var/cache/t2, mount: /cache}\n",
+        &[],
+    );
+    let k = read_settings(&s).unwrap();
+    assert_eq!(k.volumes.len(), 3);
+    assert_eq!(k.volumes[0].claim.as_deref(), Some("reference"));
+    assert!(k.volumes[0].read_only);
+    assert!(!k.volumes[1].read_only, "read-write unless asked");
+    assert_eq!(k.volumes[2].host_path.as_deref(), Some("/var/cache/t2"));
+    assert!(k.allow_host_path);
+    assert_eq!(k.work_volume_mb, 2048);
+    let k = read_settings(&spec("name: x\ncommand: [./x]\n", &[])).unwrap();
+    assert!(k.volumes.is_empty() && !k.allow_host_path && k.work_volume_mb == 0);
+}
+
+#[test]
+fn bad_volumes_are_named_on_one_line() {
+    let cases = [
+        (
+            "kubernetes: {volumes: [{host_path: /data, mount: /data}]}",
+            "kubernetes.volumes[0].host_path: mounting a node's folder is refused unless kubernetes.allow_host_path is true",
+        ),
+        (
+            "kubernetes: {allow_host_path: true, volumes: [{host_path: /, mount: /node}]}",
+            "kubernetes.volumes[0].host_path: '/' must be an absolute folder of the node other than /",
+        ),
+        (
+            "kubernetes: {allow_host_path: true, volumes: [{host_path: data/x, mount: /x}]}",
+            "kubernetes.volumes[0].host_path: 'data/x' must be an absolute folder",
+        ),
+        (
+            "kubernetes: {allow_host_path: true, volumes: [{host_path: /a/../etc, mount: /x}]}",
+            "kubernetes.volumes[0].host_path:",
+        ),
+        (
+            "kubernetes: {volumes: [{claim: data, host_path: /d, mount: /d}]}",
+            "kubernetes.volumes[0]: give either claim: NAME",
+        ),
+        (
+            "kubernetes: {volumes: [{mount: /d}]}",
+            "kubernetes.volumes[0]: give either claim: NAME",
+        ),
+        (
+            "kubernetes: {volumes: [{claim: Data_1, mount: /d}]}",
+            "kubernetes.volumes[0].claim: 'Data_1' is not a valid Kubernetes name",
+        ),
+        (
+            "kubernetes: {volumes: [{claim: data}]}",
+            "kubernetes.volumes: missing field `mount`",
+        ),
+        (
+            "kubernetes: {volumes: [{claim: data, mount: /d, readonly: true}]}",
+            "kubernetes.volumes[0].readonly: unknown key; did you mean 'kubernetes.volumes[0].read_only'?",
+        ),
+        (
+            "kubernetes: {volumes: [{claim: data, mount: relative}]}",
+            "kubernetes.volumes[0].mount: 'relative' must be an absolute folder",
+        ),
+        (
+            "kubernetes: {volumes: [{claim: data, mount: /t2}]}",
+            "kubernetes.volumes[0].mount: '/t2' must be an absolute folder",
+        ),
+        (
+            "kubernetes: {volumes: [{claim: data, mount: /data/../t2/work}]}",
+            "kubernetes.volumes[0].mount:",
+        ),
+        (
+            "kubernetes: {volumes: [{claim: data, mount: /tmp}]}",
+            "kubernetes.volumes[0].mount: '/tmp' is already mounted by t2 (the workers' /tmp)",
+        ),
+        (
+            "kubernetes: {volumes: [{claim: a, mount: /data}, {claim: b, mount: /data/}]}",
+            "kubernetes.volumes[1].mount: '/data/' is already mounted by kubernetes.volumes[0].mount",
+        ),
+        (
+            "kubernetes: {storage: {size_mb: 1, mount: /data}, volumes: [{claim: a, mount: /data}]}",
+            "kubernetes.volumes[0].mount: '/data' is already mounted by kubernetes.storage.mount",
+        ),
+        (
+            "kubernetes: {memory_volume_mb: 64, volumes: [{claim: a, mount: /t2/memory}]}",
+            "'/t2/memory' is already mounted by kubernetes.memory_volume_mb",
+        ),
+        (
+            "kubernetes: {secrets: [{name: s, mount: /tmp}]}",
+            "kubernetes.secrets[0].mount: '/tmp' is already mounted by t2",
+        ),
+        (
+            "kubernetes: {allow_host_path: maybe}",
+            "kubernetes.allow_host_path:",
+        ),
+        ("kubernetes: {volume: []}", "did you mean 'kubernetes.volumes'?"),
+    ];
+    for (yaml, want) in cases {
+        let e = err(yaml);
+        assert!(e.contains(want), "{yaml}\n  got:  {e}\n  want: {want}");
+    }
+}

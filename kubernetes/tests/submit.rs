@@ -554,3 +554,66 @@ async fn twister2s_mpi_mode_needs_its_ssh_key_secret_before_anything_is_created(
         .unwrap_err();
     assert!(matches!(e, KubeError::AlreadyExists { .. }), "{e}");
 }
+
+/// Issue 18 (res18): the existing claims of `kubernetes.volumes` are read before anything is
+/// created: a missing one, or one whose access modes do not fit the worker pods, fails with
+/// one line and no other request.
+#[tokio::test]
+async fn existing_claims_are_checked_before_anything_is_created() {
+    let job = jobs::existing_volumes();
+    let pkg = package();
+    let claim = |name: &str| format!("{}/{name}", path("persistentvolumeclaims"));
+    let pvc = |name: &str, modes: Value| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"accessModes": modes}, "status": {"phase": "Bound", "accessModes": modes}})
+    };
+    // The first claim is missing.
+    let steps = vec![Step::new("GET", claim("pv1000g")).status(
+        404,
+        "NotFound",
+        "persistentvolumeclaims \"pv1000g\" not found",
+    )];
+    let p = plan(&job, pkg.path(), true, None);
+    let msg = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!msg.contains('\n'), "{msg}");
+    assert!(
+        msg.starts_with("kubernetes.volumes[0].claim: there is no PersistentVolumeClaim 'pv1000g' in namespace 't2-jobs'"),
+        "{msg}"
+    );
+    // The output claim is ReadWriteOnce, and the job's 3 pods write to it.
+    let steps = vec![
+        Step::new("GET", claim("pv1000g")).json(200, pvc("pv1000g", json!(["ReadOnlyMany"]))),
+        Step::new("GET", claim("shared-workspace"))
+            .json(200, pvc("shared-workspace", json!(["ReadWriteOnce"]))),
+    ];
+    let p = plan(&job, pkg.path(), true, None);
+    let msg = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.starts_with("kubernetes.volumes[1].claim: PersistentVolumeClaim 'shared-workspace' is ReadWriteOnce, but 3 worker pods would write to it; use a ReadWriteMany claim"),
+        "{msg}"
+    );
+    // Both fit: the submit goes on (to a create refused here).
+    let steps = vec![
+        Step::new("GET", claim("pv1000g")).json(200, pvc("pv1000g", json!(["ReadOnlyMany"]))),
+        Step::new("GET", claim("shared-workspace"))
+            .json(200, pvc("shared-workspace", json!(["ReadWriteMany"]))),
+        no_uploader(),
+        Step::new("POST", format!("{}?", path("configmaps"))).status(
+            409,
+            "AlreadyExists",
+            &format!("configmaps \"{}\" already exists", job.info.id),
+        ),
+    ];
+    let p = plan(&job, pkg.path(), true, None);
+    let e = run(steps, |kube| async move { submit(&kube, p).await })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, KubeError::AlreadyExists { .. }), "{e}");
+}

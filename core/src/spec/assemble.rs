@@ -11,8 +11,8 @@ use serde_yaml::{Mapping, Value};
 use super::fields::{self, MAX_WORKERS};
 use super::layer::ParsedLayer;
 use super::{
-    aliases, durations, mpi, topology, zookeeper, JobSpec, MpiSpec, Resources, SpecError,
-    ZooKeeperSpec,
+    aliases, durations, mpi, topology, zookeeper, JobSpec, MpiSpec, ResourceLimits, Resources,
+    SpecError, ZooKeeperSpec,
 };
 use crate::topology::{TopologySource, TopologySpec};
 
@@ -361,15 +361,54 @@ impl Merged {
             f(v).map_err(|m| self.bad(&key, m))
         };
         let cpu = fields::cores(find("cpu")?).map_err(|m| self.bad("resources.cpu", m))?;
+        let memory_mb = read("memory_mb", find("memory_mb")?, &|v| {
+            fields::whole(v, 1, u64::MAX)
+        })?;
         Ok(Resources {
             cpu,
-            memory_mb: read("memory_mb", find("memory_mb")?, &|v| {
-                fields::whole(v, 1, u64::MAX)
-            })?,
+            memory_mb,
             disk_mb: read("disk_mb", find("disk_mb")?, &|v| {
                 fields::whole(v, 0, u64::MAX)
             })?,
+            limits: self.limits(cpu, memory_mb)?,
         })
+    }
+
+    /// `resources.limits`, each at least its request (Kubernetes refuses a limit below it).
+    fn limits(&self, cpu: f64, memory_mb: u64) -> Result<ResourceLimits, SpecError> {
+        let entries = match self
+            .map("resources")?
+            .into_iter()
+            .find(|(k, _)| k == "limits")
+        {
+            Some((_, Value::Mapping(m))) => m.clone(),
+            _ => return Ok(ResourceLimits::default()),
+        };
+        let get = |k: &str| entries.get(k).filter(|v| !v.is_null());
+        let mut out = ResourceLimits::default();
+        if let Some(v) = get("cpu") {
+            let key = "resources.limits.cpu";
+            let limit = fields::cores(v).map_err(|m| self.bad(key, m))?;
+            if limit < cpu {
+                return Err(self.bad(
+                    key,
+                    format!("must be at least resources.cpu ({cpu}), got {limit}"),
+                ));
+            }
+            out.cpu = Some(limit);
+        }
+        if let Some(v) = get("memory_mb") {
+            let key = "resources.limits.memory_mb";
+            let limit = fields::whole(v, 1, u64::MAX).map_err(|m| self.bad(key, m))?;
+            if limit < memory_mb {
+                return Err(self.bad(
+                    key,
+                    format!("must be at least resources.memory_mb ({memory_mb}), got {limit}"),
+                ));
+            }
+            out.memory_mb = Some(limit);
+        }
+        Ok(out)
     }
 
     fn env(&self) -> Result<BTreeMap<String, String>, SpecError> {

@@ -35,7 +35,10 @@ pub(super) const PLAIN_KEYS: &[&str] = &[
 pub(super) const MAP_KEYS: &[&str] = &["env", "config", "kubernetes"];
 
 /// Keys under `resources`.
-pub(super) const RESOURCE_KEYS: &[&str] = &["cpu", "memory_mb", "disk_mb"];
+pub(super) const RESOURCE_KEYS: &[&str] = &["cpu", "memory_mb", "disk_mb", "limits"];
+
+/// Keys under `resources.limits`.
+pub(super) const LIMIT_KEYS: &[&str] = &["cpu", "memory_mb"];
 
 /// Keys set from `-D` as the text given, never parsed as YAML (Twister2 aliases of these too).
 const TEXT_KEYS: &[&str] = &[
@@ -151,17 +154,18 @@ pub(super) fn parse_override(flag: &str) -> Result<ParsedLayer, SpecError> {
                 return Err(super::unknown_key(&origin, key));
             }
         };
-        let inner = if first == "config" || first == "kubernetes" {
-            rest.rsplit('.').fold(value, |v, seg| {
+        let inner =
+            if first == "config" || first == "kubernetes" || key.starts_with("resources.limits.") {
+                rest.rsplit('.').fold(value, |v, seg| {
+                    let mut m = Mapping::new();
+                    m.insert(seg.into(), v);
+                    Value::Mapping(m)
+                })
+            } else {
                 let mut m = Mapping::new();
-                m.insert(seg.into(), v);
+                m.insert(rest.into(), value);
                 Value::Mapping(m)
-            })
-        } else {
-            let mut m = Mapping::new();
-            m.insert(rest.into(), value);
-            Value::Mapping(m)
-        };
+            };
         tree.insert(first.into(), inner);
     }
     finish(origin, tree)
@@ -230,6 +234,18 @@ fn normalise(tree: Mapping) -> Result<Vec<Assignment>, Problem> {
                         return Err(Problem::Unknown {
                             key: format!("resources.{sub}"),
                         });
+                    }
+                    if sub == "limits" {
+                        let at = "resources.limits";
+                        for (lk, lv) in sub_map(at, sv, "{cpu: 4, memory_mb: 8192}")? {
+                            if !LIMIT_KEYS.contains(&lk.as_str()) {
+                                return Err(Problem::Unknown {
+                                    key: format!("{at}.{lk}"),
+                                });
+                            }
+                            out.push(Assignment::at(vec![key.clone(), sub.clone(), lk], lv));
+                        }
+                        continue;
                     }
                     out.push(Assignment::at(vec![key.clone(), sub], sv));
                 }
@@ -353,6 +369,8 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["resources", "cpu"] => fields::cores(v).map(drop),
         ["resources", "memory_mb"] => fields::whole(v, 1, u64::MAX).map(drop),
         ["resources", "disk_mb"] => fields::whole(v, 0, u64::MAX).map(drop),
+        ["resources", "limits", "cpu"] => fields::cores(v).map(drop),
+        ["resources", "limits", "memory_mb"] => fields::whole(v, 1, u64::MAX).map(drop),
         ["fault_tolerant" | "tls"] => fields::boolean(v).map(drop),
         ["dashboard"] => fields::dashboard_url(v).map(drop),
         ["dashboard_token"] => fields::token(v).map(drop),

@@ -60,7 +60,8 @@ fn defaults_are_the_documented_ones() {
         Resources {
             cpu: 1.0,
             memory_mb: 512,
-            disk_mb: 0
+            disk_mb: 0,
+            limits: Default::default(),
         }
     );
     assert!(s.env.is_empty() && s.config.is_empty() && s.args.is_empty() && s.include.is_empty());
@@ -216,7 +217,8 @@ fn maps_merge_and_other_values_replace() {
         Resources {
             cpu: 4.0,
             memory_mb: 1024,
-            disk_mb: 10
+            disk_mb: 10,
+            limits: Default::default(),
         }
     );
     assert_eq!(s.args, vec!["--y"]);
@@ -572,7 +574,8 @@ fn twister2_keys_are_aliases() {
         Resources {
             cpu: 0.5,
             memory_mb: 1024,
-            disk_mb: 1536
+            disk_mb: 1536,
+            limits: Default::default(),
         }
     );
     let s = ok("command: [x]\ntwister2.resource.job.name: wc\n", &[]);
@@ -1045,4 +1048,61 @@ fn tls_is_off_locally_and_on_for_kubernetes_by_default_and_a_job_may_choose() {
     assert!(on.expect("loads").tls);
     let bad = load_job_spec("local", None, Some(&job(JOB)), &["tls=yes please".into()]);
     assert!(bad.unwrap_err().to_string().contains("tls"));
+}
+
+#[test]
+fn resource_limits_are_read_from_the_spec_and_from_flags_and_merge_key_by_key() {
+    let s = ok(
+        &format!("{JOB}resources: {{cpu: 1, limits: {{cpu: 4, memory_mb: 2048}}}}\n"),
+        &[],
+    );
+    assert_eq!(s.resources.cpu, 1.0);
+    assert_eq!(
+        s.resources.limits,
+        ResourceLimits {
+            cpu: Some(4.0),
+            memory_mb: Some(2048)
+        }
+    );
+    // A flag sets one limit; the other stays as the spec set it.
+    let s = ok(
+        &format!("{JOB}resources: {{limits: {{cpu: 4, memory_mb: 2048}}}}\n"),
+        &["resources.limits.cpu=2500m"],
+    );
+    assert_eq!(s.resources.limits.cpu, Some(2.5));
+    assert_eq!(s.resources.limits.memory_mb, Some(2048));
+    let s = ok(JOB, &["resources.limits={memory_mb: 1024}"]);
+    assert_eq!(s.resources.limits.memory_mb, Some(1024));
+    assert_eq!(s.resources.limits.cpu, None);
+    // No limits: none in the spec's JSON either (specs of older versions read the same).
+    let s = ok(JOB, &[]);
+    assert!(s.resources.limits.is_empty());
+    let json = serde_json::to_value(&s).expect("json");
+    assert!(json["resources"].get("limits").is_none(), "{json}");
+    assert!(known_keys().iter().any(|k| k == "resources.limits.cpu"));
+}
+
+#[test]
+fn resource_limits_below_their_request_or_unknown_are_one_line_errors() {
+    let e = err(
+        &format!("{JOB}resources: {{cpu: 2, limits: {{cpu: 1}}}}\n"),
+        &[],
+    );
+    let (_, key, message) = bad_value(&e);
+    assert_eq!(key, "resources.limits.cpu");
+    assert!(message.contains("at least resources.cpu (2)"), "{message}");
+    let e = err(JOB, &["resources.limits.memory_mb=100"]);
+    let (file, key, message) = bad_value(&e);
+    assert_eq!(key, "resources.limits.memory_mb");
+    assert!(file.contains("-D"), "{file}");
+    assert!(
+        message.contains("at least resources.memory_mb (512)"),
+        "{message}"
+    );
+    let e = err(&format!("{JOB}resources: {{limits: {{gpu: 1}}}}\n"), &[]);
+    assert!(e.to_string().contains("resources.limits.gpu"), "{e}");
+    let e = err(&format!("{JOB}resources: {{limits: 4}}\n"), &[]);
+    assert!(e.to_string().contains("resources.limits"), "{e}");
+    let e = err(JOB, &["resources.limits.cpu=lots"]);
+    assert!(e.to_string().contains("resources.limits.cpu"), "{e}");
 }

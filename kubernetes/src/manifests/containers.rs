@@ -3,17 +3,16 @@
 //! (worker ID = ordinal × workers_per_pod + container index), and `t2 pod jobmaster`.
 
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvFromSource, EnvVar, GRPCAction, Probe, ResourceRequirements,
-    SecretEnvSource, VolumeMount,
+    Container, ContainerPort, EnvFromSource, EnvVar, GRPCAction, Probe, SecretEnvSource,
+    VolumeMount,
 };
 use t2_core::duration::format_duration;
 use t2_core::spec::JobSpec;
 
 use super::placement::container_security;
-use super::pod::{
-    cpu, env, field, mib, quantities, secret_key, var, INIT_CONTAINER, JM_CONTAINER, TLS_DIR,
-};
+use super::pod::{env, field, secret_key, var, INIT_CONTAINER, JM_CONTAINER, TLS_DIR};
 use super::services::GRPC_PORT_NAME;
+use super::sizing;
 use super::token::TOKEN_KEY;
 use super::JobInfo;
 use crate::settings::Settings;
@@ -62,7 +61,12 @@ fn job_env(job: &JobInfo) -> Vec<EnvVar> {
 }
 
 /// The init container of worker pods: puts the verified package at `/t2/package/`.
-pub fn init_container(job: &JobInfo, s: &Settings, work: &VolumeMount) -> Container {
+pub fn init_container(
+    job: &JobInfo,
+    spec: &JobSpec,
+    s: &Settings,
+    work: &VolumeMount,
+) -> Container {
     let mut e = job_env(job);
     e.push(var(env::PACKAGE_SHA256, &job.package_sha256));
     e.push(var(env::PACKAGE_BYTES, job.package_bytes.to_string()));
@@ -86,11 +90,7 @@ pub fn init_container(job: &JobInfo, s: &Settings, work: &VolumeMount) -> Contai
     Container {
         env: Some(e),
         volume_mounts: Some(vec![work.clone()]),
-        resources: Some(ResourceRequirements {
-            requests: Some(quantities(&[("cpu", cpu(0.1)), ("memory", mib(64))])),
-            limits: Some(quantities(&[("memory", mib(256))])),
-            ..ResourceRequirements::default()
-        }),
+        resources: Some(sizing::init_resources(spec)),
         security_context: Some(container_security(true)),
         ..base(INIT_CONTAINER, s, "init")
     }
@@ -130,15 +130,6 @@ pub fn worker_container(
             ..EnvFromSource::default()
         })
         .collect();
-    let r = &spec.resources;
-    let mut requests = vec![("cpu", cpu(r.cpu)), ("memory", mib(r.memory_mb))];
-    if r.disk_mb > 0 {
-        requests.push(("ephemeral-storage", mib(r.disk_mb)));
-    }
-    let mut limits = vec![("memory", mib(r.memory_mb))];
-    if s.cpu_limit {
-        limits.push(("cpu", cpu(r.cpu)));
-    }
     // Twister2's MPI mode: the agent's sshd, which mpirun on worker 0 reaches (declared for
     // people and network policies; the agent service's port is chosen at start and travels
     // in the worker list instead).
@@ -155,12 +146,9 @@ pub fn worker_container(
         env_from: (!env_from.is_empty()).then_some(env_from),
         ports,
         volume_mounts: Some(mounts.to_vec()),
-        resources: Some(ResourceRequirements {
-            requests: Some(quantities(&requests)),
-            limits: Some(quantities(&limits)),
-            ..ResourceRequirements::default()
-        }),
-        security_context: Some(container_security(false)),
+        resources: Some(sizing::worker_resources(job, spec, s)),
+        // A read-only root: the agent and the program write to /t2, /tmp and the volumes.
+        security_context: Some(container_security(true)),
         ..base(&worker_container_name(index), s, "agent")
     }
 }
@@ -219,14 +207,7 @@ pub fn jobmaster_container(job: &JobInfo, s: &Settings, mounts: &[VolumeMount]) 
             ..Probe::default()
         }),
         volume_mounts: Some(mounts.to_vec()),
-        resources: Some(ResourceRequirements {
-            requests: Some(quantities(&[
-                ("cpu", cpu(s.jobmaster.cpu)),
-                ("memory", mib(s.jobmaster.memory_mb)),
-            ])),
-            limits: Some(quantities(&[("memory", mib(s.jobmaster.memory_mb))])),
-            ..ResourceRequirements::default()
-        }),
+        resources: Some(sizing::jobmaster_resources(job, s)),
         security_context: Some(container_security(true)),
         ..base(JM_CONTAINER, s, "jobmaster")
     }

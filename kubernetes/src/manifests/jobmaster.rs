@@ -10,7 +10,7 @@ use t2_core::spec::JobSpec;
 use super::containers::jobmaster_container;
 use super::labels::{owned_meta, pod_labels, selector, ROLE_JOBMASTER};
 use super::placement;
-use super::volumes::{job_volume, tls_volume, work_volume};
+use super::volumes::{job_volume, tls_volume, work_volume_sized};
 use super::workers::pull_secrets;
 use super::JobInfo;
 use crate::settings::Settings;
@@ -20,7 +20,7 @@ pub fn jobmaster_statefulset(job: &JobInfo, _spec: &JobSpec, s: &Settings) -> St
     let mut pairs = vec![job_volume(job)];
     if job.package_url.is_none() {
         // Direct delivery: the job master keeps a copy of the package for pods made later.
-        pairs.push(work_volume());
+        pairs.push(work_volume_sized(super::sizing::jobmaster_work_mb(job)));
     }
     pairs.extend(tls_volume(job));
     let (volumes, mounts): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();

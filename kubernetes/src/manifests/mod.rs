@@ -10,11 +10,13 @@
 //! - [`workers`] / [`jobmaster`]: the StatefulSets. - [`containers`]: init, worker and job
 //!   master containers. - [`volumes`]: emptyDirs, claims, Secrets as files.
 //! - [`network`]: the NetworkPolicies (ingress only from the job's own pods).
+//! - [`sizing`]: requests and limits, `/t2`'s size. - [`existing`]: `kubernetes.volumes`.
 //! - [`placement`]: node selector, affinity, tolerations, spreading.
 //! - [`yaml`]: YAML that kubectl reads back exactly.
 
 pub mod access;
 pub mod containers;
+pub mod existing;
 pub mod jobmaster;
 pub mod labels;
 pub mod network;
@@ -22,6 +24,7 @@ pub mod placement;
 pub mod pod;
 pub mod root;
 pub mod services;
+pub mod sizing;
 pub mod token;
 pub mod volumes;
 pub mod workers;

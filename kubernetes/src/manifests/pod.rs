@@ -16,6 +16,8 @@ pub const JOB_CONFIG_DIR: &str = "/etc/t2/job";
 pub const MEMORY_DIR: &str = "/t2/memory";
 /// The volatile disk volume.
 pub const VOLATILE_DIR: &str = "/t2/volatile";
+/// The workers' `/tmp` (an emptyDir: their root file system is read-only).
+pub const TMP_DIR: &str = "/tmp";
 /// Where the job master's certificate and key are mounted (jobs with TLS).
 pub const TLS_DIR: &str = "/etc/t2/tls";
 /// The uid the image runs as (docker/Dockerfile).

@@ -1,7 +1,7 @@
 //! The volumes of a job's pods: the work area `/t2` (package and unpacked workers), the job
 //! spec from the root ConfigMap, the optional in-memory and volatile emptyDirs, persistent
-//! storage (a claim per worker pod, or one shared ReadWriteMany claim) and user Secrets as
-//! files.
+//! storage (a claim per worker pod, or one shared ReadWriteMany claim), user Secrets as
+//! files, the workers' `/tmp`, and existing volumes ([`super::existing`]).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use t2_core::spec::JobSpec;
 
 use super::labels::{labels, owned_meta};
-use super::pod::{env, mib, var, JOB_CONFIG_DIR, MEMORY_DIR, T2_DIR, VOLATILE_DIR};
+use super::pod::{env, mib, var, JOB_CONFIG_DIR, MEMORY_DIR, T2_DIR, TMP_DIR, VOLATILE_DIR};
 use super::root::keys;
 use super::JobInfo;
 use crate::settings::Settings;
@@ -30,6 +30,8 @@ pub const MEMORY: &str = "memory";
 pub const VOLATILE: &str = "volatile";
 /// The persistent volume (claim template or shared claim).
 pub const DATA: &str = "data";
+/// The workers' `/tmp`.
+pub const TMP: &str = "tmp";
 
 /// Volumes, mounts and env vars of worker pods.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +67,14 @@ fn empty_dir(name: &str, medium: Option<&str>, size_mb: Option<u64>) -> Volume {
 /// The work area, mounted by every container of worker pods.
 pub fn work_volume() -> (Volume, VolumeMount) {
     (empty_dir(WORK, None, None), mount(WORK, T2_DIR, false))
+}
+
+/// The work area with a `sizeLimit` of `size_mb` MiB ([`super::sizing`]).
+pub fn work_volume_sized(size_mb: u64) -> (Volume, VolumeMount) {
+    (
+        empty_dir(WORK, None, Some(size_mb)),
+        mount(WORK, T2_DIR, false),
+    )
 }
 
 /// The job spec from the root ConfigMap.
@@ -120,7 +130,9 @@ pub const MPI_SSH_DIR: &str = "/etc/t2/mpi-ssh";
 /// Everything worker containers mount.
 pub fn worker_volumes(job: &JobInfo, spec: &JobSpec, s: &Settings) -> WorkerVolumes {
     let mut out = WorkerVolumes::default();
-    for (v, m) in [work_volume(), job_volume(job)] {
+    let work = work_volume_sized(super::sizing::work_area_mb(job, spec, s));
+    let tmp = (empty_dir(TMP, None, None), mount(TMP, TMP_DIR, false));
+    for (v, m) in [work, job_volume(job), tmp] {
         out.volumes.push(v);
         out.mounts.push(m);
     }
@@ -180,6 +192,7 @@ pub fn worker_volumes(job: &JobInfo, spec: &JobSpec, s: &Settings) -> WorkerVolu
             out.mounts.push(mount(&name, path, true));
         }
     }
+    super::existing::add(s, &mut out.volumes, &mut out.mounts);
     out
 }
 

@@ -38,7 +38,7 @@ pub fn workers_statefulset(job: &JobInfo, spec: &JobSpec, s: &Settings) -> State
         .collect();
     let claims = claim_templates(job, spec, s);
     let pod = PodSpec {
-        init_containers: Some(vec![init_container(job, s, &work_mount)]),
+        init_containers: Some(vec![init_container(job, spec, s, &work_mount)]),
         containers,
         volumes: Some(vols.volumes),
         automount_service_account_token: Some(false),

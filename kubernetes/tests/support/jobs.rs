@@ -171,7 +171,82 @@ pub fn all() -> Vec<TestJob> {
         mpi_ssh(),
         network_ttl(),
         no_network_policy(),
+        guaranteed(),
+        limits(),
+        existing_volumes(),
+        host_path(),
     ]
+}
+
+/// Issue 18 (res18): whole CPUs limited to the request, so every container (the init
+/// container too) has requests equal to its limits: Guaranteed pods.
+pub fn guaranteed() -> TestJob {
+    job(
+        "guaranteed",
+        "solver-9u4r4n7d",
+        None,
+        r#"name: solver
+command: [./solve]
+workers: 2
+resources: {cpu: 2, memory_mb: 1024}
+kubernetes:
+  cpu_limit: true
+"#,
+    )
+}
+
+/// Issue 18 (res18): limits above the requests (request 1 CPU, limit 4), two workers per
+/// pod sharing an in-memory volume (added to their memory), `/t2` sized by hand.
+pub fn limits() -> TestJob {
+    job(
+        "limits",
+        "sim-l1m1t5xx",
+        None,
+        r#"name: sim
+command: [./sim]
+workers: 4
+workers_per_pod: 2
+resources: {cpu: 1, memory_mb: 2048, limits: {cpu: 4, memory_mb: 8192}}
+kubernetes:
+  memory_volume_mb: 1024
+  work_volume_mb: 4096
+"#,
+    )
+}
+
+/// Issue 18 (res18): existing claims, as the research-pipeline practical has them: a
+/// ReadOnlyMany data source and a ReadWriteMany shared output.
+pub fn existing_volumes() -> TestJob {
+    job(
+        "existing-volumes",
+        "variants-3x1st1ng",
+        None,
+        r#"name: variants
+command: [./call.sh]
+workers: 3
+kubernetes:
+  volumes:
+    - {claim: pv1000g, mount: /datasource, read_only: true}
+    - {claim: shared-workspace, mount: /workspace}
+"#,
+    )
+}
+
+/// Issue 18 (res18): a node's cache folder, as Toil's TOIL_KUBERNETES_HOST_PATH mounts it.
+pub fn host_path() -> TestJob {
+    job(
+        "host-path",
+        "toil-h0stp4th",
+        None,
+        r#"name: toil
+command: [./run.sh]
+workers: 2
+kubernetes:
+  allow_host_path: true
+  volumes:
+    - {host_path: /data/scratch, mount: /var/lib/toil}
+"#,
+    )
 }
 
 /// Issue 18 (k18b): TLS, the NetworkPolicies on a custom port, a finished job kept an hour,

@@ -397,9 +397,17 @@ pub async fn container_env(
         .as_ref()
         .and_then(|s| s.pod_ip.clone())
         .ok_or("the pod has no IP yet")?;
+    // Paths already on this machine (the overrides above, HOME) are not mapped again: under
+    // the temporary folder, they would otherwise match a container's `/tmp` mount.
+    let host = files
+        .root
+        .ancestors()
+        .nth(2)
+        .unwrap_or(&files.root)
+        .to_path_buf();
     let mut out = Vec::with_capacity(env.len());
     for (k, v) in env {
-        let mut v = if v.starts_with('/') {
+        let mut v = if v.starts_with('/') && !Path::new(&v).starts_with(&host) {
             map_path(&mounts, &v)
                 .map(|p| p.display().to_string())
                 .unwrap_or(v)
