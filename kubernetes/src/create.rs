@@ -82,9 +82,10 @@ async fn create_pod_group(
         &kube.namespace,
         &name,
     );
-    let obj: kube::api::DynamicObject = serde_json::to_value(pg)
-        .and_then(serde_json::from_value)
-        .map_err(|e| KubeError::Config(format!("PodGroup {name}: {e}")))?;
+    let obj: kube::api::DynamicObject =
+        serde_json::to_value(pg)
+            .and_then(serde_json::from_value)
+            .map_err(|e| KubeError::Config(format!("PodGroup {name}: {e}")))?;
     let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
         kube.client.clone(),
         &kube.namespace,

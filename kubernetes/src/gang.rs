@@ -41,7 +41,8 @@ pub fn check(s: &Settings) -> Result<(), KubeError> {
         }
         _ => {}
     }
-    if !s.queue.is_empty() && !(is_subdomain(&s.queue) && s.queue.len() <= 63) {
+    let queue_ok = s.queue.is_empty() || (is_subdomain(&s.queue) && s.queue.len() <= 63);
+    if !queue_ok {
         return bad(
             "queue",
             format!(
@@ -120,7 +121,9 @@ fn check_key(what: &str, k: &str, reserved: &[&str]) -> Result<(), KubeError> {
     }
     if k.starts_with("t2.io/") || reserved.contains(&k) {
         let instead = match k {
-            "kueue.x-k8s.io/queue-name" => "; set kubernetes.queue (with kubernetes.gang: kueue) instead",
+            "kueue.x-k8s.io/queue-name" => {
+                "; set kubernetes.queue (with kubernetes.gang: kueue) instead"
+            }
             "scheduling.k8s.io/group-name" => "; set kubernetes.gang: volcano instead",
             _ => "; choose another key",
         };
@@ -302,8 +305,13 @@ pub async fn patch_min_member(kube: &Kube, id: &str, members: i32) -> Result<(),
     api.patch(id, &PatchParams::default(), &Patch::Merge(&body))
         .await
         .map_err(|e| {
-            Op::named("patch", "podgroups.scheduling.volcano.sh", &kube.namespace, id)
-                .error(&kube.server, e)
+            Op::named(
+                "patch",
+                "podgroups.scheduling.volcano.sh",
+                &kube.namespace,
+                id,
+            )
+            .error(&kube.server, e)
         })?;
     Ok(())
 }
@@ -342,6 +350,9 @@ mod tests {
             workload_reason(&wl),
             "Pending: couldn't assign flavors to pod set main: insufficient quota for cpu"
         );
-        assert_eq!(workload_reason(&json!({})), "the Workload is not admitted yet");
+        assert_eq!(
+            workload_reason(&json!({})),
+            "the Workload is not admitted yet"
+        );
     }
 }

@@ -25,12 +25,10 @@ pub async fn username(kube: &Kube) -> Result<Option<String>, KubeError> {
             .and_then(|u| u.username)
             .filter(|u| !u.is_empty())),
         Err(e) if is_status(&e, 403) || is_status(&e, 404) => Ok(None),
-        Err(e) => Err(Op::collection(
-            "create",
-            "selfsubjectreviews.authentication.k8s.io",
-            "",
-        )
-        .error(&kube.server, e)),
+        Err(e) => Err(
+            Op::collection("create", "selfsubjectreviews.authentication.k8s.io", "")
+                .error(&kube.server, e),
+        ),
     }
 }
 

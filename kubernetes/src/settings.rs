@@ -423,9 +423,7 @@ fn normalise(key: &str, value: Value) -> Value {
         (
             "package_timeout" | "start_timeout" | "ttl_after_finished" | "queue_timeout",
             Value::Number(n),
-        ) => {
-            Value::String(n.to_string())
-        }
+        ) => Value::String(n.to_string()),
         (_, v) => v,
     }
 }

@@ -160,8 +160,7 @@ pub async fn wait_started_with(
                 queued_since = None;
             } else {
                 let since = *queued_since.get_or_insert(now);
-                if reason_at.is_none_or(|at| now.duration_since(at) >= super::gang::REASON_EVERY)
-                {
+                if reason_at.is_none_or(|at| now.duration_since(at) >= super::gang::REASON_EVERY) {
                     reason_at = Some(now);
                     let why = super::gang::queue_reason(kube, &w.job_id, q.gang, &held).await;
                     if why != reason {

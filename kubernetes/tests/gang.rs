@@ -33,13 +33,22 @@ fn a_volcano_job_is_one_podgroup_owned_by_the_root_before_its_pods() {
     let objects = objects(&job);
     let at = |kind: &str| objects.iter().position(|o| o["kind"] == kind).unwrap();
     let pg = &objects[at("PodGroup")];
-    assert!(at("PodGroup") < at("StatefulSet"), "the gang exists before its pods");
+    assert!(
+        at("PodGroup") < at("StatefulSet"),
+        "the gang exists before its pods"
+    );
     assert_eq!(pg["apiVersion"], "scheduling.volcano.sh/v1beta1");
     assert_eq!(pg["metadata"]["name"], id);
     assert_eq!(pg["metadata"]["ownerReferences"][0]["name"], id);
     assert_eq!(pg["metadata"]["ownerReferences"][0]["controller"], true);
-    assert_eq!(pg["metadata"]["ownerReferences"][0]["blockOwnerDeletion"], true);
-    assert_eq!(pg["spec"]["minMember"], 4, "3 worker pods and the job master");
+    assert_eq!(
+        pg["metadata"]["ownerReferences"][0]["blockOwnerDeletion"],
+        true
+    );
+    assert_eq!(
+        pg["spec"]["minMember"], 4,
+        "3 worker pods and the job master"
+    );
     assert_eq!(pg["spec"]["queue"], "research");
     assert_eq!(pg["spec"]["priorityClassName"], "batch-high");
     let t = templates(&objects);
@@ -47,7 +56,10 @@ fn a_volcano_job_is_one_podgroup_owned_by_the_root_before_its_pods() {
     for t in t {
         assert_eq!(t["spec"]["schedulerName"], "volcano");
         assert_eq!(t["spec"]["priorityClassName"], "batch-high");
-        assert_eq!(t["metadata"]["annotations"]["scheduling.k8s.io/group-name"], id);
+        assert_eq!(
+            t["metadata"]["annotations"]["scheduling.k8s.io/group-name"],
+            id
+        );
     }
     let role = objects.iter().find(|o| o["kind"] == "Role").unwrap();
     let rule = role["rules"]
@@ -67,9 +79,15 @@ fn a_kueue_jobs_workloads_carry_the_queue_label_and_it_cannot_be_scaled() {
     let objects = objects(&job);
     assert!(objects.iter().all(|o| o["kind"] != "PodGroup"));
     for sts in objects.iter().filter(|o| o["kind"] == "StatefulSet") {
-        assert_eq!(sts["metadata"]["labels"]["kueue.x-k8s.io/queue-name"], "team-a");
+        assert_eq!(
+            sts["metadata"]["labels"]["kueue.x-k8s.io/queue-name"],
+            "team-a"
+        );
         let t = &sts["spec"]["template"];
-        assert_eq!(t["metadata"]["labels"]["kueue.x-k8s.io/queue-name"], "team-a");
+        assert_eq!(
+            t["metadata"]["labels"]["kueue.x-k8s.io/queue-name"],
+            "team-a"
+        );
         assert!(t["spec"].get("schedulerName").is_none());
     }
     let why = t2_kubernetes::gang::scale_refusal(&job.settings).expect("refused");
@@ -87,7 +105,10 @@ fn the_users_labels_and_annotations_are_on_every_object_and_pod() {
     for m in metas {
         assert_eq!(m["labels"]["example.com/team"], "ml-infra", "{m}");
         assert_eq!(m["labels"]["cost-center"], "4711", "{m}");
-        assert_eq!(m["annotations"]["example.com/contact"], "alice@example.com", "{m}");
+        assert_eq!(
+            m["annotations"]["example.com/contact"], "alice@example.com",
+            "{m}"
+        );
         assert_eq!(m["labels"]["app.kubernetes.io/instance"], id, "{m}");
         assert_eq!(
             m["labels"]["app.kubernetes.io/version"],

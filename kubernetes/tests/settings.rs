@@ -178,7 +178,10 @@ fn gang_queue_priority_labels_and_annotations_are_checked() {
     assert_eq!(k.queue_timeout, std::time::Duration::from_secs(3600));
     let s = spec(
         "name: x\ncommand: [./x]\nkubernetes: {gang: volcano, labels: {example.com/team: ml}}\n",
-        &["kubernetes.queue_timeout=90s", "kubernetes.priority_class=high"],
+        &[
+            "kubernetes.queue_timeout=90s",
+            "kubernetes.priority_class=high",
+        ],
     );
     let k = read_settings(&s).unwrap();
     assert_eq!(k.gang, Gang::Volcano);

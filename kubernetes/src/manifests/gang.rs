@@ -148,7 +148,9 @@ pub fn decorate(obj: &mut Object, job: &JobInfo, s: &Settings) {
         Object::Role(o) => {
             decorate_meta(&mut o.metadata, s);
             if s.gang == Gang::Volcano {
-                o.rules.get_or_insert_with(Vec::new).push(podgroup_rules(job));
+                o.rules
+                    .get_or_insert_with(Vec::new)
+                    .push(podgroup_rules(job));
             }
         }
         Object::StatefulSet(o) => decorate_statefulset(o, job, s),
@@ -169,7 +171,10 @@ fn decorate_statefulset(o: &mut StatefulSet, job: &JobInfo, s: &Settings) {
     for claim in spec.volume_claim_templates.iter_mut().flatten() {
         decorate_meta(&mut claim.metadata, s);
     }
-    let meta = spec.template.metadata.get_or_insert_with(ObjectMeta::default);
+    let meta = spec
+        .template
+        .metadata
+        .get_or_insert_with(ObjectMeta::default);
     decorate_meta(meta, s);
     match s.gang {
         Gang::Kueue => add(&mut meta.labels, &queue),
@@ -188,4 +193,3 @@ fn decorate_statefulset(o: &mut StatefulSet, job: &JobInfo, s: &Settings) {
         }
     }
 }
-
