@@ -61,11 +61,48 @@ pub async fn create_object(kube: &Kube, obj: &Object) -> Result<(), KubeError> {
         Object::Role(o) => kube.api::<Role>().create(&pp, o).await.map(drop),
         Object::RoleBinding(o) => kube.api::<RoleBinding>().create(&pp, o).await.map(drop),
         Object::NetworkPolicy(o) => kube.api::<NetworkPolicy>().create(&pp, o).await.map(drop),
+        Object::PodGroup(o) => return create_pod_group(kube, o, &pp).await,
     };
     let name = obj.name();
     r.map_err(|e| {
         Op::named("create", obj.resource(), &kube.namespace, &name).error(&kube.server, e)
     })
+}
+
+/// Creates the job's Volcano PodGroup; a cluster without Volcano's kind is named as such.
+async fn create_pod_group(
+    kube: &Kube,
+    pg: &super::manifests::gang::PodGroup,
+    pp: &PostParams,
+) -> Result<(), KubeError> {
+    let name = pg.metadata.name.clone().unwrap_or_default();
+    let op = Op::named(
+        "create",
+        "podgroups.scheduling.volcano.sh",
+        &kube.namespace,
+        &name,
+    );
+    let obj: kube::api::DynamicObject =
+        serde_json::to_value(pg)
+            .and_then(serde_json::from_value)
+            .map_err(|e| KubeError::Config(format!("PodGroup {name}: {e}")))?;
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        kube.client.clone(),
+        &kube.namespace,
+        &super::manifests::gang::podgroup_resource(),
+    );
+    match api.create(pp, &obj).await {
+        Ok(_) => Ok(()),
+        // The kind is not served: the API server answers 404 for the collection.
+        Err(e) if is_status(&e, 404) => Err(KubeError::setting(
+            "kubernetes.gang",
+            format!(
+                "is volcano, but the cluster at {} serves no PodGroup (scheduling.volcano.sh/v1beta1): install Volcano, or set kubernetes.gang: none",
+                kube.server
+            ),
+        )),
+        Err(e) => Err(op.error(&kube.server, e)),
+    }
 }
 
 /// Creates every object of the job, root first; rolls back on failure. Returns the objects

@@ -61,6 +61,7 @@ fn collection_path(obj: &Object, ns: &str) -> String {
         Object::Role(_) => ("/apis/rbac.authorization.k8s.io/v1", "roles"),
         Object::RoleBinding(_) => ("/apis/rbac.authorization.k8s.io/v1", "rolebindings"),
         Object::NetworkPolicy(_) => ("/apis/networking.k8s.io/v1", "networkpolicies"),
+        Object::PodGroup(_) => ("/apis/scheduling.volcano.sh/v1beta1", "podgroups"),
     };
     format!("{prefix}/namespaces/{ns}/{plural}")
 }

@@ -176,5 +176,11 @@ async fn never_started(
 /// job's `max_restarts` permits, which `submit` adds (a job whose job master pod exists is
 /// never swept as "never started", so gc needs no such allowance).
 pub fn start_deadline(s: &Settings) -> std::time::Duration {
-    s.start_timeout + s.package_timeout
+    // A gang job may wait in its queue that long besides (issue 18).
+    let queued = if s.gang == super::settings::Gang::None {
+        std::time::Duration::ZERO
+    } else {
+        s.queue_timeout
+    };
+    s.start_timeout + s.package_timeout + queued
 }

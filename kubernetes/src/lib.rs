@@ -24,6 +24,8 @@
 //! - [`inventory`]: a job's objects by label.
 //! - [`incluster`]: the `t2 pod …` roles inside a job's pods, and the job master's store and
 //!   cluster.
+//! - [`gang`]: gang scheduling and queues (Volcano, Kueue): the checks, why a job is queued;
+//!   [`identity`]: who the cluster says the caller is (the owner label).
 //! - [`error`]: one-line errors naming the object, verb or setting at fault.
 
 pub mod checks;
@@ -38,7 +40,9 @@ pub mod dry_run;
 pub mod error;
 pub mod events;
 pub mod follow;
+pub mod gang;
 pub mod gc;
+pub mod identity;
 pub mod image;
 pub mod incluster;
 pub mod inventory;

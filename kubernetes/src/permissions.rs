@@ -219,6 +219,28 @@ pub const SUBMITTER: &[Permission] = &[
     p("list", "networking.k8s.io", "networkpolicies", None, "kill, gc"),
     p("delete", "networking.k8s.io", "networkpolicies", None, "gc"),
     p("get", "", "pods", None, "submit (RBAC lets a Role grant only what its maker holds)"),
+    // Issue 18 (gang18): Volcano's PodGroup (kubernetes.gang: volcano).
+    p(
+        "create",
+        "scheduling.volcano.sh",
+        "podgroups",
+        None,
+        "submit (the job's PodGroup, kubernetes.gang: volcano)",
+    ),
+    p(
+        "get",
+        "scheduling.volcano.sh",
+        "podgroups",
+        None,
+        "submit (why a gang job is queued; RBAC lets a Role grant only what its maker holds)",
+    ),
+    p(
+        "patch",
+        "scheduling.volcano.sh",
+        "podgroups",
+        None,
+        "submit (RBAC lets a Role grant only what its maker holds)",
+    ),
 ];
 
 /// What direct package delivery needs besides [`SUBMITTER`] (Role `t2-direct-delivery`):
@@ -322,6 +344,27 @@ pub const JOBMASTER: &[Permission] = &[
         Some("scale"),
         JobObject::Workers,
         "scaling workers",
+    ),
+];
+
+/// What a job master of a Volcano gang job (`kubernetes.gang: volcano`) does besides
+/// [`JOBMASTER`]: keep its PodGroup's `minMember` equal to the job's pods on `t2 scale`. Its
+/// Role limits both to the job's own PodGroup (`resourceNames: [<id>]`; see
+/// `manifests::gang`).
+pub const JOBMASTER_VOLCANO: &[Permission] = &[
+    p(
+        "get",
+        "scheduling.volcano.sh",
+        "podgroups",
+        None,
+        "its job's PodGroup",
+    ),
+    p(
+        "patch",
+        "scheduling.volcano.sh",
+        "podgroups",
+        None,
+        "its job's PodGroup's minMember on scale",
     ),
 ];
 

@@ -88,6 +88,10 @@ pub async fn scale_within(
             "job {id} is {state}; only a running job can be scaled"
         )));
     }
+    // Issue 18: Kueue admits the job at its size and does not follow a scale.
+    if let Some(why) = super::gang::scale_refusal_of(&data) {
+        return Err(failed(id, why));
+    }
     let wpp = workers_per_pod(&data);
     pods_for(workers, wpp)?;
     // Existing claims must fit the new number of pods (a ReadWriteOnce claim, one pod).

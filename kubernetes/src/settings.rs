@@ -36,6 +36,12 @@
 //! | `volumes` | `[]` | volumes that already exist, mounted into every worker container: `[{claim: NAME, mount: /data, read_only: true}]` (a PersistentVolumeClaim: the submit checks it exists and that its access modes fit the job's pods; t2 never deletes it) or `[{host_path: /node/folder, mount: /cache}]` (a node's folder, needs `allow_host_path`) |
 //! | `allow_host_path` | `false` | `true`: `volumes` may mount nodes' folders (`host_path`; Pod Security `baseline` and `restricted` refuse such pods) |
 //! | `work_volume_mb` | `0` | the size of each worker pod's `/t2` (package and unpacked workers; its `sizeLimit` and ephemeral-storage request); `0`: sized from the package (see `manifests::sizing`) |
+//! | `gang` | `none` | `volcano`: the job's pods are one PodGroup `<id>` (all or none start) scheduled by Volcano; `kueue`: its workloads carry Kueue's queue label |
+//! | `queue` | `default` (volcano) | the Volcano Queue, or the Kueue LocalQueue (required with kueue) |
+//! | `queue_timeout` | `1h` | gang jobs: how long the submit waits while the job is queued before it fails (at most 7 days) |
+//! | `priority_class` | none | the PriorityClass of the job's pods (and of its PodGroup) |
+//! | `scheduler_name` | `volcano` with `gang: volcano`, else the cluster's default | the scheduler of the job's pods |
+//! | `labels` / `annotations` | `{}` | added to every object and pod of the job (keys t2 sets itself are refused) |
 //! | `mpi_ssh_secret` | none | MPI jobs: an SSH-key Secret (keys `id_rsa`, `id_rsa.pub`, `authorized_keys`, as Twister2's `twister2-openmpi-ssh-key`) mounted into the pods, whose agents then start sshd and mpirun uses ssh instead of `t2 worker rsh` |
 
 use std::collections::BTreeMap;
@@ -104,6 +110,30 @@ pub enum UploadMethod {
     Direct,
     /// Uploaded once to the uploader; init containers download it.
     Uploader,
+}
+
+/// Which batch scheduler takes the job as one unit (issue 18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Gang {
+    /// None: the pods are scheduled one by one.
+    #[default]
+    None,
+    /// Volcano: a PodGroup of every pod of the job (workers and the job master).
+    Volcano,
+    /// Kueue: the queue label on the job's workloads.
+    Kueue,
+}
+
+impl Gang {
+    /// As written in the settings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Volcano => "volcano",
+            Self::Kueue => "kueue",
+        }
+    }
 }
 
 /// The job master's requests.
@@ -233,6 +263,22 @@ pub struct Settings {
     pub allow_host_path: bool,
     /// Size of each worker pod's `/t2`, MiB (0: from the package).
     pub work_volume_mb: u64,
+    // Issue 18, gang scheduling and queues (gang18).
+    /// The batch scheduler taking the job as one unit.
+    pub gang: Gang,
+    /// Its queue (empty: Volcano's `default`).
+    pub queue: String,
+    /// How long the submit waits while the job is queued.
+    #[serde(with = "t2_core::duration::serde_human")]
+    pub queue_timeout: Duration,
+    /// The PriorityClass of the job's pods (empty: none).
+    pub priority_class: String,
+    /// The scheduler of the job's pods (empty: Volcano's with `gang: volcano`, else the default).
+    pub scheduler_name: String,
+    /// Labels added to every object and pod of the job.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to every object and pod of the job.
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Default for Settings {
@@ -271,9 +317,20 @@ impl Default for Settings {
             volumes: Vec::new(),
             allow_host_path: false,
             work_volume_mb: 0,
+            // Issue 18 (gang18).
+            gang: Gang::None,
+            queue: String::new(),
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
+            priority_class: String::new(),
+            scheduler_name: String::new(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
         }
     }
 }
+
+/// How long a gang job may wait in its queue by default (`kubernetes.queue_timeout`).
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// How long a finished job stays by default (`kubernetes.ttl_after_finished`).
 pub const DEFAULT_TTL_AFTER_FINISHED: Duration = Duration::from_secs(300);
@@ -326,6 +383,14 @@ const KEYS: &[&str] = &[
     "volumes",
     "allow_host_path",
     "work_volume_mb",
+    // Issue 18 (gang18).
+    "gang",
+    "queue",
+    "queue_timeout",
+    "priority_class",
+    "scheduler_name",
+    "labels",
+    "annotations",
 ];
 const JOBMASTER_KEYS: &[&str] = &["cpu", "memory_mb"];
 const STORAGE_KEYS: &[&str] = &["class", "size_mb", "shared", "mount"];
@@ -376,6 +441,7 @@ pub fn read_settings(spec: &JobSpec) -> Result<Settings, KubeError> {
         settings.image = default_image(spec);
     }
     super::checks::check(&settings, spec)?;
+    super::gang::check(&settings)?;
     check_image(&settings.image).map_err(|m| KubeError::setting("kubernetes.image", m))?;
     Ok(settings)
 }
@@ -383,9 +449,10 @@ pub fn read_settings(spec: &JobSpec) -> Result<Settings, KubeError> {
 /// Numbers given for durations become text; the rest is as written.
 fn normalise(key: &str, value: Value) -> Value {
     match (key, value) {
-        ("package_timeout" | "start_timeout" | "ttl_after_finished", Value::Number(n)) => {
-            Value::String(n.to_string())
-        }
+        (
+            "package_timeout" | "start_timeout" | "ttl_after_finished" | "queue_timeout",
+            Value::Number(n),
+        ) => Value::String(n.to_string()),
         (_, v) => v,
     }
 }
@@ -427,6 +494,14 @@ impl Settings {
             "volumes" => self.volumes = o.volumes,
             "allow_host_path" => self.allow_host_path = o.allow_host_path,
             "work_volume_mb" => self.work_volume_mb = o.work_volume_mb,
+            // Issue 18 (gang18).
+            "gang" => self.gang = o.gang,
+            "queue" => self.queue = o.queue,
+            "queue_timeout" => self.queue_timeout = o.queue_timeout,
+            "priority_class" => self.priority_class = o.priority_class,
+            "scheduler_name" => self.scheduler_name = o.scheduler_name,
+            "labels" => self.labels = o.labels,
+            "annotations" => self.annotations = o.annotations,
             _ => {}
         }
     }

@@ -23,7 +23,7 @@ use super::follow::{follow, Ended};
 use super::manifests::workers::worker_pods;
 use super::manifests::JobInfo;
 use super::settings::{Settings, UploadMethod};
-use super::wait::{wait_started, StartWait, Started};
+use super::wait::{wait_started_with, QueueWait, StartWait, Started};
 
 /// A job ready to be submitted.
 pub struct SubmitPlan {
@@ -214,9 +214,11 @@ async fn submit_inner(kube: &Kube, mut plan: SubmitPlan) -> Result<Outcome, Kube
         },
         deliverer,
         parallel: plan.settings.parallel_uploads as usize,
+        queue: QueueWait::of(&plan.settings),
     };
     let mut report = |p: &super::podstate::Progress| bar.suspend(|| say(&format!("{id}: {p}")));
-    let started = match wait_started(kube, &wait, &mut report).await {
+    let mut queued = |line: &str| bar.suspend(|| say(&format!("{id}: {line}")));
+    let started = match wait_started_with(kube, &wait, &mut report, &mut queued).await {
         Ok(s) => s,
         Err(cause) => {
             bar.finish_and_clear();

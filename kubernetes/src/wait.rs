@@ -6,6 +6,11 @@
 //! unschedulable past `start_timeout`. A pod the cluster disrupts (evicted, preempted:
 //! [`crate::disruption`]) is neither a failure nor the job's end: the wait goes on for the
 //! pod the StatefulSet makes again.
+//!
+//! A gang job (`kubernetes.gang`, issue 18) whose pods are held is queued, not failing: the
+//! wait says `queued in QUEUE (why)`, the reason read from its PodGroup or Workload, and goes
+//! on up to `kubernetes.queue_timeout` (instead of `start_timeout`), then fails naming the
+//! queue and the last reason.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,6 +28,7 @@ use super::deliver::Deliverer;
 use super::error::{KubeError, Op};
 use super::manifests::labels::job_selector;
 use super::podstate::{progress, summarize, CrashRules, PodSummary, Progress};
+use super::settings::{Gang, Settings};
 
 /// What to wait for.
 #[derive(Clone)]
@@ -41,6 +47,38 @@ pub struct StartWait {
     pub deliverer: Option<Arc<dyn Deliverer>>,
     /// Pods receiving the package at once.
     pub parallel: usize,
+    /// A gang job's queue (`None`: pods are scheduled one by one).
+    pub queue: Option<QueueWait>,
+}
+
+/// How a gang job waits in its queue (issue 18).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueWait {
+    /// Volcano or Kueue.
+    pub gang: Gang,
+    /// The queue's name, for messages.
+    pub queue: String,
+    /// How long the job may stay queued (`kubernetes.queue_timeout`).
+    pub timeout: Duration,
+}
+
+impl QueueWait {
+    /// The queue of a job with `settings` (`None` without gang scheduling).
+    pub fn of(settings: &Settings) -> Option<Self> {
+        (settings.gang != Gang::None).then(|| Self {
+            gang: settings.gang,
+            queue: super::gang::queue_name(settings),
+            timeout: settings.queue_timeout,
+        })
+    }
+
+    /// Where a person sees why the job is held.
+    fn describe(&self, id: &str) -> String {
+        match self.gang {
+            Gang::Kueue => "'kubectl describe workloads'".into(),
+            _ => format!("'kubectl describe podgroup {id}'"),
+        }
+    }
 }
 
 /// How the start ended.
@@ -61,7 +99,25 @@ pub async fn wait_started(
     w: &StartWait,
     report: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<Started, KubeError> {
+    let id = w.job_id.clone();
+    let mut queued = move |line: &str| tracing::info!(job_id = %id, "{line}");
+    wait_started_with(kube, w, report, &mut queued).await
+}
+
+/// [`wait_started`]; `queued` is called with `queued in QUEUE (why)` whenever a gang job's
+/// reason for waiting changes.
+pub async fn wait_started_with(
+    kube: &Kube,
+    w: &StartWait,
+    report: &mut (dyn FnMut(&Progress) + Send),
+    queued: &mut (dyn FnMut(&str) + Send),
+) -> Result<Started, KubeError> {
     let started = Instant::now();
+    // A gang job's deadline includes its queue_timeout (`gc::start_deadline`).
+    let deadline = w.deadline;
+    let mut queued_since: Option<Instant> = None;
+    let mut reason_at: Option<Instant> = None;
+    let mut reason = String::new();
     let api = kube.api::<Pod>();
     let selector = job_selector(&w.job_id);
     let op = Op::collection("watch", "pods", &kube.namespace);
@@ -93,6 +149,39 @@ pub async fn wait_started(
                     reason: f.clone(),
                 });
             }
+        }
+        if let Some(q) = &w.queue {
+            let held: Vec<String> = pods
+                .values()
+                .filter(|s| !s.scheduled)
+                .map(|s| s.name.clone())
+                .collect();
+            if held.is_empty() {
+                queued_since = None;
+            } else {
+                let since = *queued_since.get_or_insert(now);
+                if reason_at.is_none_or(|at| now.duration_since(at) >= super::gang::REASON_EVERY) {
+                    reason_at = Some(now);
+                    let why = super::gang::queue_reason(kube, &w.job_id, q.gang, &held).await;
+                    if why != reason {
+                        queued(&format!("queued in {} ({why})", q.queue));
+                        reason = why;
+                    }
+                }
+                if now.duration_since(since) >= q.timeout {
+                    return Err(KubeError::StartFailed {
+                        job: w.job_id.clone(),
+                        reason: format!(
+                            "still queued in {} after {} (kubernetes.queue_timeout): {reason}; raise kubernetes.queue_timeout, or see why the queue holds it with {}",
+                            q.queue,
+                            t2_core::duration::format_duration(q.timeout),
+                            q.describe(&w.job_id)
+                        ),
+                    });
+                }
+            }
+        }
+        for s in pods.values().filter(|_| w.queue.is_none()) {
             match &s.unschedulable {
                 Some(why) => {
                     let since = *unschedulable_since.entry(s.name.clone()).or_insert(now);
@@ -122,10 +211,10 @@ pub async fn wait_started(
         if p.running >= p.expected {
             return Ok(Started::Running(p));
         }
-        if now.duration_since(started) >= w.deadline {
+        if now.duration_since(started) >= deadline {
             return Err(KubeError::Timeout {
                 what: format!("job {} starting ({p})", w.job_id),
-                after: w.deadline,
+                after: deadline,
             });
         }
         if let Some(d) = &w.deliverer {

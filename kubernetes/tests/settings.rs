@@ -5,7 +5,7 @@ mod support;
 
 use support::jobs::spec;
 use t2_kubernetes::read_settings;
-use t2_kubernetes::settings::{PullPolicy, Spread, UploadMethod};
+use t2_kubernetes::settings::{Gang, PullPolicy, Spread, UploadMethod};
 
 fn err(yaml: &str) -> String {
     let s = spec(&format!("name: x\ncommand: [./x]\n{yaml}"), &[]);
@@ -264,6 +264,85 @@ fn bad_volumes_are_named_on_one_line() {
             "kubernetes.allow_host_path:",
         ),
         ("kubernetes: {volume: []}", "did you mean 'kubernetes.volumes'?"),
+    ];
+    for (yaml, want) in cases {
+        let e = err(yaml);
+        assert!(e.contains(want), "{yaml}\n  got:  {e}\n  want: {want}");
+    }
+}
+
+/// Issue 18 (gang18): gang scheduling, queues, priority, scheduler, labels and annotations.
+#[test]
+fn gang_queue_priority_labels_and_annotations_are_checked() {
+    let s = spec("name: x\ncommand: [./x]\n", &[]);
+    let k = read_settings(&s).unwrap();
+    assert_eq!(k.gang, Gang::None);
+    assert_eq!(k.queue_timeout, std::time::Duration::from_secs(3600));
+    let s = spec(
+        "name: x\ncommand: [./x]\nkubernetes: {gang: volcano, labels: {example.com/team: ml}}\n",
+        &[
+            "kubernetes.queue_timeout=90s",
+            "kubernetes.priority_class=high",
+        ],
+    );
+    let k = read_settings(&s).unwrap();
+    assert_eq!(k.gang, Gang::Volcano);
+    assert_eq!(k.queue_timeout, std::time::Duration::from_secs(90));
+    assert_eq!(k.priority_class, "high");
+    assert_eq!(k.labels["example.com/team"], "ml");
+    let cases = [
+        (
+            "kubernetes: {gang: slurm}",
+            "kubernetes.gang: unknown value `slurm`, expected one of `none`, `volcano`, `kueue`",
+        ),
+        (
+            "kubernetes: {gang: kueue}",
+            "kubernetes.queue: is required with kubernetes.gang: kueue",
+        ),
+        (
+            "kubernetes: {queue: research}",
+            "kubernetes.queue: is for gang scheduling: set kubernetes.gang to volcano or kueue too",
+        ),
+        (
+            "kubernetes: {gang: volcano, queue: Research_Q}",
+            "kubernetes.queue: 'Research_Q' is not a valid queue name",
+        ),
+        (
+            "kubernetes: {gang: volcano, queue_timeout: 8d}",
+            "kubernetes.queue_timeout: must be from 1ms to 7days, got 8days",
+        ),
+        (
+            "kubernetes: {priority_class: 'High Priority'}",
+            "kubernetes.priority_class: 'High Priority' is not a valid Kubernetes name",
+        ),
+        (
+            "kubernetes: {labels: {'bad key!': x}}",
+            "kubernetes.labels: the key 'bad key!' is not a valid label key: write a name of at most 63 letters",
+        ),
+        (
+            "kubernetes: {labels: {team: 'ml infra'}}",
+            "kubernetes.labels: the value 'ml infra' of label 'team' is not a valid label value",
+        ),
+        (
+            "kubernetes: {labels: {t2.io/job: x}}",
+            "kubernetes.labels: the key 't2.io/job' is set by t2 itself; choose another key",
+        ),
+        (
+            "kubernetes: {labels: {kueue.x-k8s.io/queue-name: q}}",
+            "set kubernetes.queue (with kubernetes.gang: kueue) instead",
+        ),
+        (
+            "kubernetes: {annotations: {'-x': y}}",
+            "kubernetes.annotations: the key '-x' is not a valid annotation key",
+        ),
+        (
+            "kubernetes: {annotations: {scheduling.k8s.io/group-name: g}}",
+            "kubernetes.annotations: the key 'scheduling.k8s.io/group-name' is set by t2 itself; set kubernetes.gang: volcano instead",
+        ),
+        (
+            "kubernetes: {lables: {a: b}}",
+            "kubernetes.lables: unknown key; did you mean 'kubernetes.labels'?",
+        ),
     ];
     for (yaml, want) in cases {
         let e = err(yaml);

@@ -117,6 +117,7 @@ impl Setup {
             crash: Default::default(),
             deliverer: Some(Arc::new(d)),
             parallel,
+            queue: None,
         };
         tokio::time::timeout(TEST_DEADLINE, wait_started(&kube, &wait, &mut |_| {}))
             .await

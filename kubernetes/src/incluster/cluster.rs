@@ -5,7 +5,8 @@
 //! else it records when ([`super::finished`]) and the job master deletes it then. A worker's node gets its rack and datacenter from
 //! the node's labels ([`NodeLabels`]). A worker whose pod the cluster disrupted (evicted,
 //! preempted: [`crate::disruption`]) is reported as such, so its failure is not counted
-//! against `max_restarts`.
+//! against `max_restarts`. A Volcano gang job's PodGroup follows a scale: its `minMember` is
+//! set to the new pods (and the job master) before the StatefulSet is scaled (issue 18).
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -33,6 +34,8 @@ pub struct KubeJobCluster {
     ttl_after_finished: std::time::Duration,
     /// What a watch of the worker pods saw disrupted (issue 18), once started.
     disruptions: Option<crate::disruption::DisruptionWatch>,
+    /// The job's gang scheduling (issue 18, gang18).
+    gang: crate::settings::Gang,
 }
 
 impl KubeJobCluster {
@@ -51,6 +54,7 @@ impl KubeJobCluster {
             workers_per_pod: workers_per_pod.max(1),
             ttl_after_finished: settings.ttl_after_finished,
             disruptions: None,
+            gang: settings.gang,
         }
     }
 
@@ -71,6 +75,20 @@ impl KubeJobCluster {
 impl JobCluster for KubeJobCluster {
     async fn scale_workers(&self, workers: u32) -> Result<(), ClusterError> {
         let pods = pods_for(workers, self.workers_per_pod).map_err(ClusterError::backend)?;
+        if self.gang == crate::settings::Gang::Kueue {
+            let why = "it runs under Kueue, which does not follow a scale of its StatefulSets";
+            return Err(ClusterError::backend(crate::error::KubeError::Config(
+                why.into(),
+            )));
+        }
+        if self.gang == crate::settings::Gang::Volcano {
+            // First the gang's size, so Volcano neither holds the new pods for members that
+            // are not coming nor starts some of them alone.
+            let members = crate::manifests::gang::min_member(pods);
+            crate::gang::patch_min_member(&self.kube, &self.id, members)
+                .await
+                .map_err(ClusterError::backend)?;
+        }
         patch_scale(
             &self.kube,
             &self.id,

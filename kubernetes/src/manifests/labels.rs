@@ -18,8 +18,25 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const JOB: &str = "t2.io/job";
 /// Who submitted the job.
 pub const OWNER: &str = "t2.io/owner";
+/// The job ID, as the recommended labels say it (issue 18).
+pub const INSTANCE: &str = "app.kubernetes.io/instance";
+/// The t2 version that made the object (issue 18).
+pub const VERSION: &str = "app.kubernetes.io/version";
 /// `worker` or `jobmaster` on pods; part of the StatefulSets' selectors.
 pub const ROLE: &str = "t2.io/role";
+
+/// Labels t2 sets itself, which `kubernetes.labels` may not (nor any `t2.io/` key).
+pub const RESERVED_LABELS: &[&str] = &[
+    APP,
+    COMPONENT,
+    MANAGED_BY,
+    INSTANCE,
+    VERSION,
+    JOB,
+    OWNER,
+    ROLE,
+    super::gang::KUEUE_QUEUE,
+];
 
 /// The worker role.
 pub const ROLE_WORKER: &str = "worker";
@@ -42,6 +59,8 @@ pub fn labels(job: &JobInfo, component: &str) -> BTreeMap<String, String> {
         (APP.to_string(), APP_VALUE.to_string()),
         (MANAGED_BY.to_string(), "t2".to_string()),
         (COMPONENT.to_string(), component.to_string()),
+        (INSTANCE.to_string(), job.id.clone()),
+        (VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
         (JOB.to_string(), job.id.clone()),
         (OWNER.to_string(), job.owner.clone()),
     ])

@@ -11,12 +11,15 @@
 //!   master containers. - [`volumes`]: emptyDirs, claims, Secrets as files.
 //! - [`network`]: the NetworkPolicies (ingress only from the job's own pods).
 //! - [`sizing`]: requests and limits, `/t2`'s size. - [`existing`]: `kubernetes.volumes`.
+//! - [`gang`]: the Volcano PodGroup, the pods' scheduler, queue and priority, the user's
+//!   labels and annotations (issue 18).
 //! - [`placement`]: node selector, affinity, tolerations, spreading.
 //! - [`yaml`]: YAML that kubectl reads back exactly.
 
 pub mod access;
 pub mod containers;
 pub mod existing;
+pub mod gang;
 pub mod jobmaster;
 pub mod labels;
 pub mod network;
@@ -152,6 +155,8 @@ pub enum Object {
     RoleBinding(RoleBinding),
     /// A NetworkPolicy of the job (issue 18).
     NetworkPolicy(NetworkPolicy),
+    /// The job's Volcano PodGroup (issue 18, `kubernetes.gang: volcano`).
+    PodGroup(gang::PodGroup),
 }
 
 impl Object {
@@ -167,6 +172,7 @@ impl Object {
             Self::Role(_) => "Role",
             Self::RoleBinding(_) => "RoleBinding",
             Self::NetworkPolicy(_) => "NetworkPolicy",
+            Self::PodGroup(_) => "PodGroup",
         }
     }
 
@@ -182,6 +188,7 @@ impl Object {
             Self::Role(_) => "roles.rbac.authorization.k8s.io",
             Self::RoleBinding(_) => "rolebindings.rbac.authorization.k8s.io",
             Self::NetworkPolicy(_) => "networkpolicies.networking.k8s.io",
+            Self::PodGroup(_) => "podgroups.scheduling.volcano.sh",
         }
     }
 
@@ -197,6 +204,7 @@ impl Object {
             Self::Role(o) => &o.metadata,
             Self::RoleBinding(o) => &o.metadata,
             Self::NetworkPolicy(o) => &o.metadata,
+            Self::PodGroup(o) => &o.metadata,
         };
         meta.name.clone().unwrap_or_default()
     }
@@ -216,14 +224,15 @@ impl Object {
             Self::Role(o) => j(o),
             Self::RoleBinding(o) => j(o),
             Self::NetworkPolicy(o) => j(o),
+            Self::PodGroup(o) => j(o),
         }
     }
 }
 
 /// Every object of the job, the root first, then the objects it owns in creation order:
 /// the job master's ServiceAccount, Role and RoleBinding, token Secret, Services,
-/// NetworkPolicies (before any pod exists), shared claim, job master StatefulSet, worker
-/// StatefulSet.
+/// NetworkPolicies (before any pod exists), the PodGroup (gang: volcano), shared claim, job
+/// master StatefulSet, worker StatefulSet.
 pub fn build_objects(job: &JobInfo, spec: &JobSpec, settings: &Settings) -> Vec<Object> {
     let mut out = vec![Object::ConfigMap(root::root_config_map(
         job, spec, settings,
@@ -250,6 +259,7 @@ pub fn build_owned(job: &JobInfo, spec: &JobSpec, settings: &Settings) -> Vec<Ob
             .into_iter()
             .map(Object::NetworkPolicy),
     );
+    out.extend(gang::pod_group(job, spec, settings).map(Object::PodGroup));
     if let Some(claim) = volumes::shared_claim(job, settings) {
         out.push(Object::PersistentVolumeClaim(claim));
     }
@@ -259,6 +269,9 @@ pub fn build_owned(job: &JobInfo, spec: &JobSpec, settings: &Settings) -> Vec<Ob
     out.push(Object::StatefulSet(workers::workers_statefulset(
         job, spec, settings,
     )));
+    for o in &mut out {
+        gang::decorate(o, job, settings);
+    }
     out
 }
 

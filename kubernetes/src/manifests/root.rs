@@ -49,7 +49,7 @@ pub mod keys {
 }
 
 /// The root ConfigMap.
-pub fn root_config_map(job: &JobInfo, spec: &JobSpec, _settings: &Settings) -> ConfigMap {
+pub fn root_config_map(job: &JobInfo, spec: &JobSpec, settings: &Settings) -> ConfigMap {
     let spec_json = serde_json::to_string_pretty(spec).unwrap_or_else(|_| "{}".into());
     let delivery = if job.package_url.is_some() {
         "uploader"
@@ -72,13 +72,15 @@ pub fn root_config_map(job: &JobInfo, spec: &JobSpec, _settings: &Settings) -> C
         (keys::SUBMITTED_AT.to_string(), job.submitted_at.clone()),
         (keys::OWNER.to_string(), job.owner.clone()),
     ]);
+    let mut metadata = ObjectMeta {
+        name: Some(job.names().root()),
+        namespace: Some(job.namespace.clone()),
+        labels: Some(labels(job, "job")),
+        ..ObjectMeta::default()
+    };
+    super::gang::decorate_meta(&mut metadata, settings);
     ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(job.names().root()),
-            namespace: Some(job.namespace.clone()),
-            labels: Some(labels(job, "job")),
-            ..ObjectMeta::default()
-        },
+        metadata,
         data: Some(data),
         ..ConfigMap::default()
     }

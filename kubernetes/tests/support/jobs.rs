@@ -175,6 +175,9 @@ pub fn all() -> Vec<TestJob> {
         limits(),
         existing_volumes(),
         host_path(),
+        gang_volcano(),
+        gang_kueue(),
+        priority_labels(),
     ]
 }
 
@@ -308,6 +311,68 @@ workers: 3
 mpi: true
 kubernetes:
   mpi_ssh_secret: twister2-openmpi-ssh-key
+"#,
+    )
+}
+
+/// Issue 18 (gang18): a Volcano gang of 3 worker pods and the job master in queue
+/// `research`, with a priority class.
+pub fn gang_volcano() -> TestJob {
+    job(
+        "gang-volcano",
+        "sim-v0lc4n0g",
+        None,
+        r#"name: sim
+command: [./sim]
+workers: 3
+tls: false
+kubernetes:
+  gang: volcano
+  queue: research
+  priority_class: batch-high
+  queue_timeout: 30m
+"#,
+    )
+}
+
+/// Issue 18 (gang18): a Kueue job in LocalQueue `team-a` (the queue label on its
+/// StatefulSets and pods).
+pub fn gang_kueue() -> TestJob {
+    job(
+        "gang-kueue",
+        "sim-ku3u3j0b",
+        None,
+        r#"name: sim
+command: [./sim]
+workers: 2
+tls: false
+kubernetes:
+  gang: kueue
+  queue: team-a
+"#,
+    )
+}
+
+/// Issue 18 (gang18): no gang, but a priority class, another scheduler, and the user's
+/// labels and annotations on every object and pod.
+pub fn priority_labels() -> TestJob {
+    job(
+        "priority-labels",
+        "report-pr10r1ty",
+        None,
+        r#"name: report
+command: [./report]
+workers: 1
+tls: false
+kubernetes:
+  priority_class: low-priority
+  scheduler_name: my-scheduler
+  labels:
+    example.com/team: ml-infra
+    cost-center: "4711"
+  annotations:
+    example.com/contact: "alice@example.com"
+    note: "made by t2, see README"
 "#,
     )
 }

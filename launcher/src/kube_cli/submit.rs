@@ -136,6 +136,10 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
         .block_on(client::connect(&flags.options()))
         .map_err(err)?;
     info.namespace = kube.namespace.clone();
+    // The owner label: who the cluster says the submitter is (issue 18).
+    info.owner = rt
+        .block_on(t2_kubernetes::identity::owner(&kube, &user()))
+        .map_err(err)?;
     info.tls = job_certs(&info, &spec)?;
     let id = info.id.clone();
     let plan = SubmitPlan {
@@ -183,6 +187,9 @@ fn server_dry_run(
         .block_on(client::connect(&flags.options()))
         .map_err(err)?;
     info.namespace = kube.namespace.clone();
+    info.owner = rt
+        .block_on(t2_kubernetes::identity::owner(&kube, &user()))
+        .map_err(err)?;
     info.tls = job_certs(&info, spec)?;
     let mut info = info.with_placeholders();
     let judged = rt
