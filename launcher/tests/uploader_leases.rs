@@ -173,7 +173,12 @@ fn a_kubernetes_job_master_keeps_its_jobs_lease_with_only_its_reference_key_and_
     let id = sha256(&data);
     let job = "kube-lease1";
     // `t2 submit kubernetes` uploads with the token; the job master gets only the job's key.
-    let r = up.req("PUT", &format!("/packages/{id}?job={job}"), &[auth()], &data);
+    let r = up.req(
+        "PUT",
+        &format!("/packages/{id}?job={job}"),
+        &[auth()],
+        &data,
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let key = t2_uploader::auth::ref_key(TOKEN, &id, job);
     let url = format!("{}/packages/{id}", up.url);
@@ -186,7 +191,11 @@ fn a_kubernetes_job_master_keeps_its_jobs_lease_with_only_its_reference_key_and_
     // Eight seconds: eight TTLs and almost three leases; the job master renews every second.
     for _ in 0..8 {
         std::thread::sleep(Duration::from_secs(1));
-        assert_eq!(up.head_status(&id), 200, "swept while the job master renews");
+        assert_eq!(
+            up.head_status(&id),
+            200,
+            "swept while the job master renews"
+        );
     }
     assert!(!renewal.is_finished(), "the renewal loop ended by itself");
     // The key opens this job's reference to this package and nothing else.
@@ -199,16 +208,30 @@ fn a_kubernetes_job_master_keeps_its_jobs_lease_with_only_its_reference_key_and_
         ("PUT", format!("/packages/{id}?job={job}")),
     ] {
         let r = up.req(method, &path, &with_key, b"");
-        assert_eq!(r.status, 403, "{method} {path} with the job's key: {}", r.text());
+        assert_eq!(
+            r.status,
+            403,
+            "{method} {path} with the job's key: {}",
+            r.text()
+        );
     }
     let r = up.req("PUT", &format!("/packages/{id}/refs/{job}"), &with_key, b"");
     assert_eq!(r.status, 200, "{}", r.text());
     // Another job starts using the package; this one ends: the package stays for the other.
     renewal.abort();
-    let r = up.req("PUT", &format!("/packages/{id}/refs/kube-lease2"), &[auth()], b"");
+    let r = up.req(
+        "PUT",
+        &format!("/packages/{id}/refs/kube-lease2"),
+        &[auth()],
+        b"",
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     rt.block_on(lease.release());
-    assert_eq!(up.head_status(&id), 200, "deleted under another job's reference");
+    assert_eq!(
+        up.head_status(&id),
+        200,
+        "deleted under another job's reference"
+    );
     assert_eq!(
         files_in(&dir.path().join("refs").join(&id)),
         vec!["kube-lease2".to_string()],
@@ -226,13 +249,22 @@ fn a_kubernetes_job_masters_release_deletes_a_package_no_other_job_uses() {
     let data = noise(5_000, 23);
     let id = sha256(&data);
     let job = "kube-lease3";
-    let r = up.req("PUT", &format!("/packages/{id}?job={job}"), &[auth()], &data);
+    let r = up.req(
+        "PUT",
+        &format!("/packages/{id}?job={job}"),
+        &[auth()],
+        &data,
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let key = t2_uploader::auth::ref_key(TOKEN, &id, job);
     let lease = PackageLease::new(&format!("{}/packages/{id}", up.url), &id, job, &key).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(lease.release());
-    assert_eq!(up.head_status(&id), 404, "the job's package is deleted at its end");
+    assert_eq!(
+        up.head_status(&id),
+        404,
+        "the job's package is deleted at its end"
+    );
     assert!(files_in(&dir.path().join("packages")).is_empty());
     // A package URL that is not the package's is refused with a clear line.
     let e = PackageLease::new(&up.url, &id, job, &key).unwrap_err();

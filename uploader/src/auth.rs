@@ -137,7 +137,12 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 
 /// [`check`] for what concerns only job `job`'s reference to package `sha256` (renewing it,
 /// dropping it): the uploader token or that reference's [`ref_key`] will do.
-pub fn check_ref(headers: &HeaderMap, token: &str, sha256: &str, job: &str) -> Result<(), ApiError> {
+pub fn check_ref(
+    headers: &HeaderMap,
+    token: &str,
+    sha256: &str,
+    job: &str,
+) -> Result<(), ApiError> {
     match check(headers, token) {
         Err(e) if e.status.as_u16() == 403 => {
             let key = ref_key(token, sha256, job);
@@ -176,14 +181,35 @@ mod tests {
     fn a_reference_key_opens_only_its_own_reference() {
         let key = ref_key("s3cret", "ab", "job-1");
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, format!("Bearer {key}").parse().unwrap());
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {key}").parse().unwrap(),
+        );
         assert!(check_ref(&h, "s3cret", "ab", "job-1").is_ok());
-        assert_eq!(check_ref(&h, "s3cret", "ab", "job-2").unwrap_err().status.as_u16(), 403);
-        assert_eq!(check_ref(&h, "s3cret", "cd", "job-1").unwrap_err().status.as_u16(), 403);
+        assert_eq!(
+            check_ref(&h, "s3cret", "ab", "job-2")
+                .unwrap_err()
+                .status
+                .as_u16(),
+            403
+        );
+        assert_eq!(
+            check_ref(&h, "s3cret", "cd", "job-1")
+                .unwrap_err()
+                .status
+                .as_u16(),
+            403
+        );
         assert_eq!(check(&h, "s3cret").unwrap_err().status.as_u16(), 403);
         h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
         assert!(check_ref(&h, "s3cret", "ab", "job-2").is_ok());
-        assert_eq!(check_ref(&HeaderMap::new(), "s3cret", "ab", "job-1").unwrap_err().status.as_u16(), 401);
+        assert_eq!(
+            check_ref(&HeaderMap::new(), "s3cret", "ab", "job-1")
+                .unwrap_err()
+                .status
+                .as_u16(),
+            401
+        );
     }
 
     #[test]

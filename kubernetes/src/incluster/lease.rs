@@ -32,7 +32,10 @@ impl PackageLease {
     pub fn new(package_url: &str, sha256: &str, job: &str, key: &str) -> Result<Self, String> {
         let suffix = format!("/packages/{sha256}");
         let base = package_url.strip_suffix(&suffix).ok_or_else(|| {
-            format!("{}={package_url} is not the URL of package {sha256}", names::PACKAGE_URL)
+            format!(
+                "{}={package_url} is not the URL of package {sha256}",
+                names::PACKAGE_URL
+            )
         })?;
         let client = UploaderClient::new(base, Some(key.to_string()))
             .map_err(|e| format!("{}: {e}", names::PACKAGE_URL))?;
@@ -77,10 +80,18 @@ impl PackageLease {
         .await
         {
             Ok(Ok(Deleted::Removed)) => info!(%url, "the job's package deleted from the uploader"),
-            Ok(Ok(Deleted::Kept(why))) => info!(%url, why, "the job's package kept on the uploader"),
-            Ok(Ok(Deleted::Missing)) => info!(%url, "the job's package already gone from the uploader"),
-            Ok(Err(e)) => warn!(error = %e, "cannot drop the job's reference to its package; it lapses"),
-            Err(_) => warn!(%url, "cannot drop the job's reference to its package: no answer within {DROP_DEADLINE:?}; it lapses"),
+            Ok(Ok(Deleted::Kept(why))) => {
+                info!(%url, why, "the job's package kept on the uploader")
+            }
+            Ok(Ok(Deleted::Missing)) => {
+                info!(%url, "the job's package already gone from the uploader")
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot drop the job's reference to its package; it lapses")
+            }
+            Err(_) => {
+                warn!(%url, "cannot drop the job's reference to its package: no answer within {DROP_DEADLINE:?}; it lapses")
+            }
         }
     }
 }

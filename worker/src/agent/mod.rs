@@ -353,12 +353,12 @@ async fn report_completion(
             warn!("the job master did not acknowledge completion");
             return;
         }
-        let why =
-            match tokio::time::timeout(ACK_WAIT.min(left), link::closed_reason(closed)).await {
-                Ok(why) => why,
-                // The link is up: ask again.
-                Err(_) => continue,
-            };
+        let why = match tokio::time::timeout(ACK_WAIT.min(left), link::closed_reason(closed)).await
+        {
+            Ok(why) => why,
+            // The link is up: ask again.
+            Err(_) => continue,
+        };
         if why.starts_with("job ended: ") {
             return;
         }
