@@ -162,6 +162,11 @@ async fn submit_inner(kube: &Kube, mut plan: SubmitPlan) -> Result<Outcome, Kube
             }
         });
         plan.info.package_url = Some(up.package_url(&kube.namespace, &plan.info.package_sha256));
+        plan.info.uploader_ref_key = Some(t2_uploader::auth::ref_key(
+            &token,
+            &plan.info.package_sha256,
+            &id,
+        ));
     }
     let objects = create_job(kube, &mut plan.info, &plan.spec, &plan.settings).await?;
     say(&format!(

@@ -54,7 +54,10 @@ fn one_job(zk: &mut ZkServer, rng: &mut impl Rng) -> Blows {
     let mut cmd = submit(home.path(), &repo().join("examples/pi"), &args);
     cmd.stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap());
-    let child = cmd.spawn().expect("spawn t2 submit");
+    let mut guard = KillOnPanic {
+        home: home.path().to_path_buf(),
+        child: Some(cmd.spawn().expect("spawn t2 submit")),
+    };
     let running = RunningJob::wait(home.path(), LONG);
     let mut blows = Blows::default();
     let mut jm = running.jobmaster_pid();
@@ -101,6 +104,7 @@ fn one_job(zk: &mut ZkServer, rng: &mut impl Rng) -> Blows {
             }
         }
     }
+    let child = guard.child.take().expect("the submit is running");
     let out = wait_or_report(child, LONG, home.path());
     let all = format!(
         "{}{}",
@@ -123,6 +127,50 @@ fn one_job(zk: &mut ZkServer, rng: &mut impl Rng) -> Blows {
     blows
 }
 
+/// Ends the job of a failing test (as a user would, with `t2 kill`) and its `t2 submit`, so
+/// that a failed run leaves no process behind; its folder stays for reading.
+struct KillOnPanic {
+    home: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        kill_jobs(&self.home);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `t2 kill` of every job under `home`, each given 30 s; never panics (it runs while one
+/// unwinds).
+fn kill_jobs(home: &std::path::Path) {
+    let Ok(ids) = std::fs::read_dir(home.join("jobs"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    else {
+        return;
+    };
+    for id in ids {
+        let mut cmd = t2(home);
+        cmd.arg("kill")
+            .arg(&id)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let Ok(mut c) = cmd.spawn() else { continue };
+        let start = Instant::now();
+        while matches!(c.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 /// A job's `$T2_HOME`, left in place when the test fails.
 struct Home(std::path::PathBuf);
 
@@ -143,17 +191,7 @@ fn wait_or_report(
         if start.elapsed() > deadline {
             let report = jobs_report(home);
             // The job is ended the way a user would, then its `t2 submit`.
-            if let Ok(id) = std::fs::read_dir(home.join("jobs"))
-                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
-            {
-                for id in id {
-                    run_t2(
-                        home,
-                        &[std::ffi::OsStr::new("kill"), &id],
-                        Duration::from_secs(30),
-                    );
-                }
-            }
+            kill_jobs(home);
             let _ = child.kill();
             let _ = child.wait();
             panic!(
@@ -168,7 +206,7 @@ fn wait_or_report(
 }
 
 #[test]
-#[ignore = "the hang (examples/pi waiting for a completed worker 0) is fixed but the fixed test has not passed a full run yet; run with --ignored or bench/soak/run"]
+#[ignore = "passed 1 of its 2 last runs: the second found the agent's ZooKeeper read failing once during a ZooKeeper restart (session expired), fixed in worker/src/agent/ft.rs but not yet run; run with --ignored or bench/soak/run"]
 fn jobs_complete_correctly_under_random_kills_and_zookeeper_restarts() {
     let seconds: u64 = std::env::var("T2_CHAOS_SECONDS")
         .ok()

@@ -162,3 +162,111 @@ fn the_lease_of_a_job_whose_supervisor_was_killed_lapses_and_its_package_is_swep
     common::wait_all_gone(&running.pids(), LONG, "the job's processes");
     running.assert_nothing_left();
 }
+
+#[test]
+fn a_kubernetes_job_master_keeps_its_jobs_lease_with_only_its_reference_key_and_drops_it_at_the_end(
+) {
+    use t2_kubernetes::incluster::lease::PackageLease;
+    let dir = tempfile::tempdir().unwrap();
+    let up = Uploader::start(dir.path(), &FLAGS);
+    let data = noise(10_000, 22);
+    let id = sha256(&data);
+    let job = "kube-lease1";
+    // `t2 submit kubernetes` uploads with the token; the job master gets only the job's key.
+    let r = up.req(
+        "PUT",
+        &format!("/packages/{id}?job={job}"),
+        &[auth()],
+        &data,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let key = t2_uploader::auth::ref_key(TOKEN, &id, job);
+    let url = format!("{}/packages/{id}", up.url);
+    let lease = PackageLease::new(&url, &id, job, &key).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let renewal = {
+        let _in = rt.enter();
+        lease.spawn_renewal()
+    };
+    // Eight seconds: eight TTLs and almost three leases; the job master renews every second.
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(
+            up.head_status(&id),
+            200,
+            "swept while the job master renews"
+        );
+    }
+    assert!(!renewal.is_finished(), "the renewal loop ended by itself");
+    // The key opens this job's reference to this package and nothing else.
+    let bearer = format!("Bearer {key}");
+    let with_key = [("Authorization", bearer.as_str())];
+    for (method, path) in [
+        ("PUT", format!("/packages/{id}/refs/other-job")),
+        ("DELETE", format!("/packages/{id}?job=other-job")),
+        ("DELETE", format!("/packages/{id}")),
+        ("PUT", format!("/packages/{id}?job={job}")),
+    ] {
+        let r = up.req(method, &path, &with_key, b"");
+        assert_eq!(
+            r.status,
+            403,
+            "{method} {path} with the job's key: {}",
+            r.text()
+        );
+    }
+    let r = up.req("PUT", &format!("/packages/{id}/refs/{job}"), &with_key, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Another job starts using the package; this one ends: the package stays for the other.
+    renewal.abort();
+    let r = up.req(
+        "PUT",
+        &format!("/packages/{id}/refs/kube-lease2"),
+        &[auth()],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    rt.block_on(lease.release());
+    assert_eq!(
+        up.head_status(&id),
+        200,
+        "deleted under another job's reference"
+    );
+    assert_eq!(
+        files_in(&dir.path().join("refs").join(&id)),
+        vec!["kube-lease2".to_string()],
+        "the ended job's reference is dropped, the other kept"
+    );
+    // The other job never renews: its lease lapses and the package goes.
+    wait_head(&up, &id, 404, Duration::from_secs(30));
+}
+
+#[test]
+fn a_kubernetes_job_masters_release_deletes_a_package_no_other_job_uses() {
+    use t2_kubernetes::incluster::lease::PackageLease;
+    let dir = tempfile::tempdir().unwrap();
+    let up = Uploader::start(dir.path(), &["--lease", "1m"]);
+    let data = noise(5_000, 23);
+    let id = sha256(&data);
+    let job = "kube-lease3";
+    let r = up.req(
+        "PUT",
+        &format!("/packages/{id}?job={job}"),
+        &[auth()],
+        &data,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let key = t2_uploader::auth::ref_key(TOKEN, &id, job);
+    let lease = PackageLease::new(&format!("{}/packages/{id}", up.url), &id, job, &key).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(lease.release());
+    assert_eq!(
+        up.head_status(&id),
+        404,
+        "the job's package is deleted at its end"
+    );
+    assert!(files_in(&dir.path().join("packages")).is_empty());
+    // A package URL that is not the package's is refused with a clear line.
+    let e = PackageLease::new(&up.url, &id, job, &key).unwrap_err();
+    assert!(e.contains("is not the URL of package"), "{e}");
+}

@@ -102,9 +102,115 @@ pub fn check(headers: &HeaderMap, token: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The key that lets job `job` renew and drop its own reference to package `sha256`, and
+/// nothing else: HMAC-SHA256 of `<sha256>/<job>` under the uploader token, in hex. The
+/// submitter, who has the token, makes it; the job (its Kubernetes job master) holds only
+/// this key, so a job cannot upload, delete or pin any other package.
+pub fn ref_key(token: &str, sha256: &str, job: &str) -> String {
+    hex::encode(hmac_sha256(
+        token.as_bytes(),
+        format!("{sha256}/{job}").as_bytes(),
+    ))
+}
+
+/// HMAC-SHA256 (RFC 2104).
+fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    const BLOCK: usize = 64;
+    let mut k = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let pad = |b: u8| k.map(|x| x ^ b);
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// [`check`] for what concerns only job `job`'s reference to package `sha256` (renewing it,
+/// dropping it): the uploader token or that reference's [`ref_key`] will do.
+pub fn check_ref(
+    headers: &HeaderMap,
+    token: &str,
+    sha256: &str,
+    job: &str,
+) -> Result<(), ApiError> {
+    match check(headers, token) {
+        Err(e) if e.status.as_u16() == 403 => {
+            let key = ref_key(token, sha256, job);
+            check(headers, &key).map_err(|_| {
+                ApiError::forbidden(
+                    "wrong uploader token (or not this job's reference key); nothing changed",
+                )
+            })
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test case 2 of RFC 4231.
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a key longer than the block.
+        assert_eq!(
+            hex::encode(hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn a_reference_key_opens_only_its_own_reference() {
+        let key = ref_key("s3cret", "ab", "job-1");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {key}").parse().unwrap(),
+        );
+        assert!(check_ref(&h, "s3cret", "ab", "job-1").is_ok());
+        assert_eq!(
+            check_ref(&h, "s3cret", "ab", "job-2")
+                .unwrap_err()
+                .status
+                .as_u16(),
+            403
+        );
+        assert_eq!(
+            check_ref(&h, "s3cret", "cd", "job-1")
+                .unwrap_err()
+                .status
+                .as_u16(),
+            403
+        );
+        assert_eq!(check(&h, "s3cret").unwrap_err().status.as_u16(), 403);
+        h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert!(check_ref(&h, "s3cret", "ab", "job-2").is_ok());
+        assert_eq!(
+            check_ref(&HeaderMap::new(), "s3cret", "ab", "job-1")
+                .unwrap_err()
+                .status
+                .as_u16(),
+            401
+        );
+    }
 
     #[test]
     fn tokens() {

@@ -143,6 +143,23 @@ impl UploaderClient {
         }
     }
 
+    /// Renews job `job`'s lease on package `sha256` three times per lease (as long as the
+    /// uploader says it lasts) until the future is dropped (the task aborted at the job's
+    /// end). A failed renewal is logged and tried again at the next turn; the lease outlives
+    /// two failures in a row.
+    pub async fn keep_lease(self, sha256: String, job: String) {
+        let mut lease = DEFAULT_LEASE;
+        loop {
+            match self.renew(&sha256, &job).await {
+                Ok(l) => lease = l,
+                Err(e) => {
+                    warn!(job_id = %job, error = %e, "cannot renew the lease on the job's package")
+                }
+            }
+            tokio::time::sleep(crate::lease::renew_every(lease)).await;
+        }
+    }
+
     /// True when the uploader has package `sha256`.
     pub async fn exists(&self, sha256: &str) -> Result<bool, UploaderError> {
         let url = self.package_url(sha256);

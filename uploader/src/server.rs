@@ -200,7 +200,7 @@ async fn put_ref(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = package_id(&id)?;
-    auth::check(&headers, &app.token)?;
+    auth::check_ref(&headers, &app.token, &id.to_string(), &job)?;
     upload::add_ref(app, id, &job).await
 }
 
@@ -211,7 +211,11 @@ async fn delete_package(
     headers: HeaderMap,
 ) -> Result<(StatusCode, String), ApiError> {
     let id = package_id(&id)?;
-    auth::check(&headers, &app.token)?;
     let job = upload::job_param(uri.query())?;
+    // Dropping one job's reference is that job's business; deleting outright needs the token.
+    match &job {
+        Some(j) => auth::check_ref(&headers, &app.token, &id.to_string(), j)?,
+        None => auth::check(&headers, &app.token)?,
+    }
     upload::delete(app, id, job).await
 }

@@ -7,7 +7,8 @@
 //! deletes the root ([`KubeJobCluster::end_job`]), which removes the whole job — after
 //! `kubernetes.ttl_after_finished`, which it waits out ([`super::finished`]; a job master
 //! started for a finished job only does that). It answers the kubelet's gRPC probes
-//! ([`super::health`]). SIGTERM (its pod going away) only stops it: the next job master
+//! ([`super::health`]). With uploader delivery it keeps the job's lease on its package while
+//! the job runs and drops it at the end ([`super::lease`]). SIGTERM (its pod going away) only stops it: the next job master
 //! reads the job back from the root.
 
 use std::future::Future;
@@ -167,9 +168,11 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
         d.cluster = "kubernetes".into();
         d.namespace = namespace.clone();
     }
+    let lease = super::lease::PackageLease::from_env(&id)?;
     let span = tracing::info_span!("jobmaster", job_id = %id);
     async move {
         info!(%address, "job master serving");
+        let renewal = lease.as_ref().map(|l| l.spawn_renewal());
         let scaler = tokio::spawn(
             Scaler::new(kube.clone(), &id, &loopback, &token)
                 .with_dialer(loopback_dialer)
@@ -194,6 +197,10 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
             () = &mut shutdown => {
                 scaler.abort();
                 disruption_watch.abort();
+                // The next job master renews the lease.
+                if let Some(r) = &renewal {
+                    r.abort();
+                }
                 info!("the pod is stopping; leaving the job to the next job master");
                 // Let batched worker records reach the root.
                 tokio::time::sleep(super::store::FLUSH * 2).await;
@@ -203,7 +210,14 @@ pub async fn run_jobmaster(shutdown: impl Future<Output = ()> + Send) -> Result<
         scaler.abort();
         disruption_watch.abort();
         health.not_serving().await;
+        if let Some(r) = &renewal {
+            r.abort();
+        }
         let outcome = outcome.map_err(|e| e.to_string())?;
+        // The job has ended: no pod fetches the package any more.
+        if let Some(l) = &lease {
+            l.release().await;
+        }
         let state = t2_jobmaster::master::state_name(outcome.state);
         info!(state, reason = %outcome.reason, "job ended; removing it from the cluster");
         if let Err(e) = cluster.end_job(outcome.state, &outcome.reason).await {

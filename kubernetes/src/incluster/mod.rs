@@ -14,7 +14,8 @@
 //!   root ConfigMap ([`store`]) and deletes the root at the end ([`cluster`]); [`scaler`]
 //!   carries out `t2 scale` requests, [`nodes`] gives workers their rack and datacenter;
 //!   [`finished`] keeps a finished job for `kubernetes.ttl_after_finished`, and [`health`]
-//!   answers the kubelet's gRPC probes.
+//!   answers the kubelet's gRPC probes; [`lease`] keeps the job's lease on its package on
+//!   the uploader while the job runs and drops it at the end.
 
 pub mod agent;
 pub mod cluster;
@@ -24,6 +25,7 @@ pub mod from_jobmaster;
 pub mod health;
 pub mod init;
 pub mod jobmaster;
+pub mod lease;
 pub mod nodes;
 pub mod receive;
 pub mod scaler;

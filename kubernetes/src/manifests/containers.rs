@@ -170,6 +170,16 @@ pub fn jobmaster_container(job: &JobInfo, s: &Settings, mounts: &[VolumeMount]) 
     if job.tls.is_some() {
         e.push(var(env::TLS_DIR, TLS_DIR));
     }
+    if let (Some(url), Some(_)) = (&job.package_url, &job.uploader_ref_key) {
+        // Uploader delivery: the job master keeps the job's lease on the package.
+        e.push(var(env::PACKAGE_URL, url));
+        e.push(var(env::PACKAGE_SHA256, &job.package_sha256));
+        e.push(secret_key(
+            env::UPLOADER_REF_KEY,
+            &job.names().token_secret(),
+            super::token::UPLOADER_REF_KEY,
+        ));
+    }
     Container {
         env: Some(e),
         ports: Some(vec![

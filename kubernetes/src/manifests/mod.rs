@@ -72,6 +72,10 @@ pub struct JobInfo {
     pub package_bytes: u64,
     /// The package's URL on the uploader, as pods see it; `None` for direct delivery.
     pub package_url: Option<String>,
+    /// The key with which the job master renews (and at the end drops) the job's reference
+    /// to its package on the uploader ([`t2_uploader::auth::ref_key`]); it goes into the
+    /// token Secret. `None` for direct delivery.
+    pub uploader_ref_key: Option<String>,
     /// When it was submitted (RFC 3339).
     pub submitted_at: String,
     /// The root ConfigMap's uid ([`DRY_RUN_UID`] until it exists).
@@ -87,6 +91,9 @@ impl JobInfo {
     pub fn with_placeholders(mut self) -> Self {
         self.token = DRY_RUN_SECRET.into();
         self.root_uid = DRY_RUN_UID.into();
+        if let Some(k) = self.uploader_ref_key.as_mut() {
+            *k = DRY_RUN_SECRET.into();
+        }
         if let Some(tls) = self.tls.as_mut() {
             tls.ca_pem = DRY_RUN_SECRET.into();
             tls.cert_pem = DRY_RUN_SECRET.into();

@@ -59,6 +59,9 @@ pub mod env {
     pub const PACKAGE_BYTES: &str = "T2_PACKAGE_BYTES";
     /// Where to download the package from (uploader); absent for direct delivery.
     pub const PACKAGE_URL: &str = "T2_PACKAGE_URL";
+    /// The key the job master renews the job's reference to its package on the uploader
+    /// with (from the job's Secret; uploader delivery).
+    pub const UPLOADER_REF_KEY: &str = "T2_UPLOADER_REF_KEY";
     /// How long the init container waits for (or tries to fetch) the package.
     pub const PACKAGE_TIMEOUT: &str = "T2_PACKAGE_TIMEOUT";
     /// The job master's listening address.

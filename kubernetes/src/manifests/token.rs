@@ -2,7 +2,8 @@
 //! accepts no one else (DESIGN §8). Pods read it through `secretKeyRef`, so they need no API
 //! access to Secrets. With TLS it also holds the job's certificate: the CA (`ca.crt`, which
 //! workers trust, through `secretKeyRef`) and the job master's certificate and key
-//! (`tls.crt`, `tls.key`, mounted into the job master's pod only).
+//! (`tls.crt`, `tls.key`, mounted into the job master's pod only). With uploader delivery it
+//! holds the key the job master renews the job's lease on its package with.
 
 use std::collections::BTreeMap;
 
@@ -13,10 +14,16 @@ use super::JobInfo;
 
 /// The key holding the token.
 pub const TOKEN_KEY: &str = "token";
+/// The key holding the job's uploader reference key (uploader delivery), which only the job
+/// master's container reads.
+pub const UPLOADER_REF_KEY: &str = "uploader-ref-key";
 
 /// The token Secret (immutable).
 pub fn token_secret(job: &JobInfo) -> Secret {
     let mut data = BTreeMap::from([(TOKEN_KEY.to_string(), job.token.clone())]);
+    if let Some(k) = &job.uploader_ref_key {
+        data.insert(UPLOADER_REF_KEY.into(), k.clone());
+    }
     if let Some(tls) = &job.tls {
         use t2_core::tls::{CA_FILE, CERT_FILE, KEY_FILE};
         data.insert(CA_FILE.into(), tls.ca_pem.clone());

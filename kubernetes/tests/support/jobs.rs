@@ -36,6 +36,7 @@ pub fn info(id: &str, package_url: Option<String>) -> JobInfo {
         token: "0123456789abcdef0123456789abcdef".into(),
         package_sha256: "5e1f".repeat(16),
         package_bytes: 123_456,
+        uploader_ref_key: package_url.as_ref().map(|_| "5e1f-ref-key".into()),
         package_url,
         submitted_at: "2025-01-02T03:04:05Z".into(),
         root_uid: DRY_RUN_UID.into(),

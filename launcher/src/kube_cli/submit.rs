@@ -101,6 +101,7 @@ fn run_prepared(args: &SubmitArgs, prepared: Prepared) -> Result<i32, LauncherEr
         package_sha256: record.package_sha256.clone(),
         package_bytes: bytes,
         package_url: None,
+        uploader_ref_key: None,
         submitted_at: record.submitted_at.clone(),
         root_uid: DRY_RUN_UID.into(),
         tls: None,

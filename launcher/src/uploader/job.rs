@@ -240,11 +240,12 @@ async fn start_inner(
             return Err(e.into());
         }
     };
-    upload.renewer = Some(tokio::spawn(renew_lease(
-        upload.client.clone(),
-        upload.sha256.clone(),
-        upload.job_id.clone(),
-    )));
+    upload.renewer = Some(tokio::spawn(
+        upload
+            .client
+            .clone()
+            .keep_lease(upload.sha256.clone(), upload.job_id.clone()),
+    ));
     let package_url = upload.client.package_url(&upload.sha256);
     if foreground {
         match sent {
@@ -264,22 +265,6 @@ async fn start_inner(
         path.display()
     )))?;
     Ok(upload)
-}
-
-/// Renews job `job_id`'s lease on package `sha256` three times per lease (as long as the
-/// uploader says it lasts) until the task is aborted at the job's end. A failed renewal is
-/// logged and tried again at the next turn; the lease outlives two failures in a row.
-async fn renew_lease(client: UploaderClient, sha256: String, job_id: String) {
-    let mut lease = t2_uploader::lease::DEFAULT_LEASE;
-    loop {
-        match client.renew(&sha256, &job_id).await {
-            Ok(l) => lease = l,
-            Err(e) => {
-                warn!(job_id = %job_id, error = %e, "cannot renew the lease on the job's package")
-            }
-        }
-        tokio::time::sleep(t2_uploader::lease::renew_every(lease)).await;
-    }
 }
 
 /// A size for people: `472 bytes`, `3.4 KiB`, `12.0 MiB`, `1.2 GiB`.

@@ -76,7 +76,18 @@ impl FaultTolerance {
     async fn job_master(&self, newer: bool, deadline: Instant) -> Result<String, AgentError> {
         let path = self.znodes.jobmaster();
         loop {
-            if let Some((data, stat)) = self.zk.get(&path).await.map_err(zk_err)? {
+            // ZooKeeper itself may be restarting (the session expired, being made again): a
+            // failed read is tried again until the deadline, like a missing znode.
+            let read = match self.zk.get(&path).await {
+                Ok(r) => r,
+                Err(e) if Instant::now() < deadline => {
+                    warn!(error = %e, "cannot read the job master's znode yet; trying again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(e) => return Err(zk_err(e)),
+            };
+            if let Some((data, stat)) = read {
                 let last = self.jm_czxid.lock().map(|c| *c).unwrap_or(0);
                 if !newer || stat.czxid != last {
                     if let Ok(mut c) = self.jm_czxid.lock() {

@@ -329,6 +329,47 @@ async fn terminate(child: &mut Option<tokio::process::Child>, grace: Duration) {
     }
 }
 
+/// Reports COMPLETED until a job master acknowledges it. A fault-tolerant job's job master
+/// that dies before it does is waited for and its successor told (it would otherwise wait for
+/// this worker to reconnect, and fail the job when it never does); a live one is asked again.
+/// Bounded by `timeout` (the job's `join_timeout`, as long as the successor waits).
+async fn report_completion(
+    link: &Link,
+    finder: &Finder<'_>,
+    closed: &mut tokio::sync::watch::Receiver<Option<String>>,
+    timeout: Duration,
+) {
+    const ACK_WAIT: Duration = Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if link
+            .report(WorkerState::Completed, 0, String::new(), ACK_WAIT)
+            .await
+        {
+            return;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if !finder.reconnects() || left.is_zero() {
+            warn!("the job master did not acknowledge completion");
+            return;
+        }
+        let why = match tokio::time::timeout(ACK_WAIT.min(left), link::closed_reason(closed)).await
+        {
+            Ok(why) => why,
+            // The link is up: ask again.
+            Err(_) => continue,
+        };
+        if why.starts_with("job ended: ") {
+            return;
+        }
+        warn!(reason = %why, "the job master went away before acknowledging completion; telling its successor");
+        if let Err(e) = finder.reconnect(link, left).await {
+            warn!(error = %e, "no job master acknowledged completion");
+            return;
+        }
+    }
+}
+
 async fn supervise(
     cfg: &AgentConfig,
     link: &Link,
@@ -426,9 +467,7 @@ async fn supervise(
                     }
                 }
                 return Ok(if status.success() {
-                    if !link.report(WorkerState::Completed, 0, String::new(), Duration::from_secs(5)).await {
-                        warn!("the job master did not acknowledge completion");
-                    }
+                    report_completion(link, finder, &mut closed, cfg.spec.join_timeout).await;
                     AgentExit::Completed
                 } else {
                     let reason = format!("worker {} {how}", cfg.worker_id);
