@@ -71,6 +71,12 @@ pub async fn fetch(spec: &FetchSpec) -> Result<Fetched, FetchError> {
         url: spec.url.clone(),
         cause,
     };
+    // No attempt can succeed without a CA for an https URL: one clear error, no retries.
+    if spec.url.starts_with("https://") && spec.tls.is_none() {
+        return Err(fail(
+            "an https:// URL needs the CA certificate that signed the server's (e.g. --uploader-ca FILE)".into(),
+        ));
+    }
     if spec.dest.is_file() && hash_file(&spec.dest).await.ok().as_deref() == Some(&spec.sha256) {
         return Ok(Fetched {
             downloaded: 0,
@@ -94,15 +100,23 @@ pub async fn fetch(spec: &FetchSpec) -> Result<Fetched, FetchError> {
     let mut backoff = Duration::from_millis(100);
     let mut attempts = 0u32;
     let mut mismatches = 0u32;
+    let mut last_why: Option<String> = None;
     loop {
         attempts += 1;
         let left = spec.deadline.saturating_sub(started.elapsed());
         let outcome = match tokio::time::timeout(left, attempt(spec, &part, &mut state)).await {
             Ok(r) => r,
-            Err(_) => Err(Failure::Retry(format!(
-                "the download was still running at the deadline of {:?}",
-                spec.deadline
-            ))),
+            // Cut short by the deadline: the earlier attempt's failure is the reason to tell.
+            Err(_) => Err(Failure::Retry(match last_why.take() {
+                Some(why) => format!(
+                    "{why} (and the next attempt was still running at the deadline of {:?})",
+                    spec.deadline
+                ),
+                None => format!(
+                    "the download was still running at the deadline of {:?}",
+                    spec.deadline
+                ),
+            })),
         };
         let why = match outcome {
             Ok(()) => match hash_file(&part).await {
@@ -144,6 +158,7 @@ pub async fn fetch(spec: &FetchSpec) -> Result<Fetched, FetchError> {
             )));
         }
         warn!(url = %spec.url, attempt = attempts, error = %why, "package download failed; retrying");
+        last_why = Some(why);
         tokio::time::sleep(jitter(backoff).min(left)).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
