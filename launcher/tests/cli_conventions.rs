@@ -549,13 +549,24 @@ fn the_configuration_folder_is_found_in_the_documented_order() {
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_t2"), bin.join("t2")).unwrap();
     conf_dir(&bin.join("conf"), "max_restarts: 4\n");
-    let out = Command::new(bin.join("t2"))
-        .args(["config", "view"])
-        .env("T2_HOME", tmp.path().join("empty-home"))
-        .env("XDG_CONFIG_HOME", tmp.path().join("no-xdg"))
-        .env_remove("T2_CONF_DIR")
-        .output()
-        .unwrap();
+    // The fresh copy may be "text file busy" for a moment: a child another test thread forks
+    // meanwhile holds the copy's write descriptor until it execs. Bounded retries.
+    let mut tries = 0;
+    let out = loop {
+        match Command::new(bin.join("t2"))
+            .args(["config", "view"])
+            .env("T2_HOME", tmp.path().join("empty-home"))
+            .env("XDG_CONFIG_HOME", tmp.path().join("no-xdg"))
+            .env_remove("T2_CONF_DIR")
+            .output()
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => break r.unwrap(),
+        }
+    };
     let view = stdout(&out);
     // (/etc/t2, when this machine has one, comes first.)
     if !Path::new("/etc/t2").is_dir() {
