@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams};
-use kube_real_support::{eventually, job_id, text, TestNs};
+use kube_real_support::{eventually, text, TestNs};
 
 const DEADLINE: Duration = Duration::from_secs(240);
 
@@ -41,20 +41,6 @@ pub fn until_file_job(dir: &Path, workers: u32, stop: &Path) -> PathBuf {
     job
 }
 
-/// Submits `job` detached; returns the job ID once it runs.
-async fn submit_detached(ns: &TestNs, job: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["submit", "kubernetes", job.to_str().unwrap(), "--detach"];
-    args.extend_from_slice(extra);
-    let out = ns.run(&args, DEADLINE).await;
-    assert!(
-        out.status.success(),
-        "{}\nruntime:\n{}",
-        text(&out),
-        ns.runtime.report()
-    );
-    job_id(&out)
-}
-
 /// Waits until every worker printed its barrier line.
 async fn wait_barrier(ns: &TestNs, id: &str, workers: u32) {
     ns.until("every worker past its barrier", DEADLINE, || async {
@@ -74,7 +60,7 @@ async fn kill_mid_job_removes_everything_through_garbage_collection() {
     let ns = TestNs::new("kill").await;
     let stop = ns.home.path().join("stop");
     let job = until_file_job(ns.home.path(), 2, &stop);
-    let id = submit_detached(&ns, &job, &[]).await;
+    let id = ns.submit_detached(&job, &[], DEADLINE).await;
     wait_barrier(&ns, &id, 2).await;
     assert!(!ns.leftovers(&id).await.is_empty());
     let out = ns.run(&["kill", &id], Duration::from_secs(120)).await;
@@ -249,7 +235,9 @@ async fn scale_up_then_down_through_the_scale_subresource() {
     let ns = TestNs::new("scale").await;
     let stop = ns.home.path().join("stop");
     let job = until_file_job(ns.home.path(), 4, &stop);
-    let id = submit_detached(&ns, &job, &["-D", "kubernetes.package_timeout=60s"]).await;
+    let id = ns
+        .submit_detached(&job, &["-D", "kubernetes.package_timeout=60s"], DEADLINE)
+        .await;
     wait_barrier(&ns, &id, 4).await;
     let out = ns.run(&["scale", &id, "8"], Duration::from_secs(120)).await;
     let all = text(&out);
@@ -343,8 +331,8 @@ async fn a_job_masters_own_role_reaches_its_own_job_and_no_other() {
     let ns = TestNs::new("jmrole").await;
     let stop = ns.home.path().join("stop");
     let job = until_file_job(ns.home.path(), 2, &stop);
-    let a = submit_detached(&ns, &job, &[]).await;
-    let b = submit_detached(&ns, &job, &[]).await;
+    let a = ns.submit_detached(&job, &[], DEADLINE).await;
+    let b = ns.submit_detached(&job, &[], DEADLINE).await;
     wait_barrier(&ns, &a, 2).await;
     wait_barrier(&ns, &b, 2).await;
     // Each job has its own ServiceAccount, Role and RoleBinding, owned by its root.
@@ -669,7 +657,9 @@ async fn a_remade_job_master_gets_the_package_from_the_workers_and_hands_it_to_a
     let ns = TestNs::new("jmpkg").await;
     let stop = ns.home.path().join("stop");
     let job = until_file_job(ns.home.path(), 2, &stop);
-    let id = submit_detached(&ns, &job, &["-D", "kubernetes.package_timeout=90s"]).await;
+    let id = ns
+        .submit_detached(&job, &["-D", "kubernetes.package_timeout=90s"], DEADLINE)
+        .await;
     wait_barrier(&ns, &id, 2).await;
     let jm = format!("{id}-jm-0");
     let kept = "kept the copy of the package a worker offered";
@@ -779,17 +769,18 @@ async fn claims_of_a_scale_down_and_of_the_ended_job_are_deleted() {
     }
     let stop = ns.home.path().join("stop");
     let job = until_file_job(ns.home.path(), 4, &stop);
-    let id = submit_detached(
-        &ns,
-        &job,
-        &[
-            "-D",
-            "kubernetes.storage.size_mb=1",
-            "-D",
-            &format!("kubernetes.storage.class={class}"),
-        ],
-    )
-    .await;
+    let id = ns
+        .submit_detached(
+            &job,
+            &[
+                "-D",
+                "kubernetes.storage.size_mb=1",
+                "-D",
+                &format!("kubernetes.storage.class={class}"),
+            ],
+            DEADLINE,
+        )
+        .await;
     wait_barrier(&ns, &id, 4).await;
     let sts: Api<StatefulSet> = Api::namespaced(ns.client.clone(), &ns.name);
     let set_uid = sts.get(&id).await.unwrap().metadata.uid.unwrap();

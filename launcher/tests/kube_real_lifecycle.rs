@@ -16,7 +16,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, EvictParams, ListParams, WatchEvent, WatchParams};
-use kube_real_support::{job_id, kubectl, text, TestNs};
+use kube_real_support::{kubectl, text, TestNs};
 
 const DEADLINE: Duration = Duration::from_secs(240);
 
@@ -44,19 +44,6 @@ fn until_file_job(dir: &Path, workers: u32, max_restarts: u32, stop: &Path) -> P
     job
 }
 
-async fn submit_detached(ns: &TestNs, job: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["submit", "kubernetes", job.to_str().unwrap(), "--detach"];
-    args.extend_from_slice(extra);
-    let out = ns.run(&args, DEADLINE).await;
-    assert!(
-        out.status.success(),
-        "{}\nruntime:\n{}",
-        text(&out),
-        ns.runtime.report()
-    );
-    job_id(&out)
-}
-
 async fn wait_up(ns: &TestNs, id: &str, workers: u32) {
     ns.until("every worker up", DEADLINE, || async {
         (0..workers)
@@ -75,7 +62,7 @@ async fn the_network_policies_are_owned_by_the_root_and_collected_with_it() {
     let ns = TestNs::new("netpol").await;
     let stop = ns.home.path().join("stop");
     let job = until_file_job(ns.home.path(), 2, 2, &stop);
-    let id = submit_detached(&ns, &job, &[]).await;
+    let id = ns.submit_detached(&job, &[], DEADLINE).await;
     let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
     let root_uid = cms.get(&id).await.unwrap().metadata.uid.unwrap();
     let nps: Api<NetworkPolicy> = Api::namespaced(ns.client.clone(), &ns.name);
@@ -141,7 +128,7 @@ async fn kill_deletes_in_the_foreground_so_the_root_goes_after_the_last_pod() {
     let ns = TestNs::new("fgkill").await;
     let stop = ns.home.path().join("stop");
     let job = until_file_job(ns.home.path(), 2, 2, &stop);
-    let id = submit_detached(&ns, &job, &[]).await;
+    let id = ns.submit_detached(&job, &[], DEADLINE).await;
     wait_up(&ns, &id, 2).await;
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
     let cms: Api<ConfigMap> = Api::namespaced(ns.client.clone(), &ns.name);
@@ -244,7 +231,9 @@ async fn an_evicted_worker_is_not_counted_and_a_finished_job_stays_for_its_ttl()
     let stop = ns.home.path().join("stop");
     // max_restarts 0: one failure of a worker fails the job.
     let job = until_file_job(ns.home.path(), 2, 0, &stop);
-    let id = submit_detached(&ns, &job, &["-D", "kubernetes.ttl_after_finished=75s"]).await;
+    let id = ns
+        .submit_detached(&job, &["-D", "kubernetes.ttl_after_finished=75s"], DEADLINE)
+        .await;
     wait_up(&ns, &id, 2).await;
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
     let victim = format!("{id}-1");

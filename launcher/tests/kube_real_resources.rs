@@ -47,19 +47,6 @@ fn job_dir(dir: &Path, name: &str, workers: u32, stop: Option<&Path>, kube: &str
     job
 }
 
-async fn submit_detached(ns: &TestNs, job: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["submit", "kubernetes", job.to_str().unwrap(), "--detach"];
-    args.extend_from_slice(extra);
-    let out = ns.run(&args, DEADLINE).await;
-    assert!(
-        out.status.success(),
-        "{}\nruntime:\n{}",
-        text(&out),
-        ns.runtime.report()
-    );
-    job_id(&out)
-}
-
 async fn wait_up(ns: &TestNs, id: &str, workers: u32) {
     ns.until("every worker up", DEADLINE, || async {
         (0..workers)
@@ -153,7 +140,9 @@ async fn an_integer_cpu_limit_jobs_pods_are_guaranteed() {
         Some(stop.as_path()),
         "  cpu_limit: true\n",
     );
-    let id = submit_detached(&ns, &job, &["-D", "resources.cpu=1"]).await;
+    let id = ns
+        .submit_detached(&job, &["-D", "resources.cpu=1"], DEADLINE)
+        .await;
     wait_up(&ns, &id, 2).await;
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
     let list = pods
@@ -241,7 +230,7 @@ async fn a_job_mounts_an_existing_readwritemany_claim_which_outlives_it_and_a_ki
     let stop = ns.home.path().join("never");
     let ro = "  volumes:\n    - {claim: shared-out, mount: /workspace, read_only: true}\n";
     let job = job_dir(ns.home.path(), "reader", 2, Some(stop.as_path()), ro);
-    let id = submit_detached(&ns, &job, &[]).await;
+    let id = ns.submit_detached(&job, &[], DEADLINE).await;
     wait_up(&ns, &id, 2).await;
     let pods: Api<Pod> = Api::namespaced(ns.client.clone(), &ns.name);
     let pod = pods.get(&format!("{id}-1")).await.unwrap();
@@ -332,7 +321,7 @@ async fn scale_refuses_a_second_pod_for_a_readwriteonce_claim() {
         "  volumes:\n    - {claim: scratch, mount: /scratch}\n",
     );
     // One pod may write a ReadWriteOnce claim.
-    let id = submit_detached(&ns, &job, &[]).await;
+    let id = ns.submit_detached(&job, &[], DEADLINE).await;
     wait_up(&ns, &id, 1).await;
     let out = ns.run(&["scale", &id, "2"], Duration::from_secs(120)).await;
     assert!(!out.status.success(), "{}", text(&out));

@@ -344,6 +344,26 @@ impl TestNs {
         }
     }
 
+    /// `t2 submit kubernetes JOB --detach EXTRA…` (hang guard `deadline`), which must succeed;
+    /// returns the job's ID.
+    pub async fn submit_detached(&self, job: &Path, extra: &[&str], deadline: Duration) -> String {
+        let mut args = vec![
+            "submit",
+            "kubernetes",
+            job.to_str().expect("a UTF-8 job path"),
+            "--detach",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.run(&args, deadline).await;
+        assert!(
+            out.status.success(),
+            "{}\nruntime:\n{}",
+            text(&out),
+            self.runtime.report()
+        );
+        job_id(&out)
+    }
+
     /// Waits (hang guard `deadline`) for a `t2 submit` of job `id` running in the background
     /// and checks that it ended well: exit 0, the job's ID on stdout, `job ID COMPLETED`.
     /// Returns its output for the test's own checks.
