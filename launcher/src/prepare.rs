@@ -95,6 +95,10 @@ pub fn find_conf_dir(
     )))
 }
 
+/// Where the jobs of clusters other than `local` are staged under `$T2_HOME` while their
+/// submit runs (`staging/CLUSTER/jobs/ID`), apart from the local jobs in `jobs/`.
+pub const STAGING: &str = "staging";
+
 /// Prepares a job under `home` for `cluster`.
 pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared, LauncherError> {
     let given = PackageSource::detect(&args.package, args.class.as_deref())?;
@@ -179,7 +183,15 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
         check_command(&spec, &source)?;
     }
 
-    let dir = JobDir::new(&home.join(""), &id);
+    // A local job's folder is `$T2_HOME/jobs/ID`. Another cluster's job is only staged here
+    // while its submit runs, elsewhere: in `jobs/` it would be taken for a local job, and
+    // `t2 kill ID` or `t2 status ID` would act on it instead of the real job.
+    let base = if cluster == "local" {
+        home.to_path_buf()
+    } else {
+        home.join(STAGING).join(cluster)
+    };
+    let dir = JobDir::new(&base, &id);
     std::fs::create_dir_all(dir.root()).map_err(LauncherError::io(format!(
         "cannot create {}",
         dir.root().display()

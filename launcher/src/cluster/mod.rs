@@ -73,9 +73,12 @@ fn on_kubernetes(job: &str, t: &ClusterTarget) -> bool {
         TargetCluster::Local => false,
         TargetCluster::Kubernetes => true,
         TargetCluster::Auto => {
-            let local = t2_home()
-                .ok()
-                .is_some_and(|home| JobDir::existing(&home, job).is_ok());
+            // A local job's folder, with a local record (not another cluster's staged job).
+            let local = t2_home().ok().is_some_and(|home| {
+                JobDir::existing(&home, job)
+                    .and_then(|d| d.read_record())
+                    .is_ok_and(|r| r.cluster == "local")
+            });
             !local && (t.kube.any() || kubeconfig_available())
         }
     }
