@@ -40,10 +40,11 @@ fn t2k(home: &Path, kc: Option<&Path>) -> Command {
     c
 }
 
+/// Job folders left under `home`: local ones (`jobs/`) and Kubernetes submits' staging
+/// folders (`staging/kubernetes/jobs/`), which a submit removes whatever its outcome.
 fn jobs_left(home: &Path) -> usize {
-    std::fs::read_dir(home.join("jobs"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    let count = |dir: std::path::PathBuf| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    count(home.join("jobs")) + count(home.join("staging").join("kubernetes").join("jobs"))
 }
 
 /// Runs `args`, expects failure with exactly one stderr line starting with `want`.
