@@ -66,7 +66,7 @@ impl MpiRole {
             ready_rx,
             known.clone(),
         )
-        .serve(listener);
+        .serve(listener, cfg.agent_tls.as_ref().map(|t| t.server.clone()));
         let (scratch, scratch_outside) = mpi::scratch_dir(&cfg.run_dir, &cfg.job_id, cfg.worker_id);
         std::fs::create_dir_all(&scratch).map_err(|source| AgentError::Io {
             what: format!("cannot create {}", scratch.display()),
