@@ -12,9 +12,12 @@
 //! - [`duration`]: human durations (`500ms`, `3s`) in YAML and on the command line.
 //! - [`secret`]: owner-only files for tokens, and constant-time token comparison.
 //! - `tls` (feature `tls`): the per-job certificate, rustls configurations, a TLS accept loop.
+//! - `grpc_tls` (feature `grpc-tls`): TLS connections for tonic's servers.
 
 pub mod calendar;
 pub mod duration;
+#[cfg(feature = "grpc-tls")]
+pub mod grpc_tls;
 pub mod jobdir;
 pub mod names;
 pub mod package;

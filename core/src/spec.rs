@@ -34,8 +34,9 @@
 //! | `zookeeper.addresses` | `""` | ZooKeeper servers, `host:port,host:port` (no spaces; ports 1–65535; IPv6 as `[::1]:2181`) |
 //! | `zookeeper.root` | `/t2` | znode under which jobs live: starts with `/`, no trailing `/`, names of `[A-Za-z0-9._-]`, not under `/zookeeper` |
 //! | `kubernetes` | `{}` | settings of the `kubernetes` cluster (image, volumes, secrets, placement), merged key by key at every depth like `config` and checked by the launcher (see its `kubernetes::settings`) |
-//! | `dashboard` | `""` | the dashboard the job master reports to, `http://host:port[/path]`; `""` for none (`t2 submit --dashboard` / `$T2_DASHBOARD` override it) |
+//! | `dashboard` | `""` | the dashboard the job master reports to, `http[s]://host:port[/path]`; `""` for none (`t2 submit --dashboard` / `$T2_DASHBOARD` override it) |
 //! | `dashboard_token` | `""` | the dashboard's token, sent with every report (`--dashboard-token` / `$T2_DASHBOARD_TOKEN`) |
+//! | `dashboard_ca` | `""` | for an `https://` dashboard: the PEM certificate(s) its certificate is checked against, and nothing else (`t2 submit --dashboard-ca FILE` reads them) |
 //! | `tls` | `false` locally, `true` on Kubernetes ([`KUBERNETES_DEFAULTS`]) | TLS between the agents and the job master with a certificate made for the job at submit (agents trust only the job's own CA); `true` or `false` only |
 //! | `mpi` | off | an OpenMPI job: `true`, or a map that turns it on, `{slots_per_worker: 2, mpirun_args: [--bind-to, none]}` (`-D mpi.slots_per_worker=2` too): worker 0 runs `mpirun` over every worker, whose remote daemons t2's agents start |
 //! | `mpi.slots_per_worker` | `1` | MPI ranks per worker, 1–1024 |
@@ -246,6 +247,9 @@ pub struct JobSpec {
     /// The dashboard's token (reports need it).
     #[serde(default)]
     pub dashboard_token: String,
+    /// For an `https://` dashboard: the CA certificates (PEM) trusted, no others.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dashboard_ca: String,
     /// OpenMPI settings; `mpi.enabled` makes this an MPI job.
     #[serde(default)]
     pub mpi: MpiSpec,

@@ -4,9 +4,13 @@
 //!
 //! Each job gets its own CA, made at submit and thrown away once it has signed the job
 //! master's certificate, so nothing can sign another certificate the job's workers would
-//! trust. Workers get only the CA certificate ([`CA_FILE`]); the job master gets its
-//! certificate and key ([`CERT_FILE`], [`KEY_FILE`]). Locally the three files live in the job
-//! folder (mode 0600); on Kubernetes they are keys of the job's token Secret.
+//! trust. Workers get the CA certificate ([`CA_FILE`]); the job master gets its
+//! certificate and key ([`CERT_FILE`], [`KEY_FILE`]). The agents of an MPI job, which run
+//! commands for one another (`mpirun` through `t2 worker rsh`), get a second certificate and
+//! key ([`AGENT_CERT_FILE`], [`AGENT_KEY_FILE`]) for their agent service, named
+//! [`AGENT_NAME`] whatever address they listen on, so the job token they present to one
+//! another is encrypted too. Locally the files live in the job folder (mode 0600); on
+//! Kubernetes they are keys of the job's token Secret.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -31,6 +35,13 @@ pub const CA_FILE: &str = "ca.crt";
 pub const CERT_FILE: &str = "tls.crt";
 /// The job master's private key (PEM, PKCS#8).
 pub const KEY_FILE: &str = "tls.key";
+/// The agents' certificate (PEM), signed by the job's CA, for [`AGENT_NAME`].
+pub const AGENT_CERT_FILE: &str = "agent.crt";
+/// The agents' private key (PEM, PKCS#8).
+pub const AGENT_KEY_FILE: &str = "agent.key";
+/// The name in the agents' certificate, which an agent checks another's against: agents
+/// listen on pod or loopback addresses that are not known at submit.
+pub const AGENT_NAME: &str = "agents.t2.invalid";
 
 /// ALPN of gRPC (HTTP/2).
 pub const ALPN_H2: &[u8] = b"h2";
@@ -74,6 +85,10 @@ pub struct JobCerts {
     pub cert_pem: String,
     /// The job master's private key.
     pub key_pem: String,
+    /// The agents' certificate (for [`AGENT_NAME`]).
+    pub agent_cert_pem: String,
+    /// The agents' private key.
+    pub agent_key_pem: String,
 }
 
 impl std::fmt::Debug for JobCerts {
@@ -82,6 +97,11 @@ impl std::fmt::Debug for JobCerts {
             .field("ca_pem", &format_args!("{} bytes", self.ca_pem.len()))
             .field("cert_pem", &format_args!("{} bytes", self.cert_pem.len()))
             .field("key_pem", &"<redacted>")
+            .field(
+                "agent_cert_pem",
+                &format_args!("{} bytes", self.agent_cert_pem.len()),
+            )
+            .field("agent_key_pem", &"<redacted>")
             .finish()
     }
 }
@@ -91,8 +111,9 @@ pub fn local_names() -> Vec<String> {
     vec!["127.0.0.1".into(), "localhost".into(), "::1".into()]
 }
 
-/// Makes a CA for job `job_id` and, signed by it, a certificate for `names` (DNS names or IP
-/// addresses, each as agents dial the job master). The CA's key is dropped here.
+/// Makes a CA for job `job_id` and, signed by it, the job master's certificate for `names`
+/// (DNS names or IP addresses, each as agents dial the job master) and the agents'
+/// certificate for [`AGENT_NAME`]. The CA's key is dropped here.
 pub fn mint(job_id: &str, names: &[String]) -> Result<JobCerts, TlsError> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
@@ -107,27 +128,38 @@ pub fn mint(job_id: &str, names: &[String]) -> Result<JobCerts, TlsError> {
         .push(DnType::CommonName, format!("t2 job {job_id} CA"));
     let ca_cert = ca.self_signed(&ca_key).map_err(bad)?;
     let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().map_err(bad)?;
-    let mut leaf = CertificateParams::new(names.to_vec()).map_err(bad)?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, format!("t2 job master of {job_id}"));
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = leaf.signed_by(&key, &issuer).map_err(bad)?;
+    let leaf = |names: Vec<String>, common: String| -> Result<(String, String), TlsError> {
+        let key = KeyPair::generate().map_err(bad)?;
+        let mut params = CertificateParams::new(names).map_err(bad)?;
+        params.distinguished_name.push(DnType::CommonName, common);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &issuer).map_err(bad)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    };
+    let (cert_pem, key_pem) = leaf(names.to_vec(), format!("t2 job master of {job_id}"))?;
+    let (agent_cert_pem, agent_key_pem) = leaf(
+        vec![AGENT_NAME.to_string()],
+        format!("t2 agents of {job_id}"),
+    )?;
     Ok(JobCerts {
         ca_pem: ca_cert.pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+        cert_pem,
+        key_pem,
+        agent_cert_pem,
+        agent_key_pem,
     })
 }
 
 impl JobCerts {
-    /// Writes the three files into `dir`, each mode 0600, never over existing ones.
+    /// Writes the five files into `dir`, each mode 0600, never over existing ones.
     pub fn write(&self, dir: &Path) -> Result<(), TlsError> {
         for (name, text) in [
             (CA_FILE, &self.ca_pem),
             (CERT_FILE, &self.cert_pem),
             (KEY_FILE, &self.key_pem),
+            (AGENT_CERT_FILE, &self.agent_cert_pem),
+            (AGENT_KEY_FILE, &self.agent_key_pem),
         ] {
             let path = dir.join(name);
             write_private(&path, text, Existing::Refuse).map_err(|source| TlsError::Io {
@@ -358,8 +390,20 @@ mod tests {
         assert!(certs.ca_pem.contains("BEGIN CERTIFICATE"));
         assert!(certs.key_pem.contains("PRIVATE KEY"));
         server_config(&certs.cert_pem, &certs.key_pem, &[ALPN_H2], "test").unwrap();
+        server_config(
+            &certs.agent_cert_pem,
+            &certs.agent_key_pem,
+            &[ALPN_H2],
+            "agent",
+        )
+        .unwrap();
+        server_name(AGENT_NAME).unwrap();
         client_config(&certs.ca_pem, &[ALPN_H2], "test").unwrap();
         assert!(!format!("{certs:?}").contains("PRIVATE"));
+        assert_ne!(
+            certs.agent_key_pem, certs.key_pem,
+            "agents get a key of their own"
+        );
         let other = mint("pi-abc", &local_names()).unwrap();
         assert_ne!(other.ca_pem, certs.ca_pem, "every job gets its own CA");
     }
@@ -385,7 +429,13 @@ mod tests {
             .unwrap()
             .write(dir.path())
             .unwrap();
-        for f in [CA_FILE, CERT_FILE, KEY_FILE] {
+        for f in [
+            CA_FILE,
+            CERT_FILE,
+            KEY_FILE,
+            AGENT_CERT_FILE,
+            AGENT_KEY_FILE,
+        ] {
             let mode = std::fs::metadata(dir.path().join(f))
                 .unwrap()
                 .permissions()

@@ -248,6 +248,7 @@ pub fn dashboard_config(spec: &JobSpec) -> Option<DashboardConfig> {
     Some(DashboardConfig {
         url: spec.dashboard.clone(),
         token: spec.dashboard_token.clone(),
+        ca_pem: spec.dashboard_ca.clone(),
         name: spec.name.clone(),
         cluster: "local".into(),
         namespace: String::new(),

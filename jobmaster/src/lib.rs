@@ -49,7 +49,6 @@ pub mod service;
 mod status;
 pub mod store;
 mod tick;
-pub mod tls;
 mod topology;
 pub mod zkstore;
 

@@ -97,9 +97,10 @@ pub async fn run_with(
         let _ = stop_rx.await;
     };
     let server = match cfg.tls.clone() {
-        Some(tls) => tokio::spawn(
-            router.serve_with_incoming_shutdown(crate::tls::incoming(listener, tls), stopped),
-        ),
+        Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(
+            t2_core::grpc_tls::incoming(listener, tls, "job master"),
+            stopped,
+        )),
         None => tokio::spawn(
             router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped),
         ),

@@ -333,10 +333,37 @@ fn a_tls_jobs_secret_holds_its_certificate_and_only_the_job_master_mounts_the_ke
             .iter()
             .find(|v| v["name"] == "tls")
             .cloned();
-        // No worker pod volume reads the token Secret: workers never see the key.
+        // Workers never see the job master's key: the only worker pod volume that reads the
+        // token Secret is an MPI job's, with the agents' certificate and key alone.
         let secret_name = format!("{}-token", job.info.id);
+        let mut agent_files = None;
         for v in w_pod["volumes"].as_array().unwrap() {
-            assert_ne!(v["secret"]["secretName"], secret_name.as_str(), "{v}");
+            if v["secret"]["secretName"] != secret_name.as_str() {
+                continue;
+            }
+            assert!(job.spec.tls && job.spec.mpi.enabled, "{}: {v}", job.name);
+            let items: Vec<&str> = v["secret"]["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["key"].as_str().unwrap())
+                .collect();
+            assert_eq!(items, ["agent.crt", "agent.key"], "{}", job.name);
+            assert_eq!(v["secret"]["defaultMode"], 0o440);
+            agent_files = Some(v["name"].clone());
+        }
+        if job.spec.tls && job.spec.mpi.enabled {
+            let name = agent_files.unwrap_or_else(|| panic!("{}: no agent certificate", job.name));
+            for c in w_pod["containers"].as_array().unwrap() {
+                let m = c["volumeMounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m["name"] == name)
+                    .unwrap_or_else(|| panic!("{}: agent certificate not mounted", job.name));
+                assert_eq!(m["mountPath"], "/etc/t2/tls");
+                assert_eq!(m["readOnly"], true);
+            }
         }
         let url = env_of(&w_pod["containers"][0], "T2_JOB_MASTER").unwrap()["value"].clone();
         if !job.spec.tls {
@@ -346,7 +373,14 @@ fn a_tls_jobs_secret_holds_its_certificate_and_only_the_job_master_mounts_the_ke
             assert!(env_of(&w_pod["containers"][0], "T2_JOB_CA").is_none());
             continue;
         }
-        for key in ["token", "ca.crt", "tls.crt", "tls.key"] {
+        for key in [
+            "token",
+            "ca.crt",
+            "tls.crt",
+            "tls.key",
+            "agent.crt",
+            "agent.key",
+        ] {
             assert!(data[key].is_string(), "{}: no {key}", job.name);
         }
         let v = tls_volume.unwrap_or_else(|| panic!("{}: no tls volume", job.name));

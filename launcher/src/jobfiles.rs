@@ -60,6 +60,23 @@ pub fn dialer(
     Dialer::tls(&ca, &path.display().to_string()).map_err(tls)
 }
 
+/// The agent service's TLS of an MPI job with `tls: true`: the job's `ca.crt`, `agent.crt`
+/// and `agent.key` (`None` otherwise: only MPI jobs' agents serve commands to one another).
+pub fn agent_tls(
+    dir: &JobDir,
+    spec: &JobSpec,
+) -> Result<Option<t2_worker::agent::AgentTls>, LauncherError> {
+    if !(spec.tls && spec.mpi.enabled) {
+        return Ok(None);
+    }
+    let path = dir.root().join(t2_core::tls::CA_FILE);
+    let tls = |e: t2_core::tls::TlsError| LauncherError::Failed(e.to_string());
+    let ca = t2_core::tls::read_pem(&path).map_err(tls)?;
+    t2_worker::agent::AgentTls::read(&ca, &path.display().to_string(), dir.root())
+        .map(Some)
+        .map_err(tls)
+}
+
 /// The scheme of the job master's address: `https` with TLS.
 pub fn scheme(spec: &JobSpec) -> &'static str {
     if spec.tls {

@@ -99,6 +99,23 @@ pub fn find_conf_dir(
 /// submit runs (`staging/CLUSTER/jobs/ID`), apart from the local jobs in `jobs/`.
 pub const STAGING: &str = "staging";
 
+/// An `https://` dashboard needs the CA its certificate is checked against, and that CA must
+/// load: refused here, before anything is made, rather than by the job master's reports.
+fn check_dashboard_tls(spec: &JobSpec) -> Result<(), LauncherError> {
+    if !spec.dashboard.starts_with("https://") {
+        return Ok(());
+    }
+    if spec.dashboard_ca.is_empty() {
+        return Err(LauncherError::Usage(format!(
+            "dashboard {} is https, but no CA to check its certificate against was given; pass --dashboard-ca FILE (the CA that signed the dashboard's --tls-cert)",
+            spec.dashboard
+        )));
+    }
+    t2_core::tls::client_config(&spec.dashboard_ca, &[], "dashboard_ca (--dashboard-ca)")
+        .map(drop)
+        .map_err(|e| LauncherError::Usage(e.to_string()))
+}
+
 /// Prepares a job under `home` for `cluster`.
 pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared, LauncherError> {
     let given = PackageSource::detect(&args.package, args.class.as_deref())?;
@@ -147,6 +164,15 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
     if let Some(token) = &args.dashboard_token {
         overrides.push(format!("dashboard_token={token}"));
     }
+    if let Some(path) = &args.dashboard_ca {
+        let pem = std::fs::read_to_string(path).map_err(|e| {
+            LauncherError::Usage(format!(
+                "--dashboard-ca {}: cannot read it ({e}); give the PEM file of the CA that signed the dashboard's certificate",
+                path.display()
+            ))
+        })?;
+        overrides.push(format!("dashboard_ca={pem}"));
+    }
     let conf_dir = find_conf_dir(args.conf_dir.as_deref(), home, cluster)?.map(|(d, _)| d);
     let layer = Layer {
         origin,
@@ -156,6 +182,7 @@ pub fn prepare(args: &SubmitArgs, home: &Path, cluster: &str) -> Result<Prepared
         .map_err(|e| as_given(e, args))?;
     // `t2 submit local job -- a b`: as spark-submit and `ray job submit --` pass them.
     spec.args.extend(args.program_args.iter().cloned());
+    check_dashboard_tls(&spec)?;
 
     let name = sanitize_job_name(&spec.name)?;
     if name.changed {

@@ -243,6 +243,7 @@ async fn agent_inner(args: AgentArgs) -> Result<AgentExit, LauncherError> {
         job_master: args.job_master,
         token,
         dialer: crate::jobfiles::dialer(&dir, &spec)?,
+        agent_tls: crate::jobfiles::agent_tls(&dir, &spec)?,
         // A downloaded package goes to the worker's own folder (agents share the job folder).
         package: match &args.package_url {
             Some(_) => dir

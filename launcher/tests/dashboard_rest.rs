@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::dash::{event_kinds, free_port, request, workers_in, Dash, TOKEN};
+use common::dash::{event_kinds, free_port, https_get, request, workers_in, Dash, TOKEN};
 use common::*;
 
 const LONG: Duration = Duration::from_secs(90);
@@ -285,4 +285,120 @@ fn the_nodes_view_groups_a_topology_job_by_datacenter_rack_and_node() {
         })
         .collect();
     assert_eq!(seen, want, "{nodes}");
+}
+
+#[test]
+fn a_job_master_reports_to_an_https_dashboard_trusting_only_the_ca_given() {
+    let home = tempfile::tempdir().unwrap();
+    let certs = t2_core::tls::mint("dash", &t2_core::tls::local_names()).unwrap();
+    let (cert, key, ca) = (
+        home.path().join("dash.crt"),
+        home.path().join("dash.key"),
+        home.path().join("dash-ca.crt"),
+    );
+    std::fs::write(&cert, &certs.cert_pem).unwrap();
+    std::fs::write(&key, &certs.key_pem).unwrap();
+    std::fs::write(&ca, &certs.ca_pem).unwrap();
+    let dash = Dash::start_with(
+        home.path(),
+        &home.path().join("dash.db"),
+        "127.0.0.1:0",
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(dash.url.starts_with("https://127.0.0.1:"), "{}", dash.url);
+    let job = shell_job(
+        &home.path().join("src"),
+        "name: dash-tls\nworkers: 2\ncommand: [./run.sh]\n",
+        "#!/usr/bin/env bash\necho \"worker $T2_WORKER_ID\"\n",
+    );
+
+    // Without the CA the submit is refused before anything is made.
+    let out = run(submit(home.path(), &job, &dash_args(&dash.url)), LONG);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("no CA to check its certificate against was given; pass --dashboard-ca FILE"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        jobs_in(home.path()).is_empty(),
+        "a refused submit made a job"
+    );
+
+    // With it, the job is reported over TLS.
+    let mut args = dash_args(&dash.url);
+    args.extend(["--dashboard-ca".into(), ca.to_str().unwrap().into()]);
+    let out = run(submit(home.path(), &job, &args), LONG);
+    assert!(out.status.success(), "{}", text(&out));
+    let id = only_job(home.path())["id"].as_str().unwrap().to_string();
+    let start = std::time::Instant::now();
+    let shown = loop {
+        let (status, body) = https_get(&format!("{}/api/jobs/{id}", dash.url), &certs.ca_pem);
+        if status == 200 {
+            let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if j["state"] == "COMPLETED" && workers_in(&j, "COMPLETED") == 2 {
+                break j;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the https dashboard did not show job {id} COMPLETED: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(shown["name"], "dash-tls");
+
+    // A CA that did not sign the dashboard's certificate: the job still completes, its job
+    // master refuses to send the token to that dashboard and says why, and nothing is shown.
+    let other = t2_core::tls::mint("other", &t2_core::tls::local_names()).unwrap();
+    let wrong = home.path().join("other-ca.crt");
+    std::fs::write(&wrong, &other.ca_pem).unwrap();
+    let mut args = dash_args(&dash.url);
+    args.extend(["--dashboard-ca".into(), wrong.to_str().unwrap().into()]);
+    let before = jobs_in(home.path());
+    let out = run(submit(home.path(), &job, &args), LONG);
+    assert!(out.status.success(), "{}", text(&out));
+    let after = jobs_in(home.path());
+    let new: Vec<&String> = after.iter().filter(|j| !before.contains(j)).collect();
+    assert_eq!(new.len(), 1, "{after:?}");
+    let (status, _) = https_get(&format!("{}/api/jobs/{}", dash.url, new[0]), &certs.ca_pem);
+    assert_eq!(
+        status, 404,
+        "a job master that does not trust the dashboard reported to it"
+    );
+    let log = jobmaster_log_of(home.path(), new[0]);
+    assert!(
+        log.contains("is not signed by dashboard_ca"),
+        "the job master's log does not say why: {log}"
+    );
+}
+
+/// The IDs of the jobs under `home` (none when it has no jobs folder).
+fn jobs_in(home: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(home.join("jobs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// The job master's log of local job `id`.
+fn jobmaster_log_of(home: &Path, id: &str) -> String {
+    std::fs::read_to_string(
+        home.join("jobs")
+            .join(id)
+            .join("logs")
+            .join("jobmaster.log"),
+    )
+    .unwrap_or_else(|e| format!("(no job master log: {e})"))
 }

@@ -172,6 +172,47 @@ fn eight_ranks_on_four_workers_sum_right_and_every_orted_was_started_by_its_agen
 }
 
 #[test]
+fn with_tls_mpiruns_daemons_are_started_over_the_agents_tls_relay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let pkg = example(tmp.path());
+    let out = run(
+        submit(
+            &home,
+            &pkg,
+            &[
+                "--workers",
+                "3",
+                "-D",
+                "mpi.slots_per_worker=2",
+                "-D",
+                "tls=true",
+            ],
+        ),
+        LONG,
+    );
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("allreduce over 6 ranks: sum = 21 (expected 21) OK"),
+        "{all}"
+    );
+    let rec = only_job(&home);
+    assert_eq!(rec["state"], "COMPLETED", "{rec}");
+    // The agents served their service with the agents' certificate, kept private.
+    let dir = home.join("jobs").join(rec["id"].as_str().unwrap());
+    for f in ["agent.crt", "agent.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    assert!(std::fs::read_to_string(dir.join("agent.crt"))
+        .unwrap()
+        .contains("BEGIN CERTIFICATE"));
+    assert_no_mpi_left(&home);
+}
+
+#[test]
 fn a_crashing_rank_fails_the_job_with_mpiruns_own_message() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");

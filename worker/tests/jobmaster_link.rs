@@ -118,6 +118,7 @@ async fn the_agent_turns_job_scaled_into_an_event_line_and_a_new_count() {
             barrier_timeouts: (WAIT, WAIT),
             join_timeout: WAIT,
             token: String::new(),
+            peers: t2_worker::agent::dial::Dialer::plain(),
         },
     )
     .unwrap();

@@ -230,6 +230,7 @@ impl Merged {
             kubernetes: self.free_map("kubernetes")?,
             dashboard: self.read("dashboard", fields::dashboard_url)?,
             dashboard_token: self.read("dashboard_token", fields::token)?,
+            dashboard_ca: self.read("dashboard_ca", fields::ca_pem)?,
             mpi: self.mpi()?,
             tls: self.read("tls", fields::boolean)?,
         })

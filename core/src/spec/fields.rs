@@ -239,7 +239,7 @@ pub(super) fn build(v: &Value) -> Result<Option<String>, String> {
     }
 }
 
-/// A dashboard URL: empty for none, else `http://host[:port][/prefix]`.
+/// A dashboard URL: empty for none, else `http[s]://host[:port][/prefix]`.
 pub(super) fn dashboard_url(v: &Value) -> Result<String, String> {
     let text = match v {
         Value::Null => return Ok(String::new()),
@@ -254,9 +254,12 @@ pub(super) fn dashboard_url(v: &Value) -> Result<String, String> {
     if text.is_empty() {
         return Ok(text);
     }
-    let Some(rest) = text.strip_prefix("http://") else {
+    let Some(rest) = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+    else {
         return Err(format!(
-            "must start with http:// (e.g. http://127.0.0.1:8080), got '{}'",
+            "must start with http:// or https:// (e.g. http://127.0.0.1:8080), got '{}'",
             crate::text::one_line(&text)
         ));
     };
@@ -264,11 +267,31 @@ pub(super) fn dashboard_url(v: &Value) -> Result<String, String> {
     let bad_char = |c: char| c.is_whitespace() || matches!(c, '@' | '?' | '#');
     if host.is_empty() || text.chars().any(bad_char) {
         return Err(format!(
-            "must be http://host[:port][/path] without spaces, credentials or a query, got '{}'",
+            "must be http[s]://host[:port][/path] without spaces, credentials or a query, got '{}'",
             crate::text::one_line(&text)
         ));
     }
     Ok(text.trim_end_matches('/').to_string())
+}
+
+/// CA certificates in PEM form (empty for none): what an `https://` dashboard's certificate
+/// must be signed by.
+pub(super) fn ca_pem(v: &Value) -> Result<String, String> {
+    let text = match v {
+        Value::Null => return Ok(String::new()),
+        Value::String(s) => s.trim().to_string(),
+        other => {
+            return Err(format!(
+                "must be PEM certificates (t2 submit --dashboard-ca FILE reads them from a file), got {}",
+                describe(other)
+            ))
+        }
+    };
+    if text.is_empty() || text.contains("-----BEGIN CERTIFICATE-----") {
+        Ok(text)
+    } else {
+        Err("must be PEM certificates (-----BEGIN CERTIFICATE-----); give the file with t2 submit --dashboard-ca FILE".into())
+    }
 }
 
 /// A token: text without spaces (empty for none).

@@ -27,6 +27,7 @@ pub(super) const PLAIN_KEYS: &[&str] = &[
     "fault_tolerant",
     "dashboard",
     "dashboard_token",
+    "dashboard_ca",
     "tls",
 ];
 
@@ -48,6 +49,7 @@ const TEXT_KEYS: &[&str] = &[
     "zookeeper.root",
     "dashboard",
     "dashboard_token",
+    "dashboard_ca",
 ];
 
 /// True when `-D key=...` takes the text as given.
@@ -374,6 +376,7 @@ fn check(a: &Assignment) -> Result<(), Problem> {
         ["fault_tolerant" | "tls"] => fields::boolean(v).map(drop),
         ["dashboard"] => fields::dashboard_url(v).map(drop),
         ["dashboard_token"] => fields::token(v).map(drop),
+        ["dashboard_ca"] => fields::ca_pem(v).map(drop),
         ["zookeeper", "addresses"] => zookeeper::addresses(v).map(drop),
         ["zookeeper", "root"] => zookeeper::root(v).map(drop),
         ["zookeeper", "session_timeout"] => zookeeper::session_timeout(v).map(drop),

@@ -67,7 +67,7 @@ pub fn spawn(
     num_workers: u32,
     kill: impl Fn(String) + Send + Sync + 'static,
 ) -> Result<(Reporter, Finisher), String> {
-    let conn = Conn::new(&cfg.url)?;
+    let conn = Conn::new(&cfg.url, &cfg.ca_pem)?;
     let (tx, rx) = mpsc::channel(QUEUE_BOUND);
     let reachable = Arc::new(AtomicBool::new(true));
     let epoch = now_ms();

@@ -1,7 +1,10 @@
 //! The reporter's one keep-alive HTTP/1.1 connection to the dashboard (opened again when it
-//! breaks), every exchange under a deadline. A kill asked for on the dashboard comes back in
-//! the answer on this connection, so the dashboard never needs to reach the job master.
+//! breaks), every exchange under a deadline; over TLS for an `https://` dashboard, trusting
+//! only the CA given (`dashboard_ca`), never the system's roots. A kill asked for on the
+//! dashboard comes back in the answer on this connection, so the dashboard never needs to
+//! reach the job master.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,29 +12,43 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
+use t2_core::tls::rustls::pki_types::ServerName;
+use t2_core::tls::rustls::ClientConfig;
 use tokio::net::TcpStream;
 
 /// Largest answer read.
 const MAX_ANSWER: usize = 64 << 10;
 
-/// A parsed `http://host:port[/prefix]` and the connection to it.
+/// How an `https://` dashboard is reached.
+struct Tls {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+/// A parsed `http[s]://host:port[/prefix]` and the connection to it.
 pub(crate) struct Conn {
     authority: String,
     prefix: String,
+    tls: Option<Tls>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Conn {
-    /// A connection (opened on first use) to the dashboard at `url`.
-    pub(crate) fn new(url: &str) -> Result<Self, String> {
+    /// A connection (opened on first use) to the dashboard at `url`; `ca_pem` is what an
+    /// `https://` dashboard's certificate must be signed by.
+    pub(crate) fn new(url: &str, ca_pem: &str) -> Result<Self, String> {
         let uri: Uri = url
             .parse()
             .map_err(|e| format!("dashboard URL '{url}' is not a URL: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(format!(
-                "dashboard URL '{url}' must start with http:// (put a TLS proxy in front for https)"
-            ));
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(format!(
+                    "dashboard URL '{url}' must start with http:// or https://"
+                ))
+            }
+        };
         let auth = uri
             .authority()
             .ok_or_else(|| format!("dashboard URL '{url}' has no host"))?;
@@ -42,11 +59,26 @@ impl Conn {
         }
         let authority = match auth.port_u16() {
             Some(_) => auth.as_str().to_string(),
-            None => format!("{}:80", auth.host()),
+            None => format!("{}:{}", auth.host(), if https { 443 } else { 80 }),
+        };
+        let tls = if https {
+            if ca_pem.trim().is_empty() {
+                return Err(format!(
+                    "dashboard URL '{url}' is https, but no CA to check its certificate against was given; pass t2 submit --dashboard-ca FILE (the CA that signed the dashboard's --tls-cert)"
+                ));
+            }
+            let config =
+                t2_core::tls::client_config(ca_pem, &[t2_core::tls::ALPN_HTTP1], "dashboard_ca")
+                    .map_err(|e| e.to_string())?;
+            let name = t2_core::tls::server_name(auth.host()).map_err(|e| e.to_string())?;
+            Some(Tls { config, name })
+        } else {
+            None
         };
         Ok(Self {
             authority,
             prefix: uri.path().trim_end_matches('/').to_string(),
+            tls,
             sender: None,
         })
     }
@@ -72,6 +104,20 @@ impl Conn {
         }
     }
 
+    /// An HTTP/1.1 connection over `io`, driven in the background.
+    async fn handshake<T>(&self, io: T) -> Result<SendRequest<Full<Bytes>>, String>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| format!("HTTP handshake with {} failed: {e}", self.authority))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
     async fn exchange(
         &mut self,
         path: &str,
@@ -87,12 +133,22 @@ impl Conn {
                 .await
                 .map_err(|e| format!("cannot connect to {}: {e}", self.authority))?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("HTTP handshake with {} failed: {e}", self.authority))?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            let sender = match &self.tls {
+                None => self.handshake(stream).await?,
+                Some(tls) => {
+                    let server = format!("the dashboard at https://{}", self.authority);
+                    let stream = t2_core::tls::connect(
+                        stream,
+                        tls.config.clone(),
+                        tls.name.clone(),
+                        &server,
+                        "dashboard_ca",
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    self.handshake(stream).await?
+                }
+            };
             self.sender = Some(sender);
         }
         let sender = self

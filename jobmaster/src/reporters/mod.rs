@@ -25,10 +25,12 @@ pub const QUEUE_BOUND: usize = 8192;
 /// Where a job master reports, and what it says about its job besides its state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DashboardConfig {
-    /// The dashboard, `http://host:port[/prefix]`.
+    /// The dashboard, `http[s]://host:port[/prefix]`.
     pub url: String,
     /// Its token (reports need it).
     pub token: String,
+    /// For an `https://` dashboard: the CA certificates (PEM) trusted, no others.
+    pub ca_pem: String,
     /// The job's name.
     pub name: String,
     /// `local` or `kubernetes`.

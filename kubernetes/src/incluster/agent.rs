@@ -65,6 +65,7 @@ pub fn config_from_env() -> Result<AgentConfig, String> {
         job_master: env::required(names::JOB_MASTER)?,
         token: env::required(names::JOB_TOKEN)?,
         dialer: env::jobmaster_dialer(spec.tls)?,
+        agent_tls: env::agent_tls(&spec)?,
         package: package_path(),
         package_sha256: Some(env::required(names::PACKAGE_SHA256)?),
         package_url: None,

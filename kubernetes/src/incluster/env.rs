@@ -83,6 +83,22 @@ pub fn jobmaster_dialer(tls: bool) -> Result<t2_worker::agent::dial::Dialer, Str
         .map_err(|e| e.to_string())
 }
 
+/// The agent service's TLS in an MPI job with `tls: true`: the job's CA (`T2_JOB_CA`) and
+/// the agents' certificate and key, mounted from the job's Secret at `T2_TLS_DIR` (default
+/// `/etc/t2/tls`) in worker pods of MPI jobs only.
+pub fn agent_tls(spec: &JobSpec) -> Result<Option<t2_worker::agent::AgentTls>, String> {
+    use crate::manifests::pod::{env as names, TLS_DIR};
+    if !(spec.tls && spec.mpi.enabled) {
+        return Ok(None);
+    }
+    let ca = required(names::JOB_CA)?;
+    let dir = PathBuf::from(std::env::var(names::TLS_DIR).unwrap_or_else(|_| TLS_DIR.into()));
+    let origin = format!("${} from the job's Secret", names::JOB_CA);
+    t2_worker::agent::AgentTls::read(&ca, &origin, &dir)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
 /// The in-pod job master's TLS: its certificate and key (and the CA, to call itself) from
 /// `T2_TLS_DIR` (the token Secret's mount, `/etc/t2/tls`).
 pub struct JobMasterTls {

@@ -98,6 +98,8 @@ impl JobInfo {
             tls.ca_pem = DRY_RUN_SECRET.into();
             tls.cert_pem = DRY_RUN_SECRET.into();
             tls.key_pem = DRY_RUN_SECRET.into();
+            tls.agent_cert_pem = DRY_RUN_SECRET.into();
+            tls.agent_key_pem = DRY_RUN_SECRET.into();
         }
         self
     }

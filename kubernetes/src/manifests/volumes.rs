@@ -104,6 +104,22 @@ pub const TLS: &str = "tls";
 pub fn tls_volume(job: &JobInfo) -> Option<(Volume, VolumeMount)> {
     use t2_core::tls::{CA_FILE, CERT_FILE, KEY_FILE};
     job.tls.as_ref()?;
+    Some(secret_files(job, &[CA_FILE, CERT_FILE, KEY_FILE]))
+}
+
+/// The agents' certificate and key from the token Secret (MPI jobs with TLS: their agents
+/// serve commands to one another over TLS), mounted read-only at
+/// [`TLS_DIR`](super::pod::TLS_DIR) in worker pods, readable by the pod's group only.
+pub fn agent_tls_volume(job: &JobInfo, spec: &JobSpec) -> Option<(Volume, VolumeMount)> {
+    use t2_core::tls::{AGENT_CERT_FILE, AGENT_KEY_FILE};
+    job.tls.as_ref()?;
+    spec.mpi
+        .enabled
+        .then(|| secret_files(job, &[AGENT_CERT_FILE, AGENT_KEY_FILE]))
+}
+
+/// Keys `keys` of the token Secret as files of the [`TLS`] volume at `TLS_DIR`.
+fn secret_files(job: &JobInfo, keys: &[&str]) -> (Volume, VolumeMount) {
     let item = |key: &str| KeyToPath {
         key: key.into(),
         path: key.into(),
@@ -113,13 +129,13 @@ pub fn tls_volume(job: &JobInfo) -> Option<(Volume, VolumeMount)> {
         name: TLS.into(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(job.names().token_secret()),
-            items: Some(vec![item(CA_FILE), item(CERT_FILE), item(KEY_FILE)]),
+            items: Some(keys.iter().map(|k| item(k)).collect()),
             default_mode: Some(0o440),
             optional: None,
         }),
         ..Volume::default()
     };
-    Some((v, mount(TLS, super::pod::TLS_DIR, true)))
+    (v, mount(TLS, super::pod::TLS_DIR, true))
 }
 
 /// The volume of an MPI job's SSH-key Secret, and where agents find it.
@@ -161,6 +177,11 @@ pub fn worker_volumes(job: &JobInfo, spec: &JobSpec, s: &Settings) -> WorkerVolu
         }
         out.mounts.push(mount(DATA, &st.mount, false));
         out.env.push(var(env::PERSISTENT_DIR, &st.mount));
+    }
+    if let Some((v, m)) = agent_tls_volume(job, spec) {
+        out.volumes.push(v);
+        out.mounts.push(m);
+        out.env.push(var(env::TLS_DIR, super::pod::TLS_DIR));
     }
     if spec.mpi.enabled && !s.mpi_ssh_secret.is_empty() {
         // Twister2's mode: the keys for sshd and ssh, read by the agent (copied with 0600).

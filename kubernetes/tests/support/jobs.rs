@@ -53,6 +53,8 @@ pub fn fixed_certs() -> t2_core::tls::JobCerts {
         ca_pem: pem("CERTIFICATE", "dGVzdCBDQQ=="),
         cert_pem: pem("CERTIFICATE", "dGVzdCBqb2IgbWFzdGVy"),
         key_pem: pem("PRIVATE KEY", "dGVzdCBrZXk="),
+        agent_cert_pem: pem("CERTIFICATE", "dGVzdCBhZ2VudHM="),
+        agent_key_pem: pem("PRIVATE KEY", "dGVzdCBhZ2VudCBrZXk="),
     }
 }
 

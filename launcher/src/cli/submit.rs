@@ -62,13 +62,17 @@ pub struct JobArgs {
     /// $XDG_CONFIG_HOME/t2, /etc/t2, conf/ beside the t2 executable).
     #[arg(long, env = "T2_CONF_DIR", value_name = "DIR")]
     pub conf_dir: Option<PathBuf>,
-    /// The dashboard the job master reports to, http://host:port (overrides the spec's
+    /// The dashboard the job master reports to, http[s]://host:port (overrides the spec's
     /// `dashboard`).
     #[arg(long, env = "T2_DASHBOARD", value_name = "URL")]
     pub dashboard: Option<String>,
     /// The dashboard's token (overrides the spec's `dashboard_token`).
     #[arg(long, env = "T2_DASHBOARD_TOKEN", hide_env_values = true)]
     pub dashboard_token: Option<String>,
+    /// For an https:// dashboard: the CA certificate (PEM) its certificate must be signed
+    /// by; the job master trusts nothing else (sets the spec's `dashboard_ca`).
+    #[arg(long, env = "T2_DASHBOARD_CA", value_name = "FILE")]
+    pub dashboard_ca: Option<PathBuf>,
 }
 
 /// `t2 submit local`.
@@ -163,6 +167,8 @@ pub struct SubmitArgs {
     pub dashboard: Option<String>,
     /// `--dashboard-token`.
     pub dashboard_token: Option<String>,
+    /// `--dashboard-ca`.
+    pub dashboard_ca: Option<PathBuf>,
     /// The Kubernetes flags (for a local submit: those given, to be refused).
     pub kube: KubeSubmitArgs,
     /// Arguments after `--`.
@@ -218,6 +224,7 @@ impl SubmitTarget {
             uploader_ca,
             dashboard: job.dashboard,
             dashboard_token: job.dashboard_token,
+            dashboard_ca: job.dashboard_ca,
             kube,
             program_args,
         }

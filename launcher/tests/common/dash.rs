@@ -25,9 +25,15 @@ pub struct Dash {
 impl Dash {
     /// Starts `t2 dash --listen LISTEN --db DB --token TOKEN` and waits for its address.
     pub fn start(home: &Path, db: &Path, listen: &str) -> Self {
+        Self::start_with(home, db, listen, &[])
+    }
+
+    /// [`Dash::start`] with more arguments (`--tls-cert FILE --tls-key FILE`).
+    pub fn start_with(home: &Path, db: &Path, listen: &str, more: &[&str]) -> Self {
         let mut cmd = t2(home);
         cmd.args(["dash", "--listen", listen, "--token", TOKEN, "--db"])
             .arg(db)
+            .args(more)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn t2 dash");
@@ -141,6 +147,47 @@ impl Drop for Dash {
     fn drop(&mut self) {
         self.sigkill();
     }
+}
+
+/// One `GET` of `url` (`https://127.0.0.1:PORT/...`) over TLS trusting only `ca_pem`, with
+/// a deadline; returns the status and body.
+pub fn https_get(url: &str, ca_pem: &str) -> (u16, String) {
+    use t2_core::tls::rustls::{ClientConnection, StreamOwned};
+    let rest = url.strip_prefix("https://").expect("https URL");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    let config = t2_core::tls::client_config(ca_pem, &[t2_core::tls::ALPN_HTTP1], "test CA")
+        .expect("client config");
+    let name = t2_core::tls::server_name(host).expect("server name");
+    let conn = ClientConnection::new(config, name).expect("TLS client");
+    let tcp = TcpStream::connect(authority).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp.set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = StreamOwned::new(conn, tcp);
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send over TLS");
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A server that closes without close_notify; what came is the whole answer.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(e) => panic!("reading the answer of {url}: {e}"),
+    }
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in the answer of {url}: {head}"));
+    (status, body.to_string())
 }
 
 /// The workers of a job answer whose state is `state`.

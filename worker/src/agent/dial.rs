@@ -1,6 +1,7 @@
-//! Opening a gRPC channel to a job master: plaintext, or TLS trusting only the job's CA
-//! (`t2_core::tls`), never the system's roots. The agent's link, `t2`'s own status, kill and
-//! scale calls and the in-pod clients all dial through a [`Dialer`].
+//! Opening a gRPC channel to a job master (or to another agent of an MPI job): plaintext, or
+//! TLS trusting only the job's CA (`t2_core::tls`), never the system's roots. The agent's
+//! link, `t2`'s own status, kill and scale calls, the in-pod clients and the MPI relay all
+//! dial through a [`Dialer`].
 //!
 //! With TLS the first connection is made here, before tonic gets it, so a certificate
 //! problem is one final error naming it ([`DialError::Final`]) instead of a retried
@@ -47,6 +48,8 @@ struct ClientTls {
     name: Option<String>,
     /// Words for what the certificate is checked against, in errors.
     trusted: String,
+    /// What is dialled, in errors: `the job master`, `the agent`.
+    server: &'static str,
 }
 
 /// How to dial job masters: plaintext (the default) or TLS.
@@ -79,6 +82,22 @@ impl Dialer {
                 config,
                 name: None,
                 trusted: format!("the job's CA ({origin})"),
+                server: "the job master",
+            })),
+        })
+    }
+
+    /// TLS to other agents of the job (MPI's relay): trusting only the job's CA in `ca_pem`
+    /// and checking the agents' certificate ([`t2_core::tls::AGENT_NAME`]), whatever
+    /// address the agent listens on.
+    pub fn agents(ca_pem: &str, origin: &str) -> Result<Self, t2_core::tls::TlsError> {
+        let config = t2_core::tls::client_config(ca_pem, &[ALPN_H2], origin)?;
+        Ok(Self {
+            tls: Some(Arc::new(ClientTls {
+                config,
+                name: Some(t2_core::tls::AGENT_NAME.into()),
+                trusted: format!("the job's CA ({origin})"),
+                server: "the agent",
             })),
         })
     }
@@ -93,6 +112,7 @@ impl Dialer {
                     config: t.config.clone(),
                     name: Some(name.to_string()),
                     trusted: t.trusted.clone(),
+                    server: t.server,
                 })),
             },
         }
@@ -140,9 +160,9 @@ struct Target {
 
 impl Target {
     fn of(uri: &Uri, tls: &ClientTls) -> Result<Self, DialError> {
-        let host = uri
-            .host()
-            .ok_or_else(|| DialError::Final(format!("job master address {uri} has no host")))?;
+        let host = uri.host().ok_or_else(|| {
+            DialError::Final(format!("address {uri} of {} has no host", tls.server))
+        })?;
         let port = uri.port_u16().unwrap_or(443);
         let authority = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]:{port}")
@@ -163,7 +183,7 @@ impl Target {
             .await
             .map_err(|e| DialFailure::Io(format!("cannot connect to {}: {e}", self.authority)))?;
         let _ = tcp.set_nodelay(true);
-        let server = format!("the job master at {shown}");
+        let server = format!("{} at {shown}", tls.server);
         let stream = t2_core::tls::connect(
             tcp,
             tls.config.clone(),

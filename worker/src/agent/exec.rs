@@ -134,15 +134,35 @@ impl ExecService {
         }
     }
 
-    /// Serves on `listener` until the returned task is aborted.
-    pub fn serve(self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+    /// Serves on `listener` until the returned task is aborted; over TLS with `tls` (the
+    /// agents' certificate), so the token other agents present is never in the clear.
+    pub fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: Option<Arc<t2_core::tls::rustls::ServerConfig>>,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            if let Err(e) = tonic::transport::Server::builder()
-                .add_service(AgentServer::new(self))
-                .serve_with_incoming(incoming)
-                .await
-            {
+            let mut server = tonic::transport::Server::builder();
+            let router = server.add_service(AgentServer::new(self));
+            let served = match tls {
+                Some(config) => {
+                    router
+                        .serve_with_incoming(t2_core::grpc_tls::incoming(
+                            listener,
+                            config,
+                            "agent service",
+                        ))
+                        .await
+                }
+                None => {
+                    router
+                        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
+                            listener,
+                        ))
+                        .await
+                }
+            };
+            if let Err(e) = served {
                 warn!(error = %e, "the agent service stopped");
             }
         })

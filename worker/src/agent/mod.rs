@@ -82,6 +82,8 @@ pub struct AgentConfig {
     pub token: String,
     /// How the job master is dialled: TLS trusting the job's CA for a job with `tls: true`.
     pub dialer: dial::Dialer,
+    /// The agent service's TLS in an MPI job with `tls: true` (`None`: plaintext).
+    pub agent_tls: Option<AgentTls>,
     /// The package file.
     pub package: PathBuf,
     /// Its expected sha256.
@@ -109,6 +111,54 @@ pub struct AgentConfig {
     /// Offer the package to the job master after registering and after every reconnect
     /// (it keeps a copy for pods made later; see [`offer`]).
     pub offer_package: bool,
+}
+
+/// The TLS of an MPI job's agent service: the agents' certificate it serves with, and how it
+/// dials the other agents (trusting the job's CA, checking the agents' name).
+#[derive(Clone)]
+pub struct AgentTls {
+    /// The server configuration (the agents' certificate and key).
+    pub server: std::sync::Arc<t2_core::tls::rustls::ServerConfig>,
+    /// How other agents are dialled.
+    pub peers: dial::Dialer,
+}
+
+impl std::fmt::Debug for AgentTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AgentTls(peers: {:?})", self.peers)
+    }
+}
+
+impl AgentTls {
+    /// From the job's CA and the agents' certificate and key (PEM); `origin` says where
+    /// each came from in errors.
+    pub fn from_pem(
+        ca_pem: &str,
+        ca_origin: &str,
+        cert_pem: &str,
+        key_pem: &str,
+        cert_origin: &str,
+    ) -> Result<Self, t2_core::tls::TlsError> {
+        use t2_core::tls::{server_config, ALPN_H2};
+        Ok(Self {
+            server: server_config(cert_pem, key_pem, &[ALPN_H2], cert_origin)?,
+            peers: dial::Dialer::agents(ca_pem, ca_origin)?,
+        })
+    }
+
+    /// From the files of [`t2_core::tls`] in `dir` (the CA's PEM given: on Kubernetes it
+    /// comes from the environment).
+    pub fn read(
+        ca_pem: &str,
+        ca_origin: &str,
+        dir: &std::path::Path,
+    ) -> Result<Self, t2_core::tls::TlsError> {
+        use t2_core::tls::{read_pem, AGENT_CERT_FILE, AGENT_KEY_FILE};
+        let cert = read_pem(&dir.join(AGENT_CERT_FILE))?;
+        let key = read_pem(&dir.join(AGENT_KEY_FILE))?;
+        let shown = dir.join(AGENT_CERT_FILE).display().to_string();
+        Self::from_pem(ca_pem, ca_origin, &cert, &key, &shown)
+    }
 }
 
 /// How an agent ended.
@@ -300,6 +350,10 @@ pub async fn run_with(
         barrier_timeouts: (cfg.spec.barrier_timeout, cfg.spec.init_barrier_timeout),
         join_timeout: cfg.spec.join_timeout,
         token: cfg.token.clone(),
+        peers: cfg
+            .agent_tls
+            .as_ref()
+            .map_or_else(dial::Dialer::plain, |t| t.peers.clone()),
     };
     let server =
         socket::serve(&sock, served).map_err(io(format!("cannot serve {}", sock.display())))?;

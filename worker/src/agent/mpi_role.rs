@@ -66,13 +66,13 @@ impl MpiRole {
             ready_rx,
             known.clone(),
         )
-        .serve(listener);
+        .serve(listener, cfg.agent_tls.as_ref().map(|t| t.server.clone()));
         let (scratch, scratch_outside) = mpi::scratch_dir(&cfg.run_dir, &cfg.job_id, cfg.worker_id);
         std::fs::create_dir_all(&scratch).map_err(|source| AgentError::Io {
             what: format!("cannot create {}", scratch.display()),
             source,
         })?;
-        info!(job_id = %cfg.job_id, worker_id = cfg.worker_id, port, "serving the agent service for mpirun");
+        info!(job_id = %cfg.job_id, worker_id = cfg.worker_id, port, tls = cfg.agent_tls.is_some(), "serving the agent service for mpirun");
         let ssh = match std::env::var_os(mpi::SSH_DIR_ENV) {
             Some(dir) => Some(mpi_ssh::prepare(std::path::Path::new(&dir), &scratch)?),
             None => None,

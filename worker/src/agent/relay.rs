@@ -1,6 +1,7 @@
 //! The caller's side of running a command on another worker: an `exec` request on the local
 //! socket (from `t2 worker rsh`, which mpirun runs) is carried to the target worker's agent
-//! service ([`super::exec`]) with the job's token, which never leaves the agents. Frames are
+//! service ([`super::exec`]) with the job's token, which never leaves the agents (over TLS
+//! in a job with `tls: true`, checking the agents' certificate). Frames are
 //! relayed both ways until the command exits; the local client going away closes the gRPC
 //! stream, which ends the remote command. Every frame from the local client is read with a
 //! bound ([`MAX_EXEC_FRAME`]): a longer one ends the session with an `error` frame (and the
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};
 
+use super::dial::{DialError, Dialer};
 use super::socket::{read_line, LineRead, Served};
 use crate::local_api::{ExecFrameIn, ExecFrameOut, EXEC_CHUNK, MAX_EXEC_FRAME};
 
@@ -114,8 +116,13 @@ pub async fn relay(
         );
         return send(&mut write, &fail(msg)).await;
     }
-    let addr = format!("http://{}", join_host_port(host, target.agent_port));
-    let channel = match connect(&addr).await {
+    let scheme = if served.peers.is_tls() {
+        "https"
+    } else {
+        "http"
+    };
+    let addr = format!("{scheme}://{}", join_host_port(host, target.agent_port));
+    let channel = match connect(&served.peers, &addr).await {
         Ok(c) => c,
         Err(e) => {
             let msg = format!(
@@ -235,7 +242,7 @@ fn join_host_port(host: &str, port: u32) -> String {
     }
 }
 
-async fn connect(addr: &str) -> Result<tonic::transport::Channel, String> {
+async fn connect(dialer: &Dialer, addr: &str) -> Result<tonic::transport::Channel, String> {
     let started = Instant::now();
     let mut backoff = Duration::from_millis(20);
     loop {
@@ -243,14 +250,18 @@ async fn connect(addr: &str) -> Result<tonic::transport::Channel, String> {
             .map_err(|e| e.to_string())?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true);
-        match endpoint.connect().await {
+        match dialer.channel(endpoint).await {
             Ok(c) => return Ok(c),
-            Err(e) if started.elapsed() < CONNECT_DEADLINE => {
+            // A certificate the job's CA did not sign, or no TLS: retrying cannot help.
+            Err(DialError::Final(e)) => return Err(e),
+            Err(DialError::NotYet(e)) if started.elapsed() < CONNECT_DEADLINE => {
                 debug!(error = %e, "target agent not reachable yet");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
             }
-            Err(e) => return Err(format!("gave up after {CONNECT_DEADLINE:?}: {e}")),
+            Err(DialError::NotYet(e)) => {
+                return Err(format!("gave up after {CONNECT_DEADLINE:?}: {e}"))
+            }
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct Served {
     pub join_timeout: Duration,
     /// The job token, for running commands on other workers' agents (never sent to clients).
     pub token: String,
+    /// How other workers' agents are dialled (TLS in an MPI job with `tls: true`).
+    pub peers: super::dial::Dialer,
 }
 
 /// The longest request line the socket reads, a `send` message included (1 MiB); a longer

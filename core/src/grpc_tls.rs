@@ -1,6 +1,7 @@
-//! The job master's TLS incoming connections: TCP connections whose TLS handshake (with the
-//! job's certificate) is done, as tonic's server takes them. Handshakes run side by side in
-//! `t2_core::tls::accept`; a client that does not complete one (a plaintext client, or one
+//! TLS incoming connections of t2's gRPC servers (feature `grpc-tls`): the job master's and
+//! the MPI agents' service. TCP connections whose TLS handshake (with the job's certificate)
+//! is done, as tonic's server takes them. Handshakes run side by side in
+//! [`crate::tls::accept`]; a client that does not complete one (a plaintext client, or one
 //! that does not trust the job's CA) never reaches the gRPC service, so no token it sends
 //! is read.
 
@@ -9,9 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::tls::rustls::ServerConfig;
+use crate::tls::tokio_rustls::server::TlsStream;
 use futures::Stream;
-use t2_core::tls::rustls::ServerConfig;
-use t2_core::tls::tokio_rustls::server::TlsStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::wrappers::ReceiverStream;
@@ -73,11 +74,13 @@ impl AsyncWrite for TlsConn {
     }
 }
 
-/// The TLS connections made to `listener`, for `serve_with_incoming`.
+/// The TLS connections made to `listener`, for `serve_with_incoming`; `what` names the
+/// server in logs.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<ServerConfig>,
+    what: &'static str,
 ) -> impl Stream<Item = Result<TlsConn, std::io::Error>> {
-    ReceiverStream::new(t2_core::tls::accept(listener, config, "job master"))
+    ReceiverStream::new(crate::tls::accept(listener, config, what))
         .map(|(stream, peer)| Ok(TlsConn { stream, peer }))
 }
