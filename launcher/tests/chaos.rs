@@ -206,7 +206,6 @@ fn wait_or_report(
 }
 
 #[test]
-#[ignore = "passed 1 of its 2 last runs: the second found the agent's ZooKeeper read failing once during a ZooKeeper restart (session expired), fixed in worker/src/agent/ft.rs but not yet run; run with --ignored or bench/soak/run"]
 fn jobs_complete_correctly_under_random_kills_and_zookeeper_restarts() {
     let seconds: u64 = std::env::var("T2_CHAOS_SECONDS")
         .ok()
