@@ -90,10 +90,10 @@ impl Barriers {
                     barrier_type: t,
                     result: BarrierResult::TimedOut,
                     reason: format!(
-                        "{} barrier timed out after {:?}: worker(s) {:?} never arrived",
+                        "{} barrier timed out after {:?}: worker(s) {} never arrived",
                         type_name(t),
                         round.timeout,
-                        missing
+                        crate::registry::id_ranges(&missing)
                     ),
                     waiters: round.waiters.into_iter().collect(),
                 });
@@ -206,7 +206,11 @@ mod tests {
         assert!(b.expire(3, now + Duration::from_secs(1)).is_empty());
         let c = b.expire(3, now + T).pop().unwrap();
         assert_eq!(c.result, BarrierResult::TimedOut);
-        assert!(c.reason.contains("[0]"), "{}", c.reason);
+        assert!(
+            c.reason.contains("worker(s) 0 never arrived"),
+            "{}",
+            c.reason
+        );
         assert_eq!(c.waiters.len(), 2);
     }
 

@@ -25,6 +25,38 @@ pub type Outbox = Sender<Outgoing>;
 /// Messages a worker's stream may hold unsent before the worker counts as fallen behind.
 pub const OUTBOX_CAPACITY: usize = 1024;
 
+/// Worker IDs (ascending) as a short readable list of ranges, e.g. `0-2999` or `3, 7-9`:
+/// at most [`IDS_SHOWN`] ranges, then how many IDs there are in all, so that a reason that
+/// names the missing workers of a 10 000-worker job stays one readable line.
+pub fn id_ranges(ids: &[u32]) -> String {
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for &id in ids {
+        match ranges.last_mut() {
+            Some((_, end)) if end.checked_add(1) == Some(id) => *end = id,
+            _ => ranges.push((id, id)),
+        }
+    }
+    let shown: Vec<String> = ranges
+        .iter()
+        .take(IDS_SHOWN)
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    let mut out = shown.join(", ");
+    if ranges.len() > IDS_SHOWN {
+        out.push_str(&format!(", ... ({} workers in all)", ids.len()));
+    }
+    out
+}
+
+/// Ranges [`id_ranges`] shows before it counts the rest.
+pub const IDS_SHOWN: usize = 20;
+
 /// Milliseconds since this process's first call: the clock of [`Beat`].
 pub fn now_ms() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -219,5 +251,27 @@ impl Registry {
             .lock()
             .map(|mut l| std::mem::take(&mut *l))
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_ranges;
+
+    #[test]
+    fn id_ranges_are_short_and_readable() {
+        assert_eq!(id_ranges(&[]), "");
+        assert_eq!(id_ranges(&[4]), "4");
+        assert_eq!(id_ranges(&[3, 7, 8, 9, 12]), "3, 7-9, 12");
+        let all: Vec<u32> = (0..3000).collect();
+        assert_eq!(id_ranges(&all), "0-2999");
+        let every_other: Vec<u32> = (0..100).step_by(2).collect();
+        let shown = id_ranges(&every_other);
+        assert!(shown.starts_with("0, 2, 4, "), "{shown}");
+        assert!(shown.ends_with(", 38, ... (50 workers in all)"), "{shown}");
+        assert_eq!(
+            id_ranges(&[u32::MAX - 1, u32::MAX]),
+            format!("{}-{}", u32::MAX - 1, u32::MAX)
+        );
     }
 }

@@ -105,11 +105,11 @@ impl Master {
         if !self.ever_all_joined && now.duration_since(self.started) > self.cfg.join_timeout {
             let missing = self.registry.missing(self.cfg.num_workers);
             let why = format!(
-                "only {} of {} workers joined within {:?}; missing worker(s) {:?}",
+                "only {} of {} workers joined within {:?}; missing worker(s) {}",
                 self.registry.joined(),
                 self.cfg.num_workers,
                 self.cfg.join_timeout,
-                missing
+                crate::registry::id_ranges(&missing)
             );
             self.end(JobState::JobFailed, why).await;
             return;

@@ -158,7 +158,8 @@ async fn nobody_joining_fails_the_job_at_its_join_deadline() {
         .unwrap();
     assert_eq!(outcome.state, JobState::JobFailed);
     assert!(
-        outcome.reason.contains("only 1 of 3 workers joined") && outcome.reason.contains("[0, 2]"),
+        outcome.reason.contains("only 1 of 3 workers joined")
+            && outcome.reason.contains("missing worker(s) 0, 2"),
         "{}",
         outcome.reason
     );

@@ -12,6 +12,7 @@
 
 mod proc;
 mod t2;
+mod wire;
 mod zk;
 
 use std::time::Duration;

@@ -4,21 +4,20 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::json;
 use t2_core::jobdir::JobDir;
-use t2_proto::job_master_client::JobMasterClient;
 use t2_proto::{
     master_to_worker::Body as M, table, worker_to_master::Body as W, BarrierParams, BarrierResult,
     BarrierType, Heartbeat, JobState, RegisterParams, StateChangeParams, WorkerInfo, WorkerState,
     WorkerToMaster, PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
 
+use crate::wire::{self, Received};
 use crate::{proc, wait_for};
 
 const TOKEN: &str = "bench-token";
@@ -33,10 +32,11 @@ struct Shared {
     ended: AtomicUsize,
     failed_events: AtomicUsize,
     error: Mutex<Option<String>>,
-    /// The first worker list received, checked in full; every other stream's list must be
-    /// byte-for-byte the same (decoding 10 000 lists of 10 000 in one process would measure
-    /// this load generator, not the job master).
-    reference: OnceLock<Result<Vec<u8>, String>>,
+    /// The worker list every stream must receive, byte for byte: the table of the workers
+    /// as they register, in ID order, encoded as t2 encodes it and checked in full when the
+    /// round starts (decoding 10 000 lists of 10 000 in one process would measure this load
+    /// generator, not the job master).
+    expected_list: bytes::Bytes,
     /// The heartbeat interval the job master gave in its first `Registered` answer, in
     /// milliseconds (0 until then), as agents take it from theirs.
     interval_ms: AtomicU64,
@@ -60,6 +60,22 @@ impl Shared {
 
 fn port_of(id: u32) -> u32 {
     20_000 + id
+}
+
+/// What simulated worker `id` registers (and so its entry in the worker list).
+fn info_of(id: u32) -> WorkerInfo {
+    WorkerInfo {
+        worker_id: id,
+        host: "127.0.0.1".into(),
+        port: port_of(id),
+        node: Some(t2_proto::NodeInfo {
+            node_ip: "127.0.0.1".into(),
+            ..Default::default()
+        }),
+        restart_count: 0,
+        state: WorkerState::Started as i32,
+        agent_port: 0,
+    }
 }
 
 /// Checks a full worker list: `n` workers 0..n on 127.0.0.1 with the ports they registered.
@@ -134,8 +150,11 @@ pub async fn run(t2: &str, n: u32, hold: Duration) -> anyhow::Result<serde_json:
     let (mut jm, addr, log_path, spec_interval) = start_jobmaster(t2, n, &home)?;
     let pid = jm.id();
     let job_id = format!("jmscale-{n}");
+    let expected_list = table::encode(&(0..n).map(info_of).collect::<Vec<_>>());
+    check_list(&expected_list, n).map_err(|e| anyhow::anyhow!("the expected list: {e}"))?;
     let shared = Arc::new(Shared {
         beaters: Mutex::new(vec![Vec::new(); PHASES]),
+        expected_list,
         ..Shared::default()
     });
     {
@@ -319,21 +338,6 @@ pub async fn run(t2: &str, n: u32, hold: Duration) -> anyhow::Result<serde_json:
     }))
 }
 
-async fn connect(addr: &str) -> anyhow::Result<tonic::transport::Channel> {
-    let mut last = None;
-    for attempt in 0..5u32 {
-        let endpoint = tonic::transport::Endpoint::from_shared(addr.to_string())?
-            .connect_timeout(Duration::from_secs(20))
-            .tcp_nodelay(true);
-        match endpoint.connect().await {
-            Ok(c) => return Ok(c),
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-    }
-    Err(last.map_or_else(|| anyhow::anyhow!("no attempt"), Into::into))
-}
-
 async fn worker(
     id: u32,
     n: u32,
@@ -342,8 +346,6 @@ async fn worker(
     shared: &Shared,
     mut complete: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let channel = connect(addr).await.context("cannot connect")?;
-    let mut client = JobMasterClient::new(channel);
     let (tx, rx) = mpsc::channel::<WorkerToMaster>(64);
     let send = |body: W| {
         let tx = tx.clone();
@@ -357,31 +359,19 @@ async fn worker(
         job_id: job_id.into(),
         token: TOKEN.into(),
         protocol_version: PROTOCOL_VERSION,
-        info: Some(WorkerInfo {
-            worker_id: id,
-            host: "127.0.0.1".into(),
-            port: port_of(id),
-            node: Some(t2_proto::NodeInfo {
-                node_ip: "127.0.0.1".into(),
-                ..Default::default()
-            }),
-            restart_count: 0,
-            state: WorkerState::Started as i32,
-            agent_port: 0,
-        }),
+        info: Some(info_of(id)),
         reconnect: false,
     }))
     .await?;
-    let mut inbound = client
-        .attach(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| anyhow::anyhow!("attach refused: {}", s.message()))?
-        .into_inner();
-    let registered = match inbound.message().await? {
-        Some(t2_proto::MasterToWorker {
+    let mut inbound = wire::attach(addr, rx).await?;
+    let list = &shared.expected_list[..];
+    let registered = match inbound.next(list).await? {
+        Some(Received::Message(t2_proto::MasterToWorker {
             body: Some(M::Registered(r)),
-        }) => r,
-        other => bail!("expected Registered, got {other:?}"),
+        })) => r,
+        Some(Received::Message(other)) => bail!("expected Registered, got {other:?}"),
+        Some(Received::ListPiece { .. }) => bail!("expected Registered, got the worker list"),
+        None => bail!("the job master closed the stream before answering the registration"),
     };
     shared.registered.fetch_add(1, Relaxed);
     let _ = shared.interval_ms.compare_exchange(
@@ -406,37 +396,27 @@ async fn worker(
             timeout_ms: 0,
         })
     };
-    let mut assembler = table::Assembler::default();
     let mut passed = 0u64;
     let mut completing = false;
     let result = loop {
         tokio::select! {
-            m = inbound.message() => {
+            m = inbound.next(list) => {
                 let body = match m {
-                    Ok(Some(msg)) => msg.body,
+                    Ok(Some(Received::ListPiece { piece, pieces, matched })) => {
+                        if !matched {
+                            break Err(anyhow::anyhow!("piece {piece} of its worker list differs from the expected list"));
+                        }
+                        if piece + 1 == pieces.max(1) {
+                            shared.listed.fetch_add(1, Relaxed);
+                            send(barrier(1)).await?;
+                        }
+                        continue;
+                    }
+                    Ok(Some(Received::Message(msg))) => msg.body,
                     Ok(None) => break Err(anyhow::anyhow!("the job master closed the stream before the job ended")),
-                    Err(s) => break Err(anyhow::anyhow!("stream broke: {}", s.message())),
+                    Err(e) => break Err(e),
                 };
                 match body {
-                    Some(M::AllJoined(j)) => {
-                        // A list in one piece is compared as received (no copy through the
-                        // assembler: 10 000 copies of it would load this process, not the
-                        // job master).
-                        let whole = if j.pieces <= 1 && j.piece == 0 {
-                            j.table
-                        } else {
-                            let Some(whole) = assembler.push(j.piece, j.pieces, &j.table)? else { continue };
-                            whole.into()
-                        };
-                        let reference = shared.reference.get_or_init(|| check_list(&whole, n).map(|()| whole.to_vec()));
-                        match reference {
-                            Ok(r) if r[..] == whole[..] => {}
-                            Ok(_) => break Err(anyhow::anyhow!("its worker list differs from the others'")),
-                            Err(e) => break Err(anyhow::anyhow!("{e}")),
-                        }
-                        shared.listed.fetch_add(1, Relaxed);
-                        send(barrier(1)).await?;
-                    }
                     Some(M::Barrier(b)) => {
                         if b.result() != BarrierResult::Success || b.request_id != passed + 1 {
                             break Err(anyhow::anyhow!("barrier {} ended {:?}: {}", b.request_id, b.result(), b.reason));
