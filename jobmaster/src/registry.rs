@@ -81,7 +81,13 @@ pub struct Connection {
 impl Connection {
     /// How long ago the stream's task last heard from the worker.
     pub fn silent_for(&self) -> Duration {
-        Duration::from_millis(now_ms().saturating_sub(self.beat.load(Ordering::Relaxed)))
+        self.silent_at(now_ms())
+    }
+
+    /// [`Self::silent_for`] as of `now` (a [`now_ms`] reading): scans of every worker read
+    /// the clock once, not once per worker.
+    pub fn silent_at(&self, now: u64) -> Duration {
+        Duration::from_millis(now.saturating_sub(self.beat.load(Ordering::Relaxed)))
     }
 }
 

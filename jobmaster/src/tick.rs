@@ -8,6 +8,7 @@ use tonic::Status;
 use tracing::warn;
 
 use crate::master::{is_final, Master};
+use crate::registry::now_ms;
 
 /// How many heartbeat timeouts silence verdicts may wait while the job master is behind.
 pub const BEHIND_WAIT: u32 = 10;
@@ -34,13 +35,15 @@ impl Master {
             self.expire_and_check_deadlines(now).await;
             return;
         }
+        let clock = now_ms();
         let silent: Vec<u32> = self
             .registry
             .iter()
             .filter(|e| {
                 // Silent when neither the master nor the stream's own task heard from it.
                 e.conn.as_ref().is_some_and(|c| {
-                    now.duration_since(e.last_seen).min(c.silent_for()) > self.cfg.heartbeat_timeout
+                    now.duration_since(e.last_seen).min(c.silent_at(clock))
+                        > self.cfg.heartbeat_timeout
                 })
             })
             .map(|e| e.info.worker_id)
@@ -68,10 +71,11 @@ impl Master {
     fn behind_on_heartbeats(&mut self, now: Instant) -> bool {
         let recent = (self.cfg.heartbeat_interval * 4).min(self.cfg.heartbeat_timeout);
         let (mut connected, mut fresh) = (0usize, 0usize);
+        let clock = now_ms();
         for e in self.registry.iter() {
             if let Some(c) = &e.conn {
                 connected += 1;
-                if now.duration_since(e.last_seen).min(c.silent_for()) <= recent {
+                if now.duration_since(e.last_seen).min(c.silent_at(clock)) <= recent {
                     fresh += 1;
                 }
             }
