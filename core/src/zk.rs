@@ -167,6 +167,12 @@ impl Zk {
         })
     }
 
+    /// True once the session can never serve again (expired, closed or refused): a new one
+    /// must be made.
+    pub fn is_terminated(&self) -> bool {
+        self.client.state().is_terminated()
+    }
+
     /// `host:port,…` of this session.
     pub fn addresses(&self) -> &str {
         &self.addresses

@@ -136,6 +136,42 @@ fn a_short_zookeeper_outage_is_survived() {
 }
 
 #[test]
+fn agents_whose_zookeeper_session_expired_during_a_job_master_restart_open_a_new_one() {
+    // ZooKeeper is away for longer than the sessions' timeout while the job master is SIGKILLed:
+    // the agents' sessions expire (they never come back), so each must open a new session to
+    // find the restarted job master, and announce its liveness znode again.
+    let mut zk = ZkServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let job = shell_job(
+        &home.path().join("src"),
+        "name: zk-expired\nworkers: 2\ncommand: [./run.sh]\n",
+        "#!/usr/bin/env bash\nsleep 12\necho \"after the outage: $(t2 worker barrier)\"\n",
+    );
+    let mut args = ft_args(&zk);
+    args[5] = "zookeeper.session_timeout=2s".into();
+    let child = spawn_submit(home.path(), &job, &args);
+    let running = RunningJob::wait(home.path(), LONG);
+    let jm = running.jobmaster_pid();
+    zk.stop();
+    let _ = sigkill(jm);
+    std::thread::sleep(Duration::from_secs(6));
+    zk.restart();
+    let out = wait(child, LONG);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}\n{}", jobs_report(home.path()));
+    assert_eq!(all.matches("after the outage: SUCCESS").count(), 2, "{all}");
+    for w in 0..2 {
+        let log = running.log(&format!("worker-{w}"));
+        assert!(
+            log.contains("the ZooKeeper session had expired; using a new one"),
+            "worker {w} did not renew its session:\n{log}"
+        );
+    }
+    assert!(zk.znodes_of(&running.id).is_empty(), "znodes left");
+    running.assert_nothing_left();
+}
+
+#[test]
 fn a_long_zookeeper_outage_fails_the_job_naming_zookeeper() {
     let mut zk = ZkServer::start();
     let home = tempfile::tempdir().unwrap();

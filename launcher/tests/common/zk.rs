@@ -58,11 +58,11 @@ impl ZkServer {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
         let cfg = self.dir.path().join("zoo.cfg");
-        // tickTime 500 ms: sessions between 1 s and 10 s are allowed.
+        // tickTime 500 ms: sessions between 1 s and 60 s are allowed.
         std::fs::write(
             &cfg,
             format!(
-                "tickTime=500\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n",
+                "tickTime=500\nmaxSessionTimeout=60000\ndataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n",
                 self.dir.path().join("data").display(),
                 self.port
             ),

@@ -169,12 +169,7 @@ impl ExecService {
     }
 
     fn check(&self, job_id: &str, token: &str) -> Result<(), Status> {
-        let same = token.len() == self.token.len()
-            && token
-                .bytes()
-                .zip(self.token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
+        let same = t2_core::secret::constant_time_eq(token.as_bytes(), self.token.as_bytes());
         if job_id != self.job_id || !same {
             return Err(Status::unauthenticated(format!(
                 "worker {} of job '{}' refuses to run a command for a caller without this job's ID and token",

@@ -14,9 +14,17 @@ use super::{AgentConfig, AgentError};
 /// How long one dial of a job master address may take before ZooKeeper is asked again.
 const DIAL: Duration = Duration::from_secs(2);
 
-/// An agent's ZooKeeper session.
+/// An agent's ZooKeeper session, made again when it expires.
 pub struct FaultTolerance {
-    zk: Zk,
+    /// The current session (replaced by [`Self::renew_if_expired`]).
+    zk: std::sync::Mutex<Zk>,
+    /// `host:port,…`, the session timeout and how long connecting may take, for a new session.
+    addresses: String,
+    session_timeout: Duration,
+    connect_timeout: Duration,
+    /// The liveness znode this worker announced (ID, restart count), announced again in a new
+    /// session: an expired session's ephemeral znodes are gone.
+    alive: std::sync::Mutex<Option<(u32, u32)>>,
     znodes: JobZnodes,
     /// Creation zxid of the job master znode we last used (a new job master makes a new one).
     jm_czxid: std::sync::Mutex<i64>,
@@ -36,11 +44,47 @@ impl FaultTolerance {
             .await
             .map_err(zk_err)?;
         Ok(Self {
-            zk,
+            zk: std::sync::Mutex::new(zk),
+            addresses: z.addresses.clone(),
+            session_timeout: z.session_timeout,
+            connect_timeout: cfg.connect_timeout,
+            alive: std::sync::Mutex::new(None),
             znodes: JobZnodes::new(&z.root, &cfg.job_id),
             jm_czxid: std::sync::Mutex::new(0),
             dialer: cfg.dialer.clone(),
         })
+    }
+
+    /// The current session.
+    fn zk(&self) -> Zk {
+        self.zk.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// When ZooKeeper was away for longer than the session timeout (its session expired: it
+    /// never comes back), opens a new session, announces this worker's liveness znode in it
+    /// again, and uses it from then on. Connecting waits until `deadline` at the latest.
+    async fn renew_if_expired(&self, deadline: Instant) -> Result<(), AgentError> {
+        if !self.zk().is_terminated() {
+            return Ok(());
+        }
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(self.connect_timeout);
+        let zk = Zk::connect(&self.addresses, self.session_timeout, left)
+            .await
+            .map_err(zk_err)?;
+        let alive = *self.alive.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((worker_id, restart_count)) = alive {
+            zk.put_ephemeral(
+                &self.znodes.live_worker(worker_id),
+                restart_count.to_string().as_bytes(),
+            )
+            .await
+            .map_err(zk_err)?;
+        }
+        warn!(addresses = %self.addresses, "the ZooKeeper session had expired; using a new one");
+        *self.zk.lock().unwrap_or_else(|e| e.into_inner()) = zk;
+        Ok(())
     }
 
     /// This worker's restart count: one more than the recorded one when the worker was
@@ -48,7 +92,7 @@ impl FaultTolerance {
     pub async fn restart_count(&self, worker_id: u32, given: u32) -> Result<u32, AgentError> {
         use prost::Message;
         let recorded = self
-            .zk
+            .zk()
             .get(&self.znodes.worker(worker_id))
             .await
             .map_err(zk_err)?;
@@ -66,22 +110,27 @@ impl FaultTolerance {
         restart_count: u32,
     ) -> Result<(), AgentError> {
         let path = self.znodes.live_worker(worker_id);
-        self.zk
+        self.zk()
             .put_ephemeral(&path, restart_count.to_string().as_bytes())
             .await
-            .map_err(zk_err)
+            .map_err(zk_err)?;
+        *self.alive.lock().unwrap_or_else(|e| e.into_inner()) = Some((worker_id, restart_count));
+        Ok(())
     }
 
     /// The job master's address; with `newer`, only one announced after the one last used.
     async fn job_master(&self, newer: bool, deadline: Instant) -> Result<String, AgentError> {
         let path = self.znodes.jobmaster();
         loop {
-            // ZooKeeper itself may be restarting (the session expired, being made again): a
-            // failed read is tried again until the deadline, like a missing znode.
-            let read = match self.zk.get(&path).await {
+            // ZooKeeper itself may be restarting: a failed read is tried again until the
+            // deadline, like a missing znode, in a new session once the old one expired.
+            let read = match self.zk().get(&path).await {
                 Ok(r) => r,
                 Err(e) if Instant::now() < deadline => {
                     warn!(error = %e, "cannot read the job master's znode yet; trying again");
+                    if let Err(e) = self.renew_if_expired(deadline).await {
+                        warn!(error = %e, "no new ZooKeeper session yet");
+                    }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
@@ -99,7 +148,7 @@ impl FaultTolerance {
             if Instant::now() >= deadline {
                 return Err(AgentError::JobMaster(format!(
                     "no job master announced itself in ZooKeeper at {} ({path})",
-                    self.zk.addresses()
+                    self.addresses
                 )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
