@@ -10,12 +10,16 @@ use crate::master::Master;
 impl Master {
     pub(crate) async fn on_state_change(&mut self, id: u32, change: t2_proto::StateChangeParams) {
         let state = change.state();
-        self.registry.send(
-            id,
-            Body::StateAck(StateChangeAck {
-                state: state as i32,
-            }),
-        );
+        let ack = Body::StateAck(StateChangeAck {
+            state: state as i32,
+        });
+        // A COMPLETED is acknowledged only once it is stored: an agent whose COMPLETED was
+        // acknowledged exits, so a successor job master (restored from the store) that did not
+        // see it would wait for that worker forever. Unacknowledged, the agent reports it again
+        // to the successor.
+        if state != WorkerState::Completed {
+            self.registry.send(id, ack.clone());
+        }
         match state {
             WorkerState::Completed => {
                 let Some(e) = self.registry.get_mut(id) else {
@@ -28,6 +32,7 @@ impl Master {
                 self.report_worker(id);
                 self.report_event("COMPLETED", Some(id), format!("worker {id} completed"));
                 self.persist_worker(&info).await;
+                self.registry.send(id, ack);
                 if self.cfg.ends_with_worker_zero && id == 0 {
                     self.complete_with_worker_zero().await;
                     return;
