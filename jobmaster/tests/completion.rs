@@ -3,6 +3,8 @@
 //! wait for that worker forever (the chaos test found this when a job master was SIGKILLed
 //! while its ZooKeeper write was held up by a ZooKeeper restart).
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +14,13 @@ use t2_jobmaster::JobMasterConfig;
 use t2_proto::job_master_client::JobMasterClient;
 use t2_proto::{
     master_to_worker::Body as M, worker_to_master::Body as W, JobState, MasterToWorker,
-    RegisterParams, StateChangeParams, WorkerInfo, WorkerState, WorkerToMaster, PROTOCOL_VERSION,
+    StateChangeParams, WorkerInfo, WorkerState, WorkerToMaster, PROTOCOL_VERSION,
 };
 use tokio::sync::{mpsc, Notify};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt;
+
+use common::register;
 
 /// A memory store whose write of a COMPLETED worker waits until the test opens its gate, as a
 /// ZooKeeper write waits while ZooKeeper restarts.
@@ -49,23 +53,6 @@ impl JobStateStore for GatedStore {
     }
 }
 
-fn register(id: u32) -> WorkerToMaster {
-    WorkerToMaster {
-        body: Some(W::Register(RegisterParams {
-            job_id: "job-c".into(),
-            token: "t".into(),
-            protocol_version: PROTOCOL_VERSION,
-            info: Some(WorkerInfo {
-                worker_id: id,
-                host: "127.0.0.1".into(),
-                port: 1000 + id,
-                ..Default::default()
-            }),
-            reconnect: false,
-        })),
-    }
-}
-
 async fn next(stream: &mut tonic::Streaming<MasterToWorker>) -> Option<M> {
     tokio::time::timeout(Duration::from_secs(10), stream.next())
         .await
@@ -88,7 +75,8 @@ async fn a_completed_worker_is_acknowledged_only_after_its_state_is_stored() {
     ));
     let mut client = JobMasterClient::connect(addr).await.unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
-    tx.send(register(0)).unwrap();
+    tx.send(register("job-c", "t", PROTOCOL_VERSION, 0))
+        .unwrap();
     let mut stream = client
         .attach(UnboundedReceiverStream::new(rx))
         .await

@@ -1,16 +1,20 @@
 //! The job master over real gRPC on loopback: who may register, and what a silent worker gets.
 
+mod common;
+
 use std::time::Duration;
 
 use t2_jobmaster::JobMasterConfig;
 use t2_proto::job_master_client::JobMasterClient;
 use t2_proto::{
     master_to_worker::Body as M, worker_to_master::Body as W, JobState, MasterToWorker,
-    RegisterParams, WatchParams, WorkerInfo, WorkerToMaster, PROTOCOL_VERSION,
+    WatchParams, WorkerToMaster, PROTOCOL_VERSION,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::StreamExt;
+
+use common::register;
 
 async fn start(
     cfg: JobMasterConfig,
@@ -23,23 +27,6 @@ async fn start(
             .unwrap()
     });
     (addr, handle)
-}
-
-fn register(job: &str, token: &str, version: u32, id: u32) -> WorkerToMaster {
-    WorkerToMaster {
-        body: Some(W::Register(RegisterParams {
-            job_id: job.into(),
-            token: token.into(),
-            protocol_version: version,
-            info: Some(WorkerInfo {
-                worker_id: id,
-                host: "127.0.0.1".into(),
-                port: 1000 + id,
-                ..Default::default()
-            }),
-            reconnect: false,
-        })),
-    }
 }
 
 /// Opens a worker stream; returns the sender and the response (or refusal).

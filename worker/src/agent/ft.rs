@@ -18,9 +18,7 @@ const DIAL: Duration = Duration::from_secs(2);
 pub struct FaultTolerance {
     /// The current session (replaced by [`Self::renew_if_expired`]).
     zk: std::sync::Mutex<Zk>,
-    /// `host:port,…`, the session timeout and how long connecting may take, for a new session.
-    addresses: String,
-    session_timeout: Duration,
+    /// How long connecting a new session may take.
     connect_timeout: Duration,
     /// The liveness znode this worker announced (ID, restart count), announced again in a new
     /// session: an expired session's ephemeral znodes are gone.
@@ -45,8 +43,6 @@ impl FaultTolerance {
             .map_err(zk_err)?;
         Ok(Self {
             zk: std::sync::Mutex::new(zk),
-            addresses: z.addresses.clone(),
-            session_timeout: z.session_timeout,
             connect_timeout: cfg.connect_timeout,
             alive: std::sync::Mutex::new(None),
             znodes: JobZnodes::new(&z.root, &cfg.job_id),
@@ -64,25 +60,21 @@ impl FaultTolerance {
     /// never comes back), opens a new session, announces this worker's liveness znode in it
     /// again, and uses it from then on. Connecting waits until `deadline` at the latest.
     async fn renew_if_expired(&self, deadline: Instant) -> Result<(), AgentError> {
-        if !self.zk().is_terminated() {
+        let old = self.zk();
+        if !old.is_terminated() {
             return Ok(());
         }
         let left = deadline
             .saturating_duration_since(Instant::now())
             .min(self.connect_timeout);
-        let zk = Zk::connect(&self.addresses, self.session_timeout, left)
+        let zk = Zk::connect(old.addresses(), old.session_timeout(), left)
             .await
             .map_err(zk_err)?;
         let alive = *self.alive.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((worker_id, restart_count)) = alive {
-            zk.put_ephemeral(
-                &self.znodes.live_worker(worker_id),
-                restart_count.to_string().as_bytes(),
-            )
-            .await
-            .map_err(zk_err)?;
+            self.put_alive(&zk, worker_id, restart_count).await?;
         }
-        warn!(addresses = %self.addresses, "the ZooKeeper session had expired; using a new one");
+        warn!(addresses = %zk.addresses(), "the ZooKeeper session had expired; using a new one");
         *self.zk.lock().unwrap_or_else(|e| e.into_inner()) = zk;
         Ok(())
     }
@@ -109,13 +101,24 @@ impl FaultTolerance {
         worker_id: u32,
         restart_count: u32,
     ) -> Result<(), AgentError> {
-        let path = self.znodes.live_worker(worker_id);
-        self.zk()
-            .put_ephemeral(&path, restart_count.to_string().as_bytes())
-            .await
-            .map_err(zk_err)?;
+        self.put_alive(&self.zk(), worker_id, restart_count).await?;
         *self.alive.lock().unwrap_or_else(|e| e.into_inner()) = Some((worker_id, restart_count));
         Ok(())
+    }
+
+    /// Writes this worker's liveness znode (its restart count) as an ephemeral of `zk`.
+    async fn put_alive(
+        &self,
+        zk: &Zk,
+        worker_id: u32,
+        restart_count: u32,
+    ) -> Result<(), AgentError> {
+        zk.put_ephemeral(
+            &self.znodes.live_worker(worker_id),
+            restart_count.to_string().as_bytes(),
+        )
+        .await
+        .map_err(zk_err)
     }
 
     /// The job master's address; with `newer`, only one announced after the one last used.
@@ -148,7 +151,7 @@ impl FaultTolerance {
             if Instant::now() >= deadline {
                 return Err(AgentError::JobMaster(format!(
                     "no job master announced itself in ZooKeeper at {} ({path})",
-                    self.addresses
+                    self.zk().addresses()
                 )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
