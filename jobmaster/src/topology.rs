@@ -5,9 +5,9 @@
 //! worker list is ordered so that the workers of a datacenter, a rack and a node are
 //! contiguous.
 
-use std::cmp::Ordering;
+use std::collections::HashMap;
 
-use t2_core::topology::{TopologySpec, UNKNOWN};
+use t2_core::topology::{canonical_ip, UNKNOWN};
 use t2_proto::{NodeInfo, WorkerInfo};
 use tonic::Status;
 use tracing::warn;
@@ -49,25 +49,36 @@ impl Master {
     /// The worker list as sent to workers: by datacenter, rack and node (in the lists' order
     /// when the job has lists, else by name), then worker ID.
     pub(crate) fn worker_list(&self) -> Vec<WorkerInfo> {
+        // Each listed node's position, looked up once per worker (not per comparison).
+        let ranks: HashMap<String, usize> = self
+            .cfg
+            .topology
+            .as_ref()
+            .map(|t| {
+                t.nodes()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| (p.node, i))
+                    .rev()
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut list = self.registry.worker_list();
-        list.sort_by(|a, b| order(self.cfg.topology.as_ref(), a, b));
+        list.sort_by_cached_key(|w| {
+            let node = w.node.as_ref();
+            let ip = node.map_or("", |n| n.node_ip.as_str());
+            let rank = canonical_ip(ip)
+                .and_then(|ip| ranks.get(&ip).copied())
+                .unwrap_or(usize::MAX);
+            let field = |f: fn(&NodeInfo) -> &String| node.map(f).cloned().unwrap_or_default();
+            (
+                rank,
+                field(|n| &n.datacenter),
+                field(|n| &n.rack),
+                ip.to_string(),
+                w.worker_id,
+            )
+        });
         list
     }
-}
-
-/// Topology order of two workers.
-fn order(topology: Option<&TopologySpec>, a: &WorkerInfo, b: &WorkerInfo) -> Ordering {
-    let node = |w: &WorkerInfo| w.node.clone().unwrap_or_default();
-    let (na, nb) = (node(a), node(b));
-    let rank = |n: &NodeInfo| {
-        topology
-            .and_then(|t| t.rank(&n.node_ip))
-            .unwrap_or(usize::MAX)
-    };
-    rank(&na)
-        .cmp(&rank(&nb))
-        .then_with(|| na.datacenter.cmp(&nb.datacenter))
-        .then_with(|| na.rack.cmp(&nb.rack))
-        .then_with(|| na.node_ip.cmp(&nb.node_ip))
-        .then_with(|| a.worker_id.cmp(&b.worker_id))
 }

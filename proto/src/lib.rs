@@ -9,16 +9,17 @@
 //! - [`jobmaster`] (re-exported at the crate root) and [`agent`]: the code tonic and prost
 //!   generate from them at build time (`build.rs`, with `protoc` from `protoc-bin-vendored`).
 //! - [`PROTOCOL_VERSION`]: what a worker presents at registration.
-//! - [`table`]: the worker list on the wire: a compact table encoded once, shared by every
-//!   stream, in pieces of at most 1 MiB.
+//! - [`table`]: the worker list on the wire: a compact, compressed table encoded once, shared
+//!   by every stream, in pieces of at most 1 MiB.
 //! - [`limits`]: message-size limits, set from the number of workers where a message grows.
 
 pub mod limits;
 pub mod table;
 
 /// The protocol version a worker must present at registration; bumped on incompatible changes.
-/// Version 2 added `WorkerInfo.agent_port` and the agent service.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version 2 added `WorkerInfo.agent_port` and the agent service; version 3 sends the worker
+/// list with step-encoded columns, zlib-compressed ([`table`]).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Generated code for package `t2.jobmaster.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

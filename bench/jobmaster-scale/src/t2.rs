@@ -58,18 +58,32 @@ impl Shared {
     }
 }
 
-fn port_of(id: u32) -> u32 {
-    20_000 + id
+/// Every worker's port: one container port for all, as on Kubernetes.
+fn port_of(_id: u32) -> u32 {
+    20_000
+}
+
+/// Worker `id`'s pod address, as a large Kubernetes job registers it: an address of its own,
+/// 16 pods a node, each node with a /24 of pod addresses.
+fn host_of(id: u32) -> String {
+    let node = id / 16;
+    format!("10.{}.{}.{}", 64 + node / 256, node % 256, 2 + id % 16)
+}
+
+/// Worker `id`'s node address (`status.hostIP`).
+fn node_of(id: u32) -> String {
+    let node = id / 16;
+    format!("192.168.{}.{}", node / 256, node % 256)
 }
 
 /// What simulated worker `id` registers (and so its entry in the worker list).
 fn info_of(id: u32) -> WorkerInfo {
     WorkerInfo {
         worker_id: id,
-        host: "127.0.0.1".into(),
+        host: host_of(id),
         port: port_of(id),
         node: Some(t2_proto::NodeInfo {
-            node_ip: "127.0.0.1".into(),
+            node_ip: node_of(id),
             ..Default::default()
         }),
         restart_count: 0,
@@ -78,21 +92,31 @@ fn info_of(id: u32) -> WorkerInfo {
     }
 }
 
-/// Checks a full worker list: `n` workers 0..n on 127.0.0.1 with the ports they registered.
-fn check_list(bytes: &[u8], n: u32) -> Result<(), String> {
+/// The worker list the job master must send: every worker as it registered, in its topology
+/// order (workers of a node together, nodes by address, then by worker ID).
+fn expected_workers(n: u32) -> Vec<WorkerInfo> {
+    let mut workers: Vec<WorkerInfo> = (0..n).map(info_of).collect();
+    workers.sort_by_cached_key(|w| (node_of(w.worker_id), w.worker_id));
+    workers
+}
+
+/// Checks that `bytes` decode to `expected`, worker for worker.
+fn check_list(bytes: &[u8], expected: &[WorkerInfo]) -> Result<(), String> {
     let workers = table::decode(bytes).map_err(|e| e.to_string())?;
-    if workers.len() != n as usize {
+    if workers.len() != expected.len() {
         return Err(format!(
-            "worker list has {} workers, not {n}",
-            workers.len()
+            "worker list has {} workers, not {}",
+            workers.len(),
+            expected.len()
         ));
     }
-    for (i, w) in workers.iter().enumerate() {
-        if w.worker_id != i as u32 || w.port != port_of(i as u32) || w.host != "127.0.0.1" {
-            return Err(format!("worker list entry {i} is wrong: {w:?}"));
-        }
+    match workers.iter().zip(expected).position(|(w, e)| w != e) {
+        Some(i) => Err(format!(
+            "worker list entry {i} is {:?}, not {:?}",
+            workers[i], expected[i]
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Starts `t2 jobmaster` for an N-worker job in a temporary T2_HOME; returns it and its address.
@@ -150,8 +174,9 @@ pub async fn run(t2: &str, n: u32, hold: Duration) -> anyhow::Result<serde_json:
     let (mut jm, addr, log_path, spec_interval) = start_jobmaster(t2, n, &home)?;
     let pid = jm.id();
     let job_id = format!("jmscale-{n}");
-    let expected_list = table::encode(&(0..n).map(info_of).collect::<Vec<_>>());
-    check_list(&expected_list, n).map_err(|e| anyhow::anyhow!("the expected list: {e}"))?;
+    let expected = expected_workers(n);
+    let expected_list = table::encode(&expected);
+    check_list(&expected_list, &expected).map_err(|e| anyhow::anyhow!("the expected list: {e}"))?;
     let shared = Arc::new(Shared {
         beaters: Mutex::new(vec![Vec::new(); PHASES]),
         expected_list,
