@@ -108,6 +108,8 @@ pub struct Master {
     /// Something changed since the status was last published (published at the next tick:
     /// 10 000 registrations must not build 10 000 statuses of 10 000 workers).
     pub(crate) status_dirty: bool,
+    /// When the status was last published.
+    pub(crate) published_at: Instant,
     /// The worker list encoded once for every stream, and the registry version it shows.
     pub(crate) list_cache: Option<(u64, bytes::Bytes)>,
     /// The budget of user-message bytes fanned out to workers.
@@ -162,6 +164,7 @@ impl Master {
             pending_lists: BTreeMap::new(),
             board: Arc::new(watch::channel(JobStatus::default()).0),
             status_dirty: true,
+            published_at: now,
             list_cache: None,
             fan_out: FanOut::new(now),
             started: now,
@@ -255,7 +258,7 @@ impl Master {
                 },
                 _ = tick.tick() => {
                     self.on_tick().await;
-                    if self.status_dirty {
+                    if self.status_due() {
                         self.publish_status();
                     }
                     self.report_tick();

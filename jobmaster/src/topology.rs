@@ -49,36 +49,48 @@ impl Master {
     /// The worker list as sent to workers: by datacenter, rack and node (in the lists' order
     /// when the job has lists, else by name), then worker ID.
     pub(crate) fn worker_list(&self) -> Vec<WorkerInfo> {
-        // Each listed node's position, looked up once per worker (not per comparison).
-        let ranks: HashMap<String, usize> = self
-            .cfg
-            .topology
-            .as_ref()
-            .map(|t| {
-                t.nodes()
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, p)| (p.node, i))
-                    .rev()
-                    .collect()
-            })
-            .unwrap_or_default();
         let mut list = self.registry.worker_list();
-        list.sort_by_cached_key(|w| {
-            let node = w.node.as_ref();
-            let ip = node.map_or("", |n| n.node_ip.as_str());
-            let rank = canonical_ip(ip)
-                .and_then(|ip| ranks.get(&ip).copied())
-                .unwrap_or(usize::MAX);
-            let field = |f: fn(&NodeInfo) -> &String| node.map(f).cloned().unwrap_or_default();
-            (
-                rank,
-                field(|n| &n.datacenter),
-                field(|n| &n.rack),
-                ip.to_string(),
-                w.worker_id,
-            )
-        });
+        // Each node's position in the lists, found once per node, not per comparison (the
+        // status watchers see is this list, rebuilt at every tick while workers join).
+        let mut ranks: HashMap<String, usize> = HashMap::new();
+        if let Some(t) = &self.cfg.topology {
+            let listed: HashMap<String, usize> = t
+                .nodes()
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| (p.node, i))
+                .rev()
+                .collect();
+            for w in &list {
+                let ip = node_ip(w);
+                if !ranks.contains_key(ip) {
+                    let rank = canonical_ip(ip).and_then(|c| listed.get(&c).copied());
+                    ranks.insert(ip.to_string(), rank.unwrap_or(usize::MAX));
+                }
+            }
+        }
+        list.sort_unstable_by(|a, b| order_key(&ranks, a).cmp(&order_key(&ranks, b)));
         list
     }
+}
+
+fn node_ip(w: &WorkerInfo) -> &str {
+    w.node.as_ref().map_or("", |n| n.node_ip.as_str())
+}
+
+/// Where worker `w` goes in the list: its node's rank in the lists (unlisted last), its
+/// datacenter, rack and node IP, then its ID.
+fn order_key<'a>(
+    ranks: &HashMap<String, usize>,
+    w: &'a WorkerInfo,
+) -> (usize, &'a str, &'a str, &'a str, u32) {
+    let node = w.node.as_ref();
+    let ip = node_ip(w);
+    (
+        ranks.get(ip).copied().unwrap_or(usize::MAX),
+        node.map_or("", |n| n.datacenter.as_str()),
+        node.map_or("", |n| n.rack.as_str()),
+        ip,
+        w.worker_id,
+    )
 }
