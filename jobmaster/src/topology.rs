@@ -5,6 +5,7 @@
 //! worker list is ordered so that the workers of a datacenter, a rack and a node are
 //! contiguous.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use t2_core::topology::{canonical_ip, UNKNOWN};
@@ -49,10 +50,10 @@ impl Master {
     /// The worker list as sent to workers: by datacenter, rack and node (in the lists' order
     /// when the job has lists, else by name), then worker ID.
     pub(crate) fn worker_list(&self) -> Vec<WorkerInfo> {
-        let mut list = self.registry.worker_list();
-        // Each node's position in the lists, found once per node, not per comparison (the
-        // status watchers see is this list, rebuilt at every tick while workers join).
-        let mut ranks: HashMap<String, usize> = HashMap::new();
+        let workers: Vec<&WorkerInfo> = self.registry.iter().map(|e| &e.info).collect();
+        // Each node's position in the lists, found once per node; each worker's key made once
+        // (the status watchers see is this list, rebuilt while workers join).
+        let mut ranks: HashMap<&str, usize> = HashMap::new();
         if let Some(t) = &self.cfg.topology {
             let listed: HashMap<String, usize> = t
                 .nodes()
@@ -61,16 +62,36 @@ impl Master {
                 .map(|(i, p)| (p.node, i))
                 .rev()
                 .collect();
-            for w in &list {
+            for w in &workers {
                 let ip = node_ip(w);
-                if !ranks.contains_key(ip) {
-                    let rank = canonical_ip(ip).and_then(|c| listed.get(&c).copied());
-                    ranks.insert(ip.to_string(), rank.unwrap_or(usize::MAX));
-                }
+                ranks.entry(ip).or_insert_with(|| {
+                    canonical_ip(ip)
+                        .and_then(|c| listed.get(&c).copied())
+                        .unwrap_or(usize::MAX)
+                });
             }
         }
-        list.sort_unstable_by(|a, b| order_key(&ranks, a).cmp(&order_key(&ranks, b)));
-        list
+        let mut keyed: Vec<_> = workers.iter().map(|w| (order_key(&ranks, w), *w)).collect();
+        keyed.sort_unstable_by(|(a, _), (b, _)| {
+            a.0.cmp(&b.0)
+                .then_with(|| cmp_name(a.1, b.1))
+                .then_with(|| cmp_name(a.2, b.2))
+                .then_with(|| cmp_name(a.3, b.3))
+                .then_with(|| a.4.cmp(&b.4))
+        });
+        keyed.into_iter().map(|(_, w)| w.clone()).collect()
+    }
+}
+
+/// Orders two names; an empty side is decided by length alone. An empty `String` points at no
+/// memory (address 1), and glibc's AVX-512 memcmp, handed that pointer even for zero bytes,
+/// takes ~100 ns a call (a masked load from an unmapped page): sorting 10 000 workers whose
+/// racks are empty took 30 ms instead of 1 ms.
+fn cmp_name(a: &str, b: &str) -> Ordering {
+    if a.is_empty() || b.is_empty() {
+        a.len().cmp(&b.len())
+    } else {
+        a.cmp(b)
     }
 }
 
@@ -81,7 +102,7 @@ fn node_ip(w: &WorkerInfo) -> &str {
 /// Where worker `w` goes in the list: its node's rank in the lists (unlisted last), its
 /// datacenter, rack and node IP, then its ID.
 fn order_key<'a>(
-    ranks: &HashMap<String, usize>,
+    ranks: &HashMap<&str, usize>,
     w: &'a WorkerInfo,
 ) -> (usize, &'a str, &'a str, &'a str, u32) {
     let node = w.node.as_ref();
