@@ -21,6 +21,8 @@ pub const SSH_PORT: u16 = 2222;
 pub const KEEP_LINES: usize = 60;
 /// The longest failure reason taken from mpirun's output.
 const MAX_REASON: usize = 600;
+/// How many dashes at the end of a line make a rule glued to it (OpenMPI's are 74).
+const GLUED_RULE: usize = 20;
 
 /// The hostfile: one line per worker, `HOST slots=N`, in worker order.
 pub fn hostfile(workers: &[WorkerInfo], slots: u32) -> String {
@@ -148,8 +150,22 @@ pub fn daemon_env(scratch: &Path) -> BTreeMap<String, String> {
 pub struct LastLines(VecDeque<String>);
 
 impl LastLines {
-    /// Keeps `line` (and at most [`KEEP_LINES`]).
+    /// Keeps `line` (and at most [`KEEP_LINES`]). A rule glued to the end of a line
+    /// (processes writing to one stderr at once, as "recv(17) failed: …(104)-----" with
+    /// no newline between) is kept as a line of its own, so blocks still pair up.
     pub fn push(&mut self, line: &str) {
+        let text = line.trim_end();
+        let dashes = text.len() - text.trim_end_matches('-').len();
+        if dashes >= GLUED_RULE && dashes < text.len() {
+            let (before, rule) = text.split_at(text.len() - dashes);
+            self.keep(before);
+            self.keep(rule);
+        } else {
+            self.keep(line);
+        }
+    }
+
+    fn keep(&mut self, line: &str) {
         if self.0.len() == KEEP_LINES {
             self.0.pop_front();
         }
@@ -268,6 +284,25 @@ mod tests {
         assert_eq!(
             last.message().as_deref(),
             Some("mpirun noticed that process rank 2 with PID 15210 on node 127.0.0.3 exited on signal 11 (Segmentation fault).")
+        );
+        // A rule glued to another process's line, as seen in CI.
+        let mut glued = LastLines::default();
+        let rule = "-".repeat(74);
+        for l in [
+            rule.as_str(),
+            "WARNING: Open MPI failed to TCP connect to a peer MPI process.  This",
+            "  Message:    connect() to 127.0.0.1:1030 failed",
+            rule.as_str(),
+            &format!("[vm][[12865,1],4][btl_tcp.c:559:mca_btl_tcp_recv_blocking] recv(17) failed: Connection reset by peer (104){rule}"),
+            "mpirun noticed that process rank 3 with PID 24319 on node 127.1.0.3 exited on signal 11 (Segmentation fault).",
+            rule.as_str(),
+            "[vm:24255] 1 more process has sent help message help-mpi-btl-tcp.txt / client connect fail",
+        ] {
+            glued.push(l);
+        }
+        assert_eq!(
+            glued.message().as_deref(),
+            Some("mpirun noticed that process rank 3 with PID 24319 on node 127.1.0.3 exited on signal 11 (Segmentation fault).")
         );
         let mut plain = LastLines::default();
         plain.push("mpirun was unable to launch");
