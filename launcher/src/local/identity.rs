@@ -114,7 +114,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("jobs").join("pi-abc");
         std::fs::create_dir_all(&root).unwrap();
-        let spawn = |cmd: &mut std::process::Command| cmd.spawn().unwrap();
+        // `spawn` returns once the child has exec'd, but the kernel sets the new program's
+        // arguments and environment (what /proc shows) a moment later: wait for them.
+        let spawn = |cmd: &mut std::process::Command| {
+            let child = cmd.spawn().unwrap();
+            let cmdline = format!("/proc/{}/cmdline", child.id());
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::fs::read(&cmdline).map_or(true, |c| c.is_empty()) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{cmdline} stayed empty"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            child
+        };
         // `sh -c 'sleep 30; :' sh ROOT`: a shell whose arguments name the job folder.
         let mut by_arg = spawn(
             std::process::Command::new("sh")
