@@ -220,8 +220,10 @@ impl JobMasterService {
                             }
                         }
                         Some(Ok(_)) => {}
-                        Some(Err(e)) => break format!("stream broke: {}", e.message()),
-                        None => break "stream closed".to_string(),
+                        Some(Err(e)) => {
+                            break format!("its connection to the job master broke ({})", e.message())
+                        }
+                        None => break "it closed its stream to the job master".to_string(),
                     }
                 };
                 if events

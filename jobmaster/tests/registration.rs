@@ -95,6 +95,29 @@ async fn wrong_token_protocol_job_or_id_is_refused_with_a_reason() {
 }
 
 #[tokio::test]
+async fn a_worker_closing_its_stream_is_lost_with_that_reason() {
+    let mut cfg = JobMasterConfig::new("job-c", "t", 1);
+    cfg.max_restarts = 0;
+    let (addr, jm) = start(cfg).await;
+    let (tx, resp) = attach(&addr, register("job-c", "t", PROTOCOL_VERSION, 0)).await;
+    let _stream = resp.unwrap();
+    // The worker ends its side of the stream without saying it finished.
+    drop(tx);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), jm)
+        .await
+        .expect("job master must end")
+        .unwrap();
+    assert_eq!(outcome.state, JobState::JobFailed);
+    assert!(
+        outcome
+            .reason
+            .contains("worker 0 lost: it closed its stream to the job master"),
+        "{}",
+        outcome.reason
+    );
+}
+
+#[tokio::test]
 async fn a_silent_worker_is_declared_lost_and_the_job_fails_past_its_restarts() {
     let mut cfg = JobMasterConfig::new("job-h", "t", 1);
     cfg.heartbeat_interval = Duration::from_millis(50);
