@@ -150,11 +150,17 @@ pub fn daemon_env(scratch: &Path) -> BTreeMap<String, String> {
 pub struct LastLines(VecDeque<String>);
 
 impl LastLines {
-    /// Keeps `line` (and at most [`KEEP_LINES`]). A rule glued to the end of a line
-    /// (processes writing to one stderr at once, as "recv(17) failed: …(104)-----" with
-    /// no newline between) is kept as a line of its own, so blocks still pair up.
+    /// Keeps `line` (and at most [`KEEP_LINES`]). A rule glued to the start or the end of
+    /// a line (processes writing to one stderr at once, as "recv(17) failed: …(104)-----"
+    /// with no newline between) is kept as a line of its own, so blocks still pair up.
     pub fn push(&mut self, line: &str) {
-        let text = line.trim_end();
+        let text = line.trim();
+        let leading = text.len() - text.trim_start_matches('-').len();
+        if leading >= GLUED_RULE && leading < text.len() {
+            let (rule, after) = text.split_at(leading);
+            self.keep(rule);
+            return self.push(after);
+        }
         let dashes = text.len() - text.trim_end_matches('-').len();
         if dashes >= GLUED_RULE && dashes < text.len() {
             let (before, rule) = text.split_at(text.len() - dashes);
@@ -303,6 +309,19 @@ mod tests {
         assert_eq!(
             glued.message().as_deref(),
             Some("mpirun noticed that process rank 3 with PID 24319 on node 127.1.0.3 exited on signal 11 (Segmentation fault).")
+        );
+        // And a rule with another process's line glued after it.
+        let mut before = LastLines::default();
+        for l in [
+            format!("{rule}[vm] recv(17) failed: Connection reset by peer (104)"),
+            "mpirun noticed that process rank 1 exited on signal 11 (Segmentation fault).".into(),
+            rule.clone(),
+        ] {
+            before.push(&l);
+        }
+        assert_eq!(
+            before.message().as_deref(),
+            Some("[vm] recv(17) failed: Connection reset by peer (104) mpirun noticed that process rank 1 exited on signal 11 (Segmentation fault).")
         );
         let mut plain = LastLines::default();
         plain.push("mpirun was unable to launch");
