@@ -128,7 +128,14 @@ where
 fn retriable(e: &ZkOpError) -> bool {
     matches!(
         e,
-        ZkOpError::ConnectionLoss | ZkOpError::Timeout | ZkOpError::Throttled
+        // `Custom`: the session's own transport failure ("Connection reset by peer"), which
+        // requests in flight when the server dies get instead of `ConnectionLoss`. The
+        // session reconnects as it does after a connection loss; every t2 operation is safe
+        // to repeat (writes are unconditional, creates and deletes handle "exists"/"no node").
+        ZkOpError::ConnectionLoss
+            | ZkOpError::Timeout
+            | ZkOpError::Throttled
+            | ZkOpError::Custom(_)
     )
 }
 
@@ -270,9 +277,20 @@ impl Zk {
         }
         self.delete(path).await?;
         let opts = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
-        self.retry("create", path, || self.client.create(path, data, &opts))
+        match self
+            .retry("create", path, || self.client.create(path, data, &opts))
             .await
-            .map(drop)
+        {
+            Ok(_) => Ok(()),
+            // A retried create whose first attempt went through: the znode is this session's.
+            Err(ZkError::Op { cause, .. }) if cause == ZkOpError::NodeExists.to_string() => {
+                match self.get(path).await? {
+                    Some((_, stat)) if stat.ephemeral_owner == self.client.session_id().0 => Ok(()),
+                    _ => Err(self.err("create", path, ZkOpError::NodeExists)),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The data and stat of `path`, or `None` when it does not exist.
