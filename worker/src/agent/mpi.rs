@@ -21,7 +21,7 @@ pub const SSH_PORT: u16 = 2222;
 pub const KEEP_LINES: usize = 60;
 /// The longest failure reason taken from mpirun's output.
 const MAX_REASON: usize = 600;
-/// How many dashes at the end of a line make a rule glued to it (OpenMPI's are 74).
+/// How many dashes at the start or end of a line make a rule glued to it (OpenMPI's are 74).
 const GLUED_RULE: usize = 20;
 
 /// The hostfile: one line per worker, `HOST slots=N`, in worker order.
@@ -155,19 +155,19 @@ impl LastLines {
     /// with no newline between) is kept as a line of its own, so blocks still pair up.
     pub fn push(&mut self, line: &str) {
         let text = line.trim();
-        let leading = text.len() - text.trim_start_matches('-').len();
-        if leading >= GLUED_RULE && leading < text.len() {
-            let (rule, after) = text.split_at(leading);
-            self.keep(rule);
-            return self.push(after);
+        let glued = |dashes: usize| if dashes >= GLUED_RULE { dashes } else { 0 };
+        let lead = glued(text.len() - text.trim_start_matches('-').len());
+        let trail = glued(text.len() - text.trim_end_matches('-').len());
+        if lead == text.len() || (lead == 0 && trail == 0) {
+            // A rule of its own, or a line with no rule glued to it.
+            return self.keep(line);
         }
-        let dashes = text.len() - text.trim_end_matches('-').len();
-        if dashes >= GLUED_RULE && dashes < text.len() {
-            let (before, rule) = text.split_at(text.len() - dashes);
-            self.keep(before);
-            self.keep(rule);
-        } else {
-            self.keep(line);
+        let (rule_before, rest) = text.split_at(lead);
+        let (middle, rule_after) = rest.split_at(rest.len() - trail);
+        for piece in [rule_before, middle, rule_after] {
+            if !piece.is_empty() {
+                self.keep(piece);
+            }
         }
     }
 
