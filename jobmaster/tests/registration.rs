@@ -29,6 +29,17 @@ async fn start(
     (addr, handle)
 }
 
+/// The job master's outcome, which must come within `within`.
+async fn outcome_of(
+    jm: tokio::task::JoinHandle<t2_jobmaster::JobOutcome>,
+    within: Duration,
+) -> t2_jobmaster::JobOutcome {
+    tokio::time::timeout(within, jm)
+        .await
+        .expect("job master must end")
+        .unwrap()
+}
+
 /// Opens a worker stream; returns the sender and the response (or refusal).
 async fn attach(
     addr: &str,
@@ -103,10 +114,7 @@ async fn a_worker_closing_its_stream_is_lost_with_that_reason() {
     let _stream = resp.unwrap();
     // The worker ends its side of the stream without saying it finished.
     drop(tx);
-    let outcome = tokio::time::timeout(Duration::from_secs(10), jm)
-        .await
-        .expect("job master must end")
-        .unwrap();
+    let outcome = outcome_of(jm, Duration::from_secs(10)).await;
     assert_eq!(outcome.state, JobState::JobFailed);
     assert!(
         outcome
@@ -133,10 +141,7 @@ async fn a_silent_worker_is_declared_lost_and_the_job_fails_past_its_restarts() 
     // Registers, then never sends a heartbeat (a hung process keeps its socket open).
     let (_tx, resp) = attach(&addr, register("job-h", "t", PROTOCOL_VERSION, 0)).await;
     let _stream = resp.unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(5), jm)
-        .await
-        .expect("job master must end")
-        .unwrap();
+    let outcome = outcome_of(jm, Duration::from_secs(5)).await;
     assert_eq!(outcome.state, JobState::JobFailed);
     assert!(
         outcome.reason.contains("worker 0 lost: no heartbeat"),
@@ -232,10 +237,7 @@ async fn a_reconnect_replaces_a_stream_the_job_master_still_thinks_alive() {
         // Keep reading so the acknowledgement and the end of the job arrive.
         tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
     }
-    let outcome = tokio::time::timeout(Duration::from_secs(10), jm)
-        .await
-        .expect("job master must end")
-        .unwrap();
+    let outcome = outcome_of(jm, Duration::from_secs(10)).await;
     assert_eq!(outcome.state, JobState::JobCompleted, "{}", outcome.reason);
     drop(old_tx);
 }
